@@ -1,0 +1,163 @@
+"""labels -> concepts -> points -> space: build a :class:`SynonymSpace` with a CLIP model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+
+from .artifact import S3Config, SynonymSpace
+from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concepts, max_text_tokens, token_lengths
+from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
+from .metrics import DEFAULT_METRIC, check_metric
+from .space import SpaceParams, build_space
+from .synonyms import MAX_CONCEPTS, StaticSource, SynonymsLike, clean_concepts, resolve_source
+from .templates import resolve_templates
+
+logger = logging.getLogger(__name__)
+
+
+def check_labels(labels: Sequence[str]) -> list[str]:
+    """Reject an empty list, non-strings, blank labels and (case-insensitive) duplicates."""
+    if isinstance(labels, str):
+        raise InvalidLabelsError(f"candidate labels must be a list of strings, got the single string {labels!r}.")
+    labels = list(labels or [])
+    if not labels:
+        raise InvalidLabelsError("No class labels given: pass at least one label, e.g. ['cat', 'dog'].")
+    for label in labels:
+        if not isinstance(label, str) or not label.strip():
+            raise InvalidLabelsError(f"Every label must be a non-empty string; got {label!r} in {labels!r}.")
+    seen: dict[str, str] = {}
+    for label in labels:
+        key = label.strip().casefold()
+        if key in seen:
+            raise InvalidLabelsError(
+                f"Duplicate labels {seen[key]!r} and {label!r}: each class needs a distinct label. Merge them, "
+                "or list one as a synonym of the other."
+            )
+        seen[key] = label
+    return labels
+
+
+def check_concept_format(concept_format: str) -> str:
+    try:
+        concept_format.format(concept="x", label="y")
+    except (KeyError, IndexError, ValueError) as err:
+        raise TemplateError(
+            f"concept_format {concept_format!r} may only use the fields {{concept}} and {{label}}: {err}"
+        ) from err
+    if "{concept}" not in concept_format:
+        raise TemplateError(f"concept_format {concept_format!r} must contain {{concept}}.")
+    return concept_format
+
+
+def _too_long(tokenizer: Callable[..., Any], texts: list[str], templates: list[str], limit: int) -> list[bool]:
+    """Whether any prompt of each text would be truncated. Exact: the longest template screens, and texts
+    near the limit are checked against every template."""
+    widest = max(templates, key=lambda t: token_lengths(tokenizer, [t.format("")])[0])
+    approx = token_lengths(tokenizer, [widest.format(x) for x in texts])
+    out = []
+    for text, n in zip(texts, approx, strict=True):
+        if n < limit - 4:
+            out.append(False)
+        else:
+            out.append(max(token_lengths(tokenizer, [t.format(text) for t in templates])) > limit)
+    return out
+
+
+def build_synonym_space(
+    model: Any,
+    tokenizer: Callable[..., Any],
+    labels: Sequence[str],
+    synonyms: SynonymsLike = None,
+    *,
+    templates: str | Sequence[str] | None = None,
+    concept_format: str = DEFAULT_CONCEPT_FORMAT,
+    params: SpaceParams | None = None,
+    metric: str = DEFAULT_METRIC,
+    knn_k: int = 3,
+    max_concepts: int = MAX_CONCEPTS,
+    base_model: str | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> SynonymSpace:
+    """Build the synonym space of ``labels`` with a CLIP ``model`` and its ``tokenizer``.
+
+    ``synonyms`` is a mapping ``{label: [synonym, ...]}``, a JSON/YAML file, a :class:`SynonymSource`, or
+    ``None`` for label-only spaces. Concepts whose prompts the tokenizer would truncate are dropped with a
+    warning; a label that is itself too long is an error.
+    """
+    labels = check_labels(labels)
+    templates = resolve_templates(templates)
+    concept_format = check_concept_format(concept_format)
+    params = params or SpaceParams()
+    check_metric(metric)
+    if knn_k < 1:
+        raise InvalidConfigError(f"knn_k must be >= 1, got {knn_k}.")
+    source = resolve_source(synonyms)
+    if isinstance(source, StaticSource):
+        unknown = sorted(set(source.mapping) - set(labels))
+        if unknown:
+            raise SynonymsError(
+                f"The synonyms name labels that are not classes: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}. "
+                f"Class labels are {labels[:10]}{' ...' if len(labels) > 10 else ''}; fix the spelling or remove them."
+            )
+    raw = source.synonyms(labels)
+
+    limit = max_text_tokens(model)
+    label_long = _too_long(tokenizer, labels, templates, limit)
+    if any(label_long):
+        bad = [lab for lab, long in zip(labels, label_long, strict=True) if long]
+        raise InvalidLabelsError(
+            f"Labels {bad[:5]} are too long: with the prompt templates they exceed the text encoder's {limit} "
+            "tokens and would be truncated. Shorten them (put details in synonyms) or use shorter templates."
+        )
+
+    class_concepts: list[list[str]] = []
+    texts: list[str] = []
+    for label in labels:
+        concepts = clean_concepts(label, raw.get(label, []), max_concepts, other_labels=labels)
+        cand = [concept_text(c, label, concept_format) for c in concepts]
+        long = _too_long(tokenizer, cand, templates, limit) if len(cand) > 1 else [False]
+        kept = [c for c, is_long in zip(concepts, long, strict=True) if not is_long]
+        for c, is_long in zip(concepts, long, strict=True):
+            if is_long:
+                logger.warning("Dropping synonym %r of %r: its prompts exceed %d tokens.", c, label, limit)
+        class_concepts.append(kept)
+        texts.extend(concept_text(c, label, concept_format) for c in kept)
+
+    points = encode_concepts(model, tokenizer, texts, templates, batch_size=batch_size, progress=progress)
+    point_class = torch.repeat_interleave(torch.arange(len(labels)), torch.tensor([len(c) for c in class_concepts]))
+    tensors, geoms = build_space(points, point_class, params, progress=progress)
+
+    provenance = {**source.provenance(), "built": datetime.now(UTC).isoformat(timespec="seconds")}
+    classes = []
+    for label, concepts, geom in zip(labels, class_concepts, geoms, strict=True):
+        records = []
+        for concept, kept in zip(concepts, geom.kept.tolist(), strict=True):
+            rec: dict[str, Any] = {"text": concept, "kept": bool(kept)}
+            if not kept:
+                rec["reason"] = f"outside the compact component at radius {geom.radius:.4f}"
+            records.append(rec)
+        classes.append(
+            {"label": label, "concepts": records, "radius": geom.radius, "deaths": geom.deaths, "source": provenance}
+        )
+    config = S3Config(
+        base_model=base_model or str(getattr(model, "name_or_path", "") or "unknown"),
+        base_model_revision=getattr(model.config, "_commit_hash", None),
+        embedding_dim=int(points.shape[1]),
+        class_names=labels,
+        templates=templates,
+        concept_format=concept_format,
+        metric=metric,
+        knn_k=knn_k,
+        radius=params.radius,
+        gap_ratio=params.gap_ratio,
+        min_points=params.min_points,
+        max_dim=params.max_dim,
+        provenance=provenance,
+    )
+    return SynonymSpace(config, classes, tensors)

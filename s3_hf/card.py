@@ -1,0 +1,66 @@
+"""Model cards for synonym-space artifacts, rendered from the Jinja templates in ``hub_cards/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from huggingface_hub import ModelCard, ModelCardData
+
+if TYPE_CHECKING:
+    from .artifact import SynonymSpace
+
+CARD_ROWS = 50
+
+
+def template_path(name: str) -> Path:
+    """A card template, from the installed package or the source tree."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "hub_cards", here.parent / "hub_cards"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"Model-card template {name} is missing from the s3-hf installation.")
+
+
+def _cell(items: list[str]) -> str:
+    return ", ".join(items).replace("|", "/") or "–"
+
+
+def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
+    """The README.md of a synonym-space artifact."""
+    cfg = space.config
+    summary = space.summary()
+    base = cfg.base_model
+    card_data = ModelCardData(
+        library_name="s3-hf",
+        pipeline_tag="zero-shot-image-classification",
+        base_model=base if "/" in base and not Path(base).exists() else None,
+        tags=["s3-hf", "synonym-space", "zero-shot-image-classification", "clip"],
+    )
+    rows = [
+        {"label": r["label"], "kept": _cell(r["kept"]), "dropped": _cell(r["dropped"]), "radius": f"{r['radius']:.4f}"}
+        for r in summary["per_class"][:CARD_ROWS]
+    ]
+    sources = sorted({str(rec.get("source", {}).get("name", "unknown")) for rec in space.classes})
+    card = ModelCard.from_template(
+        card_data,
+        template_str=template_path("synonym_space.md").read_text(encoding="utf-8"),
+        base_model=base,
+        repo_id=repo_id or "path/to/this/space",
+        num_classes=summary["classes"],
+        metric=cfg.metric,
+        library_version=cfg.library_version,
+        points=summary["points"],
+        kept=summary["kept"],
+        dropped=summary["dropped"],
+        num_templates=len(cfg.templates),
+        concept_format=cfg.concept_format,
+        radius_rule=cfg.radius,
+        gap_ratio=cfg.gap_ratio,
+        min_points=cfg.min_points,
+        max_dim=cfg.max_dim,
+        sources=", ".join(sources),
+        rows=rows,
+        truncated=summary["classes"] > CARD_ROWS,
+    )
+    return str(card)

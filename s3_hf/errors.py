@@ -1,0 +1,63 @@
+"""Typed errors. Every message says what was wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class S3Error(Exception):
+    """Base class of every error raised by s3_hf."""
+
+
+class InvalidLabelsError(S3Error, ValueError):
+    """The class labels are empty, duplicated, blank or too long for the tokenizer."""
+
+
+class SynonymsError(S3Error, ValueError):
+    """A synonyms mapping or file is malformed or names labels that are not classes."""
+
+
+class TemplateError(S3Error, ValueError):
+    """A prompt template or template set is invalid."""
+
+
+class InvalidConfigError(S3Error, ValueError):
+    """A build or scoring option (metric, radius rule, ...) is invalid."""
+
+
+class ImageLoadError(S3Error, ValueError):
+    """An input image cannot be read or decoded."""
+
+
+class ArtifactError(S3Error):
+    """Base class of errors about a saved synonym-space artifact."""
+
+
+class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
+    """The artifact folder, Hub repository or one of its files does not exist."""
+
+
+class ArtifactCorruptError(ArtifactError):
+    """An artifact file cannot be parsed (truncated, not JSON, not safetensors)."""
+
+
+class ArtifactShapeError(ArtifactError):
+    """Tensors in an artifact have the wrong shape or dtype, or inconsistent indices."""
+
+
+class ArtifactValueError(ArtifactError):
+    """An artifact holds non-finite or out-of-range values."""
+
+
+class FormatVersionError(ArtifactError):
+    """The artifact was written in a format version this release cannot read."""
+
+
+class ModelMismatchError(ArtifactError):
+    """The artifact was built for another base model or embedding size."""
+
+
+class HubError(S3Error):
+    """Talking to the Hugging Face Hub failed (no token, no network, no access)."""
+
+
+class ModelLoadError(S3Error):
+    """A CLIP checkpoint cannot be loaded."""

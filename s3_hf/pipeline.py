@@ -1,0 +1,246 @@
+"""The ``s3-zero-shot-classification`` pipeline: a superset of transformers' zero-shot-image-classification."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from transformers import AutoModelForZeroShotImageClassification, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY, SUPPORTED_TASKS
+
+from .artifact import SynonymSpace
+from .build import build_synonym_space, check_labels
+from .encoding import DEFAULT_CONCEPT_FORMAT, encode_pixels, load_image, pixel_values
+from .errors import InvalidConfigError, InvalidLabelsError, S3Error, TemplateError
+from .metrics import centre_members, check_metric, nearest_match, score
+from .space import SpaceParams
+from .synonyms import SynonymSource
+from .templates import DEFAULT_TEMPLATE, resolve_templates
+
+TASK = "s3-zero-shot-classification"
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable cache key for synonyms given as a mapping, a file, a source or nothing."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), tuple(v) if not isinstance(v, str) else (v,)) for k, v in value.items()))
+    if isinstance(value, str | os.PathLike):
+        path = os.fspath(value)
+        return ("file", path, os.path.getmtime(path) if os.path.exists(path) else None)
+    return ("source", id(value))
+
+
+class S3ZeroShotImageClassificationPipeline(Pipeline):
+    """Zero-shot image classification against synonym spaces (S^3).
+
+    Accepts everything transformers' ``zero-shot-image-classification`` accepts (an image path, URL, PIL image
+    or a list of them; ``candidate_labels``; ``hypothesis_template``) and returns the same output: per image a
+    list of ``{"score", "label"}`` sorted by score. In addition:
+
+    - ``synonyms``: ``{label: [synonym, ...]}``, a JSON/YAML file or a :class:`SynonymSource`;
+    - ``synonym_space``: a :class:`SynonymSpace`, a local folder or a Hub repo id (``candidate_labels`` then
+      optionally selects a subset of its classes);
+    - ``templates``: a list of prompt templates or a named set (``"imagenet80"``);
+    - ``metric``: one of :data:`s3_hf.metrics.METRICS` (default ``"local_center"``), ``knn_k`` for the kNN metric;
+    - ``top_k``: keep the ``top_k`` best classes; ``return_details``: add per class the matched concept, the
+      kept and dropped concepts and the concepts forming the centre used;
+    - space options ``concept_format``, ``radius``, ``gap_ratio``, ``min_points``, ``max_dim``.
+
+    Spaces built from labels are cached per (labels, synonyms, templates, options): text is encoded once.
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for attr in ("get_image_features", "get_text_features", "logit_scale"):
+            if not hasattr(self.model, attr):
+                raise S3Error(
+                    f"{type(self.model).__name__} is not a CLIP-style dual encoder (it has no {attr}). "
+                    "Use a CLIPModel checkpoint such as openai/clip-vit-base-patch32."
+                )
+        self._spaces: dict[Any, SynonymSpace] = {}
+
+    def __call__(self, image: Any = None, candidate_labels: Sequence[str] | None = None, **kwargs: Any) -> Any:
+        """Classify one image or a list of images. See the class docstring for the options."""
+        if "images" in kwargs:
+            image = kwargs.pop("images")
+        if image is None:
+            raise InvalidLabelsError("No image given: pass an image path, URL or PIL image (or a list of them).")
+        if isinstance(image, list | tuple) and not image:
+            return []
+        return super().__call__(image, candidate_labels=candidate_labels, **kwargs)
+
+    # ------------------------------------------------------------------------------------ space resolution
+    def get_space(
+        self,
+        candidate_labels: Sequence[str] | None = None,
+        synonyms: Any = None,
+        synonym_space: SynonymSpace | str | os.PathLike | None = None,
+        templates: str | Sequence[str] | None = None,
+        hypothesis_template: str | None = None,
+        concept_format: str = DEFAULT_CONCEPT_FORMAT,
+        **space_options: Any,
+    ) -> tuple[SynonymSpace, list[int]]:
+        """The space to score against and the indices of the requested classes in it (built or loaded once)."""
+        if synonym_space is not None:
+            if synonyms is not None or templates is not None or hypothesis_template is not None:
+                raise InvalidConfigError(
+                    "synonym_space already fixes the synonyms and templates; do not pass synonyms=, templates= "
+                    "or hypothesis_template= with it."
+                )
+            key: Any = ("space", id(synonym_space) if isinstance(synonym_space, SynonymSpace) else str(synonym_space))
+            if key not in self._spaces:
+                space = (
+                    synonym_space
+                    if isinstance(synonym_space, SynonymSpace)
+                    else SynonymSpace.from_pretrained(synonym_space)
+                )
+                space.check_model(self.model)
+                self._spaces[key] = space
+            space = self._spaces[key]
+            if candidate_labels is None:
+                return space, list(range(space.num_classes))
+            labels = check_labels(candidate_labels)
+            missing = [lab for lab in labels if lab not in space.labels]
+            if missing:
+                raise InvalidLabelsError(
+                    f"Labels {missing[:10]} are not classes of the synonym space (which has {space.num_classes} "
+                    f"classes, e.g. {space.labels[:5]}). Drop them, or build a new space that includes them."
+                )
+            return space, [space.labels.index(lab) for lab in labels]
+
+        if candidate_labels is None:
+            raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
+        if templates is not None and hypothesis_template is not None:
+            raise TemplateError("Pass either hypothesis_template= or templates=, not both.")
+        labels = check_labels(candidate_labels)
+        tmpl = resolve_templates(templates if templates is not None else hypothesis_template or DEFAULT_TEMPLATE)
+        params = SpaceParams(**space_options)
+        if isinstance(synonyms, Mapping):
+            unknown = sorted(set(synonyms) - set(labels))
+            if unknown:
+                from .errors import SynonymsError
+
+                raise SynonymsError(
+                    f"synonyms names labels that are not among candidate_labels: {unknown[:10]}. "
+                    "Fix the spelling or add them to candidate_labels."
+                )
+        key = ("build", tuple(labels), _freeze(synonyms), tuple(tmpl), concept_format, params)
+        if key not in self._spaces:
+            self._spaces[key] = build_synonym_space(
+                self.model,
+                self.tokenizer,
+                labels,
+                synonyms,
+                templates=tmpl,
+                concept_format=concept_format,
+                params=params,
+            )
+        return self._spaces[key], list(range(len(labels)))
+
+    # ------------------------------------------------------------------------------------ pipeline steps
+    def _sanitize_parameters(
+        self,
+        candidate_labels: Sequence[str] | None = None,
+        hypothesis_template: str | None = None,
+        synonyms: Mapping[str, Sequence[str]] | str | os.PathLike | SynonymSource | None = None,
+        synonym_space: SynonymSpace | str | os.PathLike | None = None,
+        templates: str | Sequence[str] | None = None,
+        metric: str | None = None,
+        knn_k: int | None = None,
+        top_k: int | None = None,
+        return_details: bool = False,
+        timeout: float | None = None,
+        concept_format: str = DEFAULT_CONCEPT_FORMAT,
+        tokenizer_kwargs: dict | None = None,
+        **space_options: Any,
+    ) -> tuple[dict, dict, dict]:
+        unknown = set(space_options) - {"radius", "gap_ratio", "min_points", "max_dim"}
+        if unknown:
+            raise InvalidConfigError(f"Unknown options {sorted(unknown)} for {TASK}.")
+        preprocess = {"timeout": timeout} if timeout is not None else {}
+        if candidate_labels is None and synonym_space is None:
+            return preprocess, {}, {}  # pipeline construction: nothing to resolve yet
+        space, index = self.get_space(
+            candidate_labels, synonyms, synonym_space, templates, hypothesis_template, concept_format, **space_options
+        )
+        metric = check_metric(metric or space.config.metric)
+        k = knn_k or space.config.knn_k
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise InvalidConfigError(f"top_k must be a positive integer, got {top_k!r}.")
+        forward = {"space": space, "index": index, "metric": metric, "k": k, "details": return_details}
+        post = {"space": space, "index": index, "top_k": top_k, "details": return_details}
+        return preprocess, forward, post
+
+    def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
+        pixels = pixel_values(self.image_processor, [load_image(image, timeout=timeout)])
+        return {"pixel_values": pixels.to(self.dtype)}
+
+    def _forward(
+        self,
+        model_inputs: dict[str, torch.Tensor],
+        space: SynonymSpace | None = None,
+        index: list[int] | None = None,
+        metric: str = "local_center",
+        k: int = 3,
+        details: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        if space is None or index is None:
+            raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
+        v = encode_pixels(self.model, model_inputs["pixel_values"])
+        state = space.scoring_state(v.device)
+        cols = torch.tensor(index, device=v.device)
+        logits = self.model.logit_scale.exp().float() * score(v, state, metric, k)[:, cols]
+        out = {"logits": logits}
+        if details:
+            out["matched"] = nearest_match(v, state)[:, cols]
+            out["members"] = centre_members(v, state, metric, k)[:, cols]
+        return out
+
+    def postprocess(
+        self,
+        model_outputs: dict[str, torch.Tensor],
+        space: SynonymSpace | None = None,
+        index: list[int] | None = None,
+        top_k: int | None = None,
+        details: bool = False,
+    ) -> list[dict[str, Any]]:
+        assert space is not None and index is not None
+        probs = model_outputs["logits"][0].float().softmax(-1)
+        order = torch.argsort(probs, descending=True, stable=True).tolist()[: top_k or len(index)]
+        results = []
+        for j in order:
+            c = index[j]
+            entry: dict[str, Any] = {"score": probs[j].item(), "label": space.labels[c]}
+            if details:
+                concepts = space.concepts(c)
+                members = model_outputs["members"][0, j].tolist()
+                entry["details"] = {
+                    "matched_concept": concepts[int(model_outputs["matched"][0, j])],
+                    "kept": space.concepts(c, kept=True),
+                    "dropped": space.concepts(c, kept=False),
+                    "centre": [concepts[i] for i, on in enumerate(members[: len(concepts)]) if on],
+                }
+            results.append(entry)
+        return results
+
+
+def register() -> None:
+    """Register the task with transformers (done on ``import s3_hf``)."""
+    if TASK in PIPELINE_REGISTRY.supported_tasks:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK,
+        pipeline_class=S3ZeroShotImageClassificationPipeline,
+        pt_model=AutoModelForZeroShotImageClassification,
+        default=SUPPORTED_TASKS["zero-shot-image-classification"]["default"],
+        type="multimodal",
+    )
