@@ -351,17 +351,17 @@ def _download(
                 f"Hub repo {repo_id!r} (revision {revision or 'main'}) was not found or is private. Check the "
                 "name, or log in with `hf auth login` for private repos."
             ) from err
-        except EntryNotFoundError as err:
-            if name == CARD_NAME:
-                continue
-            raise ArtifactNotFoundError(
-                f"Hub repo {repo_id!r} has no {name}: it is not an s3-hf synonym space."
-            ) from err
         except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
             raise ArtifactNotFoundError(
                 f"{repo_id!r} is not a local folder and its {name} is not in the Hub cache, and the Hub cannot "
                 "be reached (offline or HF_HUB_OFFLINE=1). Download it once with network access, or pass a "
                 "local folder written by `s3 build`."
+            ) from err
+        except EntryNotFoundError as err:  # after LocalEntryNotFoundError, its subclass
+            if name == CARD_NAME:
+                continue
+            raise ArtifactNotFoundError(
+                f"Hub repo {repo_id!r} has no {name}: it is not an s3-hf synonym space."
             ) from err
         except (HfHubHTTPError, OSError) as err:
             raise HubError(f"Downloading {name} from {repo_id!r} failed: {err}. Check your network.") from err

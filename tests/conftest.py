@@ -81,3 +81,19 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         Image.fromarray(np.asarray(arr)).save(path)
         out.append(path)
     return out
+
+
+SYNONYMS = {
+    "cat": ["domestic cat", "house cat", "kitty", "tabby", "feline"],
+    "dog": ["puppy", "hound", "canine", "pooch"],
+    "airplane": ["aeroplane", "plane", "airliner", "jet"],
+}
+
+
+@pytest.fixture(scope="session")
+def small_space(tiny_model, tiny_clip_dir):
+    """A space over three classes with synonyms, built with the tiny model."""
+    from s3_hf import build_synonym_space
+
+    model, tokenizer = tiny_model
+    return build_synonym_space(model, tokenizer, list(SYNONYMS), SYNONYMS, base_model=str(tiny_clip_dir))

@@ -1,0 +1,307 @@
+"""The ``s3`` command: build, classify, inspect, push and demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidLabelsError, ModelLoadError, S3Error
+from .metrics import DEFAULT_METRIC, METRICS
+
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+logger = logging.getLogger("s3_hf")
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_pipeline(model: str, device: str = "auto") -> Any:
+    """The S^3 pipeline for a Hub id or local CLIP folder, with an actionable error when it cannot load."""
+    import transformers
+
+    from .pipeline import TASK
+
+    try:
+        return transformers.pipeline(TASK, model=model, device=_device(device))
+    except (OSError, ValueError) as err:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+        raise ModelLoadError(
+            f"Could not load the CLIP model {model!r}: {str(err).splitlines()[0]}\n"
+            + ("HF_HUB_OFFLINE is set, so nothing is downloaded. " if offline else "")
+            + "Without network access, point --model at a local CLIP checkpoint: a folder holding config.json, "
+            "model.safetensors, the tokenizer files and preprocessor_config.json (for example one written by "
+            "CLIPModel.save_pretrained or `hf download openai/clip-vit-base-patch32 --local-dir clip`)."
+        ) from err
+
+
+def read_labels(value: str) -> list[str]:
+    """Labels from a file (one per line, or a JSON list) or a comma-separated string."""
+    path = Path(value)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            labels = json.loads(text)
+            if not isinstance(labels, list):
+                raise InvalidLabelsError(f"{path} must hold a JSON list of labels.")
+            return [str(x) for x in labels]
+        return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if os.sep in value or value.endswith((".txt", ".json")):
+        raise InvalidLabelsError(f"Labels file {value} does not exist.")
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+def _radius(value: str) -> str | float | None:
+    if value.lower() == "none":
+        return None
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError("radius must be 'auto', 'none' or a number") from err
+
+
+def _templates(value: str | None) -> Any:
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return value
+
+
+# --------------------------------------------------------------------------------------------- commands
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build_synonym_space
+    from .space import SpaceParams
+
+    labels = read_labels(args.labels)
+    pipe = load_pipeline(args.model, args.device)
+    space = build_synonym_space(
+        pipe.model,
+        pipe.tokenizer,
+        labels,
+        args.synonyms,
+        templates=_templates(args.templates),
+        concept_format=args.concept_format,
+        params=SpaceParams(args.radius, args.gap_ratio, args.min_points, args.max_dim),
+        metric=args.metric,
+        max_concepts=args.max_concepts,
+        base_model=args.model,
+        batch_size=args.batch_size,
+        progress=True,
+    )
+    out = space.save_pretrained(args.out)
+    s = space.summary()
+    print(f"Wrote {out}: {s['classes']} classes, {s['points']} concepts ({s['dropped']} pruned).")
+    return 0
+
+
+def _images(paths: list[str]) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(
+                str(f) for f in sorted(path.iterdir()) if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+            )
+        else:
+            out.append(p)
+    return out
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    print("  ".join("-" * widths[c] for c in columns))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in columns))
+
+
+def _compare(pipe: Any, images: list[Any], names: list[str], kwargs: dict[str, Any], metric: str, top_k: int) -> list:
+    s3 = pipe(images, metric=metric, top_k=top_k, return_details=True, **kwargs)
+    clip = pipe(images, metric="label", top_k=top_k, **kwargs)
+    if len(images) == 1:
+        s3, clip = [s3], [clip]
+    return [
+        {
+            "image": name,
+            "s3": a,
+            "clip": b,
+        }
+        for name, a, b in zip(names, s3, clip, strict=True)
+    ]
+
+
+def _report(results: list[dict[str, Any]], metric: str, as_json: bool, truth: dict[str, str] | None = None) -> None:
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    rows = []
+    for r in results:
+        top, clip = r["s3"][0], r["clip"][0]
+        row = {
+            "image": r["image"],
+            f"S^3 ({metric})": f"{top['label']} ({top['score']:.2f})",
+            "matched concept": top["details"]["matched_concept"],
+            "CLIP (label)": f"{clip['label']} ({clip['score']:.2f})",
+        }
+        if truth is not None:
+            row = {
+                "image": r["image"],
+                "true class": truth[r["image"]],
+                **{k: v for k, v in row.items() if k != "image"},
+            }
+        rows.append(row)
+    _print_table(rows, list(rows[0]))
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    if (args.space is None) == (args.labels is None):
+        raise InvalidLabelsError("Pass exactly one of --space (an artifact folder or Hub id) or --labels.")
+    pipe = load_pipeline(args.model, args.device)
+    kwargs: dict[str, Any] = {"batch_size": args.batch_size}
+    if args.space is not None:
+        kwargs["synonym_space"] = args.space
+    else:
+        kwargs.update(candidate_labels=read_labels(args.labels), synonyms=args.synonyms)
+        kwargs["templates"] = _templates(args.templates)
+    images = _images(args.images)
+    metric = args.metric or DEFAULT_METRIC
+    _report(_compare(pipe, images, images, kwargs, metric, args.top_k), metric, args.json)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DEMO_PHOTOS, DEMO_SYNONYMS, demo_photos
+
+    pipe = load_pipeline(args.model, args.device)
+    photos = demo_photos()
+    kwargs = {"candidate_labels": list(DEMO_SYNONYMS), "synonyms": DEMO_SYNONYMS}
+    results = _compare(pipe, list(photos.values()), list(photos), kwargs, args.metric, 3)
+    print(f"Model: {args.model}\n")
+    _report(results, args.metric, args.json, truth=DEMO_PHOTOS)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .artifact import SynonymSpace
+
+    space = SynonymSpace.from_pretrained(args.space, revision=args.revision)
+    s = space.summary()
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    print(f"Synonym space for {s['base_model']} (metric {s['metric']}, radius rule {s['radius_rule']})")
+    simplices = ", ".join(f"{n} with {k} vertices" for k, n in sorted(s["simplices"].items()))
+    print(
+        f"{s['classes']} classes, {s['points']} concepts: {s['kept']} kept, {s['dropped']} pruned; "
+        f"{s['embedding_dim']}-d points, {s['templates']} templates; simplices: {simplices}\n"
+    )
+    rows = [
+        {
+            "class": r["label"],
+            "radius": f"{r['radius']:.4f}",
+            "kept": ", ".join(r["kept"]),
+            "pruned": ", ".join(r["dropped"]) or "-",
+        }
+        for r in s["per_class"][: args.limit]
+    ]
+    _print_table(rows, ["class", "radius", "kept", "pruned"])
+    if len(s["per_class"]) > args.limit:
+        print(f"... {len(s['per_class']) - args.limit} more classes (--limit N to show more)")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .artifact import SynonymSpace
+
+    space = SynonymSpace.from_pretrained(args.folder)
+    url = space.push_to_hub(args.repo_id, token=args.token, private=args.private)
+    print(f"Pushed to {url}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s3", description="S^3 synonym-space zero-shot image classification.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default=DEFAULT_MODEL, help=f"Hub id or local CLIP folder (default {DEFAULT_MODEL})")
+        p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+        p.add_argument("--batch-size", type=int, default=32)
+
+    metric_help = f"one of {', '.join(METRICS)}"
+    b = sub.add_parser("build", help="labels (+ synonyms) -> synonym-space artifact folder")
+    b.add_argument("labels", help="labels file (one per line, or a JSON list) or comma-separated labels")
+    b.add_argument("--synonyms", help="JSON/YAML file mapping each label to its synonyms (default: label only)")
+    b.add_argument("--out", required=True, help="artifact folder to write")
+    b.add_argument("--templates", help="a template with {}, a file with one per line, or a set name (imagenet80)")
+    b.add_argument("--concept-format", default="{concept}, which is a {label}")
+    b.add_argument("--metric", default=DEFAULT_METRIC, choices=list(METRICS), help=f"default metric: {metric_help}")
+    b.add_argument("--radius", type=_radius, default="auto", help="'auto' (default), a number, or 'none'")
+    b.add_argument("--gap-ratio", type=float, default=1.5)
+    b.add_argument("--min-points", type=int, default=4)
+    b.add_argument("--max-dim", type=int, default=2)
+    b.add_argument("--max-concepts", type=int, default=10)
+    model_args(b)
+    b.set_defaults(func=cmd_build)
+
+    c = sub.add_parser("classify", help="classify images with S^3, next to vanilla CLIP")
+    c.add_argument("images", nargs="+", help="image files, folders or URLs")
+    c.add_argument("--space", help="synonym-space folder or Hub id")
+    c.add_argument("--labels", help="labels file or comma-separated labels (instead of --space)")
+    c.add_argument("--synonyms", help="JSON/YAML synonyms file (with --labels)")
+    c.add_argument("--templates", help="with --labels: a template, a file or a set name")
+    c.add_argument("--metric", choices=list(METRICS), help="default: the space's metric (local_center)")
+    c.add_argument("--top-k", type=int, default=5)
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    model_args(c)
+    c.set_defaults(func=cmd_classify)
+
+    d = sub.add_parser("demo", help="classify scikit-image's sample photos with S^3 and vanilla CLIP")
+    d.add_argument("--metric", default=DEFAULT_METRIC, choices=list(METRICS))
+    d.add_argument("--json", action="store_true")
+    model_args(d)
+    d.set_defaults(func=cmd_demo)
+
+    i = sub.add_parser("inspect", help="summarise a synonym space: classes, kept and pruned concepts, radii")
+    i.add_argument("space", help="artifact folder or Hub id")
+    i.add_argument("--revision")
+    i.add_argument("--limit", type=int, default=20, help="classes to list (default 20)")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("push", help="upload an artifact folder to a Hub model repo")
+    p.add_argument("folder")
+    p.add_argument("repo_id", help="e.g. your-name/imagenet-s3-vitb32")
+    p.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(func=cmd_push)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except S3Error as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
