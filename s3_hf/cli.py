@@ -131,8 +131,6 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 def _compare(pipe: Any, images: list[Any], names: list[str], kwargs: dict[str, Any], metric: str, top_k: int) -> list:
     s3 = pipe(images, metric=metric, top_k=top_k, return_details=True, **kwargs)
     clip = pipe(images, metric="label", top_k=top_k, **kwargs)
-    if len(images) == 1:
-        s3, clip = [s3], [clip]
     return [
         {
             "image": name,

@@ -62,8 +62,9 @@ def tiny_model(tiny_clip_dir: Path):
 
 @pytest.fixture(scope="session")
 def s3_pipe(tiny_clip_dir: Path):
-    import s3_hf
     from transformers import pipeline
+
+    import s3_hf
 
     return pipeline(s3_hf.TASK, model=str(tiny_clip_dir))
 
@@ -75,7 +76,13 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
     folder = tmp_path_factory.mktemp("photos")
     out = []
-    for name, ext in [("chelsea", "jpg"), ("coffee", "png"), ("astronaut", "jpg"), ("rocket", "png"), ("camera", "png")]:
+    for name, ext in [
+        ("chelsea", "jpg"),
+        ("coffee", "png"),
+        ("astronaut", "jpg"),
+        ("rocket", "png"),
+        ("camera", "png"),
+    ]:
         arr = getattr(data, name)()
         path = folder / f"{name}.{ext}"
         Image.fromarray(np.asarray(arr)).save(path)

@@ -32,7 +32,9 @@ class FakeHub:
         repo = self.repos.get(m["repo"])
         if repo is None:
             return httpx2.Response(
-                401, headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}, request=request
+                401,
+                headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"},
+                request=request,
             )
         if m["rev"] not in ("main", COMMIT):
             return httpx2.Response(404, headers={"X-Error-Code": "RevisionNotFound"}, request=request)

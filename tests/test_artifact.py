@@ -75,7 +75,7 @@ def test_from_pretrained_hub_id_through_fake_transport(small_space, tmp_path, mo
             SynonymSpace.from_pretrained("org/missing", cache_dir=tmp_path / "cache")
         incomplete = {k: v for k, v in files.items() if k != SYNONYMS_NAME}
         hub.repos["org/incomplete"] = incomplete
-        with pytest.raises(ArtifactNotFoundError, match="synonyms.json"):
+        with pytest.raises(ArtifactNotFoundError, match=r"synonyms\.json"):
             SynonymSpace.from_pretrained("org/incomplete", cache_dir=tmp_path / "cache")
     # offline again: the cached copy still loads, an uncached repo says how to fix it
     assert_same(small_space, SynonymSpace.from_pretrained("org/pets-s3", cache_dir=tmp_path / "cache"))
@@ -136,7 +136,7 @@ def _edit_tensors(folder: Path, **changes) -> None:
 
 def test_missing_file(saved):
     (saved / SYNONYMS_NAME).unlink()
-    with pytest.raises(ArtifactNotFoundError, match="synonyms.json"):
+    with pytest.raises(ArtifactNotFoundError, match=r"synonyms\.json"):
         SynonymSpace.from_pretrained(saved)
 
 

@@ -120,7 +120,9 @@ def test_vectorised_metrics_match_reference(metric, seed):
 def test_knn_matches_reference(k):
     t, v = random_space(3)
     state = ScoringState.from_space(t, dtype=torch.float64)
-    torch.testing.assert_close(score(v, state, "local_center_knn", k=k), reference(v, t, "local_center_knn", k), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        score(v, state, "local_center_knn", k=k), reference(v, t, "local_center_knn", k), atol=1e-6, rtol=0
+    )
 
 
 def slsqp_distance2(v: np.ndarray, x: np.ndarray) -> float:

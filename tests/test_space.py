@@ -48,7 +48,9 @@ def test_space_tensors_neighbourhoods_and_centres():
     assert torch.allclose(t.local_centres[3], torch.tensor(arc(27.5)[0], dtype=torch.float32), atol=1e-6)
     assert torch.all(t.local_centres[4] == 0)
     mean = arc(0, 10, 20, 35).mean(0)
-    assert torch.allclose(t.global_centres[0], torch.tensor(mean / np.linalg.norm(mean), dtype=torch.float32), atol=1e-6)
+    assert torch.allclose(
+        t.global_centres[0], torch.tensor(mean / np.linalg.norm(mean), dtype=torch.float32), atol=1e-6
+    )
     # second class has two points: fewer than min_points, never pruned, radius is their distance
     assert t.radius.tolist() == pytest.approx([chord(15), chord(2)])
     assert t.kept.tolist() == [True, True, True, True, False, True, True]

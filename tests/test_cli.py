@@ -1,0 +1,85 @@
+"""The s3 command end to end on a tiny local checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SYNONYMS
+from huggingface_hub import HfApi
+
+from s3_hf.cli import main
+
+
+@pytest.fixture
+def files(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("# classes\ncat\ndog\nairplane\n")
+    syn = tmp_path / "synonyms.yaml"
+    syn.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in SYNONYMS.items()))
+    return labels, syn
+
+
+def test_build_inspect_classify(files, tmp_path, tiny_clip_dir, photos, capsys):
+    labels, syn = files
+    out = tmp_path / "space"
+    assert main(["build", str(labels), "--synonyms", str(syn), "--out", str(out), "--model", str(tiny_clip_dir)]) == 0
+    assert "3 classes" in capsys.readouterr().out
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 classes, 16 concepts" in text and "domestic cat" in text
+    assert main(["inspect", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["classes"] == 3
+
+    args = ["classify", str(photos[0]), str(photos[1]), "--model", str(tiny_clip_dir), "--json"]
+    assert main([*args, "--space", str(out)]) == 0
+    from_space = json.loads(capsys.readouterr().out)
+    assert main([*args, "--labels", str(labels), "--synonyms", str(syn)]) == 0
+    from_labels = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in from_space] == [str(photos[0]), str(photos[1])]
+    for a, b in zip(from_space, from_labels, strict=True):
+        assert [x["label"] for x in a["s3"]] == [x["label"] for x in b["s3"]]
+        assert {x["label"] for x in a["clip"]} == {"cat", "dog", "airplane"}
+    assert main(["classify", str(photos[0]), "--model", str(tiny_clip_dir), "--labels", "cat,dog"]) == 0
+    assert "S^3 (local_center)" in capsys.readouterr().out
+
+
+def test_demo_runs_on_a_local_checkpoint(tiny_clip_dir, capsys):
+    assert main(["demo", "--model", str(tiny_clip_dir)]) == 0
+    out = capsys.readouterr().out
+    for name in ("chelsea", "coffee", "astronaut", "rocket", "camera"):
+        assert name in out
+    assert "CLIP (label)" in out
+
+
+def test_unavailable_model_explains_what_to_do(capsys):
+    assert main(["demo", "--model", "openai/clip-vit-base-patch32"]) == 2
+    err = capsys.readouterr().err
+    assert "point --model at a local CLIP checkpoint" in err
+
+
+def test_errors_are_reported_not_raised(tmp_path, tiny_clip_dir, capsys):
+    assert main(["inspect", str(tmp_path / "nope")]) == 2
+    assert "error:" in capsys.readouterr().err
+    bad = tmp_path / "labels.txt"
+    bad.write_text("cat\ncat\n")
+    assert main(["build", str(bad), "--out", str(tmp_path / "o"), "--model", str(tiny_clip_dir)]) == 2
+    assert "Duplicate" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_push(files, tmp_path, tiny_clip_dir, monkeypatch, capsys):
+    labels, _ = files
+    out = tmp_path / "space"
+    main(["build", str(labels), "--out", str(out), "--model", str(tiny_clip_dir)])
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert main(["push", str(out), "org/space"]) == 2
+    assert "hf auth login" in capsys.readouterr().err
+    uploaded = {}
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: type("U", (), {"repo_id": repo_id})())
+    monkeypatch.setattr(
+        HfApi, "upload_folder", lambda self, **kw: uploaded.update(kw) or type("I", (), {"commit_url": "url"})()
+    )
+    assert main(["push", str(out), "org/space", "--token", "hf_x"]) == 0
+    assert uploaded["repo_id"] == "org/space"
