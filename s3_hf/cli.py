@@ -1,4 +1,4 @@
-"""The ``s3`` command: build, classify, inspect, push and demo."""
+"""The ``s3`` command: synonyms, build, classify, inspect, push and demo."""
 
 from __future__ import annotations
 
@@ -60,6 +60,25 @@ def read_labels(value: str) -> list[str]:
     return [x.strip() for x in value.split(",") if x.strip()]
 
 
+def read_label_table(value: str) -> tuple[list[str], list[str] | None]:
+    """Labels plus, when given, their WordNet ids. A ``.tsv``/``.csv`` file with a header takes labels from
+    its ``label``, ``clip_name`` or ``name`` column and ids from a ``wnid`` column; anything else goes through
+    :func:`read_labels`."""
+    path = Path(value)
+    if path.is_file() and path.suffix.lower() in (".tsv", ".csv"):
+        import csv
+
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        columns = rows[0].keys() if rows else []
+        col = next((c for c in ("label", "clip_name", "name", "class") if c in columns), None)
+        if col is None:
+            raise InvalidLabelsError(f"{path} needs a header with a 'label', 'clip_name' or 'name' column.")
+        ids = [r["wnid"].strip() for r in rows] if "wnid" in columns else None
+        return [r[col].strip() for r in rows], ids
+    return read_labels(value), None
+
+
 def _radius(value: str) -> str | float | None:
     if value.lower() == "none":
         return None
@@ -85,7 +104,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .build import build_synonym_space
     from .space import SpaceParams
 
-    labels = read_labels(args.labels)
+    if args.labels is not None:
+        labels, _ = read_label_table(args.labels)
+    elif args.synonyms is not None:
+        from .synonyms import read_synonyms_file
+
+        labels = list(read_synonyms_file(args.synonyms)[0])
+    else:
+        raise InvalidLabelsError("Pass a labels file, or --synonyms FILE whose classes are the labels.")
     pipe = load_pipeline(args.model, args.device)
     space = build_synonym_space(
         pipe.model,
@@ -192,6 +218,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def make_source(args: argparse.Namespace, senses: dict[str, str]) -> Any:
+    """The synonym source named on the command line."""
+    from .synonyms import OpenAICompatSource, TransformersChatSource, WordNetSource
+
+    common = {"max_synonyms": args.max_synonyms}
+    if args.source == "wordnet":
+        return WordNetSource(senses=senses, ambiguous=args.ambiguous, **common)
+    llm = {**common, "domain": args.domain, "cache": False if args.no_cache else True, "progress": True}
+    if args.source == "openai":
+        if not args.model:
+            raise InvalidLabelsError("--source openai needs --model (the endpoint's model name).")
+        return OpenAICompatSource(
+            args.model, args.base_url, api_key_env=args.api_key_env, concurrency=args.concurrency, **llm
+        )
+    if not args.model:
+        raise InvalidLabelsError("--source transformers needs --model (a Hub id or local folder of a chat LM).")
+    device = None if args.device == "auto" else args.device
+    return TransformersChatSource(args.model, device=device, batch_size=args.batch_size, **llm)
+
+
+def cmd_synonyms(args: argparse.Namespace) -> int:
+    from .build import check_labels
+    from .synonyms import clean_concepts, write_synonyms_file
+
+    labels, ids = read_label_table(args.labels)
+    senses = dict(zip(labels, ids, strict=True)) if ids else {}
+    if ids and len({x.casefold() for x in labels}) < len(labels):
+        from .synonyms import WordNetSource
+
+        labels, senses = WordNetSource().unique_labels(labels, ids)
+    check_labels(labels)
+    source = make_source(args, senses)
+    raw = source.synonyms(labels)
+    mapping = {label: clean_concepts(label, raw.get(label, []), args.max_synonyms, labels)[1:] for label in labels}
+    empty = [label for label, syn in mapping.items() if not syn]
+    out = write_synonyms_file(args.out, mapping, source.provenance(), fallback=empty)
+    counts = [len(v) for v in mapping.values()]
+    print(
+        f"Wrote {out}: {len(labels)} labels, {sum(counts)} synonyms "
+        f"({sum(counts) / max(len(labels), 1):.1f} per label, max {max(counts, default=0)}); "
+        f"{len(empty)} label-only{': ' + ', '.join(empty[:10]) + (' ...' if len(empty) > 10 else '') if empty else ''}."
+    )
+    print(f"Review and edit it, then: s3 build --synonyms {out} --out my-space")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .artifact import SynonymSpace
 
@@ -243,7 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     metric_help = f"one of {', '.join(METRICS)}"
     b = sub.add_parser("build", help="labels (+ synonyms) -> synonym-space artifact folder")
-    b.add_argument("labels", help="labels file (one per line, or a JSON list) or comma-separated labels")
+    b.add_argument(
+        "labels",
+        nargs="?",
+        help="labels file (.txt, .json, .tsv) or comma-separated labels; default: the classes of --synonyms",
+    )
     b.add_argument("--synonyms", help="JSON/YAML file mapping each label to its synonyms (default: label only)")
     b.add_argument("--out", required=True, help="artifact folder to write")
     b.add_argument("--templates", help="a template with {}, a file with one per line, or a set name (imagenet80)")
@@ -274,6 +350,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
     model_args(d)
     d.set_defaults(func=cmd_demo)
+
+    y = sub.add_parser("synonyms", help="labels -> a human-editable synonyms file (WordNet or an LLM)")
+    y.add_argument("labels", help="labels file (.txt, .json, or .tsv/.csv with a label/clip_name and wnid column)")
+    y.add_argument("--source", choices=["wordnet", "transformers", "openai"], default="wordnet")
+    y.add_argument("--out", required=True, help="synonyms file to write (.yaml or .json)")
+    y.add_argument("--max-synonyms", type=int, default=10)
+    y.add_argument("--model", help="LLM: Hub id or folder (transformers), model name (openai)")
+    y.add_argument("--base-url", help="openai: endpoint base URL (default $OPENAI_BASE_URL or api.openai.com)")
+    y.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable with the key")
+    y.add_argument("--concurrency", type=int, default=4, help="openai: requests in flight")
+    y.add_argument("--domain", help="LLM: what the dataset is about, e.g. 'aircraft models'")
+    y.add_argument("--ambiguous", choices=["first", "label-only", "error"], default="first", help="wordnet")
+    y.add_argument("--no-cache", action="store_true", help="LLM: ignore and do not write the on-disk cache")
+    y.add_argument("--device", default="auto")
+    y.add_argument("--batch-size", type=int, default=8, help="transformers: labels per generate call")
+    y.set_defaults(func=cmd_synonyms)
 
     i = sub.add_parser("inspect", help="summarise a synonym space: classes, kept and pruned concepts, radii")
     i.add_argument("space", help="artifact folder or Hub id")

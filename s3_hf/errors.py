@@ -61,3 +61,11 @@ class HubError(S3Error):
 
 class ModelLoadError(S3Error):
     """A CLIP checkpoint cannot be loaded."""
+
+
+class SynonymSourceError(S3Error):
+    """A synonym source is misconfigured (bad credentials, unknown model, unreachable server)."""
+
+
+class WordNetMissingError(SynonymSourceError):
+    """The WordNet corpus is not installed."""

@@ -16,15 +16,23 @@ from PIL import Image
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-def make_tiny_clip(path: Path, seed: int = 0, projection_dim: int = 16) -> Path:
-    """Save a tiny random CLIPModel with a character-level CLIP tokenizer and a 32px image processor."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+def char_tokenizer(model_max_length: int = 77):
+    """A character-level CLIP tokenizer (lower-case letters, digits, punctuation)."""
+    from transformers import CLIPTokenizer
 
     chars = string.ascii_lowercase + string.digits + string.punctuation
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
     vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+
+
+def make_tiny_clip(path: Path, seed: int = 0, projection_dim: int = 16) -> Path:
+    """Save a tiny random CLIPModel with a character-level CLIP tokenizer and a 32px image processor."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    tokenizer = char_tokenizer()
+    vocab = tokenizer.get_vocab()
     eos = vocab["<|endoftext|>"]
     layers = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
     config = CLIPConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import SYNONYMS
@@ -83,3 +84,45 @@ def test_push(files, tmp_path, tiny_clip_dir, monkeypatch, capsys):
     )
     assert main(["push", str(out), "org/space", "--token", "hf_x"]) == 0
     assert uploaded["repo_id"] == "org/space"
+
+
+def test_synonyms_then_build(tmp_path, tiny_clip_dir, capsys):
+    from s3_hf.errors import WordNetMissingError
+    from s3_hf.synonyms import WordNetSource, read_synonyms_file
+
+    try:
+        WordNetSource()
+    except WordNetMissingError as err:
+        if os.environ.get("S3_REQUIRE_WORDNET"):
+            raise
+        pytest.skip(f"WordNet corpus not installed here ({err})")
+    table = tmp_path / "classes.tsv"
+    table.write_text(
+        "index\twnid\tclip_name\n0\tn01440764\ttench\n1\tn02691156\tairplane\n"
+        "2\tn03773504\tmissile\n3\tn04008634\tmissile\n"
+    )
+    out = tmp_path / "syn.yaml"
+    assert main(["synonyms", str(table), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 labels" in printed and "s3 build --synonyms" in printed
+    mapping, prov = read_synonyms_file(out)
+    assert list(mapping) == ["tench", "airplane", "missile", "projectile"]
+    assert mapping["tench"] == ["Tinca tinca"] and "aeroplane" in mapping["airplane"]
+    assert prov["name"] == "wordnet"
+    # edit, then build from the file alone
+    out.write_text(out.read_text().replace("- Tinca tinca", "- Tinca tinca\n  - doctor fish"))
+    space_dir = tmp_path / "space"
+    assert main(["build", "--synonyms", str(out), "--out", str(space_dir), "--model", str(tiny_clip_dir)]) == 0
+    from s3_hf import SynonymSpace
+
+    space = SynonymSpace.from_pretrained(space_dir)
+    assert space.labels == ["tench", "airplane", "missile", "projectile"]
+    assert space.concepts(0) == ["tench", "Tinca tinca", "doctor fish"]
+    assert space.classes[0]["source"]["generated_by"]["name"] == "wordnet"
+
+
+def test_synonyms_llm_needs_a_model(tmp_path, capsys):
+    labels = tmp_path / "l.txt"
+    labels.write_text("cat\ndog\n")
+    assert main(["synonyms", str(labels), "--source", "openai", "--out", str(tmp_path / "s.yaml")]) == 2
+    assert "--model" in capsys.readouterr().err

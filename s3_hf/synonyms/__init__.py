@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+from ..errors import SynonymSourceError, WordNetMissingError
 from .base import MAX_CONCEPTS, SynonymSource, clean_concepts
-from .static import LabelOnlySource, StaticSource, read_synonyms_file
+from .llm import PROMPT_VERSION, LLMSource, TransformersChatSource, build_messages
+from .openai_compat import OpenAICompatSource
+from .parsing import parse_answer
+from .static import LabelOnlySource, StaticSource, read_synonyms_file, write_synonyms_file
+from .wordnet import WordNetSource
 
 SynonymsLike = SynonymSource | Mapping[str, Sequence[str]] | str | os.PathLike | None
 
@@ -22,11 +27,21 @@ def resolve_source(synonyms: SynonymsLike) -> SynonymSource:
 
 __all__ = [
     "MAX_CONCEPTS",
+    "PROMPT_VERSION",
+    "LLMSource",
     "LabelOnlySource",
+    "OpenAICompatSource",
     "StaticSource",
     "SynonymSource",
+    "SynonymSourceError",
     "SynonymsLike",
+    "TransformersChatSource",
+    "WordNetMissingError",
+    "WordNetSource",
+    "build_messages",
     "clean_concepts",
+    "parse_answer",
     "read_synonyms_file",
     "resolve_source",
+    "write_synonyms_file",
 ]

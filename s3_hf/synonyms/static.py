@@ -39,8 +39,15 @@ def _check_mapping(data: Any, origin: str) -> dict[str, list[str]]:
     return out
 
 
-def read_synonyms_file(path: str | os.PathLike) -> dict[str, list[str]]:
-    """Read ``{label: [synonym, ...]}`` from a ``.json``, ``.yaml`` or ``.yml`` file."""
+_FILE_KEYS = {"classes", "provenance", "fallback"}
+
+
+def read_synonyms_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Read a synonyms file (``.json``, ``.yaml`` or ``.yml``): ``(mapping, provenance)``.
+
+    The file is either a plain mapping ``{label: [synonym, ...]}`` or, as ``s3 synonyms`` writes it,
+    ``{"provenance": {...}, "classes": {label: [...]}, "fallback": [labels that got no synonyms]}``.
+    """
     path = Path(path)
     if not path.is_file():
         raise SynonymsError(f"Synonyms file {path} does not exist.")
@@ -49,7 +56,36 @@ def read_synonyms_file(path: str | os.PathLike) -> dict[str, list[str]]:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise SynonymsError(f"Cannot parse synonyms file {path}: {err}") from err
-    return _check_mapping(data, str(path))
+    if isinstance(data, Mapping) and "classes" in data and set(data) <= _FILE_KEYS:
+        prov = data.get("provenance") or {}
+        return _check_mapping(data["classes"], str(path)), dict(prov) if isinstance(prov, Mapping) else {}
+    return _check_mapping(data, str(path)), {}
+
+
+def write_synonyms_file(
+    path: str | os.PathLike,
+    synonyms: Mapping[str, Sequence[str]],
+    provenance: Mapping[str, Any] | None = None,
+    fallback: Sequence[str] = (),
+) -> Path:
+    """Write a human-editable synonyms file (YAML, or JSON for a ``.json`` suffix) atomically."""
+    path = Path(path)
+    data = {"provenance": dict(provenance or {}), "classes": {k: list(v) for k, v in synonyms.items()}}
+    if fallback:
+        data["fallback"] = list(fallback)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = (
+            "# Synonyms per class label, for `s3 build --synonyms`. Edit freely: the label itself is always\n"
+            "# concept 0 and needs no entry; an empty list means label only.\n"
+            + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 class StaticSource:
@@ -61,9 +97,10 @@ class StaticSource:
     name = "static"
 
     def __init__(self, synonyms: Mapping[str, Sequence[str]] | str | os.PathLike) -> None:
+        self.generated_by: dict[str, Any] = {}
         if isinstance(synonyms, str | os.PathLike):
             self.path: str | None = str(synonyms)
-            self.mapping = read_synonyms_file(synonyms)
+            self.mapping, self.generated_by = read_synonyms_file(synonyms)
         else:
             self.path = None
             self.mapping = _check_mapping(synonyms, "synonyms")
@@ -76,4 +113,6 @@ class StaticSource:
         prov: dict[str, Any] = {"name": self.name, "date": self.created}
         if self.path:
             prov["file"] = os.path.basename(self.path)
+        if self.generated_by:
+            prov["generated_by"] = self.generated_by
         return prov

@@ -1,0 +1,219 @@
+"""LLM synonym sources: the versioned prompt, caching and per-label fallback, and the transformers back end."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..errors import SynonymSourceError
+from .base import MAX_CONCEPTS, clean_concepts
+from .cache import SynonymCache
+from .parsing import parse_answer
+
+logger = logging.getLogger(__name__)
+
+PROMPT_VERSION = "s3-synonyms-v1"
+MAX_CONTEXT_CLASSES = 60  # more class names than this are not listed in the prompt (cleaning still drops collisions)
+
+SYSTEM_PROMPT = "You name visual categories for a zero-shot image classifier. You answer with JSON only, no commentary."
+
+Messages = list[dict[str, str]]
+
+
+def build_messages(
+    label: str,
+    max_synonyms: int = MAX_CONCEPTS,
+    domain: str | None = None,
+    other_labels: Sequence[str] = (),
+) -> Messages:
+    """The chat messages asking for synonyms of one label (``PROMPT_VERSION``)."""
+    where = f" in a dataset of {domain}" if domain else ""
+    lines = [
+        f'List up to {max_synonyms} synonymous names for the visual category "{label}"{where}.',
+        "Rules:",
+        f'- each name denotes exactly the same kind of thing as "{label}", so a photo of one is a photo of the other;',
+        "- at most five words per name;",
+        "- no broader categories (hypernyms), no parts, no attributes, no descriptions;",
+        f'- do not repeat "{label}" itself.',
+    ]
+    others = [o for o in other_labels if o != label]
+    if others and len(others) <= MAX_CONTEXT_CLASSES:
+        lines.append(
+            "The other classes of this dataset are: " + "; ".join(others) + ". Give no name that also fits one of them."
+        )
+    lines.append('Answer as JSON: {"synonyms": ["...", ...]}')
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
+
+
+class LLMSource:
+    """Shared logic of LLM sources: prompts, the cache, parsing, cleaning and the per-label fallback.
+
+    Subclasses implement ``_generate(list of messages) -> list of answer texts`` (``None`` where a request
+    failed after its retries) and ``settings()`` (model and decoding settings, part of the cache key).
+    A label whose answer yields no usable synonym falls back to label-only with a warning; one bad label never
+    aborts a run. Answers that arrived are cached; failed requests are not, so a re-run retries them.
+    """
+
+    name = "llm"
+
+    def __init__(
+        self,
+        max_synonyms: int = MAX_CONCEPTS,
+        domain: str | None = None,
+        cache: SynonymCache | str | bool | None = True,
+        progress: bool = False,
+    ) -> None:
+        self.max_synonyms = max_synonyms
+        self.domain = domain
+        if cache is True or cache is None:
+            self.cache: SynonymCache | None = SynonymCache()
+        elif cache is False:
+            self.cache = None
+        else:
+            self.cache = cache if isinstance(cache, SynonymCache) else SynonymCache(cache)
+        self.progress = progress
+        self.fallbacks: list[str] = []  # labels of the last call that fell back to label-only
+        self._date = datetime.now(UTC).isoformat(timespec="seconds")
+
+    # --------------------------------------------------------------------------- for subclasses
+    def settings(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _generate(self, batch: list[Messages]) -> list[str | None]:
+        raise NotImplementedError
+
+    batch_size = 8  # labels per _generate call
+
+    # ------------------------------------------------------------------------------ protocol
+    def provenance(self) -> dict[str, Any]:
+        return {"name": self.name, **self.settings(), "prompt_version": PROMPT_VERSION, "date": self._date}
+
+    def synonyms(self, labels: Sequence[str]) -> dict[str, list[str]]:
+        labels = list(labels)
+        settings = self.settings()
+        out: dict[str, list[str]] = {}
+        todo: list[tuple[str, Messages, str]] = []
+        for label in labels:
+            messages = build_messages(label, self.max_synonyms, self.domain, labels)
+            key = SynonymCache.key(
+                source=self.name, settings=settings, prompt=PROMPT_VERSION, label=label, messages=messages
+            )
+            hit = self.cache.get(key) if self.cache else None
+            if hit is not None:
+                out[label] = hit["answer"]
+            else:
+                todo.append((label, messages, key))
+        bar = tqdm(total=len(todo), desc=f"Asking {self.name} for synonyms", disable=not self.progress or not todo)
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            answers = self._generate([m for _, m, _ in chunk])
+            for (label, _, key), answer in zip(chunk, answers, strict=True):
+                if answer is not None:
+                    out[label] = answer
+                    if self.cache:
+                        self.cache.put(key, {"label": label, "answer": answer, "settings": settings})
+            bar.update(len(chunk))
+        bar.close()
+
+        result: dict[str, list[str]] = {}
+        self.fallbacks = []
+        for label in labels:
+            answer = out.get(label)
+            syn, _ = parse_answer(answer)
+            concepts = clean_concepts(label, syn, self.max_synonyms, other_labels=labels)[1:]
+            if not concepts:
+                reason = "the request failed" if answer is None else f"no usable synonym in its answer {answer[:80]!r}"
+                logger.warning("Label %r falls back to label-only: %s.", label, reason)
+                self.fallbacks.append(label)
+            result[label] = concepts
+        return result
+
+
+class TransformersChatSource(LLMSource):
+    """Synonyms from a local or Hub ``transformers`` causal LM, with its chat template when it has one.
+
+    Greedy decoding by default; labels are generated in batches of ``batch_size`` with left padding.
+    """
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        revision: str | None = None,
+        device: str | None = None,
+        dtype: Any = "auto",
+        max_new_tokens: int = 256,
+        batch_size: int = 8,
+        do_sample: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_ref = model
+        self.tokenizer = tokenizer
+        self.revision = revision
+        self.device = device
+        self.dtype = dtype
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.do_sample = do_sample
+        self._model: Any = None if isinstance(model, str) else model
+
+    def settings(self) -> dict[str, Any]:
+        name = self.model_ref if isinstance(self.model_ref, str) else getattr(self.model_ref, "name_or_path", "model")
+        return {
+            "model": str(name),
+            "revision": self.revision,
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+        }
+
+    def _load(self) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            if self._model is None:
+                self._model = AutoModelForCausalLM.from_pretrained(
+                    self.model_ref, revision=self.revision, dtype=self.dtype
+                )
+            if self.tokenizer is None:
+                self.tokenizer = AutoTokenizer.from_pretrained(self.model_ref, revision=self.revision)
+        except (OSError, ValueError) as err:
+            raise SynonymSourceError(
+                f"Could not load the language model {self.model_ref!r}: {str(err).splitlines()[0]}. Pass a local "
+                "folder or a Hub id you can download."
+            ) from err
+        if self.device is not None:
+            self._model.to(self.device)
+        self._model.eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def _prompt_text(self, messages: Messages) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
+
+    def _generate(self, batch: list[Messages]) -> list[str | None]:
+        import torch
+
+        if self._model is None or self.tokenizer is None:
+            self._load()
+        texts = [self._prompt_text(m) for m in batch]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self._model.device)
+        with torch.inference_mode():
+            out = self._model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=self.do_sample,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
+        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
