@@ -61,7 +61,7 @@ class SpaceTensors:
     kept: torch.Tensor  # (P,) bool
     radius: torch.Tensor  # (C,) float64
     global_centres: torch.Tensor  # (C, D) float32, unit
-    local_centres: torch.Tensor  # (P, D) float32, unit for kept points, zero for dropped ones
+    local_centres: torch.Tensor  # (P, D) float32, unit for kept points, zero for dropped ones; not saved
     neighbour_indptr: torch.Tensor  # (P + 1,) int64
     neighbour_indices: torch.Tensor  # (nnz,) int64, global point indices
     simplex_indptr: torch.Tensor  # (S + 1,) int64
@@ -157,6 +157,13 @@ def class_geometry(points: np.ndarray, params: SpaceParams) -> ClassGeometry:
     return ClassGeometry(radius=radius, deaths=deaths, kept=kept, simplices=simplices)
 
 
+def local_centres(points: torch.Tensor, indptr: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``n(mean of N[u])`` for every point ``u`` (zero where ``N[u]`` is empty, i.e. dropped points)."""
+    owners = torch.repeat_interleave(torch.arange(len(points)), indptr.diff())
+    sums = torch.zeros_like(points).index_add_(0, owners, points[indices])
+    return F.normalize(sums, dim=-1)
+
+
 def _csr(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     indptr = torch.tensor([0, *np.cumsum([len(r) for r in rows]).tolist()], dtype=torch.int64)
     flat = [v for r in rows for v in r]
@@ -196,10 +203,6 @@ def build_space(
 
     mask = kept.float()[:, None]
     sums = torch.zeros(num_classes, points.shape[1]).index_add_(0, point_class, points * mask)
-    local = torch.zeros_like(points)
-    for u, nb in enumerate(neighbours):
-        if nb:
-            local[u] = points[nb].sum(0)
     n_ptr, n_idx = _csr(neighbours)
     s_ptr, s_idx = _csr(simplices)
     tensors = SpaceTensors(
@@ -208,7 +211,7 @@ def build_space(
         kept=kept,
         radius=torch.tensor([g.radius for g in geoms], dtype=torch.float64),
         global_centres=F.normalize(sums, dim=-1),
-        local_centres=F.normalize(local, dim=-1),
+        local_centres=local_centres(points, n_ptr, n_idx),
         neighbour_indptr=n_ptr,
         neighbour_indices=n_idx,
         simplex_indptr=s_ptr,
