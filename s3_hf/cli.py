@@ -1,4 +1,4 @@
-"""The ``s3`` command: synonyms, build, classify, inspect, push and demo."""
+"""The ``s3`` command: synonyms, build, classify, inspect, push, bench and demo."""
 
 from __future__ import annotations
 
@@ -264,6 +264,54 @@ def cmd_synonyms(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_eval_module(name: str) -> Any:
+    """A module of the project's ``eval/`` folder (shipped inside the wheel as ``s3_hf/eval``)."""
+    import importlib.util
+
+    here = Path(__file__).resolve().parent
+    for folder in (here / "eval", here.parent / "eval"):
+        if (folder / f"{name}.py").is_file():
+            spec = importlib.util.spec_from_file_location(f"s3_eval_{name}", folder / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            return module
+    raise S3Error(f"eval/{name}.py is missing from this installation of s3-hf.")
+
+
+def _ints(value: str) -> list[int]:
+    return [int(x) for x in value.split(",") if x.strip()]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    bench = load_eval_module("bench")
+    device = _device(args.device)
+    dtypes = (
+        args.dtypes.split(",")
+        if args.dtypes
+        else (["float32", "float16", "bfloat16"] if device != "cpu" else ["float32"])
+    )
+    cfg = bench.BenchConfig(
+        model=args.model or str(bench.DEFAULT_MODEL),
+        images=args.images or str(bench.DEFAULT_IMAGES),
+        out=args.out,
+        device=device,
+        classes=_ints(args.classes),
+        concepts=args.concepts,
+        batch_sizes=_ints(args.batch_sizes),
+        build_classes=_ints(args.build_classes),
+        build_concepts=_ints(args.build_concepts),
+        num_images=args.num_images,
+        repeats=args.repeats,
+        dtypes=dtypes,
+        memory=not args.no_memory,
+    )
+    if not Path(cfg.images).is_dir():
+        raise S3Error(f"Image folder {cfg.images} not found: pass --images DIR with a few JPEG/PNG files.")
+    bench.run(cfg)
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .artifact import SynonymSpace
 
@@ -366,6 +414,22 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--device", default="auto")
     y.add_argument("--batch-size", type=int, default=8, help="transformers: labels per generate call")
     y.set_defaults(func=cmd_synonyms)
+
+    n = sub.add_parser("bench", help="throughput, build cost, memory and size; writes JSON, markdown and a plot")
+    n.add_argument("--model", help="CLIP folder or Hub id (default: clip-vit-b32-shapes, random weights)")
+    n.add_argument("--images", help="folder of real images (default: the shared imagenet-sample)")
+    n.add_argument("--out", default="bench_results")
+    n.add_argument("--device", default="auto")
+    n.add_argument("--dtypes", help="comma list, e.g. float32,float16 (default: float32; GPU adds fp16/bf16)")
+    n.add_argument("--classes", default="10,100,1000", help="class counts for inference")
+    n.add_argument("--concepts", type=int, default=10, help="concepts per class for inference")
+    n.add_argument("--batch-sizes", default="1,32")
+    n.add_argument("--build-classes", default="10,100,1000")
+    n.add_argument("--build-concepts", default="5,10,20,50")
+    n.add_argument("--num-images", type=int, default=32)
+    n.add_argument("--repeats", type=int, default=3)
+    n.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess runs")
+    n.set_defaults(func=cmd_bench)
 
     i = sub.add_parser("inspect", help="summarise a synonym space: classes, kept and pruned concepts, radii")
     i.add_argument("space", help="artifact folder or Hub id")

@@ -7,7 +7,8 @@ space and device. Scores are "higher is closer"; logits are ``exp(logit_scale) *
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
@@ -41,7 +42,8 @@ class ScoringState:
     kept_means: torch.Tensor  # (C, D) unnormalised mean of kept points
     gram: torch.Tensor  # (C, M, M)
     adjacency: torch.Tensor  # (C, M, M) bool, N[u] of each kept point (itself included)
-    simplex_groups: list[SimplexGroup]
+    space: SpaceTensors = field(repr=False)
+    slot: torch.Tensor = field(repr=False)  # (P,) dense slot of each flat point (CPU)
 
     @property
     def num_classes(self) -> int:
@@ -81,30 +83,6 @@ class ScoringState:
         owners = torch.repeat_interleave(torch.arange(len(pc)), space.neighbour_indptr.diff())
         adjacency[slot[owners], (slot[space.neighbour_indices] % m)] = True
 
-        groups = []
-        sizes = space.simplex_indptr.diff()
-        verts = space.simplex_vertices
-        starts_s = space.simplex_indptr[:-1]
-        for k in sorted(set(sizes.tolist())):
-            sel = torch.nonzero(sizes == k).flatten()
-            idx = starts_s[sel][:, None] + torch.arange(k)[None, :]
-            v = verts[idx]  # (S, k) flat point indices
-            x = space.points[v].double()  # (S, k, D)
-            g = x @ x.transpose(1, 2)
-            border = torch.zeros(len(sel), k + 1, k + 1, dtype=torch.float64)
-            border[:, :k, :k] = g
-            border[:, :k, k] = 1.0
-            border[:, k, :k] = 1.0
-            inv = torch.linalg.pinv(border)
-            groups.append(
-                SimplexGroup(
-                    slots=slot[v].to(device),
-                    cls=pc[v[:, 0]].to(device),
-                    solve=inv[:, :k, :k].to(device, dtype),
-                    offset=inv[:, :k, k].to(device, dtype),
-                    gram=g.to(device, dtype),
-                )
-            )
         return cls(
             points=pts.to(device, dtype),
             mask=mask.to(device),
@@ -114,8 +92,38 @@ class ScoringState:
             kept_means=kept_means.to(device, dtype),
             gram=gram.to(device, dtype),
             adjacency=adjacency.view(num_classes, m, m).to(device),
-            simplex_groups=groups,
+            space=space,
+            slot=slot,
         )
+
+    @cached_property
+    def simplex_groups(self) -> list[SimplexGroup]:
+        """Per simplex size, what the exact projection needs; built on first use of ``nearest_simplex``."""
+        space, slot = self.space, self.slot
+        device, dtype = self.points.device, self.points.dtype
+        groups = []
+        sizes = space.simplex_indptr.diff()
+        starts = space.simplex_indptr[:-1]
+        for k in sorted(set(sizes.tolist())):
+            sel = torch.nonzero(sizes == k).flatten()
+            v = space.simplex_vertices[starts[sel][:, None] + torch.arange(k)[None, :]]  # (S, k) point indices
+            x = space.points[v].double()  # (S, k, D)
+            g = x @ x.transpose(1, 2)
+            border = torch.zeros(len(sel), k + 1, k + 1, dtype=torch.float64)
+            border[:, :k, :k] = g
+            border[:, :k, k] = 1.0
+            border[:, k, :k] = 1.0
+            inv = torch.linalg.pinv(border)  # KKT system of min ||v - λx||² s.t. Σλ = 1
+            groups.append(
+                SimplexGroup(
+                    slots=slot[v].to(device),
+                    cls=space.point_class[v[:, 0]].to(device),
+                    solve=inv[:, :k, :k].to(device, dtype),
+                    offset=inv[:, :k, k].to(device, dtype),
+                    gram=g.to(device, dtype),
+                )
+            )
+        return groups
 
     def similarities(self, v: torch.Tensor) -> torch.Tensor:
         """``v · t_u`` for every slot, ``(B, C, M)``, with ``-inf`` where the slot holds no kept point."""

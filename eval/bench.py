@@ -1,0 +1,377 @@
+"""`s3 bench`: throughput of S^3 against bare CLIP and transformers' own pipeline, build cost, memory, size.
+
+Every figure is a median over repeats and, where it says "x", a ratio to a baseline measured in the same
+process. Results go to ``bench.json`` and ``bench.md`` (and ``bench.png``) in the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from s3_hf import TASK, SynonymSpace, build_synonym_space
+from s3_hf.encoding import encode_pixels, load_image, pixel_values
+from s3_hf.metrics import METRICS
+from s3_hf.space import build_space
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DEFAULT_MODEL = SHARED / "models" / "clip-vit-b32-shapes"
+DEFAULT_IMAGES = SHARED / "data" / "imagenet-sample"
+TEMPLATE = "a photo of a {}."
+
+
+@dataclass
+class BenchConfig:
+    model: str = str(DEFAULT_MODEL)
+    images: str = str(DEFAULT_IMAGES)
+    out: str = "bench_results"
+    device: str = "cpu"
+    classes: Sequence[int] = (10, 100, 1000)
+    concepts: int = 10
+    batch_sizes: Sequence[int] = (1, 32)
+    build_classes: Sequence[int] = (10, 100, 1000)
+    build_concepts: Sequence[int] = (5, 10, 20, 50)
+    num_images: int = 32
+    hf_images: int = 4  # transformers' pipeline re-encodes every label per image: few images suffice
+    repeats: int = 3
+    dtypes: Sequence[str] = ("float32",)
+    memory: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- loading
+def has_weights(path: str) -> bool:
+    p = Path(path)
+    return not p.is_dir() or any(p.glob("*.safetensors")) or any(p.glob("*.bin"))
+
+
+def load_clip(path: str, device: str, dtype: torch.dtype = torch.float32) -> tuple[Any, Any, Any, bool]:
+    """(model, tokenizer, image processor, random_weights). A folder without weights (such as
+    clip-vit-b32-shapes) is initialised at random: right for timing, meaningless for accuracy."""
+    from transformers import AutoImageProcessor, AutoTokenizer, CLIPConfig, CLIPModel
+
+    random_weights = not has_weights(path)
+    if random_weights:
+        torch.manual_seed(0)
+        model = CLIPModel(CLIPConfig.from_pretrained(path))
+        model.name_or_path = path
+    else:
+        model = CLIPModel.from_pretrained(path)
+    model = model.to(device=device, dtype=dtype).eval()
+    return model, AutoTokenizer.from_pretrained(path), AutoImageProcessor.from_pretrained(path), random_weights
+
+
+def image_paths(folder: str, n: int) -> list[str]:
+    root = Path(folder)
+    root = root / "images" if (root / "images").is_dir() else root
+    files = sorted(str(f) for f in root.iterdir() if f.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if not files:
+        raise SystemExit(f"No images in {root}. Pass --images with a folder of JPEG/PNG files.")
+    return (files * (n // len(files) + 1))[:n]
+
+
+def class_names(n: int) -> list[str]:
+    """Real ImageNet class names where available (realistic token lengths), else synthetic ones."""
+    tsv = DEFAULT_IMAGES / "classes.tsv"
+    names: list[str] = []
+    if tsv.is_file():
+        rows = tsv.read_text(encoding="utf-8").splitlines()[1:]
+        names = list(dict.fromkeys(r.split("\t")[3] for r in rows))
+    names += [f"object category {i}" for i in range(len(names), n)]
+    return names[:n]
+
+
+def synthetic_synonyms(labels: Sequence[str], m: int) -> dict[str, list[str]]:
+    """``m`` distinct concepts per label, shaped like real synonyms (three words); timing does not depend on
+    what they say."""
+    kinds = ["kind", "variety", "type", "sort", "form", "breed", "model", "style"]
+    return {lab: [f"{kinds[j % len(kinds)]} {j // len(kinds)} {lab.split()[-1]}" for j in range(m)] for lab in labels}
+
+
+# ----------------------------------------------------------------------------------------------- timing
+def median_time(fn: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> float:
+    fn()  # warm-up
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _sync(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+
+def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    from transformers import pipeline
+
+    dtype = getattr(torch, dtype_name)
+    model, tok, proc, _ = load_clip(cfg.model, cfg.device, dtype)
+    s3 = pipeline(TASK, model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
+    hf = pipeline("zero-shot-image-classification", model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
+    sync = _sync(cfg.device)
+    paths = image_paths(cfg.images, cfg.num_images)
+    few = paths[: max(cfg.hf_images, 1)]
+    pixels = pixel_values(proc, [load_image(p) for p in paths]).to(dtype)
+
+    def bare(bs: int) -> None:  # (a) preprocessed tensors -> image features
+        for i in range(0, len(pixels), bs):
+            encode_pixels(model, pixels[i : i + bs])
+
+    def decode_and_encode(bs: int) -> None:  # (b) files -> decoded, preprocessed -> image features
+        for i in range(0, len(paths), bs):
+            encode_pixels(model, pixel_values(proc, [load_image(p) for p in paths[i : i + bs]]))
+
+    def rate(n: int, fn: Callable[[], Any], repeats: int = cfg.repeats) -> float:
+        return n / median_time(fn, repeats, sync)
+
+    spaces = {}
+    for c in cfg.classes:
+        labels = class_names(c)
+        spaces[c] = build_synonym_space(
+            model, tok, labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE]
+        )
+    rows = []
+    for bs in cfg.batch_sizes:
+        bare_rate = rate(len(paths), partial(bare, bs))
+        full_rate = rate(len(paths), partial(decode_and_encode, bs))
+        log(f"[{dtype_name} bs={bs}] bare CLIP {bare_rate:.1f} img/s, with decoding {full_rate:.1f} img/s")
+        for c, space in spaces.items():
+            labels = space.labels
+            row: dict[str, Any] = {"dtype": dtype_name, "batch_size": bs, "classes": c, "concepts": cfg.concepts}
+            row.update(bare_img_s=bare_rate, decode_img_s=full_rate)
+            for metric in METRICS:
+                call = partial(s3, paths, synonym_space=space, metric=metric, batch_size=bs)
+                row[f"s3_{metric}_img_s"] = rate(len(paths), call)  # the warm-up builds the scoring state
+            call = partial(hf, few, candidate_labels=labels, hypothesis_template=TEMPLATE, batch_size=bs)
+            row["transformers_img_s"] = rate(len(few), call, repeats=1)
+            rows.append(row)
+            lc = row["s3_local_center_img_s"]
+            log(
+                f"  C={c}: local_center {lc:.1f} img/s ({lc / full_rate:.3f}x of b); "
+                f"transformers {row['transformers_img_s']:.2f} img/s"
+            )
+    return rows
+
+
+def bench_build(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    from s3_hf.encoding import concept_text, encode_concepts
+
+    model, tok, _, _ = load_clip(cfg.model, cfg.device)
+    sync = _sync(cfg.device)
+    rows = []
+    for c in cfg.build_classes:
+        labels = class_names(c)
+        for m in cfg.build_concepts:
+            syn = synthetic_synonyms(labels, m)
+            texts = [concept_text(x, lab) for lab in labels for x in [lab, *syn[lab]]]
+            start = time.perf_counter()
+            points = encode_concepts(model, tok, texts, [TEMPLATE])
+            sync()
+            t_text = time.perf_counter() - start
+            point_class = torch.arange(c).repeat_interleave(m + 1)
+            start = time.perf_counter()
+            build_space(points, point_class)
+            t_geom = time.perf_counter() - start
+            row = {"classes": c, "concepts": m, "prompts": len(texts), "text_s": t_text, "geometry_s": t_geom}
+            row["geometry_share"] = t_geom / (t_text + t_geom)
+            rows.append(row)
+            log(f"[build C={c} M={m}] text {t_text:.1f}s, geometry {t_geom:.2f}s ({row['geometry_share']:.1%})")
+    return rows
+
+
+def save_space(cfg: BenchConfig, classes: int, folder: Path) -> dict[str, Any]:
+    """Build and save a space with ``classes`` classes and ``cfg.concepts`` concepts each; its size on disk."""
+    model, tok, _, _ = load_clip(cfg.model, cfg.device)
+    labels = class_names(classes)
+    space = build_synonym_space(model, tok, labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
+    space.save_pretrained(folder)
+    SynonymSpace.from_pretrained(folder)  # it loads back
+    files = {f.name: f.stat().st_size for f in folder.iterdir()}
+    return {"classes": classes, "concepts": cfg.concepts, "bytes": sum(files.values()), "files": files}
+
+
+# ----------------------------------------------------------------------------------------------- memory
+_MEMORY_SCRIPT = """
+import json, resource, sys, torch
+sys.path.insert(0, {eval_dir!r})
+import bench
+cfg = bench.BenchConfig(**json.loads({cfg!r}))
+model, tok, proc, _ = bench.load_clip(cfg.model, cfg.device)
+paths = bench.image_paths(cfg.images, 32)
+if {mode!r} == "bare":
+    from s3_hf.encoding import encode_pixels, load_image, pixel_values
+    encode_pixels(model, pixel_values(proc, [load_image(p) for p in paths]))
+else:
+    import s3_hf
+    from transformers import pipeline
+    pipe = pipeline(s3_hf.TASK, model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
+    pipe(paths, synonym_space={space!r}, batch_size=32)
+if cfg.device.startswith("cuda"):
+    print(json.dumps({{"peak_bytes": torch.cuda.max_memory_allocated()}}))
+else:
+    print(json.dumps({{"peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+"""
+
+
+def bench_memory(cfg: BenchConfig, space_dir: Path) -> dict[str, Any]:
+    """Peak memory of bare CLIP encoding 32 images vs the S^3 pipeline classifying them against the saved
+    space ``space_dir`` (each in a fresh process; the space is loaded from disk, as a user would)."""
+    out: dict[str, Any] = {}
+    payload = json.dumps({k: v for k, v in cfg.__dict__.items() if k != "extra"})
+    for mode in ("bare", "s3"):
+        script = _MEMORY_SCRIPT.format(
+            eval_dir=str(Path(__file__).parent), cfg=payload, mode=mode, space=str(space_dir)
+        )
+        res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"memory measurement ({mode}) failed:\n{res.stderr[-2000:]}")
+        out[f"{mode}_peak_bytes"] = json.loads(res.stdout.strip().splitlines()[-1])["peak_bytes"]
+    out["ratio"] = out["s3_peak_bytes"] / out["bare_peak_bytes"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- reports
+def markdown(results: dict[str, Any]) -> str:
+    env = results["environment"]
+    lines = [
+        f"# s3 bench: {env['model']} on {env['device_name']}",
+        "",
+        f"{'Random weights (timing only; no accuracy is measured). ' if env['random_weights'] else ''}"
+        f"{env['num_images']} real images, {env['concepts']} concepts per class, medians of {env['repeats']} runs; "
+        "`x` = images/s relative to bare CLIP with decoding and preprocessing (b), same process.",
+        "",
+        "## Inference (images/s)",
+        "",
+        "| dtype | batch | classes | (a) bare CLIP | (b) + decode | " + " | ".join(METRICS) + " | transformers |",
+        "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in METRICS) + " | --- |",
+    ]
+    for r in results["inference"]:
+        b = r["decode_img_s"]
+        cells = [f"{r[f's3_{m}_img_s']:.1f} ({r[f's3_{m}_img_s'] / b:.2f}x)" for m in METRICS]
+        speedup = r["s3_local_center_img_s"] / r["transformers_img_s"]
+        lines.append(
+            f"| {r['dtype']} | {r['batch_size']} | {r['classes']} | {r['bare_img_s']:.1f} | {b:.1f} | "
+            + " | ".join(cells)
+            + f" | {r['transformers_img_s']:.2f} (S^3 {speedup:.0f}x faster) |"
+        )
+    if results.get("build"):
+        lines += [
+            "",
+            "## Building (one template)",
+            "",
+            "| classes | concepts | prompts | text s | geometry s | geometry share |",
+        ]
+        lines.append("| --- | --- | --- | --- | --- | --- |")
+        for r in results["build"]:
+            lines.append(
+                f"| {r['classes']} | {r['concepts']} | {r['prompts']} | {r['text_s']:.1f} | {r['geometry_s']:.2f} | "
+                f"{r['geometry_share']:.1%} |"
+            )
+    if results.get("artifact"):
+        a = results["artifact"]
+        lines += ["", f"Artifact size at {a['classes']} classes x {a['concepts']} concepts: {a['bytes'] / 1e6:.1f} MB."]
+    if results.get("memory"):
+        m = results["memory"]
+        lines += [
+            "",
+            f"Peak memory classifying 32 images: bare CLIP {m['bare_peak_bytes'] / 2**20:.0f} MiB, S^3 pipeline at "
+            f"{results['artifact']['classes']} classes {m['s3_peak_bytes'] / 2**20:.0f} MiB ({m['ratio']:.3f}x).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    rows = [r for r in results["inference"] if r["batch_size"] == max(x["batch_size"] for x in results["inference"])]
+    rows = [r for r in rows if r["dtype"] == rows[0]["dtype"]]
+    cs = [r["classes"] for r in rows]
+    for m in METRICS:
+        axes[0].plot(cs, [r[f"s3_{m}_img_s"] for r in rows], marker="o", label=m)
+    axes[0].plot(cs, [r["decode_img_s"] for r in rows], "k--", label="CLIP (b)")
+    axes[0].plot(cs, [r["transformers_img_s"] for r in rows], "k:", label="transformers pipeline")
+    axes[0].set(
+        xscale="log",
+        yscale="log",
+        xlabel="classes",
+        ylabel="images/s",
+        title=f"Inference, batch {rows[0]['batch_size']}",
+    )
+    axes[0].legend(fontsize=7)
+    for c in sorted({r["classes"] for r in results.get("build", [])}):
+        sub = [r for r in results["build"] if r["classes"] == c]
+        axes[1].plot(
+            [r["concepts"] for r in sub], [r["text_s"] + r["geometry_s"] for r in sub], marker="o", label=f"C={c} total"
+        )
+        axes[1].plot([r["concepts"] for r in sub], [r["geometry_s"] for r in sub], ls="--", label=f"C={c} geometry")
+    axes[1].set(yscale="log", xlabel="concepts per class (M)", ylabel="seconds", title="Building a space")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every part of the benchmark and write ``bench.json``, ``bench.md`` and ``bench.png``."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device_name = (
+        torch.cuda.get_device_name(cfg.device) if cfg.device.startswith("cuda") else platform.processor() or "CPU"
+    )
+    import transformers
+
+    results: dict[str, Any] = {
+        "environment": {
+            "model": cfg.model,
+            "random_weights": not has_weights(cfg.model),
+            "device": cfg.device,
+            "device_name": f"{device_name} ({os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads)",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+            "num_images": cfg.num_images,
+            "concepts": cfg.concepts,
+            "repeats": cfg.repeats,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+        "inference": [],
+    }
+    for dtype_name in cfg.dtypes:
+        results["inference"] += bench_inference(cfg, dtype_name, log)
+    results["build"] = bench_build(cfg, log) if cfg.build_classes and cfg.build_concepts else []
+    with tempfile.TemporaryDirectory() as tmp:
+        space_dir = Path(tmp) / "space"
+        results["artifact"] = save_space(cfg, max(cfg.classes), space_dir)
+        log(f"artifact: {results['artifact']['bytes'] / 1e6:.1f} MB")
+        if cfg.memory:
+            results["memory"] = bench_memory(cfg, space_dir)
+            log(f"memory: {results['memory']['ratio']:.3f}x of bare CLIP")
+    (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "bench.md").write_text(markdown(results))
+    plot(results, out / "bench.png")
+    log(f"Wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
+    return results

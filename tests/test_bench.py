@@ -1,0 +1,29 @@
+"""`s3 bench` end to end on a tiny model and a handful of real photos (timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+
+from s3_hf.cli import main
+from s3_hf.metrics import METRICS
+
+
+def test_bench_writes_json_table_and_plot(tiny_clip_dir, photos, tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = ["bench", "--model", str(tiny_clip_dir), "--images", str(photos[0].parent), "--out", str(out)]
+    args += ["--classes", "3,7", "--batch-sizes", "1,2", "--build-classes", "3", "--build-concepts", "2,4"]
+    args += ["--num-images", "4", "--repeats", "2", "--device", "cpu"]
+    assert main(args) == 0
+    results = json.loads((out / "bench.json").read_text())
+    assert results["environment"]["random_weights"] is False
+    assert [(r["batch_size"], r["classes"]) for r in results["inference"]] == [(1, 3), (1, 7), (2, 3), (2, 7)]
+    for row in results["inference"]:
+        for key in ["bare_img_s", "decode_img_s", "transformers_img_s", *(f"s3_{m}_img_s" for m in METRICS)]:
+            assert row[key] > 0, key
+    assert [(r["classes"], r["concepts"], r["prompts"]) for r in results["build"]] == [(3, 2, 9), (3, 4, 15)]
+    assert all(0 <= r["geometry_share"] <= 1 for r in results["build"])
+    assert results["artifact"]["classes"] == 7 and results["artifact"]["bytes"] > 0
+    assert results["memory"]["bare_peak_bytes"] > 0 and results["memory"]["s3_peak_bytes"] > 0
+    table = (out / "bench.md").read_text()
+    assert "| float32 | 2 | 7 |" in table and "local_center" in table and "Random weights" not in table
+    assert (out / "bench.png").stat().st_size > 1000
