@@ -1,4 +1,4 @@
-"""The ``s3`` command: synonyms, build, classify, inspect, push, bench and demo."""
+"""The ``s3`` command: synonyms, build, classify, inspect, push, eval, card, bench and demo."""
 
 from __future__ import annotations
 
@@ -312,6 +312,51 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    runner = load_eval_module("runner")
+    if args.list:
+        registry = sys.modules["registry"]
+        for name, b in registry.REGISTRY.items():
+            print(f"{name:16s} {b.hub_id or b.path or '(local folder)'}  {b.note}")
+        return 0
+    if not args.benchmarks:
+        raise InvalidLabelsError("Pass --benchmarks (comma-separated names or folders; `s3 eval --list` shows them).")
+    benchmarks = args.benchmarks.split(",")
+    if benchmarks == ["paper"]:
+        benchmarks = sys.modules["registry"].PAPER_SUITE
+    synonyms = [x for x in args.synonyms.split(",") if x and x != "none"]
+    metrics = args.metrics.split(",") if args.metrics != "all" else runner.S3_METRICS
+    for m in metrics:
+        if m not in METRICS:
+            raise InvalidLabelsError(f"Unknown metric {m!r}; choose from {', '.join(METRICS)}.")
+    cfg = runner.EvalConfig(
+        model=args.model,
+        benchmarks=benchmarks,
+        out=args.out,
+        synonyms=synonyms,
+        metrics=metrics,
+        templates=args.templates,
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        dtype=args.dtype,
+    )
+    summary = runner.run(cfg)
+    if summary["benchmarks"] and all("error" in r for r in summary["benchmarks"].values()):
+        return 1
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    report = load_eval_module("report")
+    summary = json.loads(Path(args.results).read_text())
+    try:
+        path = report.write_model_index(args.space, summary, args.method)
+    except ValueError as err:
+        raise S3Error(str(err)) from err
+    print(f"Wrote model-index results into {path}")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .artifact import SynonymSpace
 
@@ -430,6 +475,27 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--repeats", type=int, default=3)
     n.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess runs")
     n.set_defaults(func=cmd_bench)
+
+    e = sub.add_parser("eval", help="every method side by side on benchmarks (accelerate launch -m s3_hf.cli eval)")
+    e.add_argument("--benchmarks", help="comma list of names (see --list), 'paper', or image folders")
+    e.add_argument("--list", action="store_true", help="list the registered benchmarks")
+    e.add_argument("--model", default=DEFAULT_MODEL)
+    e.add_argument("--out", default="eval_results")
+    e.add_argument("--synonyms", default="wordnet", help="comma list: 'wordnet', synonyms files, or 'none'")
+    e.add_argument("--metrics", default="all", help="S^3 metrics to score (default all)")
+    e.add_argument(
+        "--templates", default="benchmark", help="prompts for ensemble and S^3: 'benchmark' (its own) or a set name"
+    )
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--cache-dir", help="image-embedding cache (default OUT/cache)")
+    e.add_argument("--dtype", default="float32")
+    e.set_defaults(func=cmd_eval)
+
+    k = sub.add_parser("card", help="write eval results into a space's model card (model-index)")
+    k.add_argument("space", help="artifact folder")
+    k.add_argument("--results", required=True, help="results.json written by `s3 eval`")
+    k.add_argument("--method", help="method to report (default: the space's metric with its synonyms)")
+    k.set_defaults(func=cmd_card)
 
     i = sub.add_parser("inspect", help="summarise a synonym space: classes, kept and pruned concepts, radii")
     i.add_argument("space", help="artifact folder or Hub id")

@@ -124,15 +124,6 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         labels = check_labels(candidate_labels)
         tmpl = resolve_templates(templates if templates is not None else hypothesis_template or DEFAULT_TEMPLATE)
         params = SpaceParams(**space_options)
-        if isinstance(synonyms, Mapping):
-            unknown = sorted(set(synonyms) - set(labels))
-            if unknown:
-                from .errors import SynonymsError
-
-                raise SynonymsError(
-                    f"synonyms names labels that are not among candidate_labels: {unknown[:10]}. "
-                    "Fix the spelling or add them to candidate_labels."
-                )
         key = ("build", tuple(labels), _freeze(synonyms), tuple(tmpl), concept_format, params)
         if key not in self._spaces:
             self._spaces[key] = build_synonym_space(

@@ -93,8 +93,20 @@ IMAGENET_TEMPLATES: tuple[str, ...] = (
     "a tattoo of the {}.",
 )
 
+# The 7-prompt subset of the above that Radford et al. found to work best together on ImageNet.
+IMAGENET7_TEMPLATES: tuple[str, ...] = (
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+)
+
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "imagenet80": IMAGENET_TEMPLATES,
+    "imagenet7": IMAGENET7_TEMPLATES,
     "simple": ("a photo of a {}.",),
     "default": (DEFAULT_TEMPLATE,),
 }

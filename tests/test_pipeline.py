@@ -127,7 +127,7 @@ def test_bad_labels(s3_pipe, photos, labels, error, match):
 
 def test_bad_options(s3_pipe, photos):
     img = str(photos[0])
-    with pytest.raises(SynonymsError, match="not among candidate_labels"):
+    with pytest.raises(SynonymsError, match="name labels that are not classes"):
         s3_pipe(img, candidate_labels=["cat", "dog"], synonyms={"cta": ["kitty"]})
     with pytest.raises(InvalidConfigError, match="Unknown metric"):
         s3_pipe(img, candidate_labels=["cat", "dog"], metric="cosine")

@@ -1,0 +1,209 @@
+"""Benchmarks: name -> where the data comes from, its class names and templates.
+
+Hub benchmarks point at the public CLIP_benchmark copies (``clip-benchmark/wds_*``, webdataset shards with
+``classnames.txt`` and ``zeroshot_classification_templates.txt``), the copies CLIP evaluations use. Any local
+image folder (one sub-folder per class) and the shared ImageNet sample (1,000 classes, one photo each) work too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from s3_hf.templates import IMAGENET_TEMPLATES
+
+SHARED_IMAGENET_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    hub_id: str | None = None  # a CLIP_benchmark webdataset repo
+    split: str = "test"
+    image_columns: tuple[str, ...] = ("webp", "jpg", "png", "jpeg")
+    label_column: str = "cls"
+    path: str | None = None  # a local image folder
+    templates: str = "hub"  # "hub": the repo's own template file; else a named set ("imagenet80")
+    note: str = ""
+
+
+_WDS = {
+    "imagenet1k": ("wds_imagenet1k", "imagenet80"),
+    "imagenetv2": ("wds_imagenetv2", "imagenet80"),
+    "imagenet-sketch": ("wds_imagenet_sketch", "imagenet80"),
+    "imagenet-a": ("wds_imagenet-a", "imagenet80"),
+    "imagenet-r": ("wds_imagenet-r", "imagenet80"),
+    "caltech101": ("wds_vtab-caltech101", "hub"),
+    "oxford-pets": ("wds_vtab-pets", "hub"),
+    "stanford-cars": ("wds_cars", "hub"),
+    "flowers102": ("wds_vtab-flowers", "hub"),
+    "food101": ("wds_food101", "hub"),
+    "fgvc-aircraft": ("wds_fgvc_aircraft", "hub"),
+    "sun397": ("wds_sun397", "hub"),
+    "dtd": ("wds_vtab-dtd", "hub"),
+    "eurosat": ("wds_vtab-eurosat", "hub"),
+    "cifar10": ("wds_cifar10", "hub"),
+    "cifar100": ("wds_vtab-cifar100", "hub"),
+}
+
+REGISTRY: dict[str, Benchmark] = {
+    name: Benchmark(name, hub_id=f"clip-benchmark/{repo}", templates=templates)
+    for name, (repo, templates) in _WDS.items()
+}
+REGISTRY["ucf101"] = Benchmark(
+    "ucf101",
+    templates="a photo of a person doing {}.",
+    note="No public Hub copy of UCF101's middle frames in this format: download CoOp's UCF-101-midframes and "
+    "pass its test folder as the benchmark (an image folder with one sub-folder per class).",
+)
+REGISTRY["imagenet-sample"] = Benchmark(
+    "imagenet-sample", path=str(SHARED_IMAGENET_SAMPLE), templates="imagenet80", note="1,000 classes, one photo each"
+)
+PAPER_SUITE = [*_WDS, "ucf101"]
+
+
+@dataclass
+class BenchmarkData:
+    """Loaded benchmark: images (paths or PIL images, in a fixed order), integer labels, class names."""
+
+    name: str
+    images: Sequence[Any]
+    labels: list[int]
+    class_names: list[str]
+    templates: list[str]
+    wnids: list[str] | None = None
+    fingerprint: str = ""  # identifies the data for the embedding cache
+
+
+class BenchmarkUnavailable(Exception):
+    """The benchmark's data cannot be reached (offline, missing folder, private repo)."""
+
+
+def resolve(name_or_path: str) -> Benchmark:
+    if name_or_path in REGISTRY:
+        return REGISTRY[name_or_path]
+    if os.path.isdir(name_or_path):
+        return Benchmark(Path(name_or_path).name, path=name_or_path, templates="imagenet80")
+    raise BenchmarkUnavailable(
+        f"Unknown benchmark {name_or_path!r}: use one of {sorted(REGISTRY)} or a folder with one sub-folder per class."
+    )
+
+
+def _templates(spec: str, hub_templates: list[str] | None = None) -> list[str]:
+    if spec == "hub" and hub_templates:
+        return hub_templates
+    if spec in ("hub", "imagenet80"):
+        return list(IMAGENET_TEMPLATES)
+    return [spec]
+
+
+def _load_imagenet_sample(bench: Benchmark) -> BenchmarkData:
+    root = Path(bench.path or "")
+    rows = [line.split("\t") for line in (root / "classes.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    names = [r[3].strip() for r in rows]
+    wnids = [r[1].strip() for r in rows]
+    return BenchmarkData(
+        bench.name,
+        images=[str(root / "images" / r[2]) for r in rows],
+        labels=[int(r[0]) for r in rows],
+        class_names=unique_names(names, wnids),
+        templates=_templates(bench.templates),
+        wnids=wnids,
+        fingerprint=f"{root.resolve()}:{len(rows)}",
+    )
+
+
+def unique_names(names: list[str], ids: list[str]) -> list[str]:
+    """CLIP's ImageNet names repeat two classes ("missile", "sunglasses"); S^3 needs distinct labels. Repeats take
+    a WordNet lemma of their own synset when WordNet is installed, else their id in brackets."""
+    if len({n.casefold() for n in names}) == len(names):
+        return names
+    try:
+        from s3_hf.synonyms import WordNetSource
+
+        return WordNetSource().unique_labels(names, ids)[0]
+    except Exception:  # no WordNet: still distinct, deterministic
+        seen: set[str] = set()
+        out = []
+        for name, wnid in zip(names, ids, strict=True):
+            out.append(f"{name} ({wnid})" if name.casefold() in seen else name)
+            seen.add(name.casefold())
+        return out
+
+
+def _load_folder(bench: Benchmark) -> BenchmarkData:
+    root = Path(bench.path or "")
+    if not root.is_dir():
+        raise BenchmarkUnavailable(f"{bench.name}: folder {root} does not exist. {bench.note}".strip())
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    images, labels = [], []
+    for i, c in enumerate(classes):
+        for f in sorted((root / c).iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(str(f))
+                labels.append(i)
+    if not images:
+        raise BenchmarkUnavailable(f"{bench.name}: no images under {root} (expected {root}/<class>/<image>).")
+    names = [c.replace("_", " ") for c in classes]
+    stat = f"{len(images)}:{max(os.path.getmtime(p) for p in images):.0f}"
+    return BenchmarkData(
+        bench.name, images, labels, names, _templates(bench.templates), fingerprint=f"{root.resolve()}:{stat}"
+    )
+
+
+def _load_hub(bench: Benchmark, cache_dir: str | None = None) -> BenchmarkData:
+    import datasets
+    from huggingface_hub import hf_hub_download
+
+    try:
+        names_file = hf_hub_download(bench.hub_id, "classnames.txt", repo_type="dataset", cache_dir=cache_dir)
+        try:
+            tmpl_file = hf_hub_download(
+                bench.hub_id, "zeroshot_classification_templates.txt", repo_type="dataset", cache_dir=cache_dir
+            )
+            hub_templates = [t.replace("{c}", "{}") for t in Path(tmpl_file).read_text().splitlines() if t.strip()]
+        except Exception:
+            hub_templates = None
+        ds = datasets.load_dataset(bench.hub_id, split=bench.split, cache_dir=cache_dir)
+    except Exception as err:  # offline, gated, renamed: report and let the run continue
+        raise BenchmarkUnavailable(f"{bench.name}: cannot load {bench.hub_id} ({type(err).__name__}: {err})") from err
+    column = next((c for c in bench.image_columns if c in ds.column_names), None)
+    if column is None or bench.label_column not in ds.column_names:
+        raise BenchmarkUnavailable(f"{bench.name}: {bench.hub_id} has columns {ds.column_names}, not an image + 'cls'.")
+    names = [n.strip() for n in Path(names_file).read_text(encoding="utf-8").splitlines() if n.strip()]
+    return BenchmarkData(
+        bench.name,
+        images=_LazyColumn(ds, column),
+        labels=[int(x) for x in ds[bench.label_column]],
+        class_names=names,
+        templates=_templates(bench.templates, hub_templates),
+        fingerprint=f"{bench.hub_id}:{bench.split}:{ds._fingerprint}",
+    )
+
+
+class _LazyColumn(Sequence):
+    """Decode images on access instead of holding a whole split in memory."""
+
+    def __init__(self, ds: Any, column: str) -> None:
+        self.ds, self.column = ds, column
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.ds[int(i)][self.column]
+
+
+def load(bench: Benchmark, cache_dir: str | None = None) -> BenchmarkData:
+    """Load a benchmark's data; raises :class:`BenchmarkUnavailable` with the reason when it cannot."""
+    if bench.name == "imagenet-sample":
+        if not (Path(bench.path or "") / "classes.tsv").is_file():
+            raise BenchmarkUnavailable(f"imagenet-sample: {bench.path} is not available on this machine.")
+        return _load_imagenet_sample(bench)
+    if bench.hub_id:
+        return _load_hub(bench, cache_dir)
+    return _load_folder(bench)

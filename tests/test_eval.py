@@ -1,0 +1,157 @@
+"""`s3 eval`: metric modules, 1 vs 2 processes, the embedding cache, resumability, reports, model cards."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED
+from PIL import Image
+
+from s3_hf.cli import load_eval_module, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return load_eval_module("runner")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """A real-photo image folder: 3 classes, 7 images (uneven across 2 processes and batches of 2)."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("imagefolder")
+    for cls, names in {
+        "cat": ["chelsea", "cat"],
+        "coffee": ["coffee"],
+        "astronaut": ["astronaut", "rocket", "camera", "coins"],
+    }.items():
+        (root / cls).mkdir()
+        for n in names:
+            Image.fromarray(np.asarray(getattr(data, n)())).convert("RGB").save(root / cls / f"{n}.png")
+    return root
+
+
+def test_metric_modules_match_hand_computation(runner):
+    top_k, per_class = runner.load_metric("top_k_accuracy"), runner.load_metric("mean_per_class_accuracy")
+    ranked = [[0, 1, 2], [2, 0, 1], [1, 2, 0], [0, 2, 1], [2, 1, 0]]
+    refs = [0, 0, 2, 1, 2]
+    # top-1: samples 0 and 4 right -> 2/5; top-2: + sample 1 (0 in [2, 0]) and sample 2 (2 in [1, 2]) -> 4/5
+    assert top_k.compute(predictions=ranked, references=refs, k=1)["top_k_accuracy"] == pytest.approx(0.4)
+    assert top_k.compute(predictions=ranked, references=refs, k=2)["top_k_accuracy"] == pytest.approx(0.8)
+    # per class: class 0 -> 1/2, class 1 -> 0/1, class 2 -> 1/2; mean 1/3
+    out = per_class.compute(predictions=[r[0] for r in ranked], references=refs)
+    assert out["mean_per_class_accuracy"] == pytest.approx(1 / 3)
+    assert out["per_class_accuracy"] == {0: 0.5, 1: 0.0, 2: 0.5}
+
+
+def run_eval(args: list[str], nproc: int, cwd: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]
+    )
+    res = subprocess.run(
+        [*launcher, "-m", "s3_hf.cli", "eval", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path):
+    args = ["--benchmarks", str(folder), "--model", str(tiny_clip_dir), "--batch-size", "2", "--synonyms", "none"]
+    run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
+    run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
+    name = folder.name
+    one = json.loads((tmp_path / "one" / f"{name}.predictions.json").read_text())
+    two = json.loads((tmp_path / "two" / f"{name}.predictions.json").read_text())
+    assert len(one["labels"]) == 7 and one == two
+    m1 = json.loads((tmp_path / "one" / f"{name}.json").read_text())["methods"]
+    m2 = json.loads((tmp_path / "two" / f"{name}.json").read_text())["methods"]
+    assert m1 == m2 and set(m1) == {"label", "ensemble"}
+    assert json.loads((tmp_path / "two" / "results.json").read_text())["processes"] == 2
+
+
+def test_cache_resume_reports_and_unreachable(folder, tiny_clip_dir, tmp_path, runner, caplog):
+    out = tmp_path / "out"
+    cfg = runner.EvalConfig(
+        model=str(tiny_clip_dir), benchmarks=["cifar10", str(folder)], out=str(out), synonyms=[], batch_size=4
+    )
+    first = runner.run(cfg)
+    assert "cannot load clip-benchmark/wds_cifar10" in first["benchmarks"]["cifar10"]["error"]  # offline
+    rec = first["benchmarks"][folder.name]
+    assert rec["embeddings_cached"] is False and rec["samples"] == 7 and rec["classes"] == 3
+    for method in ("label", "ensemble"):
+        assert set(rec["methods"][method]) == {"top1", "top5", "mean_per_class", "wins_vs_label", "losses_vs_label"}
+    assert rec["methods"]["label"]["wins_vs_label"] == 0
+    table = (out / "results.md").read_text()
+    assert f"| {folder.name} | 7 |" in table and "cifar10" in table and "Not evaluated" in table
+    assert (out / "gains.png").stat().st_size > 1000
+
+    # same configuration: the finished benchmark is not recomputed
+    (out / f"{folder.name}.predictions.json").unlink()
+    again = runner.run(cfg)
+    assert again["benchmarks"][folder.name] == rec
+    assert not (out / f"{folder.name}.predictions.json").exists()
+
+    # another method set: scored again, on the cached image embeddings
+    cfg.templates = "imagenet7"
+    third = runner.run(cfg)
+    assert third["benchmarks"][folder.name]["embeddings_cached"] is True
+    assert third["benchmarks"][folder.name]["methods"]["label"] == rec["methods"]["label"]
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "imagenet-sample").is_dir(), reason="shared imagenet-sample not available")
+def test_imagenet_sample_end_to_end(tiny_clip_dir, tmp_path, runner):
+    from s3_hf.errors import WordNetMissingError
+    from s3_hf.synonyms import WordNetSource
+
+    try:
+        WordNetSource()
+        synonyms = ["wordnet"]
+    except WordNetMissingError:
+        synonyms = []
+    cfg = runner.EvalConfig(
+        model=str(tiny_clip_dir),
+        benchmarks=["imagenet-sample"],
+        out=str(tmp_path / "out"),
+        synonyms=synonyms,
+        metrics=["local_center", "nearest_simplex"],
+        templates="imagenet7",
+        batch_size=128,
+    )
+    rec = runner.run(cfg)["benchmarks"]["imagenet-sample"]
+    assert rec["samples"] == 1000 and rec["classes"] == 1000 and not rec["embeddings_cached"]
+    expected = {"label", "ensemble"} | {f"s3/{s}/{m}" for s in synonyms for m in cfg.metrics}
+    assert set(rec["methods"]) == expected
+    assert (tmp_path / "out" / "results.md").is_file() and (tmp_path / "out" / "gains.png").is_file()
+    cfg.metrics = ["local_center"]
+    assert runner.run(cfg)["benchmarks"]["imagenet-sample"]["embeddings_cached"] is True
+
+
+def test_model_card_results(small_space, tmp_path, capsys):
+    space_dir = small_space.save_pretrained(tmp_path / "space")
+    summary = {
+        "random_weights": False,
+        "benchmarks": {
+            "pets": {"methods": {"label": {"top1": 0.5}, "s3/wordnet/local_center": {"top1": 0.625}}},
+            "down": {"error": "offline"},
+        },
+    }
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(summary))
+    assert main(["card", str(space_dir), "--results", str(results)]) == 0
+    card = (space_dir / "README.md").read_text()
+    assert "model-index:" in card and "value: 0.625" in card and "top-1 accuracy (label)" in card
+    from s3_hf import SynonymSpace
+
+    SynonymSpace.from_pretrained(space_dir)  # still a valid artifact
+    results.write_text(json.dumps({**summary, "random_weights": True}))
+    assert main(["card", str(space_dir), "--results", str(results)]) == 2
+    assert "random weights" in capsys.readouterr().err
