@@ -15,8 +15,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -116,18 +117,45 @@ def synonym_source(spec: str, data: registry.BenchmarkData) -> Any:
     return spec  # a synonyms file
 
 
-def method_spaces(cfg: EvalConfig, model: Any, tok: Any, data: registry.BenchmarkData) -> dict[str, tuple[Any, str]]:
-    """method name -> (space, metric)."""
+def cached_space(
+    cache: Path | None,
+    model: Any,
+    tok: Any,
+    labels: list[str],
+    synonyms: Callable[[], Any],
+    templates: list[str],
+    tag: str,
+) -> SynonymSpace:
+    """Build a space, or load it from ``cache`` when the same (model, labels, synonyms, templates) was built
+    before. ``synonyms`` makes the synonym source, only when the space has to be built."""
+    if cache is None:
+        return build_synonym_space(model, tok, labels, synonyms(), templates=templates, progress=True)
+    parts = [str(model.name_or_path), str(getattr(model.config, "_commit_hash", None)), json.dumps(labels), tag]
+    parts.append(json.dumps(templates))
+    folder = cache / "spaces" / hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+    if (folder / "s3_config.json").is_file():
+        return SynonymSpace.from_pretrained(folder)
+    space = build_synonym_space(model, tok, labels, synonyms(), templates=templates, progress=True)
+    space.save_pretrained(folder)
+    return space
+
+
+def method_spaces(
+    cfg: EvalConfig, model: Any, tok: Any, data: registry.BenchmarkData, cache: Path | None = None
+) -> dict[str, tuple[Any, str]]:
+    """method name -> (space, metric). Spaces are cached beside the image embeddings."""
     labels = data.class_names
     templates = data.templates if cfg.templates == "benchmark" else resolve_templates(cfg.templates)
     spaces: dict[str, tuple[Any, str]] = {
-        "label": (build_synonym_space(model, tok, labels, templates=[cfg.label_template]), "label"),
-        "ensemble": (build_synonym_space(model, tok, labels, templates=templates, progress=True), "label"),
+        "label": (cached_space(cache, model, tok, labels, lambda: None, [cfg.label_template], "label-only"), "label"),
+        "ensemble": (cached_space(cache, model, tok, labels, lambda: None, templates, "label-only"), "label"),
     }
     for spec in cfg.synonyms:
-        name = "wordnet" if spec == "wordnet" else Path(spec).stem
-        source = synonym_source(spec, data)
-        space = build_synonym_space(model, tok, labels, source, templates=templates, progress=True)
+        if spec == "wordnet":
+            name, tag = "wordnet", f"wordnet:{json.dumps(data.wnids)}"
+        else:
+            name, tag = Path(spec).stem, "file:" + hashlib.sha256(Path(spec).read_bytes()).hexdigest()
+        space = cached_space(cache, model, tok, labels, partial(synonym_source, spec, data), templates, tag)
         for metric in cfg.metrics:
             spaces[f"s3/{name}/{metric}"] = (space, metric)
     return spaces
@@ -229,7 +257,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         if not main:
             continue
         t0 = time.perf_counter()
-        spaces = method_spaces(cfg, model, tok, data)
+        spaces = method_spaces(cfg, model, tok, data, cache)
         t_text = time.perf_counter() - t0
         t0 = time.perf_counter()
         methods, predictions = score_methods(emb.to(accelerator.device), data.labels, spaces)

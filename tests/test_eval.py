@@ -108,7 +108,7 @@ def test_cache_resume_reports_and_unreachable(folder, tiny_clip_dir, tmp_path, r
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "imagenet-sample").is_dir(), reason="shared imagenet-sample not available")
-def test_imagenet_sample_end_to_end(tiny_clip_dir, tmp_path, runner):
+def test_imagenet_sample_end_to_end(tiny_clip_dir, tmp_path, runner, monkeypatch):
     from s3_hf.errors import WordNetMissingError
     from s3_hf.synonyms import WordNetSource
 
@@ -131,8 +131,16 @@ def test_imagenet_sample_end_to_end(tiny_clip_dir, tmp_path, runner):
     expected = {"label", "ensemble"} | {f"s3/{s}/{m}" for s in synonyms for m in cfg.metrics}
     assert set(rec["methods"]) == expected
     assert (tmp_path / "out" / "results.md").is_file() and (tmp_path / "out" / "gains.png").is_file()
+    # another metric set: image embeddings and spaces both come from the cache
     cfg.metrics = ["local_center"]
-    assert runner.run(cfg)["benchmarks"]["imagenet-sample"]["embeddings_cached"] is True
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a cached space was rebuilt")
+
+    monkeypatch.setattr(runner, "build_synonym_space", no_build)
+    again = runner.run(cfg)["benchmarks"]["imagenet-sample"]
+    assert again["embeddings_cached"] is True
+    assert again["methods"]["label"] == rec["methods"]["label"]
 
 
 def test_model_card_results(small_space, tmp_path, capsys):
