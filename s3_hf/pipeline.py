@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -20,6 +21,7 @@ from .synonyms import SynonymSource
 from .templates import DEFAULT_TEMPLATE, resolve_templates
 
 TASK = "s3-zero-shot-classification"
+MAX_CACHED_SPACES = 16
 
 
 def _freeze(value: Any) -> Any:
@@ -66,7 +68,17 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
                     f"{type(self.model).__name__} is not a CLIP-style dual encoder (it has no {attr}). "
                     "Use a CLIPModel checkpoint such as openai/clip-vit-base-patch32."
                 )
-        self._spaces: dict[Any, SynonymSpace] = {}
+        self._spaces: OrderedDict[Any, SynonymSpace] = OrderedDict()  # most recently used last
+
+    def _cached(self, key: Any, make: Callable[[], SynonymSpace]) -> SynonymSpace:
+        """The space under ``key``, made on first use; at most ``MAX_CACHED_SPACES`` are kept."""
+        if key in self._spaces:
+            self._spaces.move_to_end(key)
+        else:
+            self._spaces[key] = make()
+            while len(self._spaces) > MAX_CACHED_SPACES:
+                self._spaces.popitem(last=False)
+        return self._spaces[key]
 
     def __call__(self, image: Any = None, candidate_labels: Sequence[str] | None = None, **kwargs: Any) -> Any:
         """Classify one image or a list of images. See the class docstring for the options."""
@@ -96,26 +108,30 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
                     "synonym_space already fixes the synonyms and templates; do not pass synonyms=, templates= "
                     "or hypothesis_template= with it."
                 )
-            key: Any = ("space", id(synonym_space) if isinstance(synonym_space, SynonymSpace) else str(synonym_space))
-            if key not in self._spaces:
+
+            def load() -> SynonymSpace:
                 space = (
                     synonym_space
                     if isinstance(synonym_space, SynonymSpace)
                     else SynonymSpace.from_pretrained(synonym_space)
                 )
                 space.check_model(self.model)
-                self._spaces[key] = space
-            space = self._spaces[key]
+                return space
+
+            # a SynonymSpace is keyed by identity: the cache holds it, so its id cannot be reused meanwhile
+            name = id(synonym_space) if isinstance(synonym_space, SynonymSpace) else str(synonym_space)
+            space = self._cached(("space", name), load)
             if candidate_labels is None:
                 return space, list(range(space.num_classes))
             labels = check_labels(candidate_labels)
-            missing = [lab for lab in labels if lab not in space.labels]
+            position = {lab: i for i, lab in enumerate(space.labels)}
+            missing = [lab for lab in labels if lab not in position]
             if missing:
                 raise InvalidLabelsError(
                     f"Labels {missing[:10]} are not classes of the synonym space (which has {space.num_classes} "
                     f"classes, e.g. {space.labels[:5]}). Drop them, or build a new space that includes them."
                 )
-            return space, [space.labels.index(lab) for lab in labels]
+            return space, [position[lab] for lab in labels]
 
         if candidate_labels is None:
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
@@ -125,8 +141,9 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         tmpl = resolve_templates(templates if templates is not None else hypothesis_template or DEFAULT_TEMPLATE)
         params = SpaceParams(**space_options)
         key = ("build", tuple(labels), _freeze(synonyms), tuple(tmpl), concept_format, params)
-        if key not in self._spaces:
-            self._spaces[key] = build_synonym_space(
+        space = self._cached(
+            key,
+            lambda: build_synonym_space(
                 self.model,
                 self.tokenizer,
                 labels,
@@ -134,8 +151,9 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
                 templates=tmpl,
                 concept_format=concept_format,
                 params=params,
-            )
-        return self._spaces[key], list(range(len(labels)))
+            ),
+        )
+        return space, list(range(len(labels)))
 
     # ------------------------------------------------------------------------------------ pipeline steps
     def _sanitize_parameters(

@@ -209,3 +209,21 @@ def test_rejects_non_clip_models():
                 BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=37)
             )
         )
+
+
+def test_space_cache_is_bounded(tiny_clip_dir, photos):
+    from s3_hf.pipeline import MAX_CACHED_SPACES
+
+    pipe = pipeline(s3_hf.TASK, model=str(tiny_clip_dir))
+    calls = []
+    pipe.model.text_model.register_forward_hook(lambda *a: calls.append(1))
+    image = str(photos[0])
+    pipe(image, candidate_labels=["cat", "dog"])
+    first = len(calls)
+    for i in range(MAX_CACHED_SPACES - 1):
+        pipe(image, candidate_labels=["cat", f"class {i}"])
+    pipe(image, candidate_labels=["cat", "dog"])  # still cached: the 16 most recent label sets are kept
+    assert len(calls) == first * MAX_CACHED_SPACES
+    pipe(image, candidate_labels=["cat", "newcomer"])  # evicts the least recently used ("class 0")
+    pipe(image, candidate_labels=["cat", "class 0"])
+    assert len(calls) == first * (MAX_CACHED_SPACES + 2)
