@@ -41,7 +41,13 @@ EXAMPLE_SYNONYMS = [
     ["astronaut", "spaceman, cosmonaut, space traveler"],
 ]
 
-PIPE = pipeline(s3_hf.TASK, model=MODEL)  # loaded once, at start-up
+try:
+    PIPE = pipeline(s3_hf.TASK, model=MODEL)  # loaded once, at start-up
+except (OSError, ValueError) as _err:
+    raise SystemExit(
+        f"Cannot load the CLIP model {MODEL!r}: {str(_err).splitlines()[0]}\nSet S3_MODEL to a Hub id you can "
+        "download or to a local CLIP folder (config.json, model.safetensors, tokenizer, preprocessor_config.json)."
+    ) from _err
 
 
 def example_photos() -> list[str]:

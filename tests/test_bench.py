@@ -18,7 +18,9 @@ def test_bench_writes_json_table_and_plot(tiny_clip_dir, photos, tmp_path, capsy
     assert results["environment"]["random_weights"] is False
     assert [(r["batch_size"], r["classes"]) for r in results["inference"]] == [(1, 3), (1, 7), (2, 3), (2, 7)]
     for row in results["inference"]:
-        for key in ["bare_img_s", "decode_img_s", "transformers_img_s", *(f"s3_{m}_img_s" for m in METRICS)]:
+        keys = ["bare_img_s", "decode_img_s", "transformers_img_s", "bare_over_decode"]
+        keys += [f"s3_{m}_{kind}" for m in METRICS for kind in ("img_s", "ratio")]
+        for key in keys:
             assert row[key] > 0, key
     assert [(r["classes"], r["concepts"], r["prompts"]) for r in results["build"]] == [(3, 2, 9), (3, 4, 15)]
     assert all(0 <= r["geometry_share"] <= 1 for r in results["build"])

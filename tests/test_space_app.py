@@ -191,3 +191,17 @@ def test_browser_upload_classify_and_screenshot(app, photos):
         assert (out / "space_app.png").stat().st_size > 10_000
     finally:
         browser.quit()
+
+
+def test_bundled_examples_and_a_hub_space(app, client, small_space, tmp_path, monkeypatch):
+    from fakehub import fake_hub, folder_files
+
+    examples = app.example_photos()
+    assert [Path(p).stem for p in examples] == ["chelsea", "coffee", "astronaut", "rocket"]
+    s3, clip, *_ = classify(client, examples[1], labels=app.EXAMPLE_LABELS, synonyms=app.EXAMPLE_SYNONYMS)
+    assert {c["label"] for c in s3["confidences"]} <= set(app.parse_labels(app.EXAMPLE_LABELS))
+    files = folder_files(small_space.save_pretrained(tmp_path / "space"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    with fake_hub({"org/pets-s3": files}):
+        s3, *_ = classify(client, examples[0], labels="", space="org/pets-s3")
+    assert {c["label"] for c in s3["confidences"]} == set(small_space.labels)
