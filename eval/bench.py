@@ -49,6 +49,7 @@ class BenchConfig:
     repeats: int = 3
     dtypes: Sequence[str] = ("float32",)
     memory: bool = True
+    parts: Sequence[str] = ("inference", "build", "artifact")  # plus memory when `memory`
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -274,11 +275,10 @@ def markdown(results: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in METRICS) + " | --- |",
     ]
     for r in results["inference"]:
-        b = r["decode_img_s"]
         cells = [f"{r[f's3_{m}_img_s']:.1f} ({r[f's3_{m}_ratio']:.2f}x)" for m in METRICS]
         speedup = r["s3_local_center_img_s"] / r["transformers_img_s"]
         lines.append(
-            f"| {r['dtype']} | {r['batch_size']} | {r['classes']} | {r['bare_img_s']:.1f} | {b:.1f} | "
+            f"| {r['dtype']} | {r['batch_size']} | {r['classes']} | {r['bare_img_s']:.1f} | {r['decode_img_s']:.1f} | "
             + " | ".join(cells)
             + f" | {r['transformers_img_s']:.2f} (S^3 {speedup:.0f}x faster) |"
         )
@@ -371,18 +371,21 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
         },
         "inference": [],
     }
-    for dtype_name in cfg.dtypes:
-        results["inference"] += bench_inference(cfg, dtype_name, log)
-    results["build"] = bench_build(cfg, log) if cfg.build_classes and cfg.build_concepts else []
+    if "inference" in cfg.parts:
+        for dtype_name in cfg.dtypes:
+            results["inference"] += bench_inference(cfg, dtype_name, log)
+    results["build"] = bench_build(cfg, log) if "build" in cfg.parts and cfg.build_classes else []
     with tempfile.TemporaryDirectory() as tmp:
         space_dir = Path(tmp) / "space"
-        results["artifact"] = save_space(cfg, max(cfg.classes), space_dir)
-        log(f"artifact: {results['artifact']['bytes'] / 1e6:.1f} MB")
+        if "artifact" in cfg.parts or cfg.memory:
+            results["artifact"] = save_space(cfg, max(cfg.classes), space_dir)
+            log(f"artifact: {results['artifact']['bytes'] / 1e6:.1f} MB")
         if cfg.memory:
             results["memory"] = bench_memory(cfg, space_dir)
             log(f"memory: {results['memory']['ratio']:.3f}x of bare CLIP")
     (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "bench.md").write_text(markdown(results))
-    plot(results, out / "bench.png")
+    if results["inference"]:
+        plot(results, out / "bench.png")
     log(f"Wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
     return results

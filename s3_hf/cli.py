@@ -305,6 +305,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         dtypes=dtypes,
         memory=not args.no_memory,
+        parts=args.parts.split(","),
     )
     if not Path(cfg.images).is_dir():
         raise S3Error(f"Image folder {cfg.images} not found: pass --images DIR with a few JPEG/PNG files.")
@@ -474,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--num-images", type=int, default=32)
     n.add_argument("--repeats", type=int, default=3)
     n.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess runs")
+    n.add_argument("--parts", default="inference,build,artifact", help="which parts to run (comma list)")
     n.set_defaults(func=cmd_bench)
 
     e = sub.add_parser("eval", help="every method side by side on benchmarks (accelerate launch -m s3_hf.cli eval)")
