@@ -235,9 +235,13 @@ else:
     pipe = pipeline(s3_hf.TASK, model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
     pipe(paths, synonym_space={space!r}, batch_size=32)
 if cfg.device.startswith("cuda"):
-    print(json.dumps({{"peak_bytes": torch.cuda.max_memory_allocated()}}))
+    peak, resident = torch.cuda.max_memory_allocated(), torch.cuda.memory_allocated()
+    print(json.dumps({{"peak_bytes": peak, "resident_bytes": resident}}))
 else:
-    print(json.dumps({{"peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+    import os
+    resident = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    print(json.dumps({{"peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                      "resident_bytes": resident}}))
 """
 
 
@@ -253,8 +257,10 @@ def bench_memory(cfg: BenchConfig, space_dir: Path) -> dict[str, Any]:
         res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"memory measurement ({mode}) failed:\n{res.stderr[-2000:]}")
-        out[f"{mode}_peak_bytes"] = json.loads(res.stdout.strip().splitlines()[-1])["peak_bytes"]
+        measured = json.loads(res.stdout.strip().splitlines()[-1])
+        out[f"{mode}_peak_bytes"], out[f"{mode}_resident_bytes"] = measured["peak_bytes"], measured["resident_bytes"]
     out["ratio"] = out["s3_peak_bytes"] / out["bare_peak_bytes"]
+    out["resident_ratio"] = out["s3_resident_bytes"] / out["bare_resident_bytes"]
     return out
 
 
@@ -303,7 +309,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"Peak memory classifying 32 images: bare CLIP {m['bare_peak_bytes'] / 2**20:.0f} MiB, S^3 pipeline at "
-            f"{results['artifact']['classes']} classes {m['s3_peak_bytes'] / 2**20:.0f} MiB ({m['ratio']:.3f}x).",
+            f"{results['artifact']['classes']} classes {m['s3_peak_bytes'] / 2**20:.0f} MiB ({m['ratio']:.3f}x); "
+            f"resident afterwards {m['bare_resident_bytes'] / 2**20:.0f} vs {m['s3_resident_bytes'] / 2**20:.0f} MiB "
+            f"({m['resident_ratio']:.3f}x).",
         ]
     return "\n".join(lines) + "\n"
 
