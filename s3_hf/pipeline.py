@@ -206,12 +206,16 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
         v = encode_pixels(self.model, model_inputs["pixel_values"])
         state = space.scoring_state(v.device)
-        cols = torch.tensor(index, device=v.device)
-        logits = self.model.logit_scale.exp().float() * score(v, state, metric, k)[:, cols]
-        out = {"logits": logits}
+        # all classes in order (the common case) need no column selection
+        cols = None if len(index) == space.num_classes and index == list(range(len(index))) else index
+
+        def select(x: torch.Tensor) -> torch.Tensor:
+            return x if cols is None else x[:, torch.tensor(cols, device=x.device)]
+
+        out = {"logits": self.model.logit_scale.exp().float() * select(score(v, state, metric, k))}
         if details:
-            out["matched"] = nearest_match(v, state)[:, cols]
-            out["members"] = centre_members(v, state, metric, k)[:, cols]
+            out["matched"] = select(nearest_match(v, state))
+            out["members"] = select(centre_members(v, state, metric, k))
         return out
 
     def postprocess(
@@ -224,11 +228,13 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
     ) -> list[dict[str, Any]]:
         assert space is not None and index is not None
         probs = model_outputs["logits"][0].float().softmax(-1)
-        order = torch.argsort(probs, descending=True, stable=True).tolist()[: top_k or len(index)]
+        order = torch.argsort(probs, descending=True, stable=True)[: top_k or len(index)].tolist()
+        scores = probs.tolist()  # one conversion, not one .item() per class
+        labels = space.labels
         results = []
         for j in order:
             c = index[j]
-            entry: dict[str, Any] = {"score": probs[j].item(), "label": space.labels[c]}
+            entry: dict[str, Any] = {"score": scores[j], "label": labels[c]}
             if details:
                 concepts = space.concepts(c)
                 members = model_outputs["members"][0, j].tolist()
