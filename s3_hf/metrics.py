@@ -36,12 +36,12 @@ class ScoringState:
 
     points: torch.Tensor  # (C*M, D); padded slots are zero
     mask: torch.Tensor  # (C, M) kept points
-    local_centres: torch.Tensor  # (C*M, D)
     labels: torch.Tensor  # (C, D) label points t_c0
     global_centres: torch.Tensor  # (C, D)
     kept_means: torch.Tensor  # (C, D) unnormalised mean of kept points
     gram: torch.Tensor  # (C, M, M)
     adjacency: torch.Tensor  # (C, M, M) bool, N[u] of each kept point (itself included)
+    centre_norms: torch.Tensor  # (C, M) ||sum of t_w over N[u]||, so v·n(that sum) = (sum of v·t_w) / norm
     space: SpaceTensors = field(repr=False)
     slot: torch.Tensor = field(repr=False)  # (P,) dense slot of each flat point (CPU)
 
@@ -71,7 +71,6 @@ class ScoringState:
             return out
 
         pts = dense(space.points)
-        lcs = dense(space.local_centres)
         mask = torch.zeros(num_classes * m, dtype=torch.bool)
         mask[slot] = space.kept
         mask = mask.view(num_classes, m)
@@ -82,16 +81,19 @@ class ScoringState:
         adjacency = torch.zeros(num_classes * m, m, dtype=torch.bool)
         owners = torch.repeat_interleave(torch.arange(len(pc)), space.neighbour_indptr.diff())
         adjacency[slot[owners], (slot[space.neighbour_indices] % m)] = True
+        adjacency = adjacency.view(num_classes, m, m)
+        adj = adjacency.double()
+        centre_norms = torch.einsum("cum,cmn,cun->cu", adj, gram, adj).clamp(min=0).sqrt()
 
         return cls(
             points=pts.to(device, dtype),
             mask=mask.to(device),
-            local_centres=lcs.to(device, dtype),
             labels=space.points[starts].to(device, dtype),
             global_centres=space.global_centres.to(device, dtype),
             kept_means=kept_means.to(device, dtype),
             gram=gram.to(device, dtype),
-            adjacency=adjacency.view(num_classes, m, m).to(device),
+            adjacency=adjacency.to(device),
+            centre_norms=centre_norms.to(device, dtype),
             space=space,
             slot=slot,
         )
@@ -157,10 +159,17 @@ def nearest_match(v: torch.Tensor, state: ScoringState) -> torch.Tensor:
 
 
 def local_center(v: torch.Tensor, state: ScoringState, **_: object) -> torch.Tensor:
-    """Point-to-local-centre: ``v · n(mean of N[u*])`` with ``u*`` the nearest kept point."""
-    u = nearest_match(v, state)
-    centre_sims = (v @ state.local_centres.T).view(len(v), state.num_classes, state.max_points)
-    return centre_sims.gather(-1, u[..., None]).squeeze(-1)
+    """Point-to-local-centre: ``v · n(mean of N[u*])`` with ``u*`` the nearest kept point.
+
+    Computed from the similarities already at hand, ``(sum over N[u*] of v·t_w) / ||sum of t_w||``: no second
+    pass over the points, which matters when few images are scored against many classes.
+    """
+    sims = state.similarities(v)
+    u = sims.argmax(-1, keepdim=True)  # (B, C, 1)
+    cls = torch.arange(state.num_classes, device=v.device)[None, :, None]
+    neighbours = state.adjacency[cls, u].squeeze(2)  # (B, C, M) N[u*]
+    total = sims.masked_fill(~neighbours, 0.0).sum(-1)
+    return total / state.centre_norms.gather(1, u.squeeze(-1).T).T.clamp(min=1e-12)
 
 
 def knn_members(v: torch.Tensor, state: ScoringState, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
