@@ -198,7 +198,7 @@ def test_bundled_examples_and_a_hub_space(app, client, small_space, tmp_path, mo
 
     examples = app.example_photos()
     assert [Path(p).stem for p in examples] == ["chelsea", "coffee", "astronaut", "rocket"]
-    s3, clip, *_ = classify(client, examples[1], labels=app.EXAMPLE_LABELS, synonyms=app.EXAMPLE_SYNONYMS)
+    s3, _clip, *_ = classify(client, examples[1], labels=app.EXAMPLE_LABELS, synonyms=app.EXAMPLE_SYNONYMS)
     assert {c["label"] for c in s3["confidences"]} <= set(app.parse_labels(app.EXAMPLE_LABELS))
     files = folder_files(small_space.save_pretrained(tmp_path / "space"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
