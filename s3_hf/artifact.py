@@ -28,7 +28,7 @@ from .errors import (
     ModelMismatchError,
 )
 from .metrics import ScoringState
-from .space import SpaceParams, SpaceTensors, local_centres
+from .space import SpaceParams, SpaceTensors
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ CARD_NAME = "README.md"
 REQUIRED_FILES = (CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME)
 
 _FLOAT_TENSORS = ("points", "global_centres")
-# Saved tensors and their dtypes; local centres are derived from points and neighbourhoods on load.
+# Saved tensors and their dtypes (local centres are derived from points and neighbourhoods when needed).
 _DTYPES = {
     "points": torch.float32,
     "point_class": torch.int64,
@@ -207,7 +207,7 @@ class SynonymSpace:
         (folder / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2, ensure_ascii=False) + "\n")
         syn = {"format_version": FORMAT_VERSION, "classes": self.classes}
         (folder / SYNONYMS_NAME).write_text(json.dumps(syn, indent=2, ensure_ascii=False) + "\n")
-        tensors = {k: getattr(self.tensors, k).contiguous() for k in _DTYPES}
+        tensors = {k: v.contiguous() for k, v in self.tensors.tensors().items()}
         save_file(tensors, str(folder / TENSORS_NAME), metadata={"format_version": str(FORMAT_VERSION)})
         from .card import render_card
 
@@ -262,13 +262,7 @@ class SynonymSpace:
             raise ArtifactShapeError(
                 f"{TENSORS_NAME} holds tensors {sorted(raw)}, expected {sorted(expected)}. Rebuild the space."
             )
-        try:
-            centres = local_centres(raw["points"].float(), raw["neighbour_indptr"], raw["neighbour_indices"])
-        except (RuntimeError, IndexError) as err:
-            raise ArtifactShapeError(
-                f"{TENSORS_NAME} has inconsistent neighbourhood indices ({err}). Rebuild the space."
-            ) from err
-        return cls(config, syn["classes"], SpaceTensors(**raw, local_centres=centres))
+        return cls(config, syn["classes"], SpaceTensors(**raw))
 
     # ----------------------------------------------------------------------------------------------- Hub
     def push_to_hub(

@@ -61,7 +61,6 @@ class SpaceTensors:
     kept: torch.Tensor  # (P,) bool
     radius: torch.Tensor  # (C,) float64
     global_centres: torch.Tensor  # (C, D) float32, unit
-    local_centres: torch.Tensor  # (P, D) float32, unit for kept points, zero for dropped ones; not saved
     neighbour_indptr: torch.Tensor  # (P + 1,) int64
     neighbour_indices: torch.Tensor  # (nnz,) int64, global point indices
     simplex_indptr: torch.Tensor  # (S + 1,) int64
@@ -70,6 +69,12 @@ class SpaceTensors:
     @property
     def num_classes(self) -> int:
         return int(self.radius.shape[0])
+
+    @property
+    def local_centres(self) -> torch.Tensor:
+        """``(P, D)`` local centre ``n(mean of N[u])`` of each point (zero for dropped ones), computed on demand:
+        scoring uses the equivalent similarity form and never needs these vectors."""
+        return local_centres(self.points, self.neighbour_indptr, self.neighbour_indices)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -211,7 +216,6 @@ def build_space(
         kept=kept,
         radius=torch.tensor([g.radius for g in geoms], dtype=torch.float64),
         global_centres=F.normalize(sums, dim=-1),
-        local_centres=local_centres(points, n_ptr, n_idx),
         neighbour_indptr=n_ptr,
         neighbour_indices=n_idx,
         simplex_indptr=s_ptr,
