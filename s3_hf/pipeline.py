@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,10 +17,13 @@ from .artifact import SynonymSpace
 from .build import build_synonym_space, check_labels
 from .encoding import DEFAULT_CONCEPT_FORMAT, encode_pixels, load_image, pixel_values
 from .errors import InvalidConfigError, InvalidLabelsError, S3Error, TemplateError
+from .fewshot import SSP_CONFIG_NAME, SSPAdapter, SSPConfig, encode_support_images, fit_for_space, read_support
 from .metrics import centre_members, check_metric, nearest_match, score
 from .space import SpaceParams
 from .synonyms import SynonymSource
 from .templates import DEFAULT_TEMPLATE, resolve_templates
+
+logger = logging.getLogger(__name__)
 
 TASK = "s3-zero-shot-classification"
 MAX_CACHED_SPACES = 16
@@ -50,9 +55,15 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
     - ``metric``: one of :data:`s3_hf.metrics.METRICS` (default ``"local_center"``), ``knn_k`` for the kNN metric;
     - ``top_k``: keep the ``top_k`` best classes; ``return_details``: add per class the matched concept, the
       kept and dropped concepts and the concepts forming the centre used;
-    - space options ``concept_format``, ``radius``, ``gap_ratio``, ``min_points``, ``max_dim``.
+    - space options ``concept_format``, ``radius``, ``gap_ratio``, ``min_points``, ``max_dim``;
+    - few-shot (SSP): ``support`` = a folder with one sub-folder of images per class, a ``datasets.Dataset``, a
+      list of ``(image, label)`` pairs, a fitted :class:`~s3_hf.fewshot.SSPAdapter` or a folder it was saved to;
+      ``fewshot`` = :class:`~s3_hf.fewshot.SSPConfig` or a dict of its options (``{"mode": "cache"}`` for the
+      cache alone); ``text_vector`` = ``"global_center"`` (default) or ``"label"``. An empty support set gives
+      exactly the zero-shot scores.
 
-    Spaces built from labels are cached per (labels, synonyms, templates, options): text is encoded once.
+    Spaces built from labels are cached per (labels, synonyms, templates, options): text is encoded once. Fitted
+    few-shot adapters are cached the same way: support images are encoded once.
     """
 
     _load_processor = False
@@ -68,10 +79,10 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
                     f"{type(self.model).__name__} is not a CLIP-style dual encoder (it has no {attr}). "
                     "Use a CLIPModel checkpoint such as openai/clip-vit-base-patch32."
                 )
-        self._spaces: OrderedDict[Any, SynonymSpace] = OrderedDict()  # most recently used last
+        self._spaces: OrderedDict[Any, Any] = OrderedDict()  # spaces and adapters, most recently used last
 
-    def _cached(self, key: Any, make: Callable[[], SynonymSpace]) -> SynonymSpace:
-        """The space under ``key``, made on first use; at most ``MAX_CACHED_SPACES`` are kept."""
+    def _cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        """The space (or adapter) under ``key``, made on first use; at most ``MAX_CACHED_SPACES`` are kept."""
         if key in self._spaces:
             self._spaces.move_to_end(key)
         else:
@@ -155,6 +166,47 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         )
         return space, list(range(len(labels)))
 
+    def get_adapter(
+        self,
+        space: SynonymSpace,
+        index: list[int],
+        support: Any,
+        metric: str,
+        k: int = 3,
+        fewshot: SSPConfig | Mapping[str, Any] | None = None,
+        text_vector: str = "global_center",
+    ) -> SSPAdapter:
+        """The few-shot adapter for ``support`` on the classes ``index`` of ``space`` (fitted or loaded once)."""
+        labels = [space.labels[c] for c in index]
+        if isinstance(support, str | os.PathLike) and (Path(support) / SSP_CONFIG_NAME).is_file():
+            support = self._cached(("adapter-file", str(support)), lambda: SSPAdapter.from_pretrained(support))
+        if isinstance(support, SSPAdapter):
+            fitted_metric = support.info.get("zero_shot_metric")
+            if fitted_metric not in (None, metric):
+                logger.warning(
+                    "The few-shot adapter was tuned on top of the %r metric; scoring with %r. Pass metric=%r to "
+                    "use it as fitted.",
+                    fitted_metric,
+                    metric,
+                    fitted_metric,
+                )
+            if support.labels != labels:
+                raise InvalidLabelsError(
+                    f"The few-shot adapter was fitted for classes {support.labels[:5]}... ({support.num_classes}), "
+                    f"not for the requested {labels[:5]}... ({len(labels)}). Fit one for these classes."
+                )
+            return support
+        config = fewshot if isinstance(fewshot, SSPConfig) else SSPConfig.from_dict(dict(fewshot or {}))
+
+        def fit() -> SSPAdapter:
+            images, targets = read_support(support, labels)
+            glob, local = encode_support_images(self.model, self.image_processor, images, progress=len(images) > 64)
+            tau = float(self.model.logit_scale.detach().exp())
+            return fit_for_space(space, index, glob, local, targets, metric, k, tau, config, text_vector)
+
+        key = ("adapter", _Ref(space), tuple(index), metric, k, _freeze_support(support), config, text_vector)
+        return self._cached(key, fit)
+
     # ------------------------------------------------------------------------------------ pipeline steps
     def _sanitize_parameters(
         self,
@@ -170,6 +222,9 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         timeout: float | None = None,
         concept_format: str = DEFAULT_CONCEPT_FORMAT,
         tokenizer_kwargs: dict | None = None,
+        support: Any = None,
+        fewshot: SSPConfig | Mapping[str, Any] | None = None,
+        text_vector: str = "global_center",
         **space_options: Any,
     ) -> tuple[dict, dict, dict]:
         unknown = set(space_options) - {"radius", "gap_ratio", "min_points", "max_dim"}
@@ -185,7 +240,13 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         k = knn_k or space.config.knn_k
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise InvalidConfigError(f"top_k must be a positive integer, got {top_k!r}.")
+        adapter = None
+        if support is not None:
+            adapter = self.get_adapter(space, index, support, metric, k, fewshot, text_vector)
+        elif fewshot is not None:
+            raise InvalidConfigError("fewshot= options need a support= set of labelled images.")
         forward = {"space": space, "index": index, "metric": metric, "k": k, "details": return_details}
+        forward["adapter"] = adapter
         post = {"space": space, "index": index, "top_k": top_k, "details": return_details}
         return preprocess, forward, post
 
@@ -201,6 +262,7 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         metric: str = "local_center",
         k: int = 3,
         details: bool = False,
+        adapter: SSPAdapter | None = None,
     ) -> dict[str, torch.Tensor]:
         if space is None or index is None:
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
@@ -212,7 +274,10 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         def select(x: torch.Tensor) -> torch.Tensor:
             return x if cols is None else x[:, torch.tensor(cols, device=x.device)]
 
-        out = {"logits": self.model.logit_scale.exp().float() * select(score(v, state, metric, k))}
+        scores = select(score(v, state, metric, k))
+        if adapter is not None:
+            scores = adapter.logits(v, scores)
+        out = {"logits": self.model.logit_scale.exp().float() * scores}
         if details:
             out["matched"] = select(nearest_match(v, state))
             out["members"] = select(centre_members(v, state, metric, k))
@@ -246,6 +311,30 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
                 }
             results.append(entry)
         return results
+
+
+class _Ref:
+    """Hashes and compares by identity and holds its object, so the id cannot be reused while cached."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Ref) and other.obj is self.obj
+
+
+def _freeze_support(support: Any) -> Any:
+    """A cache key for a support set: a folder by path and the latest modification time of it and its class
+    folders, anything else by identity."""
+    if isinstance(support, str | os.PathLike):
+        path = Path(support)
+        if not path.is_dir():
+            return ("folder", str(path), None)
+        return ("folder", str(path), max(p.stat().st_mtime for p in [path, *path.iterdir()]))
+    return ("object", _Ref(support))
 
 
 def register() -> None:

@@ -1,0 +1,443 @@
+"""SSP (Selective Vision-Language Subspace Projection): a training-free few-shot adapter on zero-shot scores.
+
+With ``k`` labelled support images per class (global features ``g``, local features ``l`` from
+:mod:`.features`) and one text vector ``t_c`` per class (an S^3 centre or the label):
+
+1. **Selection.** Per support image keep the ``s`` local features most similar to its global feature (vision
+   side) and the ``s`` most similar to its class's text vector (language side), each weighted by that similarity.
+2. **Vision subspace.** Per class the mean of the selected vision-side features plus ``λ`` times the mean global
+   feature; the span of the top ``r_v`` right singular vectors of these stacked class means. Support keys and
+   test features are projected onto it for the cache.
+3. **Language subspaces.** Per class the span of the top ``r_l`` right singular vectors of its selected
+   language-side features, each plus ``λ t_c``. The text vector is projected into its own class subspace,
+   ``t'_c = P_c t_c``, and an image is scored by its projection ``<P_c v, P_c t_c> / ||P_c t_c|| = v . n(t'_c)``.
+4. **Logits** (before CLIP's temperature ``τ``): ``s_c(v) + α · cache_c(v) + γ · lang_c(v)`` with the zero-shot
+   (S^3) score ``s_c``, the Tip-Adapter-style cache ``cache_c(v) = mean over class-c keys k of
+   exp(-β (1 - n(P v) . n(P k)))`` and the language score above. ``α, β, γ`` are chosen on a validation split of
+   the support set, never on test data.
+
+Ranks are capped at the numerical rank of what spans the subspace (a larger rank would silently make a
+projection the identity on that span). Scoring holds ``(B, N)`` and ``(B, C)`` tensors only, never ``B x C x D``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import (
+    ArtifactCorruptError,
+    ArtifactNotFoundError,
+    ArtifactShapeError,
+    FormatVersionError,
+    InvalidConfigError,
+    InvalidLabelsError,
+)
+
+SSP_FORMAT_VERSION = 1
+SSP_CONFIG_NAME = "ssp_config.json"
+SSP_TENSORS_NAME = "ssp_state.safetensors"
+RANK_RTOL = 1e-5  # singular values below this fraction of the largest do not count towards the span
+
+DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA = 0.02, 5.5, 0.5
+ALPHA_GRID = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+BETA_GRID = (1.0, 3.0, 5.5, 8.0, 12.0)
+GAMMA_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
+MODES = ("ssp", "cache")
+
+
+@dataclass(frozen=True)
+class SSPConfig:
+    """Options of :func:`fit_ssp`. ``mode="cache"`` is the Tip-Adapter-style baseline: the cache term alone, on
+    unprojected features, no language term. ``alpha``/``beta``/``gamma`` left as ``None`` are tuned on a
+    validation split (``val_fraction`` of each class's support images, at least one, for classes with two or
+    more); with no validation images they fall back to the defaults."""
+
+    mode: str = "ssp"
+    top_s: int = 8
+    lam: float = 1.0
+    vision_rank: int | None = None  # None: the whole span of the class means
+    language_rank: int | None = 8
+    alpha: float | None = None
+    beta: float | None = None
+    gamma: float | None = None
+    alpha_grid: tuple[float, ...] = ALPHA_GRID
+    beta_grid: tuple[float, ...] = BETA_GRID
+    gamma_grid: tuple[float, ...] = GAMMA_GRID
+    val_fraction: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidConfigError(f"Unknown few-shot mode {self.mode!r}; use one of {MODES}.")
+        if not isinstance(self.top_s, int) or self.top_s < 1:
+            raise InvalidConfigError(f"top_s must be a positive integer, got {self.top_s!r}.")
+        for name in ("vision_rank", "language_rank"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InvalidConfigError(f"{name} must be a positive integer or None, got {value!r}.")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise InvalidConfigError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}.")
+        for name in ("alpha", "beta", "gamma"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and value >= 0):
+                raise InvalidConfigError(f"{name} must be a non-negative number or None, got {value!r}.")
+            grid = getattr(self, f"{name}_grid")
+            if not grid or any(not isinstance(g, int | float) or g < 0 for g in grid):
+                raise InvalidConfigError(f"{name}_grid must be a non-empty list of non-negative numbers.")
+        object.__setattr__(self, "alpha_grid", tuple(float(g) for g in self.alpha_grid))
+        object.__setattr__(self, "beta_grid", tuple(float(g) for g in self.beta_grid))
+        object.__setattr__(self, "gamma_grid", tuple(float(g) for g in self.gamma_grid))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SSPConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidConfigError(f"Unknown few-shot options {sorted(unknown)}; known: {sorted(known)}.")
+        return cls(**{k: tuple(v) if k.endswith("_grid") else v for k, v in data.items()})
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+def orthonormal_basis(rows: torch.Tensor, rank: int | None = None) -> torch.Tensor:
+    """``(D, r)`` orthonormal basis of the span of the top-``r`` right singular vectors of ``rows`` ``(n, D)``;
+    ``r`` is capped at the numerical rank of ``rows`` (0 for no rows or all zeros)."""
+    dim = rows.shape[-1]
+    if rows.shape[0] == 0:
+        return torch.zeros(dim, 0)
+    _, sv, vh = torch.linalg.svd(rows.double(), full_matrices=False)
+    span = int((sv > sv[0] * RANK_RTOL).sum()) if sv[0] > 0 else 0
+    r = span if rank is None else min(rank, span)
+    return vh[:r].T.float().contiguous()
+
+
+def project(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Orthogonal projection of the rows of ``x`` onto the span of ``basis`` (columns orthonormal)."""
+    return (x @ basis) @ basis.T
+
+
+def select_local(local: torch.Tensor, anchors: torch.Tensor, top_s: int) -> torch.Tensor:
+    """Per image the ``top_s`` local features most similar to its anchor, each times that similarity:
+    ``(N, P, D), (N, D) -> (N, s, D)``."""
+    sim = torch.einsum("npd,nd->np", local, anchors)
+    top = sim.topk(min(top_s, local.shape[1]), dim=1)
+    chosen = torch.gather(local, 1, top.indices[..., None].expand(-1, -1, local.shape[-1]))
+    return chosen * top.values[..., None]
+
+
+def _counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return torch.bincount(labels, minlength=num_classes)
+
+
+@dataclass
+class _Terms:
+    """What scoring needs besides the zero-shot scores (fitted on some support images)."""
+
+    vision_basis: torch.Tensor | None  # (D, r_v), None: no projection
+    keys: torch.Tensor  # (N, D) unit support global features
+    key_labels: torch.Tensor  # (N,) int64
+    language_text: torch.Tensor | None  # (C, D) unit projected text vectors, None: no language term
+    num_classes: int
+    ranks: dict[str, Any] = field(default_factory=dict)
+
+    def projected_keys(self) -> torch.Tensor:
+        keys = self.keys if self.vision_basis is None else project(self.keys, self.vision_basis)
+        return F.normalize(keys, dim=-1)
+
+    def cache(self, v: torch.Tensor, beta: float, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C)`` mean over each class's keys of ``exp(-β (1 - affinity))``."""
+        keys = self.projected_keys() if keys is None else keys
+        q = v if self.vision_basis is None else project(v, self.vision_basis.to(v.device))
+        affinity = F.normalize(q, dim=-1) @ keys.to(v.device).T
+        counts = _counts(self.key_labels, self.num_classes).clamp(min=1).to(v.device, v.dtype)
+        onehot = F.one_hot(self.key_labels.to(v.device), self.num_classes).to(v.dtype)
+        return torch.exp(-beta * (1.0 - affinity)) @ onehot / counts
+
+    def language(self, v: torch.Tensor) -> torch.Tensor:
+        if self.language_text is None:
+            return torch.zeros(v.shape[0], self.num_classes, device=v.device, dtype=v.dtype)
+        return v @ self.language_text.to(v.device, v.dtype).T
+
+
+def _fit_terms(
+    glob: torch.Tensor, local: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, cfg: SSPConfig
+) -> _Terms:
+    num_classes, dim = text.shape
+    if cfg.mode == "cache":
+        return _Terms(None, F.normalize(glob, dim=-1), labels, None, num_classes, {"vision": dim, "language": None})
+    counts = _counts(labels, num_classes).clamp(min=1)[:, None].float()
+    onehot = F.one_hot(labels, num_classes).float()  # (N, C)
+    vision_sel = select_local(local, glob, cfg.top_s).mean(dim=1)  # (N, D)
+    means = onehot.T @ (vision_sel + cfg.lam * glob) / counts  # (C, D) class means
+    present = _counts(labels, num_classes) > 0
+    vision_basis = orthonormal_basis(means[present], cfg.vision_rank)
+    language_sel = select_local(local, text[labels], cfg.top_s)  # (N, s, D)
+    projected, lranks = torch.zeros_like(text), []
+    for c in range(num_classes):
+        rows = (language_sel[labels == c] + cfg.lam * text[c]).reshape(-1, dim)
+        basis = orthonormal_basis(rows, cfg.language_rank)
+        lranks.append(basis.shape[1])
+        # no support for c: its text vector stays as it is
+        projected[c] = project(text[c : c + 1], basis)[0] if basis.shape[1] else text[c]
+    ranks = {"vision": vision_basis.shape[1], "language": lranks}
+    return _Terms(vision_basis, F.normalize(glob, dim=-1), labels, F.normalize(projected, dim=-1), num_classes, ranks)
+
+
+def validation_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (fit, val): per class ``max(1, floor(k * fraction))`` images go to validation when the class has
+    ``k >= 2`` support images, none otherwise. Deterministic for a given seed."""
+    gen = torch.Generator().manual_seed(seed)
+    fit, val = [], []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_val = max(1, int(len(idx) * fraction)) if len(idx) >= 2 else 0
+        val.append(idx[:n_val])
+        fit.append(idx[n_val:])
+    return torch.cat(fit).sort().values, torch.cat(val).sort().values
+
+
+def _tune(
+    glob: torch.Tensor,
+    local: torch.Tensor,
+    labels: torch.Tensor,
+    text: torch.Tensor,
+    zero_shot: Callable[[torch.Tensor], torch.Tensor],
+    cfg: SSPConfig,
+    tau: float,
+) -> dict[str, Any]:
+    """Grid search of the unset α, β, γ on a validation split: best accuracy, ties to the lower cross-entropy
+    (at temperature ``tau``), then to the earlier grid point (the grids start closest to zero-shot)."""
+    fit_idx, val_idx = validation_split(labels, cfg.val_fraction, cfg.seed)
+    fixed = {"alpha": cfg.alpha, "beta": cfg.beta, "gamma": cfg.gamma}
+    if cfg.mode == "cache":
+        fixed["gamma"] = 0.0
+    if len(val_idx) == 0 or all(v is not None for v in fixed.values()):
+        chosen = {k: (v if v is not None else d) for (k, v), d in zip(fixed.items(), _DEFAULTS, strict=True)}
+        return {**chosen, "tuned": False, "validation_images": len(val_idx)}
+    terms = _fit_terms(glob[fit_idx], local[fit_idx], labels[fit_idx], text, cfg)
+    v, y = glob[val_idx], labels[val_idx]
+    zs, lang, keys = zero_shot(v).float(), terms.language(v), terms.projected_keys()
+    grid = {k: (fixed[k],) if fixed[k] is not None else getattr(cfg, f"{k}_grid") for k in fixed}
+    best: tuple[float, float] | None = None
+    chosen = {}
+    for beta in grid["beta"]:
+        cache = terms.cache(v, beta, keys)
+        for alpha in grid["alpha"]:
+            for gamma in grid["gamma"]:
+                logits = tau * (zs + alpha * cache + gamma * lang)
+                acc = (logits.argmax(-1) == y).float().mean().item()
+                loss = F.cross_entropy(logits, y).item()
+                if best is None or acc > best[0] or (acc == best[0] and loss < best[1]):
+                    best, chosen = (acc, loss), {"alpha": alpha, "beta": beta, "gamma": gamma}
+    assert best is not None
+    zs_acc = (zs.argmax(-1) == y).float().mean().item()
+    return {
+        **chosen,
+        "tuned": True,
+        "validation_images": len(val_idx),
+        "validation_accuracy": best[0],
+        "validation_zero_shot_accuracy": zs_acc,
+    }
+
+
+_DEFAULTS = (DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA)
+
+
+# ---------------------------------------------------------------------------------------------- adapter
+class SSPAdapter:
+    """A fitted SSP (or cache-only) adapter for a fixed list of classes; add its logits to zero-shot scores.
+
+    ``logits(v, zero_shot_scores)`` returns ``zero_shot_scores + α·cache + γ·language`` (cosine scale, multiply by
+    CLIP's ``τ``); with no support images it returns ``zero_shot_scores`` itself.
+    """
+
+    def __init__(self, labels: Sequence[str], config: SSPConfig, info: dict[str, Any], terms: _Terms | None) -> None:
+        self.labels = list(labels)
+        self.config = config
+        self.info = info  # chosen alpha/beta/gamma, tuning record, shots, base model, text vector kind
+        self._terms = terms
+        self._keys: torch.Tensor | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def is_empty(self) -> bool:
+        return self._terms is None
+
+    @property
+    def alpha(self) -> float:
+        return float(self.info["alpha"])
+
+    @property
+    def beta(self) -> float:
+        return float(self.info["beta"])
+
+    @property
+    def gamma(self) -> float:
+        return float(self.info["gamma"])
+
+    @property
+    def vision_basis(self) -> torch.Tensor | None:
+        return None if self._terms is None else self._terms.vision_basis
+
+    @property
+    def language_text(self) -> torch.Tensor | None:
+        return None if self._terms is None else self._terms.language_text
+
+    def logits(self, v: torch.Tensor, zero_shot_scores: torch.Tensor) -> torch.Tensor:
+        """``(B, D)`` unit image embeddings and their ``(B, C)`` zero-shot scores -> ``(B, C)`` SSP scores."""
+        if self._terms is None:
+            return zero_shot_scores
+        if zero_shot_scores.shape != (v.shape[0], self.num_classes):
+            raise InvalidConfigError(
+                f"Zero-shot scores have shape {tuple(zero_shot_scores.shape)}, expected ({v.shape[0]}, "
+                f"{self.num_classes}) for this adapter's classes."
+            )
+        if self._keys is None:
+            self._keys = self._terms.projected_keys()
+        v = v.float()
+        out = zero_shot_scores.float() + self.alpha * self._terms.cache(v, self.beta, self._keys)
+        if self.gamma:
+            out = out + self.gamma * self._terms.language(v)
+        return out
+
+    # ----------------------------------------------------------------------------------------- saving
+    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
+        """Write ``ssp_config.json`` and ``ssp_state.safetensors`` into ``save_directory`` (e.g. beside a synonym
+        space's files). Both are written to temporary names first and only then moved into place."""
+        target = Path(save_directory)
+        target.mkdir(parents=True, exist_ok=True)
+        t = self._terms
+        dim = int(self.info["embedding_dim"])
+        tensors = {
+            "vision_basis": torch.zeros(dim, 0) if t is None or t.vision_basis is None else t.vision_basis,
+            "keys": torch.zeros(0, dim) if t is None else t.keys,
+            "key_labels": torch.zeros(0, dtype=torch.int64) if t is None else t.key_labels,
+            "language_text": torch.zeros(0, dim) if t is None or t.language_text is None else t.language_text,
+        }
+        meta = {
+            "format_version": SSP_FORMAT_VERSION,
+            "labels": self.labels,
+            "config": asdict(self.config),
+            "info": self.info,
+            "vision_projection": t is not None and t.vision_basis is not None,
+            "language_term": t is not None and t.language_text is not None,
+        }
+        written = []
+        try:
+            for name, write in (
+                (SSP_TENSORS_NAME, lambda p: save_file({k: v.contiguous() for k, v in tensors.items()}, p)),
+                (SSP_CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(meta, indent=2) + "\n")),
+            ):
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target)
+                os.close(fd)
+                written.append((tmp, target / name))
+                write(tmp)
+            for tmp, final in written:
+                os.replace(tmp, final)
+        except BaseException:
+            for tmp, _ in written:
+                Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> SSPAdapter:
+        """Load an adapter written by :meth:`save_pretrained`, validating shapes (never unpickles)."""
+        folder = Path(folder)
+        for name in (SSP_CONFIG_NAME, SSP_TENSORS_NAME):
+            if not (folder / name).is_file():
+                raise ArtifactNotFoundError(f"{folder} has no {name}: it holds no few-shot (SSP) adapter.")
+        try:
+            meta = json.loads((folder / SSP_CONFIG_NAME).read_text(encoding="utf-8"))
+            raw = load_file(str(folder / SSP_TENSORS_NAME))
+        except (json.JSONDecodeError, UnicodeDecodeError, SafetensorError, OSError, ValueError) as err:
+            raise ArtifactCorruptError(f"{folder}: the few-shot adapter cannot be read ({err}). Refit it.") from err
+        if meta.get("format_version") != SSP_FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{folder / SSP_CONFIG_NAME} has format version {meta.get('format_version')!r}; this s3-hf reads "
+                f"version {SSP_FORMAT_VERSION}. Upgrade s3-hf or refit the adapter."
+            )
+        labels, info = meta["labels"], meta["info"]
+        config = SSPConfig.from_dict(meta["config"])
+        dim, num_classes, n = int(info["embedding_dim"]), len(labels), raw["keys"].shape[0]
+        expected = {
+            "vision_basis": (dim, raw["vision_basis"].shape[1]),
+            "keys": (n, dim),
+            "key_labels": (n,),
+            "language_text": (num_classes, dim) if meta["language_term"] else (0, dim),
+        }
+        for name, shape in expected.items():
+            if name not in raw or tuple(raw[name].shape) != shape:
+                got = tuple(raw[name].shape) if name in raw else "missing"
+                raise ArtifactShapeError(f"{folder / SSP_TENSORS_NAME}: {name} has shape {got}, expected {shape}.")
+        if n and (raw["key_labels"].min() < 0 or raw["key_labels"].max() >= num_classes):
+            raise ArtifactShapeError(f"{folder / SSP_TENSORS_NAME}: key_labels outside 0..{num_classes - 1}.")
+        if n == 0:
+            return cls(labels, config, info, None)
+        terms = _Terms(
+            raw["vision_basis"] if meta["vision_projection"] else None,
+            raw["keys"],
+            raw["key_labels"],
+            raw["language_text"] if meta["language_term"] else None,
+            num_classes,
+            info.get("ranks", {}),
+        )
+        return cls(labels, config, info, terms)
+
+
+def fit_ssp(
+    glob: torch.Tensor,
+    local: torch.Tensor,
+    labels: torch.Tensor | Sequence[int],
+    text: torch.Tensor,
+    zero_shot: Callable[[torch.Tensor], torch.Tensor],
+    class_names: Sequence[str],
+    config: SSPConfig | None = None,
+    tau: float = 100.0,
+    extra_info: dict[str, Any] | None = None,
+) -> SSPAdapter:
+    """Fit SSP on support features.
+
+    ``glob`` ``(N, D)`` and ``local`` ``(N, P, D)`` unit features of the support images, ``labels`` their class
+    indices into ``class_names``, ``text`` ``(C, D)`` one unit text vector per class, ``zero_shot`` maps ``(B, D)``
+    image embeddings to their ``(B, C)`` zero-shot scores (used to tune α, β, γ), ``tau`` CLIP's temperature.
+    An empty support set gives an adapter that returns the zero-shot scores unchanged.
+    """
+    cfg = config or SSPConfig()
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    num_classes = len(class_names)
+    if text.shape[0] != num_classes:
+        raise InvalidConfigError(f"{text.shape[0]} text vectors for {num_classes} classes.")
+    info: dict[str, Any] = {"embedding_dim": int(text.shape[1]), "shots": [0] * num_classes, **(extra_info or {})}
+    if labels.numel() == 0:
+        return SSPAdapter(class_names, cfg, {**info, "alpha": 0.0, "beta": 0.0, "gamma": 0.0, "tuned": False}, None)
+    if glob.shape[0] != labels.shape[0] or local.shape[0] != labels.shape[0]:
+        raise InvalidConfigError(f"{glob.shape[0]} global / {local.shape[0]} local features for {len(labels)} labels.")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise InvalidLabelsError(f"Support labels must be class indices in 0..{num_classes - 1}.")
+    shots = _counts(labels, num_classes)
+    missing = [class_names[c] for c in torch.nonzero(shots == 0).flatten().tolist()]
+    if missing:
+        raise InvalidLabelsError(
+            f"The support set has no image of {len(missing)} classes ({missing[:10]}). Give every class at least "
+            "one image, or none at all (zero-shot)."
+        )
+    glob, local, text = glob.float(), local.float(), F.normalize(text.float(), dim=-1)
+    chosen = _tune(glob, local, labels, text, zero_shot, cfg, tau)
+    terms = _fit_terms(glob, local, labels, text, cfg)
+    info.update(chosen, shots=shots.tolist(), ranks=terms.ranks)
+    return SSPAdapter(class_names, cfg, info, terms)

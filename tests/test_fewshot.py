@@ -1,0 +1,291 @@
+"""SSP few-shot: subspace geometry, planted structure, tuning split, adapter files, support sets, pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import SYNONYMS
+from PIL import Image
+
+from s3_hf.encoding import encode_pixels, pixel_values
+from s3_hf.errors import (
+    ArtifactNotFoundError,
+    ArtifactShapeError,
+    FormatVersionError,
+    InvalidConfigError,
+    InvalidLabelsError,
+)
+from s3_hf.fewshot import (
+    SSP_CONFIG_NAME,
+    SSP_TENSORS_NAME,
+    SSPAdapter,
+    SSPConfig,
+    class_text_vectors,
+    fit_ssp,
+    global_and_local,
+    orthonormal_basis,
+    project,
+    read_support,
+    sample_shots,
+    select_local,
+    validation_split,
+)
+
+LABELS = list(SYNONYMS)
+
+
+def planted(classes=10, dim=64, patches=16, objects=5, shots=8, test=40, seed=0):
+    """Class clusters offset from their text vectors; each image has a few object patches near its cluster
+    centre and background patches drawn from directions shared by all classes."""
+    g = torch.Generator().manual_seed(seed)
+    text = F.normalize(torch.randn(classes, dim, generator=g), dim=-1)
+    centre = F.normalize(0.5 * text + F.normalize(torch.randn(classes, dim, generator=g), dim=-1), dim=-1)
+    background = F.normalize(torch.randn(4, dim, generator=g), dim=-1)
+    noise = 4.0 / dim**0.5
+
+    def sample(n):
+        y = torch.arange(classes).repeat_interleave(n)
+        glob = F.normalize(centre[y] + 0.6 * noise * torch.randn(len(y), dim, generator=g), dim=-1)
+        local = torch.empty(len(y), patches, dim)
+        local[:, :objects] = centre[y][:, None] + 0.5 * noise * torch.randn(len(y), objects, dim, generator=g)
+        bg = background[torch.randint(0, 4, (len(y), patches - objects), generator=g)]
+        local[:, objects:] = bg + 0.5 * noise * torch.randn(len(y), patches - objects, dim, generator=g)
+        return glob, F.normalize(local, dim=-1), y
+
+    return text, sample(shots), sample(test)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return planted()
+
+
+def names(n):
+    return [f"class {i}" for i in range(n)]
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+def test_basis_orthonormal_projection_idempotent_rank_capped():
+    g = torch.Generator().manual_seed(1)
+    rows = torch.randn(3, 16, generator=g)
+    rows = torch.cat([rows, rows[:1] + 2 * rows[1:2], -rows[2:3]])  # 5 rows spanning 3 dimensions
+    basis = orthonormal_basis(rows, rank=10)
+    assert basis.shape == (16, 3)  # capped at the true span, not 10 (which would be the identity on it)
+    assert torch.allclose(basis.T @ basis, torch.eye(3), atol=1e-6)
+    x = torch.randn(7, 16, generator=g)
+    once = project(x, basis)
+    assert torch.allclose(project(once, basis), once, atol=1e-6)
+    assert torch.allclose(project(rows, basis), rows, atol=1e-5)  # the span itself is left unchanged
+    assert orthonormal_basis(rows, rank=2).shape == (16, 2)
+    assert orthonormal_basis(torch.zeros(4, 16)).shape == (16, 0)
+    assert orthonormal_basis(torch.zeros(0, 16)).shape == (16, 0)
+
+
+def test_select_local_known_answer():
+    local = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]])  # (1, 3 patches, 2)
+    out = select_local(local, torch.tensor([[1.0, 0.0]]), top_s=2)
+    # most similar to (1, 0): patch 0 (1.0) then patch 2 (0.6), each times its similarity
+    assert torch.allclose(out, torch.tensor([[[1.0, 0.0], [0.36, 0.48]]]))
+    assert select_local(local, torch.tensor([[1.0, 0.0]]), top_s=10).shape == (1, 3, 2)
+
+
+def test_fitted_subspaces(problem):
+    text, (sg, sl, sy), _ = problem
+    adapter = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), SSPConfig(top_s=4, language_rank=500))
+    basis = adapter.vision_basis
+    assert basis.shape == (64, 10)  # the span of 10 class means
+    assert torch.allclose(basis.T @ basis, torch.eye(10), atol=1e-5)
+    assert adapter.info["ranks"]["language"] == [8 * 4] * 10  # 8 shots x top 4 patches, capped at the span
+    assert torch.allclose(adapter.language_text.norm(dim=-1), torch.ones(10))
+    capped = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), SSPConfig(vision_rank=3, language_rank=2))
+    assert capped.vision_basis.shape == (64, 3) and capped.info["ranks"]["language"] == [2] * 10
+
+
+# ------------------------------------------------------------------------------------------------ behaviour
+def test_empty_support_is_exactly_zero_shot(problem):
+    text, _, (tg, _, _) = problem
+    adapter = fit_ssp(torch.empty(0, 64), torch.empty(0, 16, 64), [], text, lambda v: v @ text.T, names(10))
+    zs = tg @ text.T
+    assert adapter.is_empty and torch.equal(adapter.logits(tg, zs), zs)
+
+
+def test_planted_structure_ssp_beats_zero_shot(problem):
+    text, (sg, sl, sy), (tg, _, ty) = problem
+
+    def accuracy(scores):
+        return (scores.argmax(-1) == ty).float().mean().item()
+
+    zs = tg @ text.T
+    ssp = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), tau=100.0)
+    cache = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), SSPConfig(mode="cache"), tau=100.0)
+    acc_zs, acc_cache, acc_ssp = accuracy(zs), accuracy(cache.logits(tg, zs)), accuracy(ssp.logits(tg, zs))
+    assert ssp.info["tuned"] and cache.info["gamma"] == 0.0
+    assert acc_ssp > acc_zs + 0.15, (acc_zs, acc_ssp)
+    assert acc_ssp > acc_cache, (acc_cache, acc_ssp)  # the vision projection removes the background directions
+
+
+def test_language_projection_moves_text_towards_the_images(problem):
+    text, (sg, sl, sy), (tg, _, ty) = problem
+    cfg = SSPConfig(alpha=0.0, beta=1.0, gamma=1.0, lam=0.1, language_rank=1)
+    adapter = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), cfg)
+    assert not adapter.info["tuned"]  # everything fixed: nothing to tune
+    lang_acc = ((tg @ adapter.language_text.T).argmax(-1) == ty).float().mean().item()
+    assert lang_acc > ((tg @ text.T).argmax(-1) == ty).float().mean().item() + 0.15
+
+
+def test_validation_split_is_disjoint_and_per_class():
+    labels = torch.tensor([0] * 8 + [1] * 2 + [2])
+    fit, val = validation_split(labels, 0.25, seed=3)
+    assert set(fit.tolist()).isdisjoint(val.tolist()) and len(fit) + len(val) == len(labels)
+    assert torch.bincount(labels[val], minlength=3).tolist() == [2, 1, 0]  # floor(8/4), at least 1, none for k=1
+    assert torch.equal(validation_split(labels, 0.25, seed=3)[1], val)
+    # tuning sees only support images: a 1-shot support set has no validation split and keeps the defaults
+    text = F.normalize(torch.randn(3, 8), dim=-1)
+    one = fit_ssp(text, text[:, None].repeat(1, 4, 1), [0, 1, 2], text, lambda v: v @ text.T, names(3))
+    assert not one.info["tuned"] and one.info["validation_images"] == 0
+
+
+def test_errors(problem):
+    text, (sg, sl, sy), _ = problem
+    keep = sy != 3
+    with pytest.raises(InvalidLabelsError, match="class 3"):
+        fit_ssp(sg[keep], sl[keep], sy[keep], text, lambda v: v @ text.T, names(10))
+    with pytest.raises(InvalidConfigError, match="mode"):
+        SSPConfig(mode="adapter")
+    with pytest.raises(InvalidConfigError, match="top_s"):
+        SSPConfig(top_s=0)
+    with pytest.raises(InvalidConfigError, match="Unknown few-shot options"):
+        SSPConfig.from_dict({"rank": 3})
+    adapter = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10))
+    with pytest.raises(InvalidConfigError, match="shape"):
+        adapter.logits(sg, torch.zeros(len(sg), 3))
+
+
+# ------------------------------------------------------------------------------------------------ files
+def test_adapter_round_trip_beside_a_space(problem, small_space, tmp_path):
+    text, (sg, sl, sy), (tg, _, _) = problem
+    adapter = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10))
+    folder = small_space.save_pretrained(tmp_path / "space")
+    adapter.save_pretrained(folder)
+    assert not list(folder.glob("*.tmp"))
+    loaded = SSPAdapter.from_pretrained(folder)
+    zs = tg @ text.T
+    assert torch.equal(loaded.logits(tg, zs), adapter.logits(tg, zs))
+    assert loaded.labels == adapter.labels and loaded.info == json.loads(json.dumps(adapter.info))
+    type(small_space).from_pretrained(folder)  # the space beside it still loads
+
+    empty = fit_ssp(torch.empty(0, 64), torch.empty(0, 4, 64), [], text, lambda v: v @ text.T, names(10))
+    empty.save_pretrained(tmp_path / "empty")
+    assert SSPAdapter.from_pretrained(tmp_path / "empty").is_empty
+
+
+def test_adapter_file_errors(problem, tmp_path):
+    text, (sg, sl, sy), _ = problem
+    folder = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10)).save_pretrained(tmp_path / "a")
+    with pytest.raises(ArtifactNotFoundError):
+        SSPAdapter.from_pretrained(tmp_path)
+    meta = json.loads((folder / SSP_CONFIG_NAME).read_text())
+    (folder / SSP_CONFIG_NAME).write_text(json.dumps({**meta, "labels": names(9)}))
+    with pytest.raises(ArtifactShapeError, match="language_text"):
+        SSPAdapter.from_pretrained(folder)
+    (folder / SSP_CONFIG_NAME).write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(FormatVersionError):
+        SSPAdapter.from_pretrained(folder)
+    (folder / SSP_CONFIG_NAME).write_text(json.dumps(meta))
+    (folder / SSP_TENSORS_NAME).write_bytes((folder / SSP_TENSORS_NAME).read_bytes()[:100])
+    with pytest.raises(Exception, match="cannot be read"):
+        SSPAdapter.from_pretrained(folder)
+
+
+# ------------------------------------------------------------------------------------------------ support sets
+def test_read_support_forms(photos, tmp_path):
+    import datasets
+
+    root = tmp_path / "support"
+    for label, photo in zip(["cat", "dog", "airplane", "cat"], photos, strict=False):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        Image.open(photo).save(root / label / f"{photo.stem}.png")
+    images, labels = read_support(root, LABELS)
+    assert len(images) == 4 and sorted(labels) == [0, 0, 1, 2]
+    pairs = [(str(p), lab) for p, lab in zip(photos, ["cat", "dog", 2], strict=False)]
+    assert read_support(pairs, LABELS)[1] == [0, 1, 2]
+    ds = datasets.Dataset.from_dict(
+        {"image": [str(p) for p in photos[:3]], "label": [2, 0, 1]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=LABELS)}),
+    )
+    images, labels = read_support(ds, LABELS)
+    assert labels == [2, 0, 1] and isinstance(images[0], Image.Image)
+    assert read_support(None, LABELS) == ([], []) and read_support([], LABELS) == ([], [])
+    with pytest.raises(InvalidLabelsError, match="horse"):
+        read_support([(str(photos[0]), "horse")], LABELS)
+    with pytest.raises(InvalidLabelsError, match="does not exist"):
+        read_support(tmp_path / "nowhere", LABELS)
+    with pytest.raises(InvalidLabelsError, match="pairs"):
+        read_support([str(photos[0])], LABELS)
+
+
+def test_sample_shots():
+    labels = [0, 0, 0, 1, 1, 2, 0, 1]
+    picked = sample_shots(labels, 2, seed=0)
+    assert sorted(np.bincount([labels[i] for i in picked]).tolist()) == [1, 2, 2]  # class 2 has one image only
+    assert picked == sample_shots(labels, 2, seed=0) and picked == sorted(picked)
+    assert {tuple(sample_shots(labels, 1, seed=s)) for s in range(10)} != {tuple(sample_shots(labels, 1, seed=0))}
+
+
+# ------------------------------------------------------------------------------------------------ model + pipeline
+def test_global_and_local_features(tiny_model, tiny_clip_dir, photos):
+    from transformers import AutoImageProcessor
+
+    model, _ = tiny_model
+    pixels = pixel_values(AutoImageProcessor.from_pretrained(tiny_clip_dir), [Image.open(p) for p in photos[:2]])
+    glob, local = global_and_local(model, pixels)
+    assert torch.equal(glob, encode_pixels(model, pixels))  # the global feature is CLIP's image embedding
+    assert local.shape == (2, (32 // 8) ** 2, 16)  # one feature per 8x8 patch of a 32x32 input
+    assert torch.allclose(local.norm(dim=-1), torch.ones(2, 16), atol=1e-5)
+
+
+def test_text_vectors(small_space):
+    g = class_text_vectors(small_space, [2, 0])
+    assert torch.equal(g, small_space.tensors.global_centres[[2, 0]])
+    label = class_text_vectors(small_space, [1], "label")
+    first = int(torch.nonzero(small_space.tensors.point_class == 1)[0])
+    assert torch.equal(label[0], small_space.tensors.points[first])
+    with pytest.raises(InvalidConfigError):
+        class_text_vectors(small_space, [0], "local_center")
+
+
+def test_pipeline_support(s3_pipe, photos, tmp_path):
+    from s3_hf.metrics import score
+
+    image = str(photos[4])
+    base = s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS)
+    assert s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=[]) == base
+    support = [(str(p), lab) for p, lab in zip(photos, ["cat", "dog", "airplane", "cat", "dog"], strict=True)]
+    fixed = {"alpha": 0.5, "beta": 1.0, "gamma": 0.5}
+    out = s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=support, fewshot=fixed)
+    assert out != base
+    # the pipeline's scores are softmax(tau * (S^3 score + alpha cache + gamma language)) of the fitted adapter
+    space = s3_pipe.get_space(LABELS, SYNONYMS)[0]
+    adapter = s3_pipe.get_adapter(space, [0, 1, 2], support, "local_center", fewshot=fixed)
+    assert adapter.info["shots"] == [2, 2, 1] and adapter.alpha == 0.5
+    v = encode_pixels(s3_pipe.model, pixel_values(s3_pipe.image_processor, [Image.open(image).convert("RGB")]))
+    logits = s3_pipe.model.logit_scale.exp() * adapter.logits(v, score(v, space.scoring_state(), "local_center"))
+    expected = dict(zip(LABELS, logits.softmax(-1)[0].tolist(), strict=True))
+    assert {r["label"]: r["score"] for r in out} == pytest.approx(expected, abs=1e-6)
+    # support images are encoded once per support set: the same adapter serves the next call
+    assert s3_pipe.get_adapter(space, [0, 1, 2], support, "local_center", fewshot=fixed) is adapter
+    adapter.save_pretrained(tmp_path / "adapter")
+    again = s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=str(tmp_path / "adapter"))
+    assert again == out
+    tuned = s3_pipe.get_adapter(space, [0, 1, 2], support, "local_center")
+    assert tuned.info["tuned"] and tuned.info["validation_images"] == 2  # one each of cat and dog
+    with pytest.raises(InvalidLabelsError, match="fitted for classes"):
+        s3_pipe(image, candidate_labels=LABELS[:2], support=adapter)
+    with pytest.raises(InvalidLabelsError, match="no image of"):
+        s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=support[:1])
+    with pytest.raises(InvalidConfigError, match="support"):
+        s3_pipe(image, candidate_labels=LABELS, fewshot={"mode": "cache"})
