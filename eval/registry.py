@@ -29,6 +29,7 @@ class Benchmark:
     path: str | None = None  # a local image folder
     templates: str = "hub"  # "hub": the repo's own template file; else a named set ("imagenet80")
     note: str = ""
+    train_split: str | None = "train"  # where few-shot support images are sampled from
 
 
 _WDS = {
@@ -61,7 +62,11 @@ REGISTRY["ucf101"] = Benchmark(
     "pass its test folder as the benchmark (an image folder with one sub-folder per class).",
 )
 REGISTRY["imagenet-sample"] = Benchmark(
-    "imagenet-sample", path=str(SHARED_IMAGENET_SAMPLE), templates="imagenet80", note="1,000 classes, one photo each"
+    "imagenet-sample",
+    path=str(SHARED_IMAGENET_SAMPLE),
+    templates="imagenet80",
+    note="1,000 classes, one photo each",
+    train_split=None,
 )
 PAPER_SUITE = [*_WDS, "ucf101"]
 
@@ -135,10 +140,24 @@ def unique_names(names: list[str], ids: list[str]) -> list[str]:
         return out
 
 
-def _load_folder(bench: Benchmark) -> BenchmarkData:
+def split_folder(root: Path, split: str) -> Path:
+    """A folder benchmark's split: ``root/<split>`` when ``root`` holds ``train/`` and ``test/`` folders (one
+    sub-folder per class in each), else ``root`` itself for the test split."""
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return root / split
+    if split == "test":
+        return root
+    raise BenchmarkUnavailable(
+        f"{root} has no {split}/ folder: for few-shot runs lay it out as {root}/train/<class>/... and "
+        f"{root}/test/<class>/..."
+    )
+
+
+def _load_folder(bench: Benchmark, split: str = "test") -> BenchmarkData:
     root = Path(bench.path or "")
     if not root.is_dir():
         raise BenchmarkUnavailable(f"{bench.name}: folder {root} does not exist. {bench.note}".strip())
+    root = split_folder(root, split)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())
     images, labels = [], []
     for i, c in enumerate(classes):
@@ -155,7 +174,7 @@ def _load_folder(bench: Benchmark) -> BenchmarkData:
     )
 
 
-def _load_hub(bench: Benchmark, cache_dir: str | None = None) -> BenchmarkData:
+def _load_hub(bench: Benchmark, cache_dir: str | None = None, split: str | None = None) -> BenchmarkData:
     import datasets
     from huggingface_hub import hf_hub_download
 
@@ -168,7 +187,7 @@ def _load_hub(bench: Benchmark, cache_dir: str | None = None) -> BenchmarkData:
             hub_templates = [t.replace("{c}", "{}") for t in Path(tmpl_file).read_text().splitlines() if t.strip()]
         except Exception:
             hub_templates = None
-        ds = datasets.load_dataset(bench.hub_id, split=bench.split, cache_dir=cache_dir)
+        ds = datasets.load_dataset(bench.hub_id, split=split or bench.split, cache_dir=cache_dir)
     except Exception as err:  # offline, gated, renamed: report and let the run continue
         raise BenchmarkUnavailable(f"{bench.name}: cannot load {bench.hub_id} ({type(err).__name__}: {err})") from err
     column = next((c for c in bench.image_columns if c in ds.column_names), None)
@@ -181,7 +200,7 @@ def _load_hub(bench: Benchmark, cache_dir: str | None = None) -> BenchmarkData:
         labels=[int(x) for x in ds[bench.label_column]],
         class_names=names,
         templates=_templates(bench.templates, hub_templates),
-        fingerprint=f"{bench.hub_id}:{bench.split}:{ds._fingerprint}",
+        fingerprint=f"{bench.hub_id}:{split or bench.split}:{ds._fingerprint}",
     )
 
 
@@ -199,7 +218,7 @@ class _LazyColumn(Sequence):
 
 
 def load(bench: Benchmark, cache_dir: str | None = None) -> BenchmarkData:
-    """Load a benchmark's data; raises :class:`BenchmarkUnavailable` with the reason when it cannot."""
+    """Load a benchmark's test data; raises :class:`BenchmarkUnavailable` with the reason when it cannot."""
     if bench.name == "imagenet-sample":
         if not (Path(bench.path or "") / "classes.tsv").is_file():
             raise BenchmarkUnavailable(f"imagenet-sample: {bench.path} is not available on this machine.")
@@ -207,3 +226,16 @@ def load(bench: Benchmark, cache_dir: str | None = None) -> BenchmarkData:
     if bench.hub_id:
         return _load_hub(bench, cache_dir)
     return _load_folder(bench)
+
+
+def load_train(bench: Benchmark, test: BenchmarkData, cache_dir: str | None = None) -> BenchmarkData:
+    """The split few-shot support images are sampled from; its classes must be the test split's."""
+    if bench.train_split is None:
+        raise BenchmarkUnavailable(f"{bench.name} has no train split to sample few-shot support images from.")
+    if bench.hub_id:
+        data = _load_hub(bench, cache_dir, split=bench.train_split)
+    else:
+        data = _load_folder(bench, split="train")
+    if data.class_names != test.class_names:
+        raise BenchmarkUnavailable(f"{bench.name}: the train split's classes differ from the test split's.")
+    return data

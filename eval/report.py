@@ -41,7 +41,37 @@ def markdown(summary: dict[str, Any]) -> str:
     if errors:
         lines += ["", "Not evaluated:", *[f"- {n}: {e}" for n, e in errors]]
     lines += ["", "Top-5, mean per-class accuracy and per-class wins/losses against `label` are in results.json."]
+    lines += fewshot_markdown(summary)
     return "\n".join(lines) + "\n"
+
+
+def fewshot_markdown(summary: dict[str, Any]) -> list[str]:
+    """Few-shot top-1 (%) per benchmark and shot count: mean ± std over support samples (seeds)."""
+    rows = []
+    for name, rec in summary["benchmarks"].items():
+        fs = rec.get("fewshot")
+        if not fs:
+            continue
+        if "error" in fs:
+            rows.append(f"| {name} | – | – | {fs['error']} | | |")
+            continue
+        seeds = len({r["seed"] for r in fs["runs"]})
+        for k, methods in fs["summary"].items():
+            cells = [f"{100 * m['top1_mean']:.2f} ± {100 * m['top1_std']:.2f}" for m in methods.values()]
+            rows.append(f"| {name} | {k} | {seeds} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    base = next((r["fewshot"]["base"] for r in summary["benchmarks"].values() if "base" in r.get("fewshot", {})), "")
+    return [
+        "",
+        f"## Few-shot top-1 accuracy (%), on top of `{base}`",
+        "",
+        "Mean ± standard deviation over support samples; α, β, γ tuned on a split of each support set.",
+        "",
+        "| benchmark | shots | seeds | zero-shot | cache | SSP |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
 
 
 def gain_figure(summary: dict[str, Any], path: Path) -> Path | None:

@@ -31,6 +31,7 @@ from report import write_reports
 
 from s3_hf import SynonymSpace, build_synonym_space
 from s3_hf.encoding import encode_pixels, load_image, pixel_values
+from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_shots
 from s3_hf.metrics import METRICS, score
 from s3_hf.templates import resolve_templates
 
@@ -51,6 +52,10 @@ class EvalConfig:
     batch_size: int = 64
     cache_dir: str | None = None
     dtype: str = "float32"
+    shots: Sequence[int] = ()  # few-shot runs: support images per class, sampled from the train split
+    seeds: Sequence[int] = (1, 2, 3)
+    fewshot_base: str = ""  # the zero-shot method few-shot adds to; "" = the first S^3 local_center method
+    fewshot: dict[str, Any] = field(default_factory=dict)  # SSPConfig options
     extra: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
@@ -78,6 +83,42 @@ def embedding_key(cfg: EvalConfig, model: Any, processor: Any, data: registry.Be
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
+def encode_sharded(
+    accelerator: Any,
+    model: Any,
+    processor: Any,
+    images: Sequence[Any],
+    batch_size: int,
+    encode: Callable[[Any, torch.Tensor], tuple[torch.Tensor, ...]],
+    desc: str,
+) -> list[torch.Tensor]:
+    """``encode(model, pixels)`` over ``images``, sharded across processes and gathered back in input order."""
+    loader = torch.utils.data.DataLoader(_Images(images, processor), batch_size=batch_size, shuffle=False)
+    loader = accelerator.prepare(loader)
+    chunks: list[list[torch.Tensor]] = []
+    order = []
+    for pixels, idx in tqdm(loader, desc=desc, disable=not accelerator.is_main_process):
+        outs = encode(model, pixels.to(model.dtype))
+        gathered = accelerator.gather_for_metrics((*(o.contiguous() for o in outs), idx.to(outs[0].device)))
+        chunks.append([g.cpu() for g in gathered[:-1]])
+        order.append(gathered[-1].cpu())
+    idx = torch.cat(order)
+    results = []
+    for parts in zip(*chunks, strict=True):
+        flat = torch.cat(parts)
+        out = torch.empty_like(flat)
+        out[idx] = flat
+        results.append(out)
+    return results
+
+
+def _save_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(path)
+
+
 def image_embeddings(
     accelerator: Any, model: Any, processor: Any, data: registry.BenchmarkData, cfg: EvalConfig, cache: Path
 ) -> tuple[torch.Tensor, bool]:
@@ -87,24 +128,50 @@ def image_embeddings(
         cached = load_file(path)
         if torch.equal(cached["labels"], torch.tensor(data.labels)):
             return cached["embeddings"], True
-    loader = torch.utils.data.DataLoader(_Images(data.images, processor), batch_size=cfg.batch_size, shuffle=False)
-    loader = accelerator.prepare(loader)
-    chunks, order = [], []
-    for pixels, idx in tqdm(loader, desc=f"Encoding {data.name}", disable=not accelerator.is_main_process):
-        emb = encode_pixels(model, pixels.to(model.dtype))
-        emb, idx = accelerator.gather_for_metrics((emb.contiguous(), idx.to(emb.device)))
-        chunks.append(emb.cpu())
-        order.append(idx.cpu())
-    emb, idx = torch.cat(chunks), torch.cat(order)
-    out = torch.empty_like(emb)
-    out[idx] = emb
+    (out,) = encode_sharded(
+        accelerator,
+        model,
+        processor,
+        data.images,
+        cfg.batch_size,
+        lambda m, px: (encode_pixels(m, px),),
+        f"Encoding {data.name}",
+    )
     if accelerator.is_main_process:
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"embeddings": out.contiguous(), "labels": torch.tensor(data.labels)}, str(tmp))
-        tmp.replace(path)
+        _save_atomic({"embeddings": out, "labels": torch.tensor(data.labels)}, path)
     accelerator.wait_for_everyone()
     return out, False
+
+
+def support_features(
+    accelerator: Any,
+    model: Any,
+    processor: Any,
+    train: registry.BenchmarkData,
+    indices: list[int],
+    cfg: EvalConfig,
+    cache: Path,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global ``(n, D)`` and local ``(n, P, D)`` features of the train images ``indices`` (cached; local ones are
+    kept in float16: a 16-shot ImageNet support set is 16,000 images x patches x D)."""
+    key = embedding_key(cfg, model, processor, train) + hashlib.sha256(json.dumps(indices).encode()).hexdigest()[:8]
+    path = cache / f"support-{key}.safetensors"
+    if path.is_file():
+        cached = load_file(path)
+        return cached["global"], cached["local"].float()
+    glob, local = encode_sharded(
+        accelerator,
+        model,
+        processor,
+        [train.images[i] for i in indices],
+        cfg.batch_size,
+        lambda m, px: tuple(x.half() if x.dim() == 3 else x for x in global_and_local(m, px)),
+        f"Encoding {train.name} support",
+    )
+    if accelerator.is_main_process:
+        _save_atomic({"global": glob, "local": local}, path)
+    accelerator.wait_for_everyone()
+    return glob, local.float()
 
 
 # ------------------------------------------------------------------------------------------------ methods
@@ -199,6 +266,77 @@ def score_methods(
     return results, predictions
 
 
+# ---------------------------------------------------------------------------------------------- few-shot
+FEWSHOT_METHODS = ("zero-shot", "cache", "ssp")
+
+
+def fewshot_base(cfg: EvalConfig, spaces: dict[str, tuple[Any, str]]) -> str:
+    if cfg.fewshot_base:
+        if cfg.fewshot_base not in spaces:
+            raise ValueError(f"--fewshot-base {cfg.fewshot_base!r} is not one of the methods {sorted(spaces)}.")
+        return cfg.fewshot_base
+    s3 = [m for m in spaces if m.startswith("s3/")]
+    return next((m for m in s3 if spaces[m][1] == "local_center"), s3[0] if s3 else "ensemble")
+
+
+def support_indices(cfg: EvalConfig, train: registry.BenchmarkData) -> dict[tuple[int, int], list[int]]:
+    """(shots, seed) -> indices into the train split; the same on every process."""
+    return {(k, seed): sample_shots(train.labels, k, seed) for k in cfg.shots for seed in cfg.seeds}
+
+
+def score_fewshot(
+    cfg: EvalConfig,
+    emb: torch.Tensor,
+    labels: list[int],
+    space: SynonymSpace,
+    metric: str,
+    runs: dict[tuple[int, int], list[int]],
+    union: list[int],
+    glob: torch.Tensor,
+    local: torch.Tensor,
+    train_labels: list[int],
+    tau: float,
+    chunk: int = 1024,
+) -> dict[str, Any]:
+    """Per (shots, seed): top-1 and mean per-class accuracy of zero-shot, the cache alone and SSP; and per shots
+    the mean and standard deviation over seeds. Hyper-parameters are tuned on the support set only."""
+    per_class = load_metric("mean_per_class_accuracy")
+    state = space.scoring_state()
+    classes = list(range(space.num_classes))
+    position = {i: j for j, i in enumerate(union)}
+    zero_shot = torch.cat([score(emb[i : i + chunk], state, metric) for i in range(0, len(emb), chunk)])
+    records = []
+    for (k, seed), idx in tqdm(runs.items(), desc="Few-shot runs"):
+        rows = torch.tensor([position[i] for i in idx])
+        y = [train_labels[i] for i in idx]
+        entry: dict[str, Any] = {"shots": k, "seed": seed, "support_images": len(idx)}
+        predictions = {"zero-shot": zero_shot.argmax(-1).tolist()}
+        for mode in ("cache", "ssp"):
+            options = {**cfg.fewshot, "mode": mode, "seed": seed}
+            adapter = fit_for_space(
+                space, classes, glob[rows], local[rows], y, metric, tau=tau, config=SSPConfig(**options)
+            )
+            out = torch.cat(
+                [adapter.logits(emb[i : i + chunk], zero_shot[i : i + chunk]) for i in range(0, len(emb), chunk)]
+            )
+            predictions[mode] = out.argmax(-1).tolist()
+            entry[f"{mode}_params"] = {x: adapter.info[x] for x in ("alpha", "beta", "gamma", "tuned")}
+        for method, pred in predictions.items():
+            pc = per_class.compute(predictions=pred, references=labels)["mean_per_class_accuracy"]
+            top1 = sum(int(p == t) for p, t in zip(pred, labels, strict=True)) / len(labels)
+            entry[method] = {"top1": top1, "mean_per_class": pc}
+        records.append(entry)
+    summary: dict[str, Any] = {}
+    for k in cfg.shots:
+        rows_k = [r for r in records if r["shots"] == k]
+        summary[str(k)] = {}
+        for method in FEWSHOT_METHODS:
+            values = torch.tensor([r[method]["top1"] for r in rows_k], dtype=torch.float64)
+            std = float(values.std(unbiased=False)) if len(values) > 1 else 0.0
+            summary[str(k)][method] = {"top1_mean": float(values.mean()), "top1_std": std}
+    return {"runs": records, "summary": summary}
+
+
 # --------------------------------------------------------------------------------------------------- run
 def run(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate every benchmark in ``cfg``; returns (and writes to ``cfg.out``) the combined results."""
@@ -254,6 +392,21 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         t0 = time.perf_counter()
         emb, cached = image_embeddings(accelerator, model, proc, data, cfg, cache)
         t_img = time.perf_counter() - t0
+        fewshot_data = None
+        if cfg.shots:
+            t0 = time.perf_counter()
+            try:
+                train = registry.load_train(bench, data)
+            except registry.BenchmarkUnavailable as err:
+                if main:
+                    logger.error("No few-shot runs for %s: %s", bench.name, err)
+                fewshot_data = {"error": str(err)}
+            else:
+                runs = support_indices(cfg, train)
+                union = sorted({i for idx in runs.values() for i in idx})
+                glob, local = support_features(accelerator, model, proc, train, union, cfg, cache)
+                fewshot_data = {"runs": runs, "union": union, "glob": glob, "local": local, "train": train}
+            t_support = time.perf_counter() - t0
         if not main:
             continue
         t0 = time.perf_counter()
@@ -261,6 +414,26 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         t_text = time.perf_counter() - t0
         t0 = time.perf_counter()
         methods, predictions = score_methods(emb.to(accelerator.device), data.labels, spaces)
+        if fewshot_data is not None and "error" not in fewshot_data:
+            base = fewshot_base(cfg, spaces)
+            t0 = time.perf_counter()
+            fewshot = score_fewshot(
+                cfg,
+                emb,
+                data.labels,
+                *spaces[base],
+                fewshot_data["runs"],
+                fewshot_data["union"],
+                fewshot_data["glob"],
+                fewshot_data["local"],
+                fewshot_data["train"].labels,
+                float(model.logit_scale.detach().exp()),
+            )
+            fewshot.update(
+                base=base, timings_s={"support_images": t_support, "fit_and_score": time.perf_counter() - t0}
+            )
+        else:
+            fewshot = fewshot_data
         record = {
             "name": bench.name,
             "config_key": key,
@@ -272,6 +445,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
             "timings_s": {"images": t_img, "spaces": t_text, "scoring": time.perf_counter() - t0},
             "random_weights": random_weights,
         }
+        if fewshot is not None:
+            record["fewshot"] = fewshot
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{bench.name}.predictions.json").write_text(json.dumps({"labels": data.labels, **predictions}))
         result_file = out / f"{bench.name}.json"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidLabelsError, ModelLoadError, S3Error
+from .errors import InvalidConfigError, InvalidLabelsError, ModelLoadError, S3Error
 from .metrics import DEFAULT_METRIC, METRICS
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
@@ -313,6 +313,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str | None, flag: str, minimum: int = 0) -> list[int]:
+    try:
+        values = [int(x) for x in (text or "").split(",") if x.strip()]
+    except ValueError as err:
+        raise InvalidConfigError(f"{flag} takes comma-separated integers, got {text!r}.") from err
+    if any(v < minimum for v in values):
+        raise InvalidConfigError(f"{flag} values must be at least {minimum}, got {text!r}.")
+    return values
+
+
+def _json_options(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InvalidConfigError(f"--fewshot-options must be a JSON object, e.g. '{{\"top_s\": 4}}': {err}") from err
+    if not isinstance(options, dict):
+        raise InvalidConfigError("--fewshot-options must be a JSON object, e.g. '{\"top_s\": 4}'.")
+    from .fewshot import SSPConfig
+
+    SSPConfig.from_dict({k: v for k, v in options.items() if k != "mode"})  # fail now, not after encoding
+    return options
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     runner = load_eval_module("runner")
     if args.list:
@@ -340,6 +365,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         cache_dir=args.cache_dir,
         dtype=args.dtype,
+        shots=_int_list(args.shots, "--shots", minimum=1),
+        seeds=_int_list(args.seeds, "--seeds"),
+        fewshot_base=args.fewshot_base,
+        fewshot=_json_options(args.fewshot_options),
     )
     summary = runner.run(cfg)
     if summary["benchmarks"] and all("error" in r for r in summary["benchmarks"].values()):
@@ -491,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--cache-dir", help="image-embedding cache (default OUT/cache)")
     e.add_argument("--dtype", default="float32")
+    e.add_argument("--shots", default="", help="few-shot runs, e.g. 1,2,4,8,16 (support from the train split)")
+    e.add_argument("--seeds", default="1,2,3", help="support samples per shot count (default 1,2,3)")
+    e.add_argument("--fewshot-base", default="", help="zero-shot method few-shot builds on (default: S^3 local_center)")
+    e.add_argument("--fewshot-options", default="", help='SSP options as JSON, e.g. \'{"top_s": 4, "lam": 0.5}\'')
     e.set_defaults(func=cmd_eval)
 
     k = sub.add_parser("card", help="write eval results into a space's model card (model-index)")

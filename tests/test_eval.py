@@ -78,6 +78,59 @@ def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path):
     assert json.loads((tmp_path / "two" / "results.json").read_text())["processes"] == 2
 
 
+@pytest.fixture(scope="module")
+def split_folder(tmp_path_factory) -> Path:
+    """train/ and test/ image folders over 3 classes: 3 train images per class, 7 test images (uneven)."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("splitfolder")
+    layout = {
+        "train": {"cat": ["chelsea", "cat", "coffee"], "coins": ["coins", "moon", "page"], "rocket": ["rocket"] * 3},
+        "test": {"cat": ["chelsea", "cat"], "coins": ["coins"], "rocket": ["rocket", "astronaut", "camera", "text"]},
+    }
+    for split, classes in layout.items():
+        for cls, names in classes.items():
+            (root / split / cls).mkdir(parents=True)
+            for i, n in enumerate(names):
+                arr = np.asarray(getattr(data, n)())
+                img = Image.fromarray(arr).convert("RGB")
+                if split == "train":  # distinct support images even where the photo repeats
+                    img = img.rotate(15 * i).resize((64 + 8 * i, 64))
+                img.save(root / split / cls / f"{n}{i}.png")
+    return root
+
+
+def test_fewshot_two_processes_equal_one(split_folder, tiny_clip_dir, tmp_path):
+    args = ["--benchmarks", str(split_folder), "--model", str(tiny_clip_dir), "--batch-size", "2"]
+    args += ["--synonyms", "none", "--shots", "1,2", "--seeds", "1,2"]
+    run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
+    run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
+    one = json.loads((tmp_path / "one" / f"{split_folder.name}.json").read_text())
+    two = json.loads((tmp_path / "two" / f"{split_folder.name}.json").read_text())
+    assert one["samples"] == 7 and one["fewshot"]["base"] == "ensemble"
+    for rec in (one, two):
+        rec["fewshot"].pop("timings_s")
+    assert one["fewshot"] == two["fewshot"]
+    runs = one["fewshot"]["runs"]
+    assert [(r["shots"], r["seed"], r["support_images"]) for r in runs] == [(1, 1, 3), (1, 2, 3), (2, 1, 6), (2, 2, 6)]
+    for r in runs:
+        # zero-shot is the base method, whatever the support; 1-shot has nothing to validate on: defaults
+        assert r["zero-shot"]["top1"] == one["methods"]["ensemble"]["top1"]
+        assert r["ssp_params"]["tuned"] is (r["shots"] == 2)
+        assert r["cache_params"]["gamma"] == 0.0
+    assert set(one["fewshot"]["summary"]) == {"1", "2"}
+    table = (tmp_path / "one" / "results.md").read_text()
+    assert "Few-shot top-1" in table and f"| {split_folder.name} | 2 | 2 |" in table
+
+
+def test_fewshot_needs_a_train_split(folder, tiny_clip_dir, tmp_path, runner):
+    cfg = runner.EvalConfig(
+        model=str(tiny_clip_dir), benchmarks=[str(folder)], out=str(tmp_path), synonyms=[], shots=[1], seeds=[0]
+    )
+    rec = runner.run(cfg)["benchmarks"][folder.name]
+    assert "train/" in rec["fewshot"]["error"] and rec["methods"]["label"]["top1"] >= 0  # zero-shot still scored
+
+
 def test_cache_resume_reports_and_unreachable(folder, tiny_clip_dir, tmp_path, runner, caplog):
     out = tmp_path / "out"
     cfg = runner.EvalConfig(
