@@ -154,8 +154,16 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in columns))
 
 
-def _compare(pipe: Any, images: list[Any], names: list[str], kwargs: dict[str, Any], metric: str, top_k: int) -> list:
-    s3 = pipe(images, metric=metric, top_k=top_k, return_details=True, **kwargs)
+def _compare(
+    pipe: Any,
+    images: list[Any],
+    names: list[str],
+    kwargs: dict[str, Any],
+    metric: str,
+    top_k: int,
+    fewshot: dict[str, Any] | None = None,
+) -> list:
+    s3 = pipe(images, metric=metric, top_k=top_k, return_details=True, **kwargs, **(fewshot or {}))
     clip = pipe(images, metric="label", top_k=top_k, **kwargs)
     return [
         {
@@ -167,7 +175,13 @@ def _compare(pipe: Any, images: list[Any], names: list[str], kwargs: dict[str, A
     ]
 
 
-def _report(results: list[dict[str, Any]], metric: str, as_json: bool, truth: dict[str, str] | None = None) -> None:
+def _report(
+    results: list[dict[str, Any]],
+    metric: str,
+    as_json: bool,
+    truth: dict[str, str] | None = None,
+    method: str = "S^3",
+) -> None:
     if as_json:
         print(json.dumps(results, indent=2))
         return
@@ -176,7 +190,7 @@ def _report(results: list[dict[str, Any]], metric: str, as_json: bool, truth: di
         top, clip = r["s3"][0], r["clip"][0]
         row = {
             "image": r["image"],
-            f"S^3 ({metric})": f"{top['label']} ({top['score']:.2f})",
+            f"{method} ({metric})": f"{top['label']} ({top['score']:.2f})",
             "matched concept": top["details"]["matched_concept"],
             "CLIP (label)": f"{clip['label']} ({clip['score']:.2f})",
         }
@@ -190,19 +204,64 @@ def _report(results: list[dict[str, Any]], metric: str, as_json: bool, truth: di
     _print_table(rows, list(rows[0]))
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
+def _space_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if (args.space is None) == (args.labels is None):
         raise InvalidLabelsError("Pass exactly one of --space (an artifact folder or Hub id) or --labels.")
-    pipe = load_pipeline(args.model, args.device)
-    kwargs: dict[str, Any] = {"batch_size": args.batch_size}
     if args.space is not None:
-        kwargs["synonym_space"] = args.space
-    else:
-        kwargs.update(candidate_labels=read_labels(args.labels), synonyms=args.synonyms)
-        kwargs["templates"] = _templates(args.templates)
+        return {"synonym_space": args.space}
+    return {
+        "candidate_labels": read_labels(args.labels),
+        "synonyms": args.synonyms,
+        "templates": _templates(args.templates),
+    }
+
+
+def _fewshot_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.support is None:
+        return {}
+    kwargs: dict[str, Any] = {"support": args.support}
+    if not (Path(args.support) / "ssp_config.json").is_file():
+        kwargs["fewshot"] = {"mode": args.fewshot_mode}
+    return kwargs
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    kwargs = _space_kwargs(args)
+    pipe = load_pipeline(args.model, args.device)
+    kwargs["batch_size"] = args.batch_size
     images = _images(args.images)
     metric = args.metric or DEFAULT_METRIC
-    _report(_compare(pipe, images, images, kwargs, metric, args.top_k), metric, args.json)
+    fewshot = _fewshot_kwargs(args)
+    method = "S^3" if not fewshot else f"S^3 + {args.fewshot_mode.upper()}"
+    _report(_compare(pipe, images, images, kwargs, metric, args.top_k, fewshot), metric, args.json, method=method)
+    return 0
+
+
+def cmd_fewshot(args: argparse.Namespace) -> int:
+    kwargs = _space_kwargs(args)
+    out = args.out or args.space
+    if out is None or (args.out is None and not Path(out).is_dir()):
+        raise InvalidConfigError("Pass --out DIR (with --labels, or with a Hub --space) to say where to write it.")
+    pipe = load_pipeline(args.model, args.device)
+    space, index = pipe.get_space(
+        kwargs.get("candidate_labels"), kwargs.get("synonyms"), kwargs.get("synonym_space"), kwargs.get("templates")
+    )
+    metric = args.metric or space.config.metric
+    from .fewshot import SSPConfig
+
+    config = SSPConfig.from_dict({"mode": args.fewshot_mode, "seed": args.seed})
+    adapter = pipe.get_adapter(space, index, args.support, metric, space.config.knn_k, config)
+    adapter.save_pretrained(out)
+    info, shots = adapter.info, adapter.info["shots"]
+    tuning = (
+        f"tuned on {info['validation_images']} validation images" if info["tuned"] else "defaults: nothing to tune on"
+    )
+    print(
+        f"Fitted {args.fewshot_mode} on {sum(shots)} support images ({min(shots)}-{max(shots)} per class, "
+        f"{len(shots)} classes) over the {metric} scores: alpha={info['alpha']:g} beta={info['beta']:g} "
+        f"gamma={info['gamma']:g} ({tuning}).\n"
+        f"Wrote {out}/ssp_config.json and ssp_state.safetensors; use them with `s3 classify --support {out}`."
+    )
     return 0
 
 
@@ -465,8 +524,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--metric", choices=list(METRICS), help="default: the space's metric (local_center)")
     c.add_argument("--top-k", type=int, default=5)
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.add_argument("--support", help="few-shot: a folder of <class>/<image> files, or a fitted adapter's folder")
+    c.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")
     model_args(c)
     c.set_defaults(func=cmd_classify)
+
+    f = sub.add_parser("fewshot", help="fit SSP on a folder of labelled images and save it beside a space")
+    f.add_argument("support", help="folder with one sub-folder of images per class")
+    f.add_argument("--space", help="synonym-space folder or Hub id")
+    f.add_argument("--labels", help="labels file or comma-separated labels (instead of --space)")
+    f.add_argument("--synonyms", help="JSON/YAML synonyms file (with --labels)")
+    f.add_argument("--templates", help="with --labels: a template, a file or a set name")
+    f.add_argument("--metric", choices=list(METRICS), help="zero-shot metric SSP adds to (default: the space's)")
+    f.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")
+    f.add_argument("--seed", type=int, default=0, help="seed of the validation split used for tuning")
+    f.add_argument("--out", help="folder to write the adapter to (default: the --space folder)")
+    model_args(f)
+    f.set_defaults(func=cmd_fewshot)
 
     d = sub.add_parser("demo", help="classify scikit-image's sample photos with S^3 and vanilla CLIP")
     d.add_argument("--metric", default=DEFAULT_METRIC, choices=list(METRICS))

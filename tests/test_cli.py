@@ -126,3 +126,31 @@ def test_synonyms_llm_needs_a_model(tmp_path, capsys):
     labels.write_text("cat\ndog\n")
     assert main(["synonyms", str(labels), "--source", "openai", "--out", str(tmp_path / "s.yaml")]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_fewshot_fit_then_classify(files, tmp_path, tiny_clip_dir, photos, capsys):
+    from PIL import Image
+
+    labels, syn = files
+    space = tmp_path / "space"
+    assert main(["build", str(labels), "--synonyms", str(syn), "--out", str(space), "--model", str(tiny_clip_dir)]) == 0
+    support = tmp_path / "support"
+    for label, photo in zip(["cat", "dog", "airplane", "cat", "dog"], photos, strict=True):
+        (support / label).mkdir(parents=True, exist_ok=True)
+        Image.open(photo).save(support / label / f"{photo.stem}.png")
+    capsys.readouterr()
+    assert main(["fewshot", str(support), "--space", str(space), "--model", str(tiny_clip_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "5 support images (1-2 per class, 3 classes)" in text and "tuned on 2 validation images" in text
+    assert (space / "ssp_config.json").is_file() and (space / "s3_config.json").is_file()
+
+    args = ["classify", str(photos[4]), "--model", str(tiny_clip_dir), "--space", str(space)]
+    assert main([*args, "--support", str(space), "--json"]) == 0
+    from_adapter = json.loads(capsys.readouterr().out)
+    assert main([*args, "--support", str(support), "--json"]) == 0  # fitted afresh: the same seed, the same result
+    assert json.loads(capsys.readouterr().out) == from_adapter
+    assert main([*args, "--support", str(support), "--fewshot-mode", "cache"]) == 0
+    assert "S^3 + CACHE (local_center)" in capsys.readouterr().out
+    # nowhere to write: refused before any work
+    assert main(["fewshot", str(support), "--labels", str(labels), "--model", str(tiny_clip_dir)]) != 0
+    assert "--out" in capsys.readouterr().err
