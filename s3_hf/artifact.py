@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -235,7 +236,7 @@ class SynonymSpace:
         elif path.exists():
             raise ArtifactNotFoundError(f"{path} is a file; pass the folder that holds {CONFIG_NAME}.")
         else:
-            folder = _download(str(name_or_path), revision, cache_dir, local_files_only, token, force_download)
+            folder = download(str(name_or_path), revision, cache_dir, local_files_only, token, force_download)
         return cls._read(folder)
 
     @classmethod
@@ -309,14 +310,18 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _download(
+def download(
     repo_id: str,
     revision: str | None,
     cache_dir: str | os.PathLike | None,
     local_files_only: bool,
     token: str | bool | None,
     force_download: bool,
+    names: Sequence[str] = (*REQUIRED_FILES, CARD_NAME),
+    optional: Sequence[str] = (CARD_NAME,),
+    what: str = "an s3-hf synonym space",
 ) -> Path:
+    """Download ``names`` of a Hub repo into the local cache (``optional`` ones may be missing); typed errors."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -329,7 +334,7 @@ def _download(
     )
 
     files = []
-    for name in (*REQUIRED_FILES, CARD_NAME):
+    for name in names:
         try:
             files.append(
                 hf_hub_download(
@@ -358,11 +363,9 @@ def _download(
                 "local folder written by `s3 build`."
             ) from err
         except EntryNotFoundError as err:  # after LocalEntryNotFoundError, its subclass
-            if name == CARD_NAME:
+            if name in optional:
                 continue
-            raise ArtifactNotFoundError(
-                f"Hub repo {repo_id!r} has no {name}: it is not an s3-hf synonym space."
-            ) from err
+            raise ArtifactNotFoundError(f"Hub repo {repo_id!r} has no {name}: it holds no {what}.") from err
         except (HfHubHTTPError, OSError) as err:
             raise HubError(f"Downloading {name} from {repo_id!r} failed: {err}. Check your network.") from err
     return Path(files[0]).parent

@@ -178,7 +178,8 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
     ) -> SSPAdapter:
         """The few-shot adapter for ``support`` on the classes ``index`` of ``space`` (fitted or loaded once)."""
         labels = [space.labels[c] for c in index]
-        if isinstance(support, str | os.PathLike) and (Path(support) / SSP_CONFIG_NAME).is_file():
+        hub_id = isinstance(support, str) and not Path(support).exists() and support.count("/") == 1
+        if isinstance(support, str | os.PathLike) and ((Path(support) / SSP_CONFIG_NAME).is_file() or hub_id):
             support = self._cached(("adapter-file", str(support)), lambda: SSPAdapter.from_pretrained(support))
         if isinstance(support, SSPAdapter):
             fitted_metric = support.info.get("zero_shot_metric")

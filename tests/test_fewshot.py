@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -289,3 +290,30 @@ def test_pipeline_support(s3_pipe, photos, tmp_path):
         s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=support[:1])
     with pytest.raises(InvalidConfigError, match="support"):
         s3_pipe(image, candidate_labels=LABELS, fewshot={"mode": "cache"})
+
+
+def test_adapter_on_the_hub(problem, tmp_path, monkeypatch):
+    from fakehub import COMMIT, fake_hub, folder_files
+    from huggingface_hub import HfApi
+
+    text, (sg, sl, sy), (tg, _, _) = problem
+    adapter = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10))
+    calls = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        return type("Url", (), {"repo_id": repo_id})()
+
+    def upload_folder(self, *, repo_id, folder_path, allow_patterns, **kwargs):
+        calls["files"] = {k: v for k, v in folder_files(Path(folder_path)).items() if k in allow_patterns}
+        return type("Info", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/{COMMIT}"})()
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    assert adapter.push_to_hub("org/pets-s3", token="hf_fake").endswith(COMMIT)
+    assert sorted(calls["files"]) == [SSP_CONFIG_NAME, SSP_TENSORS_NAME]
+    with fake_hub({"org/pets-s3": calls["files"], "org/space-only": {"s3_config.json": b"{}"}}):
+        loaded = SSPAdapter.from_pretrained("org/pets-s3", cache_dir=tmp_path / "cache")
+        with pytest.raises(ArtifactNotFoundError, match="few-shot adapter"):
+            SSPAdapter.from_pretrained("org/space-only", cache_dir=tmp_path / "cache")
+    zs = tg @ text.T
+    assert torch.equal(loaded.logits(tg, zs), adapter.logits(tg, zs))

@@ -354,10 +354,60 @@ class SSPAdapter:
             raise
         return target
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        token: str | None = None,
+        private: bool | None = None,
+        revision: str | None = None,
+        commit_message: str = "Upload SSP few-shot adapter",
+    ) -> str:
+        """Upload the adapter's two files to ``repo_id`` (typically the repo of the synonym space it was fitted on,
+        where they sit beside the space's files) in one commit."""
+        from huggingface_hub import HfApi, get_token
+        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+        from ..errors import HubError
+
+        if token is None and get_token() is None:
+            raise HubError("No Hugging Face token found. Run `hf auth login`, set HF_TOKEN, or pass token=....")
+        api = HfApi(token=token)
+        try:
+            repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = self.save_pretrained(tmp)
+                info = api.upload_folder(
+                    repo_id=repo_id,
+                    folder_path=folder,
+                    revision=revision,
+                    commit_message=commit_message,
+                    allow_patterns=[SSP_CONFIG_NAME, SSP_TENSORS_NAME],
+                )
+        except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as err:
+            raise HubError(f"Could not push to {repo_id!r}: {err}. Check the network and the token.") from err
+        return str(getattr(info, "commit_url", info))
+
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike) -> SSPAdapter:
-        """Load an adapter written by :meth:`save_pretrained`, validating shapes (never unpickles)."""
-        folder = Path(folder)
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+    ) -> SSPAdapter:
+        """Load an adapter written by :meth:`save_pretrained` from a folder or a Hub repo id, validating shapes
+        (never unpickles)."""
+        folder = Path(name_or_path)
+        if not folder.is_dir():
+            from ..artifact import download
+
+            names = (SSP_CONFIG_NAME, SSP_TENSORS_NAME)
+            folder = download(
+                str(name_or_path), revision, cache_dir, local_files_only, token, False, names, (), "few-shot adapter"
+            )
         for name in (SSP_CONFIG_NAME, SSP_TENSORS_NAME):
             if not (folder / name).is_file():
                 raise ArtifactNotFoundError(f"{folder} has no {name}: it holds no few-shot (SSP) adapter.")
