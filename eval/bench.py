@@ -49,7 +49,9 @@ class BenchConfig:
     repeats: int = 3
     dtypes: Sequence[str] = ("float32",)
     memory: bool = True
-    parts: Sequence[str] = ("inference", "build", "artifact")  # plus memory when `memory`
+    parts: Sequence[str] = ("inference", "build", "artifact")  # plus memory when `memory`; "fewshot" on request
+    fewshot_classes: int = 1000
+    fewshot_shots: Sequence[int] = (1, 4, 16)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -181,6 +183,81 @@ def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None
     return rows
 
 
+def bench_fewshot(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    """SSP's cost: support encoding (global + local features), fitting (tuning included) at 1/4/16 shots per class,
+    and pipeline throughput with the 16-shot adapter against (b) and against S^3 alone, in the same process.
+
+    Support features for ``k`` shots are the encoded photos (one per class) repeated ``k`` times with small noise:
+    fitting and scoring cost depend on the sizes, not on what the images show."""
+    from transformers import pipeline
+
+    from s3_hf.fewshot import SSPConfig, encode_support_images, fit_for_space
+
+    model, tok, proc, _ = load_clip(cfg.model, cfg.device)
+    s3 = pipeline(TASK, model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
+    sync = _sync(cfg.device)
+    c = cfg.fewshot_classes
+    labels = class_names(c)
+    space = build_synonym_space(model, tok, labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
+    support = image_paths(cfg.images, c)
+    start = time.perf_counter()
+    glob, local = encode_support_images(model, proc, support, batch_size=32)
+    sync()
+    encode_s = time.perf_counter() - start
+    log(f"[fewshot C={c}] support encoding {c / encode_s:.1f} img/s (global + {local.shape[1]} local features each)")
+    tau = float(model.logit_scale.detach().exp())
+    out: dict[str, Any] = {"classes": c, "support_img_s": c / encode_s, "patches": local.shape[1], "fit": []}
+    gen = torch.Generator().manual_seed(0)
+    adapter = None
+    for k in cfg.fewshot_shots:
+        g = torch.nn.functional.normalize(
+            glob.repeat(k, 1) + 0.01 * torch.randn(k * c, glob.shape[1], generator=gen), dim=-1
+        )
+        loc = local.repeat(k, 1, 1)
+        y = list(range(c)) * k
+        times = []
+        for _ in range(max(1, cfg.repeats)):
+            start = time.perf_counter()
+            adapter = fit_for_space(space, list(range(c)), g, loc, y, "local_center", tau=tau, config=SSPConfig())
+            sync()
+            times.append(time.perf_counter() - start)
+        out["fit"].append({"shots": k, "support_images": k * c, "fit_s": statistics.median(times)})
+        log(f"  {k}-shot: fit (tuning included) {statistics.median(times):.1f} s for {k * c} support images")
+    paths = image_paths(cfg.images, cfg.num_images)
+    out["inference"] = []
+    for bs in cfg.batch_sizes:
+        base = partial(s3, paths, synonym_space=space, batch_size=bs)
+        b_call = partial(
+            lambda b: [
+                encode_pixels(model, pixel_values(proc, [load_image(p) for p in paths[i : i + b]]))
+                for i in range(0, len(paths), b)
+            ],
+            bs,
+        )
+        ssp = partial(s3, paths, synonym_space=space, batch_size=bs, support=adapter)
+        ssp(), base(), b_call()  # warm-up
+        t_ssp, t_s3, t_b = [], [], []
+        for _ in range(cfg.repeats):
+            for fn, acc in ((b_call, t_b), (base, t_s3), (ssp, t_ssp)):
+                start = time.perf_counter()
+                fn()
+                sync()
+                acc.append(time.perf_counter() - start)
+        row = {
+            "batch_size": bs,
+            "shots": cfg.fewshot_shots[-1],
+            "ssp_img_s": len(paths) / statistics.median(t_ssp),
+            "ssp_over_b": statistics.median([b / x for b, x in zip(t_b, t_ssp, strict=True)]),
+            "ssp_over_s3": statistics.median([b / x for b, x in zip(t_s3, t_ssp, strict=True)]),
+        }
+        out["inference"].append(row)
+        log(
+            f"  bs={bs}: S^3 + SSP {row['ssp_img_s']:.1f} img/s, {row['ssp_over_b']:.2f}x of (b), "
+            f"{row['ssp_over_s3']:.2f}x of S^3"
+        )
+    return out
+
+
 def bench_build(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, Any]]:
     from s3_hf.encoding import concept_text, encode_concepts
 
@@ -304,6 +381,26 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("artifact"):
         a = results["artifact"]
         lines += ["", f"Artifact size at {a['classes']} classes x {a['concepts']} concepts: {a['bytes'] / 1e6:.1f} MB."]
+    if results.get("fewshot"):
+        f = results["fewshot"]
+        lines += [
+            "",
+            f"## Few-shot (SSP) at {f['classes']} classes",
+            "",
+            f"Support encoding (global + {f['patches']} local features per image): {f['support_img_s']:.1f} images/s.",
+            "",
+            "| shots | support images | fit s (tuning included) |",
+            "| --- | --- | --- |",
+            *[f"| {r['shots']} | {r['support_images']} | {r['fit_s']:.1f} |" for r in f["fit"]],
+            "",
+            "| batch | shots | S^3 + SSP images/s | x of (b) | x of S^3 alone |",
+            "| --- | --- | --- | --- | --- |",
+            *[
+                f"| {r['batch_size']} | {r['shots']} | {r['ssp_img_s']:.1f} | {r['ssp_over_b']:.2f} | "
+                f"{r['ssp_over_s3']:.2f} |"
+                for r in f["inference"]
+            ],
+        ]
     if results.get("memory"):
         m = results["memory"]
         lines += [
@@ -383,6 +480,8 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
         for dtype_name in cfg.dtypes:
             results["inference"] += bench_inference(cfg, dtype_name, log)
     results["build"] = bench_build(cfg, log) if "build" in cfg.parts and cfg.build_classes else []
+    if "fewshot" in cfg.parts:
+        results["fewshot"] = bench_fewshot(cfg, log)
     with tempfile.TemporaryDirectory() as tmp:
         space_dir = Path(tmp) / "space"
         if "artifact" in cfg.parts or cfg.memory:

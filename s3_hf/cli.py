@@ -365,6 +365,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         dtypes=dtypes,
         memory=not args.no_memory,
         parts=args.parts.split(","),
+        fewshot_classes=args.fewshot_classes,
+        fewshot_shots=_ints(args.fewshot_shots),
     )
     if not Path(cfg.images).is_dir():
         raise S3Error(f"Image folder {cfg.images} not found: pass --images DIR with a few JPEG/PNG files.")
@@ -578,7 +580,11 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--num-images", type=int, default=32)
     n.add_argument("--repeats", type=int, default=3)
     n.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess runs")
-    n.add_argument("--parts", default="inference,build,artifact", help="which parts to run (comma list)")
+    n.add_argument(
+        "--parts", default="inference,build,artifact", help="which parts to run (comma list; 'fewshot' adds SSP)"
+    )
+    n.add_argument("--fewshot-classes", type=int, default=1000, help="classes of the few-shot part")
+    n.add_argument("--fewshot-shots", default="1,4,16", help="support images per class to time fitting at")
     n.set_defaults(func=cmd_bench)
 
     e = sub.add_parser("eval", help="every method side by side on benchmarks (accelerate launch -m s3_hf.cli eval)")

@@ -29,3 +29,18 @@ def test_bench_writes_json_table_and_plot(tiny_clip_dir, photos, tmp_path, capsy
     table = (out / "bench.md").read_text()
     assert "| float32 | 2 | 7 |" in table and "local_center" in table and "Random weights" not in table
     assert (out / "bench.png").stat().st_size > 1000
+
+
+def test_bench_fewshot_part(tiny_clip_dir, photos, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--model", str(tiny_clip_dir), "--images", str(photos[0].parent), "--out", str(out)]
+    args += ["--parts", "fewshot", "--no-memory", "--fewshot-classes", "5", "--fewshot-shots", "1,3"]
+    args += ["--num-images", "4", "--batch-sizes", "2", "--repeats", "1", "--device", "cpu", "--classes", "5"]
+    assert main(args) == 0
+    results = json.loads((out / "bench.json").read_text())
+    few = results["fewshot"]
+    assert few["classes"] == 5 and few["patches"] == 16 and few["support_img_s"] > 0
+    assert [(r["shots"], r["support_images"]) for r in few["fit"]] == [(1, 5), (3, 15)]
+    (row,) = few["inference"]
+    assert row["batch_size"] == 2 and row["shots"] == 3 and row["ssp_over_b"] > 0 and row["ssp_over_s3"] > 0
+    assert results["inference"] == [] and "## Few-shot (SSP) at 5 classes" in (out / "bench.md").read_text()

@@ -160,8 +160,9 @@ class _Terms:
         q = v if self.vision_basis is None else project(v, self.vision_basis.to(v.device))
         affinity = F.normalize(q, dim=-1) @ keys.to(v.device).T
         counts = _counts(self.key_labels, self.num_classes).clamp(min=1).to(v.device, v.dtype)
-        onehot = F.one_hot(self.key_labels.to(v.device), self.num_classes).to(v.dtype)
-        return torch.exp(-beta * (1.0 - affinity)) @ onehot / counts
+        per_key = torch.exp(-beta * (1.0 - affinity))  # (B, N)
+        out = torch.zeros(v.shape[0], self.num_classes, device=v.device, dtype=per_key.dtype)
+        return out.index_add_(1, self.key_labels.to(v.device), per_key) / counts
 
     def language(self, v: torch.Tensor) -> torch.Tensor:
         if self.language_text is None:
