@@ -24,7 +24,7 @@ import torch
 
 from s3_hf import TASK, SynonymSpace, build_synonym_space
 from s3_hf.encoding import encode_pixels, load_image, pixel_values
-from s3_hf.metrics import METRICS
+from s3_hf.metrics import METRICS, score
 from s3_hf.space import build_space
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -122,6 +122,15 @@ def _sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
+def s3_own_work(pipe: Any, space: SynonymSpace, metric: str, bs: int, device: Any) -> None:
+    """What the S^3 pipeline does for a batch beyond encoding the images: score, then postprocess each image."""
+    v = torch.nn.functional.normalize(torch.randn(bs, space.tensors.points.shape[1], device=device), dim=-1)
+    logits = score(v, space.scoring_state(device), metric)
+    index = list(range(space.num_classes))
+    for i in range(bs):
+        pipe.postprocess({"logits": logits[i : i + 1]}, space=space, index=index)
+
+
 def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None]) -> list[dict[str, Any]]:
     from transformers import pipeline
 
@@ -170,6 +179,11 @@ def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None
                 call = partial(s3, paths, synonym_space=space, metric=metric, batch_size=bs)
                 rate, _, ratio = paired(call, b_call, len(paths))
                 row[f"s3_{metric}_img_s"], row[f"s3_{metric}_ratio"] = rate, ratio
+                # S^3's own work per batch (scoring + postprocessing), timed alone: it is far below the noise of
+                # the paired ratio on a busy machine, so this says directly how much of a batch it costs
+                own = median_time(partial(s3_own_work, s3, space, metric, bs, model.device), 20, sync)
+                row[f"s3_{metric}_own_ms"] = 1000 * own
+                row[f"s3_{metric}_own_share"] = own / (bs / full_rate)
             # full batches: transformers' pipeline encodes the labels once per batch of images, not per image
             batch = paths[: max(len(few), bs)]
             call = partial(hf, batch, candidate_labels=space.labels, hypothesis_template=TEMPLATE, batch_size=bs)
@@ -177,7 +191,8 @@ def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None
             rows.append(row)
             lc = row["s3_local_center_img_s"]
             log(
-                f"  C={c}: local_center {lc:.1f} img/s ({row['s3_local_center_ratio']:.3f}x of b); "
+                f"  C={c}: local_center {lc:.1f} img/s ({row['s3_local_center_ratio']:.3f}x of b; own work "
+                f"{row['s3_local_center_own_ms']:.1f} ms/batch = {row['s3_local_center_own_share']:.2%}); "
                 f"transformers {row['transformers_img_s']:.2f} img/s"
             )
     return rows
@@ -365,6 +380,20 @@ def markdown(results: dict[str, Any]) -> str:
             + " | ".join(cells)
             + f" | {r['transformers_img_s']:.2f} (S^3 {speedup:.0f}x faster) |"
         )
+    lines += (
+        []
+        if not results["inference"]
+        else [
+            "",
+            "## S^3's own work per batch (scoring + postprocessing, timed alone; share of a batch of (b))",
+            "",
+            "| dtype | batch | classes | " + " | ".join(METRICS) + " |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in METRICS) + " |",
+        ]
+    )
+    for r in results["inference"]:
+        cells = [f"{r[f's3_{m}_own_ms']:.1f} ms ({r[f's3_{m}_own_share']:.2%})" for m in METRICS]
+        lines.append(f"| {r['dtype']} | {r['batch_size']} | {r['classes']} | " + " | ".join(cells) + " |")
     if results.get("build"):
         lines += [
             "",

@@ -19,7 +19,7 @@ def test_bench_writes_json_table_and_plot(tiny_clip_dir, photos, tmp_path, capsy
     assert [(r["batch_size"], r["classes"]) for r in results["inference"]] == [(1, 3), (1, 7), (2, 3), (2, 7)]
     for row in results["inference"]:
         keys = ["bare_img_s", "decode_img_s", "transformers_img_s", "bare_over_decode"]
-        keys += [f"s3_{m}_{kind}" for m in METRICS for kind in ("img_s", "ratio")]
+        keys += [f"s3_{m}_{kind}" for m in METRICS for kind in ("img_s", "ratio", "own_ms", "own_share")]
         for key in keys:
             assert row[key] > 0, key
     assert [(r["classes"], r["concepts"], r["prompts"]) for r in results["build"]] == [(3, 2, 9), (3, 4, 15)]
@@ -28,6 +28,7 @@ def test_bench_writes_json_table_and_plot(tiny_clip_dir, photos, tmp_path, capsy
     assert results["memory"]["bare_peak_bytes"] > 0 and results["memory"]["s3_peak_bytes"] > 0
     table = (out / "bench.md").read_text()
     assert "| float32 | 2 | 7 |" in table and "local_center" in table and "Random weights" not in table
+    assert "own work per batch" in table
     assert (out / "bench.png").stat().st_size > 1000
 
 
@@ -43,4 +44,5 @@ def test_bench_fewshot_part(tiny_clip_dir, photos, tmp_path):
     assert [(r["shots"], r["support_images"]) for r in few["fit"]] == [(1, 5), (3, 15)]
     (row,) = few["inference"]
     assert row["batch_size"] == 2 and row["shots"] == 3 and row["ssp_over_b"] > 0 and row["ssp_over_s3"] > 0
-    assert results["inference"] == [] and "## Few-shot (SSP) at 5 classes" in (out / "bench.md").read_text()
+    table = (out / "bench.md").read_text()
+    assert results["inference"] == [] and "## Few-shot (SSP) at 5 classes" in table and "own work" not in table
