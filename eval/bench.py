@@ -332,8 +332,11 @@ if cfg.device.startswith("cuda"):
 else:
     import os
     resident = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    print(json.dumps({{"peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      "resident_bytes": resident}}))
+    # VmHWM is this process's own peak; ru_maxrss would also count the parent's memory inherited at fork
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    peak = int(status["VmHWM"].split()[0]) * 1024 if "VmHWM" in status else (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(json.dumps({{"peak_bytes": peak, "resident_bytes": resident}}))
 """
 
 

@@ -98,7 +98,7 @@ class S3Config:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _same_model(a: str, b: str) -> bool:
+def same_model(a: str, b: str) -> bool:
     """Same checkpoint name: equal ids, or a local folder named like the Hub repo (``.../clip-vit-base-patch32``)."""
     norm = [s.rstrip("/\\").replace("\\", "/") for s in (a, b)]
     return norm[0] == norm[1] or norm[0].split("/")[-1] == norm[1].split("/")[-1]
@@ -148,7 +148,7 @@ class SynonymSpace:
                 f"model {name or '(unnamed)'} produces {dim}-d embeddings. Load the pipeline with "
                 f"model={self.config.base_model!r}, or rebuild the space for your model with `s3 build --model`."
             )
-        if name and not _same_model(name, self.config.base_model):
+        if name and not same_model(name, self.config.base_model):
             raise ModelMismatchError(
                 f"This space was built with {self.config.base_model!r} but the pipeline's model is {name!r}; "
                 "text and image embeddings of different models are not comparable. Load the pipeline with "

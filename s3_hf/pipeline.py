@@ -13,10 +13,10 @@ import torch
 from transformers import AutoModelForZeroShotImageClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY, SUPPORTED_TASKS
 
-from .artifact import SynonymSpace
+from .artifact import SynonymSpace, same_model
 from .build import build_synonym_space, check_labels
 from .encoding import DEFAULT_CONCEPT_FORMAT, encode_pixels, load_image, pixel_values
-from .errors import InvalidConfigError, InvalidLabelsError, S3Error, TemplateError
+from .errors import InvalidConfigError, InvalidLabelsError, ModelMismatchError, S3Error, TemplateError
 from .fewshot import SSP_CONFIG_NAME, SSPAdapter, SSPConfig, encode_support_images, fit_for_space, read_support
 from .metrics import centre_members, check_metric, nearest_match, score
 from .space import SpaceParams
@@ -180,8 +180,15 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         labels = [space.labels[c] for c in index]
         hub_id = isinstance(support, str) and not Path(support).exists() and support.count("/") == 1
         if isinstance(support, str | os.PathLike) and ((Path(support) / SSP_CONFIG_NAME).is_file() or hub_id):
-            support = self._cached(("adapter-file", str(support)), lambda: SSPAdapter.from_pretrained(support))
+            stamp = (Path(support) / SSP_CONFIG_NAME).stat().st_mtime if not hub_id else None
+            support = self._cached(("adapter-file", str(support), stamp), lambda: SSPAdapter.from_pretrained(support))
         if isinstance(support, SSPAdapter):
+            fitted_on = support.info.get("base_model")
+            if fitted_on is not None and not same_model(fitted_on, space.config.base_model):
+                raise ModelMismatchError(
+                    f"The few-shot adapter was fitted with {fitted_on!r}, the space belongs to "
+                    f"{space.config.base_model!r}: its support keys are another model's embeddings. Refit it."
+                )
             fitted_metric = support.info.get("zero_shot_metric")
             if fitted_metric not in (None, metric):
                 logger.warning(

@@ -19,6 +19,7 @@ from s3_hf.errors import (
     FormatVersionError,
     InvalidConfigError,
     InvalidLabelsError,
+    ModelMismatchError,
 )
 from s3_hf.fewshot import (
     SSP_CONFIG_NAME,
@@ -288,6 +289,9 @@ def test_pipeline_support(s3_pipe, photos, tmp_path):
         s3_pipe(image, candidate_labels=LABELS[:2], support=adapter)
     with pytest.raises(InvalidLabelsError, match="no image of"):
         s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=support[:1])
+    other = SSPAdapter(adapter.labels, adapter.config, {**adapter.info, "base_model": "org/other-clip"}, adapter._terms)
+    with pytest.raises(ModelMismatchError, match="other-clip"):
+        s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=other)
     with pytest.raises(InvalidConfigError, match="support"):
         s3_pipe(image, candidate_labels=LABELS, fewshot={"mode": "cache"})
 
