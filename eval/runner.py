@@ -153,12 +153,12 @@ def support_features(
     cache: Path,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Global ``(n, D)`` and local ``(n, P, D)`` features of the train images ``indices`` (cached; local ones are
-    kept in float16: a 16-shot ImageNet support set is 16,000 images x patches x D)."""
+    kept and returned in float16: a 16-shot ImageNet support set is 16,000 images x patches x D)."""
     key = embedding_key(cfg, model, processor, train) + hashlib.sha256(json.dumps(indices).encode()).hexdigest()[:8]
     path = cache / f"support-{key}.safetensors"
     if path.is_file():
         cached = load_file(path)
-        return cached["global"], cached["local"].float()
+        return cached["global"], cached["local"]
     glob, local = encode_sharded(
         accelerator,
         model,
@@ -171,7 +171,7 @@ def support_features(
     if accelerator.is_main_process:
         _save_atomic({"global": glob, "local": local}, path)
     accelerator.wait_for_everyone()
-    return glob, local.float()
+    return glob, local
 
 
 # ------------------------------------------------------------------------------------------------ methods
@@ -314,7 +314,7 @@ def score_fewshot(
         for mode in ("cache", "ssp"):
             options = {**cfg.fewshot, "mode": mode, "seed": seed}
             adapter = fit_for_space(
-                space, classes, glob[rows], local[rows], y, metric, tau=tau, config=SSPConfig(**options)
+                space, classes, glob[rows], local[rows].float(), y, metric, tau=tau, config=SSPConfig(**options)
             )
             out = torch.cat(
                 [adapter.logits(emb[i : i + chunk], zero_shot[i : i + chunk]) for i in range(0, len(emb), chunk)]
