@@ -479,10 +479,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     from .artifact import SynonymSpace
+    from .fewshot import SSP_CONFIG_NAME, SSPAdapter
 
     space = SynonymSpace.from_pretrained(args.folder)
+    adapter = SSPAdapter.from_pretrained(args.folder) if (Path(args.folder) / SSP_CONFIG_NAME).is_file() else None
     url = space.push_to_hub(args.repo_id, token=args.token, private=args.private)
     print(f"Pushed to {url}")
+    if adapter is not None:  # a few-shot adapter saved beside the space travels with it
+        url = adapter.push_to_hub(args.repo_id, token=args.token, private=args.private)
+        print(f"Pushed the few-shot adapter to {url}")
     return 0
 
 

@@ -128,7 +128,7 @@ def test_synonyms_llm_needs_a_model(tmp_path, capsys):
     assert "--model" in capsys.readouterr().err
 
 
-def test_fewshot_fit_then_classify(files, tmp_path, tiny_clip_dir, photos, capsys):
+def test_fewshot_fit_then_classify(files, tmp_path, tiny_clip_dir, photos, capsys, monkeypatch):
     from PIL import Image
 
     labels, syn = files
@@ -151,6 +151,15 @@ def test_fewshot_fit_then_classify(files, tmp_path, tiny_clip_dir, photos, capsy
     assert json.loads(capsys.readouterr().out) == from_adapter
     assert main([*args, "--support", str(support), "--fewshot-mode", "cache"]) == 0
     assert "S^3 + CACHE (local_center)" in capsys.readouterr().out
+    # `s3 push` takes the adapter along with the space
+    uploads = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: type("U", (), {"repo_id": repo_id})())
+    monkeypatch.setattr(
+        HfApi, "upload_folder", lambda self, **kw: uploads.append(kw) or type("I", (), {"commit_url": "url"})()
+    )
+    assert main(["push", str(space), "org/space", "--token", "hf_x"]) == 0
+    assert len(uploads) == 2 and uploads[1]["allow_patterns"] == ["ssp_config.json", "ssp_state.safetensors"]
+    assert "few-shot adapter" in capsys.readouterr().out
     # nowhere to write: refused before any work
     assert main(["fewshot", str(support), "--labels", str(labels), "--model", str(tiny_clip_dir)]) != 0
     assert "--out" in capsys.readouterr().err
