@@ -8,7 +8,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -276,28 +276,54 @@ class SynonymSpace:
         commit_message: str = "Upload S^3 synonym space",
     ) -> str:
         """Create ``repo_id`` if needed and upload the artifact with its model card in one commit."""
-        from huggingface_hub import HfApi, get_token
-        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+        return upload_to_hub(
+            repo_id,
+            lambda tmp, repo: self.save_pretrained(tmp / "space", repo_id=repo),
+            token=token,
+            private=private,
+            revision=revision,
+            commit_message=commit_message,
+        )
 
-        if token is None and get_token() is None:
-            raise HubError(
-                "No Hugging Face token found. Run `hf auth login`, set the HF_TOKEN environment variable, "
-                "or pass token=... (a token with write access)."
+
+def upload_to_hub(
+    repo_id: str,
+    write: Callable[[Path, str], Path],
+    *,
+    token: str | None,
+    private: bool | None,
+    revision: str | None,
+    commit_message: str,
+    allow_patterns: list[str] | None = None,
+) -> str:
+    """Create ``repo_id`` if needed, ``write(tmp_dir, repo_id)`` the files to a temporary folder and upload that
+    folder (only ``allow_patterns`` when given) in one commit; the commit URL. Typed errors for no token / network."""
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    if token is None and get_token() is None:
+        raise HubError(
+            "No Hugging Face token found. Run `hf auth login`, set the HF_TOKEN environment variable, "
+            "or pass token=... (a token with write access)."
+        )
+    api = HfApi(token=token)
+    try:
+        repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = write(Path(tmp), repo_id)
+            info = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                revision=revision,
+                commit_message=commit_message,
+                allow_patterns=allow_patterns,
             )
-        api = HfApi(token=token)
-        try:
-            repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = self.save_pretrained(Path(tmp) / "space", repo_id=repo_id)
-                info = api.upload_folder(
-                    repo_id=repo_id, folder_path=folder, revision=revision, commit_message=commit_message
-                )
-        except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as err:
-            raise HubError(
-                f"Could not push to {repo_id!r}: {err}. Check your network, that HF_HUB_OFFLINE is not set, "
-                "and that your token has write access to that namespace."
-            ) from err
-        return str(getattr(info, "commit_url", info))
+    except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as err:
+        raise HubError(
+            f"Could not push to {repo_id!r}: {err}. Check your network, that HF_HUB_OFFLINE is not set, "
+            "and that your token has write access to that namespace."
+        ) from err
+    return str(getattr(info, "commit_url", info))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -366,28 +366,17 @@ class SSPAdapter:
     ) -> str:
         """Upload the adapter's two files to ``repo_id`` (typically the repo of the synonym space it was fitted on,
         where they sit beside the space's files) in one commit."""
-        from huggingface_hub import HfApi, get_token
-        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+        from ..artifact import upload_to_hub
 
-        from ..errors import HubError
-
-        if token is None and get_token() is None:
-            raise HubError("No Hugging Face token found. Run `hf auth login`, set HF_TOKEN, or pass token=....")
-        api = HfApi(token=token)
-        try:
-            repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = self.save_pretrained(tmp)
-                info = api.upload_folder(
-                    repo_id=repo_id,
-                    folder_path=folder,
-                    revision=revision,
-                    commit_message=commit_message,
-                    allow_patterns=[SSP_CONFIG_NAME, SSP_TENSORS_NAME],
-                )
-        except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as err:
-            raise HubError(f"Could not push to {repo_id!r}: {err}. Check the network and the token.") from err
-        return str(getattr(info, "commit_url", info))
+        return upload_to_hub(
+            repo_id,
+            lambda tmp, _: self.save_pretrained(tmp),
+            token=token,
+            private=private,
+            revision=revision,
+            commit_message=commit_message,
+            allow_patterns=[SSP_CONFIG_NAME, SSP_TENSORS_NAME],
+        )
 
     @classmethod
     def from_pretrained(
