@@ -338,10 +338,6 @@ def load_eval_module(name: str) -> Any:
     raise S3Error(f"eval/{name}.py is missing from this installation of s3-hf.")
 
 
-def _ints(value: str) -> list[int]:
-    return [int(x) for x in value.split(",") if x.strip()]
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     bench = load_eval_module("bench")
     device = _device(args.device)
@@ -355,18 +351,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         images=args.images or str(bench.DEFAULT_IMAGES),
         out=args.out,
         device=device,
-        classes=_ints(args.classes),
+        classes=_int_list(args.classes, "--classes"),
         concepts=args.concepts,
-        batch_sizes=_ints(args.batch_sizes),
-        build_classes=_ints(args.build_classes),
-        build_concepts=_ints(args.build_concepts),
+        batch_sizes=_int_list(args.batch_sizes, "--batch-sizes"),
+        build_classes=_int_list(args.build_classes, "--build-classes"),
+        build_concepts=_int_list(args.build_concepts, "--build-concepts"),
         num_images=args.num_images,
         repeats=args.repeats,
         dtypes=dtypes,
         memory=not args.no_memory,
         parts=args.parts.split(","),
         fewshot_classes=args.fewshot_classes,
-        fewshot_shots=_ints(args.fewshot_shots),
+        fewshot_shots=_int_list(args.fewshot_shots, "--fewshot-shots"),
     )
     if not Path(cfg.images).is_dir():
         raise S3Error(f"Image folder {cfg.images} not found: pass --images DIR with a few JPEG/PNG files.")
@@ -497,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def space_args(p: argparse.ArgumentParser) -> None:  # what _space_kwargs reads
+        p.add_argument("--space", help="synonym-space folder or Hub id")
+        p.add_argument("--labels", help="labels file or comma-separated labels (instead of --space)")
+        p.add_argument("--synonyms", help="JSON/YAML synonyms file (with --labels)")
+        p.add_argument("--templates", help="with --labels: a template, a file or a set name")
+
     def model_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default=DEFAULT_MODEL, help=f"Hub id or local CLIP folder (default {DEFAULT_MODEL})")
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
@@ -524,10 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("classify", help="classify images with S^3, next to vanilla CLIP")
     c.add_argument("images", nargs="+", help="image files, folders or URLs")
-    c.add_argument("--space", help="synonym-space folder or Hub id")
-    c.add_argument("--labels", help="labels file or comma-separated labels (instead of --space)")
-    c.add_argument("--synonyms", help="JSON/YAML synonyms file (with --labels)")
-    c.add_argument("--templates", help="with --labels: a template, a file or a set name")
+    space_args(c)
     c.add_argument("--metric", choices=list(METRICS), help="default: the space's metric (local_center)")
     c.add_argument("--top-k", type=int, default=5)
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -538,10 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fewshot", help="fit SSP on a folder of labelled images and save it beside a space")
     f.add_argument("support", help="folder with one sub-folder of images per class")
-    f.add_argument("--space", help="synonym-space folder or Hub id")
-    f.add_argument("--labels", help="labels file or comma-separated labels (instead of --space)")
-    f.add_argument("--synonyms", help="JSON/YAML synonyms file (with --labels)")
-    f.add_argument("--templates", help="with --labels: a template, a file or a set name")
+    space_args(f)
     f.add_argument("--metric", choices=list(METRICS), help="zero-shot metric SSP adds to (default: the space's)")
     f.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")
     f.add_argument("--seed", type=int, default=0, help="seed of the validation split used for tuning")
