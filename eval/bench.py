@@ -370,33 +370,32 @@ def markdown(results: dict[str, Any]) -> str:
         "`x` = median over runs of the throughput ratio to bare CLIP with decoding and preprocessing (b), the two "
         "run alternately in the same process.",
         "",
-        "## Inference (images/s)",
-        "",
-        "| dtype | batch | classes | (a) bare CLIP | (b) + decode | " + " | ".join(METRICS) + " | transformers |",
-        "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in METRICS) + " | --- |",
     ]
-    for r in results["inference"]:
-        cells = [f"{r[f's3_{m}_img_s']:.1f} ({r[f's3_{m}_ratio']:.2f}x)" for m in METRICS]
-        speedup = r["s3_local_center_img_s"] / r["transformers_img_s"]
-        lines.append(
-            f"| {r['dtype']} | {r['batch_size']} | {r['classes']} | {r['bare_img_s']:.1f} | {r['decode_img_s']:.1f} | "
-            + " | ".join(cells)
-            + f" | {r['transformers_img_s']:.2f} (S^3 {speedup:.0f}x faster) |"
-        )
-    lines += (
-        []
-        if not results["inference"]
-        else [
+    if results["inference"]:
+        lines += [
+            "## Inference (images/s)",
+            "",
+            "| dtype | batch | classes | (a) bare CLIP | (b) + decode | " + " | ".join(METRICS) + " | transformers |",
+            "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in METRICS) + " | --- |",
+        ]
+        for r in results["inference"]:
+            cells = [f"{r[f's3_{m}_img_s']:.1f} ({r[f's3_{m}_ratio']:.2f}x)" for m in METRICS]
+            speedup = r["s3_local_center_img_s"] / r["transformers_img_s"]
+            lines.append(
+                f"| {r['dtype']} | {r['batch_size']} | {r['classes']} | {r['bare_img_s']:.1f} | "
+                f"{r['decode_img_s']:.1f} | " + " | ".join(cells) + f" | {r['transformers_img_s']:.2f} "
+                f"(S^3 {speedup:.0f}x faster) |"
+            )
+        lines += [
             "",
             "## S^3's own work per batch (scoring + postprocessing, timed alone; share of a batch of (b))",
             "",
             "| dtype | batch | classes | " + " | ".join(METRICS) + " |",
             "| --- | --- | --- | " + " | ".join("---" for _ in METRICS) + " |",
         ]
-    )
-    for r in results["inference"]:
-        cells = [f"{r[f's3_{m}_own_ms']:.1f} ms ({r[f's3_{m}_own_share']:.2%})" for m in METRICS]
-        lines.append(f"| {r['dtype']} | {r['batch_size']} | {r['classes']} | " + " | ".join(cells) + " |")
+        for r in results["inference"]:
+            cells = [f"{r[f's3_{m}_own_ms']:.1f} ms ({r[f's3_{m}_own_share']:.2%})" for m in METRICS]
+            lines.append(f"| {r['dtype']} | {r['batch_size']} | {r['classes']} | " + " | ".join(cells) + " |")
     if results.get("build"):
         lines += [
             "",

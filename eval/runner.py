@@ -300,7 +300,7 @@ def score_fewshot(
 ) -> dict[str, Any]:
     """Per (shots, seed): top-1 and mean per-class accuracy of zero-shot, the cache alone and SSP; and per shots
     the mean and standard deviation over seeds. Hyper-parameters are tuned on the support set only."""
-    per_class = load_metric("mean_per_class_accuracy")
+    top_k, per_class = load_metric("top_k_accuracy"), load_metric("mean_per_class_accuracy")
     state = space.scoring_state()
     classes = list(range(space.num_classes))
     position = {i: j for j, i in enumerate(union)}
@@ -323,7 +323,7 @@ def score_fewshot(
             entry[f"{mode}_params"] = {x: adapter.info[x] for x in ("alpha", "beta", "gamma", "tuned")}
         for method, pred in predictions.items():
             pc = per_class.compute(predictions=pred, references=labels)["mean_per_class_accuracy"]
-            top1 = sum(int(p == t) for p, t in zip(pred, labels, strict=True)) / len(labels)
+            top1 = top_k.compute(predictions=[[p] for p in pred], references=labels, k=1)["top_k_accuracy"]
             entry[method] = {"top1": top1, "mean_per_class": pc}
         records.append(entry)
     summary: dict[str, Any] = {}
