@@ -105,7 +105,7 @@ class SSPConfig:
         unknown = set(data) - known
         if unknown:
             raise InvalidConfigError(f"Unknown few-shot options {sorted(unknown)}; known: {sorted(known)}.")
-        return cls(**{k: tuple(v) if k.endswith("_grid") else v for k, v in data.items()})
+        return cls(**data)  # __post_init__ validates and turns grids (JSON lists) into tuples
 
 
 # ---------------------------------------------------------------------------------------------- geometry
