@@ -22,21 +22,40 @@ from typing import Any
 
 import torch
 
-from s3_hf import TASK, SynonymSpace, build_synonym_space
-from s3_hf.encoding import encode_pixels, load_image, pixel_values
-from s3_hf.metrics import METRICS, score
+from s3_hf import TASK, SynonymSpace, build_synonym_space, models
+from s3_hf.encoding import encode_pixels, list_images, load_image, pixel_values
+from s3_hf.errors import EvalError
+from s3_hf.metrics import METRICS
 from s3_hf.space import build_space
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-DEFAULT_MODEL = SHARED / "models" / "clip-vit-b32-shapes"
-DEFAULT_IMAGES = SHARED / "data" / "imagenet-sample"
+from .registry import IMAGENET_SAMPLE_ENV
+
+MODEL_ENV = "S3_BENCH_MODEL"
+IMAGES_ENV = "S3_BENCH_IMAGES"
 TEMPLATE = "a photo of a {}."
+
+
+def locations(model: str | None = None, images: str | None = None) -> tuple[str, str]:
+    """The model and image folder to benchmark: the arguments, else ``$S3_BENCH_MODEL`` and ``$S3_BENCH_IMAGES``
+    (images fall back to ``$S3_IMAGENET_SAMPLE``). :class:`EvalError` naming what to set when one is missing."""
+    model = model or os.environ.get(MODEL_ENV)
+    images = images or os.environ.get(IMAGES_ENV) or os.environ.get(IMAGENET_SAMPLE_ENV)
+    missing = []
+    if not model:
+        missing.append(f"a model (pass --model with a CLIP folder or Hub id, or set {MODEL_ENV})")
+    if not images:
+        missing.append(f"an image folder (pass --images DIR, or set {IMAGES_ENV})")
+    if missing:
+        raise EvalError(f"s3 bench needs {' and '.join(missing)}.")
+    if not Path(images).is_dir():
+        raise EvalError(f"Image folder {images} not found: pass --images DIR with a few JPEG/PNG files.")
+    return str(model), str(images)
 
 
 @dataclass
 class BenchConfig:
-    model: str = str(DEFAULT_MODEL)
-    images: str = str(DEFAULT_IMAGES)
+    model: str
+    images: str  # JPEG/PNG files, directly or under images/; a classes.tsv beside them names the classes
     out: str = "bench_results"
     device: str = "cpu"
     classes: Sequence[int] = (10, 100, 1000)
@@ -56,39 +75,28 @@ class BenchConfig:
 
 
 # --------------------------------------------------------------------------------------------- loading
-def has_weights(path: str) -> bool:
-    p = Path(path)
-    return not p.is_dir() or any(p.glob("*.safetensors")) or any(p.glob("*.bin"))
-
-
 def load_clip(path: str, device: str, dtype: torch.dtype = torch.float32) -> tuple[Any, Any, Any, bool]:
-    """(model, tokenizer, image processor, random_weights). A folder without weights (such as
-    clip-vit-b32-shapes) is initialised at random: right for timing, meaningless for accuracy."""
-    from transformers import AutoImageProcessor, AutoTokenizer, CLIPConfig, CLIPModel
+    """(model, tokenizer, image processor, random_weights) through the library's one loader: a folder without
+    weights (such as clip-vit-b32-shapes) is initialised at random, right for timing, meaningless for accuracy."""
+    from s3_hf.models import load_model
 
-    random_weights = not has_weights(path)
-    if random_weights:
-        torch.manual_seed(0)
-        model = CLIPModel(CLIPConfig.from_pretrained(path))
-        model.name_or_path = path
-    else:
-        model = CLIPModel.from_pretrained(path)
-    model = model.to(device=device, dtype=dtype).eval()
-    return model, AutoTokenizer.from_pretrained(path), AutoImageProcessor.from_pretrained(path), random_weights
+    loaded = load_model(path, device=device, dtype=dtype)
+    return loaded.model, loaded.tokenizer, loaded.image_processor, loaded.random_weights
 
 
 def image_paths(folder: str, n: int) -> list[str]:
     root = Path(folder)
     root = root / "images" if (root / "images").is_dir() else root
-    files = sorted(str(f) for f in root.iterdir() if f.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    files = list_images(root)
     if not files:
-        raise SystemExit(f"No images in {root}. Pass --images with a folder of JPEG/PNG files.")
+        raise EvalError(f"No images in {root}. Pass --images with a folder of image files (JPEG, PNG, ...).")
     return (files * (n // len(files) + 1))[:n]
 
 
-def class_names(n: int) -> list[str]:
-    """Real ImageNet class names where available (realistic token lengths), else synthetic ones."""
-    tsv = DEFAULT_IMAGES / "classes.tsv"
+def class_names(n: int, images: str | os.PathLike) -> list[str]:
+    """Real class names from the ``classes.tsv`` of the image folder ``images`` where it has one (the ImageNet
+    sample's: realistic token lengths), else synthetic ones."""
+    tsv = Path(images) / "classes.tsv"
     names: list[str] = []
     if tsv.is_file():
         rows = tsv.read_text(encoding="utf-8").splitlines()[1:]
@@ -123,12 +131,16 @@ def _sync(device: str) -> Callable[[], None]:
 
 
 def s3_own_work(pipe: Any, space: SynonymSpace, metric: str, bs: int, device: Any) -> None:
-    """What the S^3 pipeline does for a batch beyond encoding the images: score, then postprocess each image."""
+    """What the S^3 pipeline does for a batch beyond encoding the images: resolve the request (cached), score,
+    then rank each image's classes as its postprocessing does."""
+    from s3_hf.engine import rank
+
+    engine = pipe.engine
     v = torch.nn.functional.normalize(torch.randn(bs, space.tensors.points.shape[1], device=device), dim=-1)
-    logits = score(v, space.scoring_state(device), metric)
-    index = list(range(space.num_classes))
+    resolved = engine.resolve(engine.request(synonym_space=space, metric=metric))
+    out = engine.scores(v, resolved)
     for i in range(bs):
-        pipe.postprocess({"logits": logits[i : i + 1]}, space=space, index=index)
+        [p.to_dict() for p in rank(out, i, resolved)]
 
 
 def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -164,7 +176,7 @@ def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None
 
     spaces = {}
     for c in cfg.classes:
-        labels = class_names(c)
+        labels = class_names(c, cfg.images)
         syn = synthetic_synonyms(labels, cfg.concepts)
         spaces[c] = build_synonym_space(model, tok, labels, syn, templates=[TEMPLATE])
     rows = []
@@ -212,7 +224,7 @@ def bench_fewshot(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any
     s3 = pipeline(TASK, model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
     sync = _sync(cfg.device)
     c = cfg.fewshot_classes
-    labels = class_names(c)
+    labels = class_names(c, cfg.images)
     space = build_synonym_space(model, tok, labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
     support = image_paths(cfg.images, c)
     start = time.perf_counter()
@@ -280,7 +292,7 @@ def bench_build(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, 
     sync = _sync(cfg.device)
     rows = []
     for c in cfg.build_classes:
-        labels = class_names(c)
+        labels = class_names(c, cfg.images)
         for m in cfg.build_concepts:
             syn = synthetic_synonyms(labels, m)
             texts = [concept_text(x, lab) for lab in labels for x in [lab, *syn[lab]]]
@@ -302,7 +314,7 @@ def bench_build(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, 
 def save_space(cfg: BenchConfig, classes: int, folder: Path) -> dict[str, Any]:
     """Build and save a space with ``classes`` classes and ``cfg.concepts`` concepts each; its size on disk."""
     model, tok, _, _ = load_clip(cfg.model, cfg.device)
-    labels = class_names(classes)
+    labels = class_names(classes, cfg.images)
     space = build_synonym_space(model, tok, labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
     space.save_pretrained(folder)
     SynonymSpace.from_pretrained(folder)  # it loads back
@@ -313,8 +325,7 @@ def save_space(cfg: BenchConfig, classes: int, folder: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------- memory
 _MEMORY_SCRIPT = """
 import json, resource, sys, torch
-sys.path.insert(0, {eval_dir!r})
-import bench
+from s3_hf.eval import bench
 cfg = bench.BenchConfig(**json.loads({cfg!r}))
 model, tok, proc, _ = bench.load_clip(cfg.model, cfg.device)
 paths = bench.image_paths(cfg.images, 32)
@@ -346,9 +357,7 @@ def bench_memory(cfg: BenchConfig, space_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     payload = json.dumps({k: v for k, v in cfg.__dict__.items() if k != "extra"})
     for mode in ("bare", "s3"):
-        script = _MEMORY_SCRIPT.format(
-            eval_dir=str(Path(__file__).parent), cfg=payload, mode=mode, space=str(space_dir)
-        )
+        script = _MEMORY_SCRIPT.format(cfg=payload, mode=mode, space=str(space_dir))
         res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"memory measurement ({mode}) failed:\n{res.stderr[-2000:]}")
@@ -494,7 +503,7 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     results: dict[str, Any] = {
         "environment": {
             "model": cfg.model,
-            "random_weights": not has_weights(cfg.model),
+            "random_weights": not models.has_weights(cfg.model),
             "device": cfg.device,
             "device_name": f"{device_name} ({os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads)",
             "torch": torch.__version__,

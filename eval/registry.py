@@ -2,21 +2,25 @@
 
 Hub benchmarks point at the public CLIP_benchmark copies (``clip-benchmark/wds_*``, webdataset shards with
 ``classnames.txt`` and ``zeroshot_classification_templates.txt``), the copies CLIP evaluations use. Any local
-image folder (one sub-folder per class) and the shared ImageNet sample (1,000 classes, one photo each) work too.
+image folder (one sub-folder per class) and the ImageNet sample (1,000 classes, one photo each; its folder comes
+from ``--imagenet-sample`` or ``$S3_IMAGENET_SAMPLE``) work too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from s3_hf.encoding import is_image_file
+from s3_hf.errors import EvalError
 from s3_hf.templates import IMAGENET_TEMPLATES
 
-SHARED_IMAGENET_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+IMAGENET_SAMPLE = "imagenet-sample"
+IMAGENET_SAMPLE_ENV = "S3_IMAGENET_SAMPLE"  # its folder: classes.tsv and images/
 
 
 @dataclass(frozen=True)
@@ -61,11 +65,10 @@ REGISTRY["ucf101"] = Benchmark(
     note="No public Hub copy of UCF101's middle frames in this format: download CoOp's UCF-101-midframes and "
     "pass its test folder as the benchmark (an image folder with one sub-folder per class).",
 )
-REGISTRY["imagenet-sample"] = Benchmark(
-    "imagenet-sample",
-    path=str(SHARED_IMAGENET_SAMPLE),
+REGISTRY[IMAGENET_SAMPLE] = Benchmark(
+    IMAGENET_SAMPLE,
     templates="imagenet80",
-    note="1,000 classes, one photo each",
+    note=f"1,000 classes, one photo each; its folder from --imagenet-sample or ${IMAGENET_SAMPLE_ENV}",
     train_split=None,
 )
 PAPER_SUITE = [*_WDS, "ucf101"]
@@ -88,7 +91,22 @@ class BenchmarkUnavailable(Exception):
     """The benchmark's data cannot be reached (offline, missing folder, private repo)."""
 
 
-def resolve(name_or_path: str) -> Benchmark:
+def imagenet_sample_dir(path: str | os.PathLike | None = None) -> Path:
+    """The ImageNet sample's folder: ``path``, else ``$S3_IMAGENET_SAMPLE``; :class:`EvalError` when neither is set."""
+    value = path or os.environ.get(IMAGENET_SAMPLE_ENV)
+    if not value:
+        raise EvalError(
+            f"{IMAGENET_SAMPLE} needs its folder (classes.tsv and images/): pass --imagenet-sample DIR or set "
+            f"{IMAGENET_SAMPLE_ENV}=DIR."
+        )
+    return Path(value)
+
+
+def resolve(name_or_path: str, imagenet_sample: str | os.PathLike | None = None) -> Benchmark:
+    """A registered benchmark or an image folder. ``imagenet_sample`` locates ``imagenet-sample`` (default
+    ``$S3_IMAGENET_SAMPLE``)."""
+    if name_or_path == IMAGENET_SAMPLE:
+        return dataclasses.replace(REGISTRY[IMAGENET_SAMPLE], path=str(imagenet_sample_dir(imagenet_sample)))
     if name_or_path in REGISTRY:
         return REGISTRY[name_or_path]
     if os.path.isdir(name_or_path):
@@ -162,7 +180,7 @@ def _load_folder(bench: Benchmark, split: str = "test") -> BenchmarkData:
     images, labels = [], []
     for i, c in enumerate(classes):
         for f in sorted((root / c).iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
+            if is_image_file(f):
                 images.append(str(f))
                 labels.append(i)
     if not images:
@@ -176,17 +194,26 @@ def _load_folder(bench: Benchmark, split: str = "test") -> BenchmarkData:
 
 def _load_hub(bench: Benchmark, cache_dir: str | None = None, split: str | None = None) -> BenchmarkData:
     import datasets
-    from huggingface_hub import hf_hub_download
 
+    from s3_hf.hub import download
+
+    templates_name = "zeroshot_classification_templates.txt"
     try:
-        names_file = hf_hub_download(bench.hub_id, "classnames.txt", repo_type="dataset", cache_dir=cache_dir)
-        try:
-            tmpl_file = hf_hub_download(
-                bench.hub_id, "zeroshot_classification_templates.txt", repo_type="dataset", cache_dir=cache_dir
-            )
-            hub_templates = [t.replace("{c}", "{}") for t in Path(tmpl_file).read_text().splitlines() if t.strip()]
-        except Exception:
-            hub_templates = None
+        folder = download(
+            bench.hub_id,
+            ("classnames.txt", templates_name),
+            optional=(templates_name,),
+            repo_type="dataset",
+            cache_dir=cache_dir,
+            what="CLIP_benchmark class names",
+        )
+        names_file = folder / "classnames.txt"
+        tmpl_file = folder / templates_name
+        hub_templates = (
+            [t.replace("{c}", "{}") for t in tmpl_file.read_text().splitlines() if t.strip()]
+            if tmpl_file.is_file()
+            else None
+        )
         ds = datasets.load_dataset(bench.hub_id, split=split or bench.split, cache_dir=cache_dir)
     except Exception as err:  # offline, gated, renamed: report and let the run continue
         raise BenchmarkUnavailable(f"{bench.name}: cannot load {bench.hub_id} ({type(err).__name__}: {err})") from err
@@ -219,9 +246,12 @@ class _LazyColumn(Sequence):
 
 def load(bench: Benchmark, cache_dir: str | None = None) -> BenchmarkData:
     """Load a benchmark's test data; raises :class:`BenchmarkUnavailable` with the reason when it cannot."""
-    if bench.name == "imagenet-sample":
+    if bench.name == IMAGENET_SAMPLE:
         if not (Path(bench.path or "") / "classes.tsv").is_file():
-            raise BenchmarkUnavailable(f"imagenet-sample: {bench.path} is not available on this machine.")
+            raise BenchmarkUnavailable(
+                f"{IMAGENET_SAMPLE}: {bench.path} holds no classes.tsv; point --imagenet-sample or "
+                f"{IMAGENET_SAMPLE_ENV} at the folder with classes.tsv and images/."
+            )
         return _load_imagenet_sample(bench)
     if bench.hub_id:
         return _load_hub(bench, cache_dir)

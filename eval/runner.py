@@ -13,11 +13,10 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import registry
-from report import write_reports
-
 from s3_hf import SynonymSpace, build_synonym_space
 from s3_hf.encoding import encode_pixels, load_image, pixel_values
 from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_shots
 from s3_hf.metrics import METRICS, score
 from s3_hf.templates import resolve_templates
+
+from . import registry
+from .report import write_reports
 
 logger = logging.getLogger("s3_hf.eval")
 METRIC_DIR = Path(__file__).resolve().parent / "metrics"
@@ -56,11 +54,12 @@ class EvalConfig:
     seeds: Sequence[int] = (1, 2, 3)
     fewshot_base: str = ""  # the zero-shot method few-shot adds to; "" = the first S^3 local_center method
     fewshot: dict[str, Any] = field(default_factory=dict)  # SSPConfig options
+    imagenet_sample: str | None = None  # the imagenet-sample folder; default $S3_IMAGENET_SAMPLE
     extra: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
         d = asdict(self)
-        for k in ("out", "cache_dir", "benchmarks", "batch_size", "extra"):
+        for k in ("out", "cache_dir", "benchmarks", "batch_size", "imagenet_sample", "extra"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -284,17 +283,34 @@ def support_indices(cfg: EvalConfig, train: registry.BenchmarkData) -> dict[tupl
     return {(k, seed): sample_shots(train.labels, k, seed) for k in cfg.shots for seed in cfg.seeds}
 
 
+@dataclass
+class FewShotSupport:
+    """A benchmark's few-shot support: the images of every (shots, seed) run as indices into the train split,
+    and the features of the union of those images (encoded once), row ``j`` for train image ``union[j]``."""
+
+    runs: dict[tuple[int, int], list[int]]
+    union: list[int]
+    glob: torch.Tensor  # (len(union), D)
+    local: torch.Tensor  # (len(union), P, D), float16
+    train_labels: list[int]  # the whole train split's labels
+
+    @cached_property
+    def _position(self) -> dict[int, int]:
+        return {i: j for j, i in enumerate(self.union)}
+
+    def rows(self, indices: list[int]) -> torch.Tensor:
+        """Feature rows of the train images ``indices``."""
+        return torch.tensor([self._position[i] for i in indices])
+
+
 def score_fewshot(
     cfg: EvalConfig,
     emb: torch.Tensor,
     labels: list[int],
     space: SynonymSpace,
     metric: str,
-    runs: dict[tuple[int, int], list[int]],
-    union: list[int],
-    glob: torch.Tensor,
-    local: torch.Tensor,
-    train_labels: list[int],
+    support: FewShotSupport,
+    *,
     tau: float,
     chunk: int = 1024,
 ) -> dict[str, Any]:
@@ -303,24 +319,22 @@ def score_fewshot(
     top_k, per_class = load_metric("top_k_accuracy"), load_metric("mean_per_class_accuracy")
     state = space.scoring_state()
     classes = list(range(space.num_classes))
-    position = {i: j for j, i in enumerate(union)}
     zero_shot = torch.cat([score(emb[i : i + chunk], state, metric) for i in range(0, len(emb), chunk)])
     records = []
-    for (k, seed), idx in tqdm(runs.items(), desc="Few-shot runs"):
-        rows = torch.tensor([position[i] for i in idx])
-        y = [train_labels[i] for i in idx]
+    for (k, seed), idx in tqdm(support.runs.items(), desc="Few-shot runs"):
+        rows = support.rows(idx)
+        glob, local = support.glob[rows], support.local[rows].float()
+        y = [support.train_labels[i] for i in idx]
         entry: dict[str, Any] = {"shots": k, "seed": seed, "support_images": len(idx)}
         predictions = {"zero-shot": zero_shot.argmax(-1).tolist()}
         for mode in ("cache", "ssp"):
             options = {**cfg.fewshot, "mode": mode, "seed": seed}
-            adapter = fit_for_space(
-                space, classes, glob[rows], local[rows].float(), y, metric, tau=tau, config=SSPConfig(**options)
-            )
+            adapter = fit_for_space(space, classes, glob, local, y, metric, tau=tau, config=SSPConfig(**options))
             out = torch.cat(
                 [adapter.logits(emb[i : i + chunk], zero_shot[i : i + chunk]) for i in range(0, len(emb), chunk)]
             )
             predictions[mode] = out.argmax(-1).tolist()
-            entry[f"{mode}_params"] = {x: adapter.info[x] for x in ("alpha", "beta", "gamma", "tuned")}
+            entry[f"{mode}_params"] = {x: getattr(adapter.info, x) for x in ("alpha", "beta", "gamma", "tuned")}
         for method, pred in predictions.items():
             pc = per_class.compute(predictions=pred, references=labels)["mean_per_class_accuracy"]
             top1 = top_k.compute(predictions=[[p] for p in pred], references=labels, k=1)["top_k_accuracy"]
@@ -340,8 +354,11 @@ def score_fewshot(
 # --------------------------------------------------------------------------------------------------- run
 def run(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate every benchmark in ``cfg``; returns (and writes to ``cfg.out``) the combined results."""
+    if registry.IMAGENET_SAMPLE in cfg.benchmarks:  # a missing data location is a usage error: say so up front
+        registry.imagenet_sample_dir(cfg.imagenet_sample)
     from accelerate import Accelerator
-    from transformers import AutoImageProcessor, AutoTokenizer, CLIPConfig, CLIPModel
+
+    from s3_hf.engine import S3Engine
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         os.environ.setdefault("ACCELERATE_USE_CPU", "1")  # torchrun on CPUs: let accelerate use gloo
@@ -349,15 +366,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     main = accelerator.is_main_process
     out = Path(cfg.out)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
-    random_weights = Path(cfg.model).is_dir() and not any(Path(cfg.model).glob("*.safetensors"))
-    if random_weights:
-        torch.manual_seed(0)
-        model = CLIPModel(CLIPConfig.from_pretrained(cfg.model))
-        model.name_or_path = cfg.model
-    else:
-        model = CLIPModel.from_pretrained(cfg.model)
-    model = model.to(accelerator.device, getattr(torch, cfg.dtype)).eval()
-    tok, proc = AutoTokenizer.from_pretrained(cfg.model), AutoImageProcessor.from_pretrained(cfg.model)
+    engine = S3Engine.from_pretrained(cfg.model, device=str(accelerator.device), dtype=cfg.dtype)
+    model, tok, proc, random_weights = engine.model, engine.tokenizer, engine.image_processor, engine.random_weights
     key = cfg.key()
     import transformers
 
@@ -382,7 +392,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
                 summary["benchmarks"][previous["name"]] = previous
                 continue
         try:
-            bench = registry.resolve(name)
+            bench = registry.resolve(name, cfg.imagenet_sample)
             data = registry.load(bench)
         except registry.BenchmarkUnavailable as err:
             if main:
@@ -392,7 +402,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         t0 = time.perf_counter()
         emb, cached = image_embeddings(accelerator, model, proc, data, cfg, cache)
         t_img = time.perf_counter() - t0
-        fewshot_data = None
+        support: FewShotSupport | None = None
+        fewshot: dict[str, Any] | None = None
         if cfg.shots:
             t0 = time.perf_counter()
             try:
@@ -400,12 +411,12 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
             except registry.BenchmarkUnavailable as err:
                 if main:
                     logger.error("No few-shot runs for %s: %s", bench.name, err)
-                fewshot_data = {"error": str(err)}
+                fewshot = {"error": str(err)}
             else:
                 runs = support_indices(cfg, train)
                 union = sorted({i for idx in runs.values() for i in idx})
                 glob, local = support_features(accelerator, model, proc, train, union, cfg, cache)
-                fewshot_data = {"runs": runs, "union": union, "glob": glob, "local": local, "train": train}
+                support = FewShotSupport(runs, union, glob, local, train.labels)
             t_support = time.perf_counter() - t0
         if not main:
             continue
@@ -414,35 +425,24 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         t_text = time.perf_counter() - t0
         t0 = time.perf_counter()
         methods, predictions = score_methods(emb.to(accelerator.device), data.labels, spaces)
-        if fewshot_data is not None and "error" not in fewshot_data:
+        t_score = time.perf_counter() - t0
+        if support is not None:
             base = fewshot_base(cfg, spaces)
             t0 = time.perf_counter()
-            fewshot = score_fewshot(
-                cfg,
-                emb,
-                data.labels,
-                *spaces[base],
-                fewshot_data["runs"],
-                fewshot_data["union"],
-                fewshot_data["glob"],
-                fewshot_data["local"],
-                fewshot_data["train"].labels,
-                float(model.logit_scale.detach().exp()),
-            )
+            tau = float(model.logit_scale.detach().exp())
+            fewshot = score_fewshot(cfg, emb, data.labels, *spaces[base], support, tau=tau)
             fewshot.update(
                 base=base, timings_s={"support_images": t_support, "fit_and_score": time.perf_counter() - t0}
             )
-        else:
-            fewshot = fewshot_data
         record = {
             "name": bench.name,
             "config_key": key,
             "samples": len(data.labels),
             "classes": len(data.class_names),
             "methods": methods,
-            "synonyms": {m: s.classes[0]["source"] for m, (s, _) in spaces.items() if m.startswith("s3/")},
+            "synonyms": {m: s.classes[0].source for m, (s, _) in spaces.items() if m.startswith("s3/")},
             "embeddings_cached": cached,
-            "timings_s": {"images": t_img, "spaces": t_text, "scoring": time.perf_counter() - t0},
+            "timings_s": {"images": t_img, "spaces": t_text, "scoring": t_score},
             "random_weights": random_weights,
         }
         if fewshot is not None:

@@ -1,35 +1,89 @@
 """S^3 (Synonymous Semantic Space) zero-shot image classification for Hugging Face transformers.
 
-``import s3_hf`` registers the ``"s3-zero-shot-classification"`` pipeline task.
+``import s3_hf`` makes the ``"s3-zero-shot-classification"`` pipeline task available to ``transformers.pipeline``.
+The import is light: names below are loaded on first use, and transformers only when it is needed.
 """
+
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import S3Error
+from .tasks import TASK, install
 
 __version__ = "0.1.0"
 
-from .artifact import S3Config, SynonymSpace
-from .build import build_synonym_space
-from .errors import *  # noqa: F403
-from .errors import S3Error
-from .metrics import METRICS, score
-from .pipeline import TASK, S3ZeroShotImageClassificationPipeline, register
-from .space import SpaceParams
-from .synonyms import LabelOnlySource, StaticSource, SynonymSource
-from .templates import IMAGENET_TEMPLATES, resolve_templates
+# public name -> module that defines it
+_LAZY = {
+    "IMAGENET_TEMPLATES": ".templates",
+    "resolve_templates": ".templates",
+    "METRICS": ".metrics",
+    "score": ".metrics",
+    "METRIC_NAMES": ".options",
+    "SpaceParams": ".options",
+    "S3Config": ".artifact",
+    "SynonymSpace": ".artifact",
+    "build_synonym_space": ".build",
+    "S3Engine": ".engine",
+    "ClassifyRequest": ".engine",
+    "Prediction": ".engine",
+    "S3ZeroShotImageClassificationPipeline": ".pipeline",
+    "LabelOnlySource": ".synonyms",
+    "StaticSource": ".synonyms",
+    "SynonymSource": ".synonyms",
+    "SSPAdapter": ".fewshot",
+    "SSPConfig": ".fewshot",
+    "load_model": ".models",
+}
 
-register()
+if TYPE_CHECKING:
+    from .artifact import S3Config, SynonymSpace
+    from .build import build_synonym_space
+    from .engine import ClassifyRequest, Prediction, S3Engine
+    from .fewshot import SSPAdapter, SSPConfig
+    from .metrics import METRICS, score
+    from .models import load_model
+    from .options import METRIC_NAMES, SpaceParams
+    from .pipeline import S3ZeroShotImageClassificationPipeline
+    from .synonyms import LabelOnlySource, StaticSource, SynonymSource
+    from .templates import IMAGENET_TEMPLATES, resolve_templates
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 's3_hf' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+install()
 
 __all__ = [
     "IMAGENET_TEMPLATES",
     "METRICS",
+    "METRIC_NAMES",
     "TASK",
+    "ClassifyRequest",
     "LabelOnlySource",
+    "Prediction",
     "S3Config",
+    "S3Engine",
     "S3Error",
     "S3ZeroShotImageClassificationPipeline",
+    "SSPAdapter",
+    "SSPConfig",
     "SpaceParams",
     "StaticSource",
     "SynonymSource",
     "SynonymSpace",
+    "__version__",
     "build_synonym_space",
+    "load_model",
     "resolve_templates",
     "score",
 ]

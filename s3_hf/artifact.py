@@ -6,10 +6,7 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +22,15 @@ from .errors import (
     ArtifactShapeError,
     ArtifactValueError,
     FormatVersionError,
-    HubError,
+    InvalidConfigError,
     ModelMismatchError,
 )
+from .fileio import write_files
+from .hub import download, upload
 from .metrics import ScoringState
-from .space import SpaceParams, SpaceTensors
+from .options import DEFAULT_KNN_K, DEFAULT_METRIC, METRIC_NAMES, SpaceParams
+from .records import ClassRecord, ConceptRecord
+from .space import SpaceTensors
 
 logger = logging.getLogger(__name__)
 
@@ -57,37 +58,44 @@ _DTYPES = {
 
 @dataclass
 class S3Config:
-    """Everything needed to reproduce and use a space, written to ``s3_config.json``."""
+    """Everything needed to reproduce and use a space, written to ``s3_config.json``.
+
+    ``space`` holds the options that cut the class spaces out of their points; on disk its fields sit at the top
+    level of the JSON object (``radius``, ``gap_ratio``, ``min_points``, ``max_dim``).
+    """
 
     base_model: str
     embedding_dim: int
     class_names: list[str]
     templates: list[str]
     concept_format: str
-    metric: str = "local_center"
-    knn_k: int = 3
-    radius: str | float | None = "auto"
-    gap_ratio: float = 1.5
-    min_points: int = 4
-    max_dim: int = 2
+    metric: str = DEFAULT_METRIC
+    knn_k: int = DEFAULT_KNN_K
+    space: SpaceParams = field(default_factory=SpaceParams)
     base_model_revision: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     library_version: str = __version__
     format_version: int = FORMAT_VERSION
 
-    @property
-    def space_params(self) -> SpaceParams:
-        return SpaceParams(self.radius, self.gap_ratio, self.min_points, self.max_dim)
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "space":
+                out.update(value.to_dict())
+            else:
+                out[f.name] = value
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> S3Config:
+        """The config of a ``s3_config.json`` object; a typed error naming the key for anything malformed."""
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise FormatVersionError(
                 f"{CONFIG_NAME} has format_version {version!r}; this s3-hf {__version__} reads version "
                 f"{FORMAT_VERSION}. Upgrade s3-hf (pip install -U s3-hf) or rebuild the space with `s3 build`."
             )
-        names = {f.name for f in fields(cls)}
         missing = [
             n for n in ("base_model", "embedding_dim", "class_names", "templates", "concept_format") if n not in data
         ]
@@ -95,7 +103,39 @@ class S3Config:
             raise ArtifactCorruptError(
                 f"{CONFIG_NAME} lacks required keys {missing}. Rebuild the space with `s3 build`."
             )
-        return cls(**{k: v for k, v in data.items() if k in names})
+        _check_config_types(data)
+        names = {f.name for f in fields(cls)} - {"space"}
+        space_keys = set(SpaceParams.option_names())
+        try:
+            space = SpaceParams(**{k: v for k, v in data.items() if k in space_keys})
+        except InvalidConfigError as err:
+            raise ArtifactCorruptError(f"{CONFIG_NAME}: {err} Fix the value or rebuild the space.") from err
+        return cls(**{k: v for k, v in data.items() if k in names}, space=space)
+
+
+def _check_config_types(data: dict[str, Any]) -> None:
+    def bad(key: str, expected: str) -> ArtifactCorruptError:
+        return ArtifactCorruptError(
+            f"{CONFIG_NAME}: {key} must be {expected}, got {data[key]!r}. Fix the value or rebuild the space with "
+            "`s3 build`."
+        )
+
+    for key in ("base_model", "concept_format", "metric"):
+        if key in data and not isinstance(data[key], str):
+            raise bad(key, "a string")
+    for key in ("embedding_dim", "knn_k", "format_version"):
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] < 1):
+            raise bad(key, "a positive integer")
+    for key in ("class_names", "templates"):
+        if not isinstance(data[key], list) or not data[key] or not all(isinstance(x, str) for x in data[key]):
+            raise bad(key, "a non-empty list of strings")
+    if "metric" in data and data["metric"] not in METRIC_NAMES:
+        raise bad("metric", f"one of {', '.join(METRIC_NAMES)}")
+    for key in ("base_model_revision", "library_version"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise bad(key, "a string or null")
+    if "provenance" in data and not isinstance(data["provenance"], dict):
+        raise bad("provenance", "an object")
 
 
 def same_model(a: str, b: str) -> bool:
@@ -107,11 +147,12 @@ def same_model(a: str, b: str) -> bool:
 class SynonymSpace:
     """A set of class spaces built from synonymous concepts: the artifact shared by pipeline, CLI, eval and app.
 
-    ``classes`` holds one record per class: ``label``, ``concepts`` (``text``, ``kept``, and for dropped ones
-    ``reason``), ``radius``, ``deaths`` (H0 death times) and ``source`` (provenance of its synonyms).
+    ``classes`` holds one :class:`~s3_hf.records.ClassRecord` per class: its label, its concepts with a point
+    (kept or pruned), the concepts removed before embedding, each dropped one with its kind and reason, its
+    radius, death times and the provenance of its synonyms.
     """
 
-    def __init__(self, config: S3Config, classes: list[dict[str, Any]], tensors: SpaceTensors) -> None:
+    def __init__(self, config: S3Config, classes: list[ClassRecord], tensors: SpaceTensors) -> None:
         self.config = config
         self.classes = classes
         self.tensors = tensors
@@ -128,8 +169,8 @@ class SynonymSpace:
         return len(self.config.class_names)
 
     def concepts(self, c: int, kept: bool | None = None) -> list[str]:
-        """Concept texts of class ``c``; ``kept=True/False`` filters kept or dropped ones."""
-        return [x["text"] for x in self.classes[c]["concepts"] if kept is None or x["kept"] == kept]
+        """Texts of the concepts of class ``c`` that have a point; ``kept=True/False`` filters kept or pruned ones."""
+        return self.classes[c].texts(kept)
 
     def scoring_state(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> ScoringState:
         """The dense scoring view on ``device``, built on first use and cached."""
@@ -156,16 +197,22 @@ class SynonymSpace:
             )
 
     def summary(self) -> dict[str, Any]:
-        """Counts and radii per class, for ``s3 inspect`` and the model card."""
+        """Counts and radii per class, for ``s3 inspect`` and the model card.
+
+        Per class: ``concepts`` (number of points), ``kept`` and ``dropped`` (pruned) concept texts, ``radius``,
+        and ``drops``: every dropped concept (removed before embedding, then pruned) with its ``kind`` and
+        ``reason``. ``dropped`` counts pruned points, ``removed`` the concepts dropped before embedding.
+        """
         rows = []
-        for c, rec in enumerate(self.classes):
+        for rec in self.classes:
             rows.append(
                 {
-                    "label": rec["label"],
-                    "concepts": len(rec["concepts"]),
-                    "kept": self.concepts(c, kept=True),
-                    "dropped": self.concepts(c, kept=False),
-                    "radius": rec["radius"],
+                    "label": rec.label,
+                    "concepts": len(rec.concepts),
+                    "kept": rec.texts(kept=True),
+                    "dropped": rec.texts(kept=False),
+                    "radius": rec.radius,
+                    "drops": [{"text": x.text, "kind": x.kind, "reason": x.reason} for x in rec.dropped],
                 }
             )
         sizes = self.tensors.simplex_indptr.diff()
@@ -175,44 +222,51 @@ class SynonymSpace:
             "points": int(self.tensors.points.shape[0]),
             "kept": int(self.tensors.kept.sum()),
             "dropped": int((~self.tensors.kept).sum()),
+            "removed": sum(len(rec.removed) for rec in self.classes),
             "simplices": {int(k): int((sizes == k).sum()) for k in sizes.unique().tolist()},
             "embedding_dim": self.config.embedding_dim,
             "templates": len(self.config.templates),
             "metric": self.config.metric,
-            "radius_rule": self.config.radius,
+            "radius_rule": self.config.space.radius,
             "per_class": rows,
         }
 
     # -------------------------------------------------------------------------------------------- saving
-    def save_pretrained(self, save_directory: str | os.PathLike, repo_id: str | None = None) -> Path:
-        """Write the artifact to ``save_directory`` atomically: files are written to a temporary folder
-        beside it and moved into place only once all of them are complete. ``repo_id`` names the Hub repo
-        in the model card's usage example."""
-        target = Path(save_directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
-            self._write(tmp, repo_id)
-            if not target.exists():
-                os.replace(tmp, target)
-            else:
-                for f in tmp.iterdir():
-                    os.replace(f, target / f.name)
-                tmp.rmdir()
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, repo_id: str | None = None, *, overwrite: bool = False
+    ) -> Path:
+        """Write the artifact's four files into ``save_directory`` atomically (all or none is replaced).
 
-    def _write(self, folder: Path, repo_id: str | None) -> None:
-        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2, ensure_ascii=False) + "\n")
-        syn = {"format_version": FORMAT_VERSION, "classes": self.classes}
-        (folder / SYNONYMS_NAME).write_text(json.dumps(syn, indent=2, ensure_ascii=False) + "\n")
-        tensors = {k: v.contiguous() for k, v in self.tensors.tensors().items()}
-        save_file(tensors, str(folder / TENSORS_NAME), metadata={"format_version": str(FORMAT_VERSION)})
+        Args:
+            save_directory: the folder (created if needed). Files in it that the artifact does not own are never
+                touched.
+            repo_id: the Hub repo named in the model card's usage example.
+            overwrite: replace a ``README.md`` that s3-hf did not write (by default that is refused).
+        """
         from .card import render_card
 
-        (folder / CARD_NAME).write_text(render_card(self, repo_id))
+        target = Path(save_directory)
+        if target.exists() and not target.is_dir():
+            raise ArtifactError(f"{target} is a file; pass a folder to save the synonym space in.")
+        card = target / CARD_NAME
+        if not overwrite and card.is_file() and not _written_by_us(card):
+            raise ArtifactError(
+                f"{card} exists and was not written by s3-hf; saving the space would replace it with the model "
+                "card. Pick another folder, or pass overwrite=True (`--overwrite`) to replace it."
+            )
+        syn = {"format_version": FORMAT_VERSION, "classes": [rec.to_dict() for rec in self.classes]}
+        tensors = {k: v.contiguous() for k, v in self.tensors.tensors().items()}
+        card_text = render_card(self, repo_id)
+        write_files(
+            target,
+            {
+                CONFIG_NAME: lambda p: p.write_text(_json(self.config.to_dict()), encoding="utf-8"),
+                SYNONYMS_NAME: lambda p: p.write_text(_json(syn), encoding="utf-8"),
+                TENSORS_NAME: lambda p: save_file(tensors, str(p), metadata={"format_version": str(FORMAT_VERSION)}),
+                CARD_NAME: lambda p: p.write_text(card_text, encoding="utf-8"),
+            },
+        )
+        return target
 
     # ------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -236,7 +290,16 @@ class SynonymSpace:
         elif path.exists():
             raise ArtifactNotFoundError(f"{path} is a file; pass the folder that holds {CONFIG_NAME}.")
         else:
-            folder = download(str(name_or_path), revision, cache_dir, local_files_only, token, force_download)
+            folder = download(
+                str(name_or_path),
+                (*REQUIRED_FILES, CARD_NAME),
+                optional=(CARD_NAME,),
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                token=token,
+                force_download=force_download,
+            )
         return cls._read(folder)
 
     @classmethod
@@ -251,6 +314,9 @@ class SynonymSpace:
         syn = _read_json(folder / SYNONYMS_NAME)
         if not isinstance(syn.get("classes"), list):
             raise ArtifactCorruptError(f"{folder / SYNONYMS_NAME} has no 'classes' list. Rebuild the space.")
+        classes = [
+            ClassRecord.from_dict(x, f"{folder / SYNONYMS_NAME} class {i}") for i, x in enumerate(syn["classes"])
+        ]
         try:
             raw = load_file(str(folder / TENSORS_NAME))
         except (SafetensorError, OSError, ValueError) as err:
@@ -263,7 +329,7 @@ class SynonymSpace:
             raise ArtifactShapeError(
                 f"{TENSORS_NAME} holds tensors {sorted(raw)}, expected {sorted(expected)}. Rebuild the space."
             )
-        return cls(config, syn["classes"], SpaceTensors(**raw))
+        return cls(config, classes, SpaceTensors(**raw))
 
     # ----------------------------------------------------------------------------------------------- Hub
     def push_to_hub(
@@ -276,7 +342,7 @@ class SynonymSpace:
         commit_message: str = "Upload S^3 synonym space",
     ) -> str:
         """Create ``repo_id`` if needed and upload the artifact with its model card in one commit."""
-        return upload_to_hub(
+        return upload(
             repo_id,
             lambda tmp, repo: self.save_pretrained(tmp / "space", repo_id=repo),
             token=token,
@@ -284,46 +350,6 @@ class SynonymSpace:
             revision=revision,
             commit_message=commit_message,
         )
-
-
-def upload_to_hub(
-    repo_id: str,
-    write: Callable[[Path, str], Path],
-    *,
-    token: str | None,
-    private: bool | None,
-    revision: str | None,
-    commit_message: str,
-    allow_patterns: list[str] | None = None,
-) -> str:
-    """Create ``repo_id`` if needed, ``write(tmp_dir, repo_id)`` the files to a temporary folder and upload that
-    folder (only ``allow_patterns`` when given) in one commit; the commit URL. Typed errors for no token / network."""
-    from huggingface_hub import HfApi, get_token
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-    if token is None and get_token() is None:
-        raise HubError(
-            "No Hugging Face token found. Run `hf auth login`, set the HF_TOKEN environment variable, "
-            "or pass token=... (a token with write access)."
-        )
-    api = HfApi(token=token)
-    try:
-        repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = write(Path(tmp), repo_id)
-            info = api.upload_folder(
-                repo_id=repo_id,
-                folder_path=folder,
-                revision=revision,
-                commit_message=commit_message,
-                allow_patterns=allow_patterns,
-            )
-    except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as err:
-        raise HubError(
-            f"Could not push to {repo_id!r}: {err}. Check your network, that HF_HUB_OFFLINE is not set, "
-            "and that your token has write access to that namespace."
-        ) from err
-    return str(getattr(info, "commit_url", info))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -336,65 +362,17 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def download(
-    repo_id: str,
-    revision: str | None,
-    cache_dir: str | os.PathLike | None,
-    local_files_only: bool,
-    token: str | bool | None,
-    force_download: bool,
-    names: Sequence[str] = (*REQUIRED_FILES, CARD_NAME),
-    optional: Sequence[str] = (CARD_NAME,),
-    what: str = "an s3-hf synonym space",
-) -> Path:
-    """Download ``names`` of a Hub repo into the local cache (``optional`` ones may be missing); typed errors."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
-    files = []
-    for name in names:
-        try:
-            files.append(
-                hf_hub_download(
-                    repo_id,
-                    name,
-                    revision=revision,
-                    cache_dir=cache_dir,
-                    local_files_only=local_files_only,
-                    token=token,
-                    force_download=force_download,
-                )
-            )
-        except HFValidationError as err:
-            raise ArtifactNotFoundError(
-                f"{repo_id!r} is neither an existing local folder nor a valid Hub repo id ('org/name')."
-            ) from err
-        except (RepositoryNotFoundError, RevisionNotFoundError) as err:
-            raise ArtifactNotFoundError(
-                f"Hub repo {repo_id!r} (revision {revision or 'main'}) was not found or is private. Check the "
-                "name, or log in with `hf auth login` for private repos."
-            ) from err
-        except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
-            raise ArtifactNotFoundError(
-                f"{repo_id!r} is not a local folder and its {name} is not in the Hub cache, and the Hub cannot "
-                "be reached (offline or HF_HUB_OFFLINE=1). Download it once with network access, or pass a "
-                "local folder written by `s3 build`."
-            ) from err
-        except EntryNotFoundError as err:  # after LocalEntryNotFoundError, its subclass
-            if name in optional:
-                continue
-            raise ArtifactNotFoundError(f"Hub repo {repo_id!r} has no {name}: it holds no {what}.") from err
-        except (HfHubHTTPError, OSError) as err:
-            raise HubError(f"Downloading {name} from {repo_id!r} failed: {err}. Check your network.") from err
-    return Path(files[0]).parent
+
+def _written_by_us(card: Path) -> bool:
+    """Whether a README.md is a model card s3-hf rendered (its front matter names the library)."""
+    try:
+        head = card.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+    return head.startswith("---") and "library_name: s3-hf" in head
 
 
 def validate(space: SynonymSpace) -> None:
@@ -438,10 +416,11 @@ def validate(space: SynonymSpace) -> None:
     if (kept_counts == 0).any():
         raise shape_error("every class needs at least one kept point")
     for c, rec in enumerate(space.classes):
-        concepts = rec.get("concepts") if isinstance(rec, dict) else None
-        if rec.get("label") != cfg.class_names[c] or not isinstance(concepts, list) or len(concepts) != counts[c]:
+        if not isinstance(rec, ClassRecord) or not all(isinstance(x, ConceptRecord) for x in rec.concepts):
+            raise shape_error(f"class {c} must be a ClassRecord of ConceptRecords, got {type(rec).__name__}")
+        if rec.label != cfg.class_names[c] or len(rec.concepts) != counts[c]:
             raise shape_error(f"{SYNONYMS_NAME} class {c} does not match the tensors ({cfg.class_names[c]!r})")
-    flags = [bool(x.get("kept")) for rec in space.classes for x in rec["concepts"]]
+    flags = [x.kept for rec in space.classes for x in rec.concepts]
     if flags != t.kept.tolist():
         raise shape_error(f"kept flags in {SYNONYMS_NAME} differ from the tensors")
     norms = t.points.norm(dim=-1)
@@ -456,14 +435,25 @@ def validate(space: SynonymSpace) -> None:
         if len(idx) and (idx.min() < 0 or idx.max() >= p or not t.kept[idx].all()):
             raise shape_error(f"{kind} indices must point at kept points")
     sizes = t.simplex_indptr.diff()
-    if (sizes < 1).any() or (len(sizes) and sizes.max() > cfg.max_dim + 1):
-        raise shape_error(f"simplices must have 1 to {cfg.max_dim + 1} vertices")
+    if (sizes < 1).any() or (len(sizes) and sizes.max() > cfg.space.max_dim + 1):
+        raise shape_error(f"simplices must have 1 to {cfg.space.max_dim + 1} vertices")
     first = t.simplex_vertices[t.simplex_indptr[:-1]] if len(sizes) else t.simplex_vertices
     owner = torch.repeat_interleave(pc[first], sizes) if len(sizes) else first
     if not torch.equal(pc[t.simplex_vertices], owner):
         raise shape_error("a simplex spans more than one class")
-    if not math.isfinite(float(cfg.gap_ratio)):
+    if not math.isfinite(float(cfg.space.gap_ratio)):
         raise ArtifactValueError("Invalid synonym space: gap_ratio must be finite.")
 
 
-__all__ = ["ArtifactError", "S3Config", "SynonymSpace", "validate"]
+__all__ = [
+    "CARD_NAME",
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "REQUIRED_FILES",
+    "SYNONYMS_NAME",
+    "TENSORS_NAME",
+    "S3Config",
+    "SynonymSpace",
+    "same_model",
+    "validate",
+]

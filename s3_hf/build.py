@@ -13,8 +13,10 @@ from .artifact import S3Config, SynonymSpace
 from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concepts, max_text_tokens, token_lengths
 from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
 from .metrics import DEFAULT_METRIC, check_metric
+from .records import ClassRecord, ConceptRecord
 from .space import SpaceParams, build_space
-from .synonyms import MAX_CONCEPTS, StaticSource, SynonymsLike, clean_concepts, resolve_source
+from .synonyms import MAX_CONCEPTS, StaticSource, SynonymsLike, resolve_source
+from .synonyms.base import clean_concepts_with_drops
 from .templates import resolve_templates
 
 logger = logging.getLogger(__name__)
@@ -83,12 +85,43 @@ def build_synonym_space(
     base_model: str | None = None,
     batch_size: int = 256,
     progress: bool = False,
+    tokenizer_kwargs: dict[str, Any] | None = None,
 ) -> SynonymSpace:
-    """Build the synonym space of ``labels`` with a CLIP ``model`` and its ``tokenizer``.
+    """Build the synonym space of ``labels`` with a CLIP ``model`` and its ``tokenizer`` (the steps are in the
+    README, section Method).
 
-    ``synonyms`` is a mapping ``{label: [synonym, ...]}``, a JSON/YAML file, a :class:`SynonymSource`, or
-    ``None`` for label-only spaces. Concepts whose prompts the tokenizer would truncate are dropped with a
-    warning; a label that is itself too long is an error.
+    Every concept dropped on the way is recorded in the space's class records with its kind and reason:
+    cleaning (duplicates, other classes' labels, too many words, over ``max_concepts``) and prompts the
+    tokenizer would truncate in ``ClassRecord.removed`` (they get no point), persistence pruning as concepts
+    with ``kept=False``.
+
+    Args:
+        model: a transformers ``CLIPModel`` (anything with ``get_text_features`` and a CLIP config).
+        tokenizer: its tokenizer.
+        labels: the class labels, non-empty and distinct (case-insensitively).
+        synonyms: a mapping ``{label: [synonym, ...]}``, a JSON/YAML file of one, a :class:`SynonymSource`,
+            or ``None`` for label-only spaces. A mapping or file may not name labels that are not classes.
+        templates: prompt templates with one ``{}``, or the name of a template set; ``None`` for the default.
+        concept_format: how a concept is put into words before the templates, with ``{concept}`` and
+            optionally ``{label}``.
+        params: the radius rule and complex options (:class:`SpaceParams`); ``None`` for the defaults.
+        metric: the default point-to-space metric stored in the space's config.
+        knn_k: ``k`` of the ``local_center_knn`` metric, at least 1.
+        max_concepts: at most this many synonyms per label, after cleaning.
+        base_model: the model name recorded in the config; defaults to ``model.name_or_path``.
+        batch_size: prompts encoded per forward pass.
+        progress: show progress bars.
+        tokenizer_kwargs: keyword arguments passed to the tokenizer when encoding prompts (default
+            ``padding=True``).
+
+    Returns:
+        The validated :class:`SynonymSpace`, ready to score or ``save_pretrained``.
+
+    Raises:
+        InvalidLabelsError: labels are empty, duplicated, or too long for the text encoder with the templates.
+        SynonymsError: the synonyms name labels that are not classes, or are malformed.
+        TemplateError: a template or ``concept_format`` is invalid.
+        InvalidConfigError: ``metric``, ``knn_k`` or ``params`` is invalid.
     """
     labels = check_labels(labels)
     templates = resolve_templates(templates)
@@ -117,34 +150,37 @@ def build_synonym_space(
         )
 
     class_concepts: list[list[str]] = []
+    class_removed: list[list[ConceptRecord]] = []
     texts: list[str] = []
     for label in labels:
-        concepts = clean_concepts(label, raw.get(label, []), max_concepts, other_labels=labels)
+        concepts, removed = clean_concepts_with_drops(label, raw.get(label, []), max_concepts, other_labels=labels)
         cand = [concept_text(c, label, concept_format) for c in concepts]
         long = _too_long(tokenizer, cand, templates, limit) if len(cand) > 1 else [False]
         kept = [c for c, is_long in zip(concepts, long, strict=True) if not is_long]
         for c, is_long in zip(concepts, long, strict=True):
             if is_long:
                 logger.warning("Dropping synonym %r of %r: its prompts exceed %d tokens.", c, label, limit)
+                reason = f"its prompts exceed the text encoder's {limit} tokens"
+                removed.append(ConceptRecord.dropped(c, "truncated", reason))
         class_concepts.append(kept)
+        class_removed.append(removed)
         texts.extend(concept_text(c, label, concept_format) for c in kept)
 
-    points = encode_concepts(model, tokenizer, texts, templates, batch_size=batch_size, progress=progress)
+    points = encode_concepts(
+        model, tokenizer, texts, templates, batch_size=batch_size, progress=progress, tokenizer_kwargs=tokenizer_kwargs
+    )
     point_class = torch.repeat_interleave(torch.arange(len(labels)), torch.tensor([len(c) for c in class_concepts]))
     tensors, geoms = build_space(points, point_class, params, progress=progress)
 
     provenance = {**source.provenance(), "built": datetime.now(UTC).isoformat(timespec="seconds")}
     classes = []
-    for label, concepts, geom in zip(labels, class_concepts, geoms, strict=True):
-        records = []
-        for concept, kept in zip(concepts, geom.kept.tolist(), strict=True):
-            rec: dict[str, Any] = {"text": concept, "kept": bool(kept)}
-            if not kept:
-                rec["reason"] = f"outside the compact component at radius {geom.radius:.4f}"
-            records.append(rec)
-        classes.append(
-            {"label": label, "concepts": records, "radius": geom.radius, "deaths": geom.deaths, "source": provenance}
-        )
+    for label, concepts, removed, geom in zip(labels, class_concepts, class_removed, geoms, strict=True):
+        pruned = f"outside the compact component at radius {geom.radius:.4f}"
+        records = [
+            ConceptRecord(concept, True) if kept else ConceptRecord.dropped(concept, "pruned", pruned)
+            for concept, kept in zip(concepts, geom.kept.tolist(), strict=True)
+        ]
+        classes.append(ClassRecord(label, records, float(geom.radius), list(geom.deaths), provenance, removed))
     config = S3Config(
         base_model=base_model or str(getattr(model, "name_or_path", "") or "unknown"),
         base_model_revision=getattr(model.config, "_commit_hash", None),
@@ -154,10 +190,13 @@ def build_synonym_space(
         concept_format=concept_format,
         metric=metric,
         knn_k=knn_k,
-        radius=params.radius,
-        gap_ratio=params.gap_ratio,
-        min_points=params.min_points,
-        max_dim=params.max_dim,
+        space=params,
         provenance=provenance,
     )
     return SynonymSpace(config, classes, tensors)
+
+__all__ = [
+    "build_synonym_space",
+    "check_concept_format",
+    "check_labels",
+]

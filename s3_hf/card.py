@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +23,8 @@ def template_path(name: str) -> Path:
     raise FileNotFoundError(f"Model-card template {name} is missing from the s3-hf installation.")
 
 
-def _cell(items: list[str]) -> str:
-    return ", ".join(items).replace("|", "/") or "–"
+def _cell(items: list[str], sep: str = ", ") -> str:
+    return sep.join(items).replace("|", "/") or "–"
 
 
 def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
@@ -38,10 +39,16 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
         tags=["s3-hf", "synonym-space", "zero-shot-image-classification", "clip"],
     )
     rows = [
-        {"label": r["label"], "kept": _cell(r["kept"]), "dropped": _cell(r["dropped"]), "radius": f"{r['radius']:.4f}"}
+        {
+            "label": r["label"],
+            "kept": _cell(r["kept"]),
+            "dropped": _cell([f"{d['text']} ({d['reason']})" for d in r["drops"]], "; "),
+            "radius": f"{r['radius']:.4f}",
+        }
         for r in summary["per_class"][:CARD_ROWS]
     ]
-    sources = sorted({str(rec.get("source", {}).get("name", "unknown")) for rec in space.classes})
+    removed = Counter(x.kind for rec in space.classes for x in rec.removed)
+    sources = sorted({str(rec.source.get("name", "unknown")) for rec in space.classes})
     card = ModelCard.from_template(
         card_data,
         template_str=template_path("synonym_space.md").read_text(encoding="utf-8"),
@@ -53,14 +60,22 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
         points=summary["points"],
         kept=summary["kept"],
         dropped=summary["dropped"],
+        removed=summary["removed"],
+        removed_kinds=", ".join(f"{n} {kind}" for kind, n in sorted(removed.items())),
         num_templates=len(cfg.templates),
         concept_format=cfg.concept_format,
-        radius_rule=cfg.radius,
-        gap_ratio=cfg.gap_ratio,
-        min_points=cfg.min_points,
-        max_dim=cfg.max_dim,
+        radius_rule=cfg.space.radius,
+        gap_ratio=cfg.space.gap_ratio,
+        min_points=cfg.space.min_points,
+        max_dim=cfg.space.max_dim,
         sources=", ".join(sources),
         rows=rows,
         truncated=summary["classes"] > CARD_ROWS,
     )
     return str(card)
+
+__all__ = [
+    "CARD_ROWS",
+    "render_card",
+    "template_path",
+]

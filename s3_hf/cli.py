@@ -8,40 +8,28 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidConfigError, InvalidLabelsError, ModelLoadError, S3Error
-from .metrics import DEFAULT_METRIC, METRICS
+from .errors import CLIUsageError, InvalidConfigError, InvalidLabelsError, S3Error
+from .options import DEFAULT_CONCEPT_FORMAT, DEFAULT_METRIC, DEFAULT_MODEL, MAX_CONCEPTS, METRIC_NAMES, SpaceParams
 
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 logger = logging.getLogger("s3_hf")
+
+if TYPE_CHECKING:
+    from .engine import S3Engine
 
 
 def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
+    from .models import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device(name)
 
 
-def load_pipeline(model: str, device: str = "auto") -> Any:
-    """The S^3 pipeline for a Hub id or local CLIP folder, with an actionable error when it cannot load."""
-    import transformers
+def load_engine(model: str, device: str = "auto") -> S3Engine:
+    """The engine for a Hub id or a local checkpoint folder (a typed, actionable error when it cannot load)."""
+    from .engine import S3Engine
 
-    from .pipeline import TASK
-
-    try:
-        return transformers.pipeline(TASK, model=model, device=_device(device))
-    except (OSError, ValueError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
-        raise ModelLoadError(
-            f"Could not load the CLIP model {model!r}: {str(err).splitlines()[0]}\n"
-            + ("HF_HUB_OFFLINE is set, so nothing is downloaded. " if offline else "")
-            + "Without network access, point --model at a local CLIP checkpoint: a folder holding config.json, "
-            "model.safetensors, the tokenizer files and preprocessor_config.json (for example one written by "
-            "CLIPModel.save_pretrained or `hf download openai/clip-vit-base-patch32 --local-dir clip`)."
-        ) from err
+    return S3Engine.from_pretrained(model, device=device)
 
 
 def read_labels(value: str) -> list[str]:
@@ -111,11 +99,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         labels = list(read_synonyms_file(args.synonyms)[0])
     else:
-        raise InvalidLabelsError("Pass a labels file, or --synonyms FILE whose classes are the labels.")
-    pipe = load_pipeline(args.model, args.device)
+        raise CLIUsageError("Pass a labels file, or --synonyms FILE whose classes are the labels.")
+    engine = load_engine(args.model, args.device)
     space = build_synonym_space(
-        pipe.model,
-        pipe.tokenizer,
+        engine.model,
+        engine.tokenizer,
         labels,
         args.synonyms,
         templates=_templates(args.templates),
@@ -127,20 +115,23 @@ def cmd_build(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=True,
     )
-    out = space.save_pretrained(args.out)
+    out = space.save_pretrained(args.out, overwrite=args.overwrite)
     s = space.summary()
     print(f"Wrote {out}: {s['classes']} classes, {s['points']} concepts ({s['dropped']} pruned).")
     return 0
 
 
 def _images(paths: list[str]) -> list[str]:
+    """Image files, URLs and the images directly inside folders, in the order given."""
+    from .encoding import list_images
+
     out: list[str] = []
     for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            out.extend(
-                str(f) for f in sorted(path.iterdir()) if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-            )
+        if Path(p).is_dir():
+            found = list_images(p)
+            if not found:
+                raise CLIUsageError(f"No images in {p} (looked for .jpg, .png, .webp, ... files directly inside it).")
+            out.extend(found)
         else:
             out.append(p)
     return out
@@ -155,23 +146,29 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def _compare(
-    pipe: Any,
+    engine: S3Engine,
     images: list[Any],
     names: list[str],
-    kwargs: dict[str, Any],
+    options: dict[str, Any],
     metric: str,
     top_k: int,
     fewshot: dict[str, Any] | None = None,
-) -> list:
-    s3 = pipe(images, metric=metric, top_k=top_k, return_details=True, **kwargs, **(fewshot or {}))
-    clip = pipe(images, metric="label", top_k=top_k, **kwargs)
+    batch_size: int = 32,
+) -> list[dict[str, Any]]:
+    """S^3 (with details, and few-shot when asked) next to vanilla CLIP; every image is encoded once."""
+    from .engine import rank
+
+    s3 = engine.resolve(engine.request(metric=metric, **options, **(fewshot or {})))
+    clip = engine.resolve(engine.request(metric="label", **options))
+    v = engine.encode_images(images, batch_size=batch_size, progress=len(images) > batch_size)
+    s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
     return [
         {
             "image": name,
-            "s3": a,
-            "clip": b,
+            "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
+            "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
         }
-        for name, a, b in zip(names, s3, clip, strict=True)
+        for b, name in enumerate(names)
     ]
 
 
@@ -206,7 +203,7 @@ def _report(
 
 def _space_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if (args.space is None) == (args.labels is None):
-        raise InvalidLabelsError("Pass exactly one of --space (an artifact folder or Hub id) or --labels.")
+        raise CLIUsageError("Pass exactly one of --space (an artifact folder or Hub id) or --labels.")
     if args.space is not None:
         return {"synonym_space": args.space}
     return {
@@ -227,13 +224,13 @@ def _fewshot_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     kwargs = _space_kwargs(args)
-    pipe = load_pipeline(args.model, args.device)
-    kwargs["batch_size"] = args.batch_size
     images = _images(args.images)
+    engine = load_engine(args.model, args.device)
     metric = args.metric or DEFAULT_METRIC
     fewshot = _fewshot_kwargs(args)
     method = "S^3" if not fewshot else f"S^3 + {args.fewshot_mode.upper()}"
-    _report(_compare(pipe, images, images, kwargs, metric, args.top_k, fewshot), metric, args.json, method=method)
+    results = _compare(engine, images, images, kwargs, metric, args.top_k, fewshot, args.batch_size)
+    _report(results, metric, args.json, method=method)
     return 0
 
 
@@ -241,25 +238,21 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     kwargs = _space_kwargs(args)
     out = args.out or args.space
     if out is None or (args.out is None and not Path(out).is_dir()):
-        raise InvalidConfigError("Pass --out DIR (with --labels, or with a Hub --space) to say where to write it.")
-    pipe = load_pipeline(args.model, args.device)
-    space, index = pipe.get_space(
-        kwargs.get("candidate_labels"), kwargs.get("synonyms"), kwargs.get("synonym_space"), kwargs.get("templates")
-    )
-    metric = args.metric or space.config.metric
+        raise CLIUsageError("Pass --out DIR (with --labels, or with a Hub --space) to say where to write it.")
     from .fewshot import SSPConfig
 
     config = SSPConfig.from_dict({"mode": args.fewshot_mode, "seed": args.seed})
-    adapter = pipe.get_adapter(space, index, args.support, metric, space.config.knn_k, config)
+    engine = load_engine(args.model, args.device)
+    selection = engine.space(**kwargs)
+    metric = args.metric or selection.space.config.metric
+    adapter = engine.adapter(selection, args.support, metric, selection.space.config.knn_k, config)
     adapter.save_pretrained(out)
-    info, shots = adapter.info, adapter.info["shots"]
-    tuning = (
-        f"tuned on {info['validation_images']} validation images" if info["tuned"] else "defaults: nothing to tune on"
-    )
+    info, shots = adapter.info, adapter.info.shots
+    tuning = f"tuned on {info.validation_images} validation images" if info.tuned else "defaults: nothing to tune on"
     print(
         f"Fitted {args.fewshot_mode} on {sum(shots)} support images ({min(shots)}-{max(shots)} per class, "
-        f"{len(shots)} classes) over the {metric} scores: alpha={info['alpha']:g} beta={info['beta']:g} "
-        f"gamma={info['gamma']:g} ({tuning}).\n"
+        f"{len(shots)} classes) over the {metric} scores: alpha={info.alpha:g} beta={info.beta:g} "
+        f"gamma={info.gamma:g} ({tuning}).\n"
         f"Wrote {out}/ssp_config.json and ssp_state.safetensors; use them with `s3 classify --support {out}`."
     )
     return 0
@@ -268,10 +261,10 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DEMO_PHOTOS, DEMO_SYNONYMS, demo_photos
 
-    pipe = load_pipeline(args.model, args.device)
     photos = demo_photos()
+    engine = load_engine(args.model, args.device)
     kwargs = {"candidate_labels": list(DEMO_SYNONYMS), "synonyms": DEMO_SYNONYMS}
-    results = _compare(pipe, list(photos.values()), list(photos), kwargs, args.metric, 3)
+    results = _compare(engine, list(photos.values()), list(photos), kwargs, args.metric, 3)
     print(f"Model: {args.model}\n")
     _report(results, args.metric, args.json, truth=DEMO_PHOTOS)
     return 0
@@ -324,22 +317,25 @@ def cmd_synonyms(args: argparse.Namespace) -> int:
 
 
 def load_eval_module(name: str) -> Any:
-    """A module of the project's ``eval/`` folder (shipped inside the wheel as ``s3_hf/eval``)."""
-    import importlib.util
+    """``s3_hf.eval.<name>``: the repository's ``eval/`` package (``bench``, ``registry``, ``report``, ``runner``),
+    imported only by the commands that are its faces."""
+    import importlib
 
-    here = Path(__file__).resolve().parent
-    for folder in (here / "eval", here.parent / "eval"):
-        if (folder / f"{name}.py").is_file():
-            spec = importlib.util.spec_from_file_location(f"s3_eval_{name}", folder / f"{name}.py")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-            return module
-    raise S3Error(f"eval/{name}.py is missing from this installation of s3-hf.")
+    from .errors import EvalError
+
+    try:
+        return importlib.import_module(f"{__package__}.eval.{name}")
+    except ModuleNotFoundError as err:
+        if err.name not in (f"{__package__}.eval", f"{__package__}.eval.{name}"):
+            raise
+        raise EvalError(
+            f"s3_hf.eval.{name} is missing from this installation of s3-hf: reinstall it (pip install 's3-hf[eval]')."
+        ) from err
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     bench = load_eval_module("bench")
+    model, images = bench.locations(args.model, args.images)
     device = _device(args.device)
     dtypes = (
         args.dtypes.split(",")
@@ -347,8 +343,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         else (["float32", "float16", "bfloat16"] if device != "cpu" else ["float32"])
     )
     cfg = bench.BenchConfig(
-        model=args.model or str(bench.DEFAULT_MODEL),
-        images=args.images or str(bench.DEFAULT_IMAGES),
+        model=model,
+        images=images,
         out=args.out,
         device=device,
         classes=_int_list(args.classes, "--classes"),
@@ -364,8 +360,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         fewshot_classes=args.fewshot_classes,
         fewshot_shots=_int_list(args.fewshot_shots, "--fewshot-shots"),
     )
-    if not Path(cfg.images).is_dir():
-        raise S3Error(f"Image folder {cfg.images} not found: pass --images DIR with a few JPEG/PNG files.")
     bench.run(cfg)
     return 0
 
@@ -396,9 +390,8 @@ def _json_options(text: str | None) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    runner = load_eval_module("runner")
+    runner, registry = load_eval_module("runner"), load_eval_module("registry")
     if args.list:
-        registry = sys.modules["registry"]
         for name, b in registry.REGISTRY.items():
             print(f"{name:16s} {b.hub_id or b.path or '(local folder)'}  {b.note}")
         return 0
@@ -406,12 +399,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InvalidLabelsError("Pass --benchmarks (comma-separated names or folders; `s3 eval --list` shows them).")
     benchmarks = args.benchmarks.split(",")
     if benchmarks == ["paper"]:
-        benchmarks = sys.modules["registry"].PAPER_SUITE
+        benchmarks = registry.PAPER_SUITE
     synonyms = [x for x in args.synonyms.split(",") if x and x != "none"]
     metrics = args.metrics.split(",") if args.metrics != "all" else runner.S3_METRICS
     for m in metrics:
-        if m not in METRICS:
-            raise InvalidLabelsError(f"Unknown metric {m!r}; choose from {', '.join(METRICS)}.")
+        if m not in METRIC_NAMES:
+            raise InvalidLabelsError(f"Unknown metric {m!r}; choose from {', '.join(METRIC_NAMES)}.")
     cfg = runner.EvalConfig(
         model=args.model,
         benchmarks=benchmarks,
@@ -426,6 +419,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seeds=_int_list(args.seeds, "--seeds"),
         fewshot_base=args.fewshot_base,
         fewshot=_json_options(args.fewshot_options),
+        imagenet_sample=args.imagenet_sample,
     )
     summary = runner.run(cfg)
     if summary["benchmarks"] and all("error" in r for r in summary["benchmarks"].values()):
@@ -439,8 +433,23 @@ def cmd_card(args: argparse.Namespace) -> int:
     try:
         path = report.write_model_index(args.space, summary, args.method)
     except ValueError as err:
-        raise S3Error(str(err)) from err
+        from .errors import EvalError
+
+        raise EvalError(str(err)) from err
     print(f"Wrote model-index results into {path}")
+    return 0
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    from .space_deploy import build_space, push_space
+
+    if args.space_command == "build":
+        out = build_space(args.dir, wheel=args.wheel, overwrite=args.overwrite)
+        files = ", ".join(sorted(p.name for p in out.iterdir()))
+        print(f"Wrote the Gradio Space {out}: {files}.\nDeploy it with `s3 space push {args.dir} YOUR-NAME/SPACE`.")
+        return 0
+    url = push_space(args.dir, args.repo_id, token=args.token, private=args.private)
+    print(f"Pushed the Space to {url}")
     return 0
 
 
@@ -455,7 +464,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"Synonym space for {s['base_model']} (metric {s['metric']}, radius rule {s['radius_rule']})")
     simplices = ", ".join(f"{n} with {k} vertices" for k, n in sorted(s["simplices"].items()))
     print(
-        f"{s['classes']} classes, {s['points']} concepts: {s['kept']} kept, {s['dropped']} pruned; "
+        f"{s['classes']} classes, {s['points']} concepts: {s['kept']} kept, {s['dropped']} pruned "
+        f"({s['removed']} more dropped before embedding); "
         f"{s['embedding_dim']}-d points, {s['templates']} templates; simplices: {simplices}\n"
     )
     rows = [
@@ -463,11 +473,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "class": r["label"],
             "radius": f"{r['radius']:.4f}",
             "kept": ", ".join(r["kept"]),
-            "pruned": ", ".join(r["dropped"]) or "-",
+            "dropped (why)": "; ".join(f"{d['text']} ({d['reason']})" for d in r["drops"]) or "-",
         }
         for r in s["per_class"][: args.limit]
     ]
-    _print_table(rows, ["class", "radius", "kept", "pruned"])
+    _print_table(rows, ["class", "radius", "kept", "dropped (why)"])
     if len(s["per_class"]) > args.limit:
         print(f"... {len(s['per_class']) - args.limit} more classes (--limit N to show more)")
     return 0
@@ -504,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
         p.add_argument("--batch-size", type=int, default=32)
 
-    metric_help = f"one of {', '.join(METRICS)}"
+    metric_help = f"one of {', '.join(METRIC_NAMES)}"
+    space_defaults = SpaceParams()
     b = sub.add_parser("build", help="labels (+ synonyms) -> synonym-space artifact folder")
     b.add_argument(
         "labels",
@@ -513,21 +524,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--synonyms", help="JSON/YAML file mapping each label to its synonyms (default: label only)")
     b.add_argument("--out", required=True, help="artifact folder to write")
+    b.add_argument(
+        "--overwrite", action="store_true", help="replace a README.md in --out that s3-hf did not write"
+    )
     b.add_argument("--templates", help="a template with {}, a file with one per line, or a set name (imagenet80)")
-    b.add_argument("--concept-format", default="{concept}, which is a {label}")
-    b.add_argument("--metric", default=DEFAULT_METRIC, choices=list(METRICS), help=f"default metric: {metric_help}")
-    b.add_argument("--radius", type=_radius, default="auto", help="'auto' (default), a number, or 'none'")
-    b.add_argument("--gap-ratio", type=float, default=1.5)
-    b.add_argument("--min-points", type=int, default=4)
-    b.add_argument("--max-dim", type=int, default=2)
-    b.add_argument("--max-concepts", type=int, default=10)
+    b.add_argument("--concept-format", default=DEFAULT_CONCEPT_FORMAT, help="structured template of synonyms")
+    b.add_argument("--metric", default=DEFAULT_METRIC, choices=METRIC_NAMES, help=f"default metric: {metric_help}")
+    b.add_argument(
+        "--radius", type=_radius, default=space_defaults.radius, help="'auto' (default), a number, or 'none'"
+    )
+    b.add_argument("--gap-ratio", type=float, default=space_defaults.gap_ratio)
+    b.add_argument("--min-points", type=int, default=space_defaults.min_points)
+    b.add_argument("--max-dim", type=int, default=space_defaults.max_dim)
+    b.add_argument("--max-concepts", type=int, default=MAX_CONCEPTS, help="synonyms kept per label")
     model_args(b)
     b.set_defaults(func=cmd_build)
 
     c = sub.add_parser("classify", help="classify images with S^3, next to vanilla CLIP")
     c.add_argument("images", nargs="+", help="image files, folders or URLs")
     space_args(c)
-    c.add_argument("--metric", choices=list(METRICS), help="default: the space's metric (local_center)")
+    c.add_argument("--metric", choices=METRIC_NAMES, help="default: the space's metric (local_center)")
     c.add_argument("--top-k", type=int, default=5)
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     c.add_argument("--support", help="few-shot: a folder of <class>/<image> files, or a fitted adapter's folder")
@@ -538,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fewshot", help="fit SSP on a folder of labelled images and save it beside a space")
     f.add_argument("support", help="folder with one sub-folder of images per class")
     space_args(f)
-    f.add_argument("--metric", choices=list(METRICS), help="zero-shot metric SSP adds to (default: the space's)")
+    f.add_argument("--metric", choices=METRIC_NAMES, help="zero-shot metric SSP adds to (default: the space's)")
     f.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")
     f.add_argument("--seed", type=int, default=0, help="seed of the validation split used for tuning")
     f.add_argument("--out", help="folder to write the adapter to (default: the --space folder)")
@@ -546,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_fewshot)
 
     d = sub.add_parser("demo", help="classify scikit-image's sample photos with S^3 and vanilla CLIP")
-    d.add_argument("--metric", default=DEFAULT_METRIC, choices=list(METRICS))
+    d.add_argument("--metric", default=DEFAULT_METRIC, choices=METRIC_NAMES)
     d.add_argument("--json", action="store_true")
     model_args(d)
     d.set_defaults(func=cmd_demo)
@@ -555,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("labels", help="labels file (.txt, .json, or .tsv/.csv with a label/clip_name and wnid column)")
     y.add_argument("--source", choices=["wordnet", "transformers", "openai"], default="wordnet")
     y.add_argument("--out", required=True, help="synonyms file to write (.yaml or .json)")
-    y.add_argument("--max-synonyms", type=int, default=10)
+    y.add_argument("--max-synonyms", type=int, default=MAX_CONCEPTS)
     y.add_argument("--model", help="LLM: Hub id or folder (transformers), model name (openai)")
     y.add_argument("--base-url", help="openai: endpoint base URL (default $OPENAI_BASE_URL or api.openai.com)")
     y.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable with the key")
@@ -568,8 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     y.set_defaults(func=cmd_synonyms)
 
     n = sub.add_parser("bench", help="throughput, build cost, memory and size; writes JSON, markdown and a plot")
-    n.add_argument("--model", help="CLIP folder or Hub id (default: clip-vit-b32-shapes, random weights)")
-    n.add_argument("--images", help="folder of real images (default: the shared imagenet-sample)")
+    n.add_argument("--model", help="CLIP folder or Hub id (default: $S3_BENCH_MODEL)")
+    n.add_argument("--images", help="folder of real images (default: $S3_BENCH_IMAGES, else $S3_IMAGENET_SAMPLE)")
     n.add_argument("--out", default="bench_results")
     n.add_argument("--device", default="auto")
     n.add_argument("--dtypes", help="comma list, e.g. float32,float16 (default: float32; GPU adds fp16/bf16)")
@@ -605,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seeds", default="1,2,3", help="support samples per shot count (default 1,2,3)")
     e.add_argument("--fewshot-base", default="", help="zero-shot method few-shot builds on (default: S^3 local_center)")
     e.add_argument("--fewshot-options", default="", help='SSP options as JSON, e.g. \'{"top_s": 4, "lam": 0.5}\'')
+    e.add_argument("--imagenet-sample", help="folder of the imagenet-sample benchmark (default: $S3_IMAGENET_SAMPLE)")
     e.set_defaults(func=cmd_eval)
 
     k = sub.add_parser("card", help="write eval results into a space's model card (model-index)")
@@ -612,6 +629,20 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--results", required=True, help="results.json written by `s3 eval`")
     k.add_argument("--method", help="method to report (default: the space's metric with its synonyms)")
     k.set_defaults(func=cmd_card)
+
+    g = sub.add_parser("space", help="write a deployable Gradio Space folder, or push one to the Hub")
+    space_sub = g.add_subparsers(dest="space_command", required=True)
+    gb = space_sub.add_parser("build", help="write app.py, README.md, requirements.txt and the s3-hf wheel to DIR")
+    gb.add_argument("dir", help="folder to write (must be empty or absent unless --overwrite)")
+    gb.add_argument("--wheel", help="s3-hf wheel to ship (default: built from the source tree or the installed one)")
+    gb.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+    gb.set_defaults(func=cmd_space)
+    gp = space_sub.add_parser("push", help="upload a folder written by `s3 space build` to a Gradio Space repo")
+    gp.add_argument("dir", help="the folder `s3 space build` wrote")
+    gp.add_argument("repo_id", help="e.g. your-name/s3-demo")
+    gp.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)")
+    gp.add_argument("--private", action="store_true")
+    gp.set_defaults(func=cmd_space)
 
     i = sub.add_parser("inspect", help="summarise a synonym space: classes, kept and pruned concepts, radii")
     i.add_argument("space", help="artifact folder or Hub id")
@@ -629,14 +660,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` works before or after the sub-command (``s3 -v eval ...`` and ``s3 eval ... -v``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if not any("--verbose" in a.option_strings for a in sub._actions):
+                    sub.add_argument(
+                        "-v",
+                        "--verbose",
+                        action="store_true",
+                        default=argparse.SUPPRESS,
+                        help="log details; show tracebacks of errors",
+                    )
+                _add_verbose_everywhere(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    """Run the ``s3`` command. Expected failures print one line on stderr and return 2; ``-v`` adds the
+    traceback."""
+    parser = build_parser()
+    _add_verbose_everywhere(parser)
+    args = parser.parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except S3Error as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        message = str(err)
+    except OSError as err:  # unreadable or unwritable paths, a full disk: the user's to fix
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        message = f"{err.strerror or err}{where}. Check the path and its permissions."
+    except Exception as err:
+        if verbose:
+            raise
+        print(
+            f"error: unexpected {type(err).__name__}: {err}. This is a bug in s3-hf: run the command again with -v "
+            "for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return 1
+    if verbose:
+        logger.exception("the command failed")
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

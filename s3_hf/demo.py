@@ -36,3 +36,9 @@ def demo_photos() -> dict[str, Image.Image]:
     except ImportError as err:
         raise S3Error("The demo photos come from scikit-image: pip install 's3-hf[demo]'.") from err
     return {name: Image.fromarray(getattr(data, name)()) for name in DEMO_PHOTOS}
+
+__all__ = [
+    "DEMO_PHOTOS",
+    "DEMO_SYNONYMS",
+    "demo_photos",
+]

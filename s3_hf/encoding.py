@@ -15,12 +15,24 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from .errors import ImageLoadError
+from .options import DEFAULT_CONCEPT_FORMAT
 
 logger = logging.getLogger(__name__)
 
 ImageInput = str | os.PathLike | Image.Image
 
-DEFAULT_CONCEPT_FORMAT = "{concept}, which is a {label}"
+#: File suffixes read as images wherever a folder of images is listed (CLI, support sets, benchmarks, bench).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a file with an image suffix (case-insensitive)."""
+    return os.path.splitext(os.fspath(path))[1].lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: str | os.PathLike) -> list[str]:
+    """The image files directly inside ``folder``, sorted by name."""
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if is_image_file(f))
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -48,32 +60,58 @@ def load_image(image: ImageInput, timeout: float | None = None) -> Image.Image:
     Raises :class:`ImageLoadError` (naming the input) for a missing, unreadable, truncated or non-image file.
     """
     name = str(image) if not isinstance(image, Image.Image) else "<PIL image>"
+    short = name if len(name) < 200 else name[:200] + "..."
     try:
         if isinstance(image, Image.Image):
             image.load()
             return _to_rgb(image)
+        if isinstance(image, os.PathLike | str) and os.path.isdir(image):
+            raise ImageLoadError(f"{short} is a folder, not an image file. Pass the image files inside it.")
         if isinstance(image, os.PathLike | str) and os.path.isfile(image):
             with Image.open(image) as im:
                 im.load()
                 return _to_rgb(im)
+        if isinstance(image, os.PathLike) or (isinstance(image, str) and _looks_like_path(image)):
+            raise ImageLoadError(f"Could not read image {short}: no such file. Check the path.")
         if isinstance(image, str):
             from transformers.image_utils import load_image as hf_load_image
 
-            return _to_rgb(hf_load_image(image, timeout=timeout))
+            try:
+                return _to_rgb(hf_load_image(image, timeout=timeout))
+            except (ImageLoadError, Image.DecompressionBombError, UnidentifiedImageError):
+                raise
+            except Exception as err:  # network errors of the HTTP client, undecodable base64, ...
+                kind = "download" if image.startswith(("http://", "https://")) else "decode"
+                raise ImageLoadError(
+                    f"Could not {kind} image {short}: {type(err).__name__}: {err}. Check the URL and your network, "
+                    "or pass a local file."
+                ) from err
         raise ImageLoadError(
             f"Cannot read an image from an object of type {type(image).__name__}. "
             "Pass a file path, a URL, a base64 string or a PIL.Image."
         )
     except ImageLoadError:
         raise
+    except Image.DecompressionBombError as err:
+        raise ImageLoadError(
+            f"{short} is too large to decode safely ({err}). If you trust it, raise the limit: "
+            "PIL.Image.MAX_IMAGE_PIXELS = N (None removes it)."
+        ) from err
     except UnidentifiedImageError as err:
-        raise ImageLoadError(f"{name} is not an image file PIL can decode (JPEG, PNG, ...).") from err
+        raise ImageLoadError(f"{short} is not an image file PIL can decode (JPEG, PNG, ...).") from err
     except (OSError, ValueError, SyntaxError) as err:
-        short = name if len(name) < 200 else name[:200] + "..."
         raise ImageLoadError(
             f"Could not read image {short}: {err}. Check that the path or URL exists and the file is a "
             "complete, valid image."
         ) from err
+
+
+def _looks_like_path(text: str) -> bool:
+    """A string that names a file rather than a URL or base64 data (base64 never holds a dot; it may start with
+    a slash, as JPEG data does)."""
+    if text.startswith(("http://", "https://", "data:")):
+        return False
+    return text.startswith(("./", "../", "~")) or ("." in text and len(text) < 4096)
 
 
 def image_from_bytes(data: bytes) -> Image.Image:
@@ -119,12 +157,15 @@ def encode_texts(
     texts: Sequence[str],
     batch_size: int = 256,
     progress: bool = False,
+    tokenizer_kwargs: dict[str, Any] | None = None,
 ) -> torch.Tensor:
-    """Texts -> ``(N, D)`` unit vectors (float32, on the model's device)."""
+    """Texts -> ``(N, D)`` unit vectors (float32, on the model's device). ``tokenizer_kwargs`` override the
+    tokenizer's arguments (default ``padding=True``), as in transformers' zero-shot pipeline."""
+    kwargs = {"padding": True, **(tokenizer_kwargs or {})}
     chunks = []
     for batch in tqdm(list(_batches(texts, batch_size)), desc="Encoding texts", disable=not progress):
-        tokens = tokenizer(list(batch), padding=True, return_tensors="pt").to(model.device)
-        out = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        tokens = tokenizer(list(batch), return_tensors="pt", **kwargs).to(model.device)
+        out = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
         chunks.append(F.normalize(out.pooler_output.float(), dim=-1))
     return torch.cat(chunks) if chunks else torch.empty(0, model.config.projection_dim)
 
@@ -140,7 +181,7 @@ def token_lengths(tokenizer: Callable[..., Any], texts: Sequence[str]) -> list[i
 
 
 def concept_text(concept: str, label: str, concept_format: str = DEFAULT_CONCEPT_FORMAT) -> str:
-    """The structured text ``x_ci`` of a concept; the label itself is used bare (DESIGN §2 step 2)."""
+    """The structured text ``x_ci`` of a concept; the label itself is used bare (see the README, section Method)."""
     return label if concept == label else concept_format.format(concept=concept, label=label)
 
 
@@ -156,9 +197,30 @@ def encode_concepts(
     templates: Sequence[str],
     batch_size: int = 256,
     progress: bool = False,
+    tokenizer_kwargs: dict[str, Any] | None = None,
 ) -> torch.Tensor:
     """Each concept text -> the template ensemble ``n(mean_j n(g(p_j(x))))``, shape ``(len(texts), D)``."""
     prompts = concept_prompts(texts, templates)
-    emb = encode_texts(model, tokenizer, prompts, batch_size=batch_size, progress=progress)
+    emb = encode_texts(
+        model, tokenizer, prompts, batch_size=batch_size, progress=progress, tokenizer_kwargs=tokenizer_kwargs
+    )
     emb = emb.view(len(texts), len(templates), -1).mean(dim=1)
     return F.normalize(emb, dim=-1).cpu()
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageInput",
+    "concept_prompts",
+    "concept_text",
+    "encode_concepts",
+    "encode_images",
+    "encode_pixels",
+    "encode_texts",
+    "image_from_bytes",
+    "is_image_file",
+    "list_images",
+    "load_image",
+    "max_text_tokens",
+    "pixel_values",
+    "token_lengths",
+]

@@ -69,3 +69,38 @@ class SynonymSourceError(S3Error):
 
 class WordNetMissingError(SynonymSourceError):
     """The WordNet corpus is not installed."""
+
+
+class EvalError(S3Error):
+    """An evaluation or benchmark run is missing what it needs (a data location, a model) or is misconfigured."""
+
+
+class CLIUsageError(S3Error, ValueError):
+    """The ``s3`` command was given a combination of arguments it cannot act on."""
+
+
+class SpaceBuildError(S3Error):
+    """A Gradio Space folder cannot be written or is not one ``s3 space build`` wrote."""
+
+__all__ = [
+    "ArtifactCorruptError",
+    "ArtifactError",
+    "ArtifactNotFoundError",
+    "ArtifactShapeError",
+    "ArtifactValueError",
+    "CLIUsageError",
+    "EvalError",
+    "FormatVersionError",
+    "HubError",
+    "ImageLoadError",
+    "InvalidConfigError",
+    "InvalidLabelsError",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "S3Error",
+    "SpaceBuildError",
+    "SynonymSourceError",
+    "SynonymsError",
+    "TemplateError",
+    "WordNetMissingError",
+]

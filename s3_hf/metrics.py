@@ -1,7 +1,8 @@
 """(image vectors, space tensors) -> class scores. One function per metric, vectorised over images and classes.
 
 All metrics read a :class:`ScoringState`, a dense (classes x max-points) view of a space derived once per
-space and device. Scores are "higher is closer"; logits are ``exp(logit_scale) * score`` (DESIGN §2 step 6).
+space and device. Scores are "higher is closer"; logits are ``exp(logit_scale) * score`` (see the README,
+section Method).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from functools import cached_property
 
 import torch
 
-from .errors import InvalidConfigError
+from .options import DEFAULT_METRIC, METRIC_NAMES, check_knn_k, check_metric
 from .space import SpaceTensors
 
 _NEG = float("-inf")
-DEFAULT_METRIC = "local_center"
 
 
 @dataclass
@@ -174,8 +174,7 @@ def local_center(v: torch.Tensor, state: ScoringState, **_: object) -> torch.Ten
 
 def knn_members(v: torch.Tensor, state: ScoringState, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """The up-to-``k`` kept points nearest to each image: (similarities, indices), each ``(B, C, k')``."""
-    if k < 1:
-        raise InvalidConfigError(f"k for local_center_knn must be >= 1, got {k}.")
+    check_knn_k(k)
     return state.similarities(v).topk(min(k, state.max_points), dim=-1)
 
 
@@ -268,12 +267,27 @@ METRICS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def check_metric(metric: str) -> str:
-    if metric not in METRICS:
-        raise InvalidConfigError(f"Unknown metric {metric!r}. Choose one of {sorted(METRICS)}.")
-    return metric
+assert tuple(METRICS) == METRIC_NAMES, "options.METRIC_NAMES must list the metrics in METRICS"
 
 
 def score(v: torch.Tensor, state: ScoringState, metric: str = DEFAULT_METRIC, k: int = 3) -> torch.Tensor:
     """Scores ``(B, C)`` of unit image vectors ``v`` (``(B, D)``) against every class space."""
     return METRICS[check_metric(metric)](v.to(state.points.dtype), state, k=k)
+
+__all__ = [
+    "METRICS",
+    "ScoringState",
+    "SimplexGroup",
+    "centre_members",
+    "global_center",
+    "knn_members",
+    "label",
+    "local_center",
+    "local_center_knn",
+    "mean_similarity",
+    "nearest_match",
+    "nearest_point",
+    "nearest_simplex",
+    "score",
+    "simplex_distances",
+]

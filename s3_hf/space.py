@@ -1,4 +1,4 @@
-"""Points -> synonym-space geometry (DESIGN §2 steps 3-4). Pure tensors and gudhi, no model.
+"""Points -> synonym-space geometry (see the README, section Method). Pure tensors and gudhi, no model.
 
 For every class: H0 persistence of the Vietoris-Rips filtration of its points, the radius rule, the kept
 (compact) component, the Vietoris-Rips complex on it, vertex neighbourhoods and centres. Results are
@@ -16,30 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .errors import InvalidConfigError
-
-RadiusRule = str | float | None
-
-
-@dataclass(frozen=True)
-class SpaceParams:
-    """How class spaces are cut out of their points (DESIGN §2 step 3-4)."""
-
-    radius: RadiusRule = "auto"
-    gap_ratio: float = 1.5
-    min_points: int = 4
-    max_dim: int = 2
-
-    def __post_init__(self) -> None:
-        r = self.radius
-        if not (r is None or r == "auto" or (isinstance(r, int | float) and not isinstance(r, bool) and r >= 0)):
-            raise InvalidConfigError(f"radius must be 'auto', a non-negative float or None, got {r!r}.")
-        if not self.gap_ratio > 1:
-            raise InvalidConfigError(f"gap_ratio must be > 1, got {self.gap_ratio!r}.")
-        if self.min_points < 1:
-            raise InvalidConfigError(f"min_points must be >= 1, got {self.min_points!r}.")
-        if self.max_dim < 0:
-            raise InvalidConfigError(f"max_dim must be >= 0, got {self.max_dim!r}.")
+from .options import SpaceParams
 
 
 @dataclass
@@ -102,7 +79,7 @@ def death_times(dist: np.ndarray) -> list[float]:
 
 
 def choose_radius(deaths: list[float], n: int, params: SpaceParams) -> float:
-    """The class radius ``ε_c`` for the rule in ``params`` (DESIGN §2 step 3)."""
+    """The class radius ``ε_c`` for the rule in ``params`` (see the README, section Method)."""
     full = deaths[-1] if deaths else 0.0
     fixed = params.radius not in (None, "auto")
     if params.radius is None or n < params.min_points:
@@ -222,3 +199,16 @@ def build_space(
         simplex_vertices=s_idx,
     )
     return tensors, geoms
+
+__all__ = [
+    "ClassGeometry",
+    "SpaceTensors",
+    "build_space",
+    "choose_radius",
+    "chordal_distances",
+    "class_geometry",
+    "death_times",
+    "kept_component",
+    "local_centres",
+    "vr_simplices",
+]

@@ -128,9 +128,26 @@ def resolve_templates(templates: str | Sequence[str] | None) -> list[str]:
             f"or one of the named sets {sorted(TEMPLATE_SETS)}."
         )
     for t in templates:
-        if not isinstance(t, str) or t.count("{}") != 1:
+        if not isinstance(t, str) or t.count("{}") != 1 or not _formats(t):
             raise TemplateError(
-                f"Template {t!r} must be a string with exactly one '{{}}' placeholder for the class text, "
-                f"e.g. 'a photo of a {{}}.', or one of the named sets {sorted(TEMPLATE_SETS)}."
+                f"Template {t!r} must be a string with exactly one '{{}}' placeholder for the class text and no "
+                f"other fields (write literal braces as '{{{{' and '}}}}'), e.g. 'a photo of a {{}}.', or one of the "
+                f"named sets {sorted(TEMPLATE_SETS)}."
             )
     return templates
+
+
+def _formats(template: str) -> bool:
+    try:
+        template.format("x")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "IMAGENET7_TEMPLATES",
+    "IMAGENET_TEMPLATES",
+    "TEMPLATE_SETS",
+    "resolve_templates",
+]

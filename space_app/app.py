@@ -20,15 +20,16 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from PIL import Image
-from transformers import pipeline
 
 import s3_hf
-from s3_hf.encoding import encode_pixels, load_image, pixel_values
-from s3_hf.metrics import METRICS, centre_members, nearest_match
+from s3_hf.encoding import load_image, pixel_values
+from s3_hf.engine import S3Engine, rank
+from s3_hf.metrics import centre_members, nearest_match
+from s3_hf.options import DEFAULT_METRIC, DEFAULT_MODEL, METRIC_NAMES
 
 logger = logging.getLogger("s3_hf.space_app")
 
-MODEL = os.environ.get("S3_MODEL", "openai/clip-vit-base-patch32")
+MODEL = os.environ.get("S3_MODEL", DEFAULT_MODEL)
 DEFAULT_SPACE = os.environ.get("S3_SPACE", "")
 MAX_LABELS = int(os.environ.get("S3_MAX_LABELS", "100"))
 CONCURRENCY = int(os.environ.get("S3_CONCURRENCY", "2"))
@@ -42,11 +43,11 @@ EXAMPLE_SYNONYMS = [
 ]
 
 try:
-    PIPE = pipeline(s3_hf.TASK, model=MODEL)  # loaded once, at start-up
-except (OSError, ValueError) as _err:
+    ENGINE = S3Engine.from_pretrained(MODEL)  # loaded once, at start-up; caches spaces across requests
+except s3_hf.S3Error as _err:
     raise SystemExit(
-        f"Cannot load the CLIP model {MODEL!r}: {str(_err).splitlines()[0]}\nSet S3_MODEL to a Hub id you can "
-        "download or to a local CLIP folder (config.json, model.safetensors, tokenizer, preprocessor_config.json)."
+        f"{_err}\nSet S3_MODEL to a Hub id you can download or to a local CLIP folder (config.json, "
+        "model.safetensors, tokenizer, preprocessor_config.json)."
     ) from _err
 
 
@@ -162,21 +163,24 @@ def classify(
         kwargs["templates"] = "imagenet7"
     k = max(1, int(top_k))
     try:
-        s3 = PIPE(image, metric=metric, return_details=True, **kwargs)
-        clip = PIPE(image, metric="label", **kwargs)
-        space, _ = PIPE.get_space(**{k2: v for k2, v in kwargs.items()})
+        s3_req = ENGINE.resolve(ENGINE.request(metric=metric, **kwargs))
+        clip_req = ENGINE.resolve(ENGINE.request(metric="label", **kwargs))
+        vs = ENGINE.encode_pixels(pixel_values(ENGINE.image_processor, [image]))
+        s3 = rank(ENGINE.scores(vs, s3_req, details=True), 0, s3_req, details=True)
+        clip = rank(ENGINE.scores(vs, clip_req), 0, clip_req)
     except s3_hf.S3Error as err:
         raise gr.Error(str(err)) from err
     except Exception as err:  # never a stack trace in the UI; the log keeps it
         logger.exception("classification failed")
         raise gr.Error(f"Classification failed ({type(err).__name__}): {err}") from err
-    v = encode_pixels(PIPE.model, pixel_values(PIPE.image_processor, [image]))[0].float()
+    space = s3_req.space
+    v = vs[0].float()
     state = space.scoring_state(v.device)
     sims = (v @ state.points.T).view(state.num_classes, state.max_points)
     rows = []
     for r in s3[:k]:
-        c = space.labels.index(r["label"])
-        d = r["details"]
+        c = space.labels.index(r.label)
+        d = r.details or {}
 
         def with_sim(concepts: list[str], c: int = c) -> str:
             all_c = space.concepts(c)
@@ -184,19 +188,19 @@ def classify(
 
         rows.append(
             [
-                r["label"],
-                round(r["score"], 4),
+                r.label,
+                round(r.score, 4),
                 d["matched_concept"],
                 ", ".join(d["centre"]),
                 with_sim(d["kept"]),
                 with_sim(d["dropped"]),
             ]
         )
-    top_classes = [space.labels.index(r["label"]) for r in s3[:PLOT_CLASSES]]
+    top_classes = [space.labels.index(r.label) for r in s3[:PLOT_CLASSES]]
     fig = projection_figure(space, top_classes, v.to(state.points.device))
     return (
-        {r["label"]: r["score"] for r in s3[:k]},
-        {r["label"]: r["score"] for r in clip[:k]},
+        {r.label: r.score for r in s3[:k]},
+        {r.label: r.score for r in clip[:k]},
         rows,
         fig,
     )
@@ -221,7 +225,7 @@ def build_demo() -> gr.Blocks:
                 )
                 labels = gr.Textbox(label="Class labels (comma-separated)", value=EXAMPLE_LABELS)
                 space = gr.Textbox(label="…or a synonym space (Hub id or folder)", value=DEFAULT_SPACE)
-                metric = gr.Dropdown(list(METRICS), value="local_center", label="Point-to-space metric")
+                metric = gr.Dropdown(list(METRIC_NAMES), value=DEFAULT_METRIC, label="Point-to-space metric")
                 synonyms = gr.Dataframe(
                     headers=["label", "synonyms (comma-separated)"],
                     value=EXAMPLE_SYNONYMS,

@@ -1,8 +1,10 @@
-"""An in-process fake of the Hub's file-download endpoints, plugged into huggingface_hub's HTTP client."""
+"""An in-process fake of the Hub's file-download and upload endpoints, plugged into huggingface_hub's HTTP client."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,8 @@ from huggingface_hub.utils._http import default_client_factory
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+_API = re.compile(r"^/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit)/(?P<rev>.+)$")
+_URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
 
 class FakeHub:
@@ -23,9 +27,13 @@ class FakeHub:
     def __init__(self, repos: dict[str, dict[str, bytes]]) -> None:
         self.repos = repos
         self.requests: list[tuple[str, str]] = []
+        self.created: list[dict] = []  # create_repo payloads
+        self.commits: list[dict] = []  # {"repo_type", "repo_id", "revision", "summary", "files": {path: bytes}}
 
     def handle(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append((request.method, request.url.path))
+        if request.url.path.startswith("/api/"):
+            return self.handle_api(request)
         m = _RESOLVE.match(request.url.path)
         if not m:
             return httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"}, request=request)
@@ -50,6 +58,37 @@ class FakeHub:
         }
         body = b"" if request.method == "HEAD" else data
         return httpx2.Response(200, headers=headers, content=body, request=request)
+
+    def handle_api(self, request: httpx2.Request) -> httpx2.Response:
+        """create_repo, and upload_folder's README check, preupload and commit (every file a regular, inline blob).
+        Files committed to a model repo become downloadable from it."""
+        if request.method == "POST" and request.url.path == "/api/repos/create":
+            payload = json.loads(request.content)
+            self.created.append(payload)
+            repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+            prefix = _URL_PREFIX[payload.get("type") or "model"]
+            return httpx2.Response(200, json={"url": f"{constants.ENDPOINT}/{prefix}{repo_id}"}, request=request)
+        if request.method == "POST" and request.url.path == "/api/validate-yaml":  # upload_folder checks README.md
+            return httpx2.Response(200, json={"warnings": []}, request=request)
+        m = _API.match(request.url.path)
+        if request.method != "POST" or not m:
+            return httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"}, request=request)
+        if m["op"] == "preupload":
+            files = json.loads(request.content)["files"]
+            modes = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]
+            return httpx2.Response(200, json={"files": modes}, request=request)
+        lines = [json.loads(line) for line in request.content.decode().splitlines() if line.strip()]
+        files = {x["value"]["path"]: base64.b64decode(x["value"]["content"]) for x in lines if x["key"] == "file"}
+        repo_type = m["type"]
+        summary = next(x["value"]["summary"] for x in lines if x["key"] == "header")
+        self.commits.append(
+            {"repo_type": repo_type, "repo_id": m["repo"], "revision": m["rev"], "summary": summary, "files": files}
+        )
+        if repo_type == "model":
+            self.repos.setdefault(m["repo"], {}).update(files)
+        url = f"{constants.ENDPOINT}/{_URL_PREFIX[repo_type]}{m['repo']}/commit/{COMMIT}"
+        body = {"commitUrl": url, "commitOid": COMMIT, "pullRequestUrl": None}
+        return httpx2.Response(200, json=body, request=request)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from s3_hf import SynonymSpace
 from s3_hf.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME
 from s3_hf.errors import (
     ArtifactCorruptError,
+    ArtifactError,
     ArtifactNotFoundError,
     ArtifactShapeError,
     ArtifactValueError,
@@ -234,3 +235,208 @@ def test_failed_save_leaves_nothing_half_written(small_space, tmp_path, monkeypa
         small_space.save_pretrained(existing)
     assert folder_files(existing) == before
     assert os.listdir(tmp_path) == ["old"]
+
+
+# ------------------------------------------------------------------------------------------------ drop records
+LONG = "y" * 60  # with the prompt template and concept format, more than the tiny model's 77 tokens
+ANGLES = {"cat": 0, "kitty": 10, "tabby": 20, "feline": 35, "sphinx": 130, "dog": 200, "puppy": 202}
+
+
+@pytest.fixture(scope="module")
+def planted_space(tiny_model, tiny_clip_dir):
+    """A space built with every kind of drop: cleaning (a duplicate of the label and of a synonym, another class's
+    label), truncation (a synonym too long for the tokenizer) and pruning ("sphinx" is planted 95 degrees away
+    from the other concepts of "cat")."""
+    import numpy as np
+
+    from s3_hf import build_synonym_space
+
+    def encode(model, tokenizer, texts, templates, **kwargs):
+        rad = np.radians([ANGLES[t.split(",")[0]] for t in texts])
+        points = torch.zeros(len(texts), 16)
+        points[:, 0], points[:, 1] = torch.tensor(np.cos(rad)), torch.tensor(np.sin(rad))
+        return points
+
+    synonyms = {"cat": ["kitty", "CAT", "Kitty", "dog", LONG, "tabby", "feline", "sphinx"], "dog": ["puppy"]}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("s3_hf.build.encode_concepts", encode)
+        return build_synonym_space(*tiny_model, ["cat", "dog"], synonyms, base_model=str(tiny_clip_dir))
+
+
+def test_every_drop_is_recorded_with_its_reason(planted_space, tmp_path):
+    folder = planted_space.save_pretrained(tmp_path / "space")
+    cat, dog = json.loads((folder / SYNONYMS_NAME).read_text())["classes"]
+    assert cat["removed"] == [
+        {"text": "CAT", "kept": False, "kind": "duplicate", "reason": "duplicate of the label"},
+        {"text": "Kitty", "kept": False, "kind": "duplicate", "reason": "duplicate of 'kitty'"},
+        {"text": "dog", "kept": False, "kind": "other_label", "reason": "the label of another class ('dog')"},
+        {"text": LONG, "kept": False, "kind": "truncated", "reason": "its prompts exceed the text encoder's 77 tokens"},
+    ]
+    assert [c["text"] for c in cat["concepts"]] == ["cat", "kitty", "tabby", "feline", "sphinx"]
+    assert [c["kept"] for c in cat["concepts"]] == [True, True, True, True, False]
+    assert cat["concepts"][0] == {"text": "cat", "kept": True}  # kept concepts carry no drop keys
+    pruned = cat["concepts"][4]
+    assert pruned["kind"] == "pruned" and pruned["reason"].startswith("outside the compact component at radius")
+    assert dog["removed"] == [] and all(c["kept"] for c in dog["concepts"])
+
+    loaded = SynonymSpace.from_pretrained(folder)
+    assert_same(planted_space, loaded)
+    assert [x.kind for x in loaded.classes[0].dropped] == [
+        "duplicate",
+        "duplicate",
+        "other_label",
+        "truncated",
+        "pruned",
+    ]
+    assert loaded.concepts(0, kept=False) == ["sphinx"]  # only concepts with a point
+    card = (folder / CARD_NAME).read_text()
+    assert "dropped (why)" in card and "Kitty (duplicate of 'kitty')" in card and "sphinx (outside" in card
+
+
+def test_inspect_shows_drops_and_why(planted_space, tmp_path, capsys):
+    from s3_hf.cli import main
+
+    folder = planted_space.save_pretrained(tmp_path / "space")
+    capsys.readouterr()
+    assert main(["inspect", str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert "1 pruned (4 more dropped before embedding)" in text and "dropped (why)" in text
+    for shown in (
+        "CAT (duplicate of the label)",
+        "Kitty (duplicate of 'kitty')",
+        "dog (the label of another class ('dog'))",
+        f"{LONG} (its prompts exceed the text encoder's 77 tokens)",
+        "sphinx (outside the compact component at radius",
+    ):
+        assert shown in text, shown
+    assert main(["inspect", str(folder), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    cat = summary["per_class"][0]
+    assert summary["removed"] == 4 and cat["dropped"] == ["sphinx"]
+    assert [(d["text"], d["kind"]) for d in cat["drops"]] == [
+        ("CAT", "duplicate"),
+        ("Kitty", "duplicate"),
+        ("dog", "other_label"),
+        (LONG, "truncated"),
+        ("sphinx", "pruned"),
+    ]
+    assert all(d["reason"] for d in cat["drops"])
+
+
+def test_files_without_drop_records_still_load(planted_space, tmp_path):
+    folder = planted_space.save_pretrained(tmp_path / "space")
+    syn = json.loads((folder / SYNONYMS_NAME).read_text())
+    for rec in syn["classes"]:  # the format before drops were recorded: no "removed", no "kind"
+        del rec["removed"]
+        for c in rec["concepts"]:
+            c.pop("kind", None)
+    (folder / SYNONYMS_NAME).write_text(json.dumps(syn))
+    loaded = SynonymSpace.from_pretrained(folder)
+    assert loaded.classes[0].removed == []
+    assert loaded.classes[0].concepts == planted_space.classes[0].concepts  # pruned ones read as kind "pruned"
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda syn: syn["classes"].__setitem__(0, "cat"), "expected a JSON object"),
+        (lambda syn: syn["classes"][0].__setitem__("label", 3), "'label' must be a string"),
+        (lambda syn: syn["classes"][0].__setitem__("concepts", {"cat": True}), "'concepts' must be a list"),
+        (lambda syn: syn["classes"][0]["concepts"].__setitem__(0, ["cat", True]), "expected a JSON object"),
+        (lambda syn: syn["classes"][0]["concepts"][0].__setitem__("kept", "yes"), "'kept' of 'cat'"),
+        (lambda syn: syn["classes"][0]["concepts"][0].__setitem__("text", None), "'text' must be a string"),
+        (lambda syn: syn["classes"][0]["concepts"][4].__setitem__("kind", "duplicate"), "'kind' of 'sphinx'"),
+        (lambda syn: syn["classes"][0]["removed"][0].__setitem__("kind", "pruned"), "'kind' of 'CAT'"),
+        (lambda syn: syn["classes"][0]["removed"][0].pop("kind"), "needs kept: false and a 'kind'"),
+        (lambda syn: syn["classes"][0].__setitem__("radius", "big"), "'radius' must be a number"),
+        (lambda syn: syn["classes"][0].__setitem__("deaths", [0.1, None]), "'deaths' must be a list of numbers"),
+        (lambda syn: syn["classes"][0].__setitem__("source", "wordnet"), "'source' must be an object"),
+    ],
+)
+def test_malformed_class_records(planted_space, tmp_path, edit, match):
+    folder = planted_space.save_pretrained(tmp_path / "space")
+    syn = json.loads((folder / SYNONYMS_NAME).read_text())
+    edit(syn)
+    (folder / SYNONYMS_NAME).write_text(json.dumps(syn))
+    with pytest.raises(ArtifactCorruptError, match=match) as err:
+        SynonymSpace.from_pretrained(folder)
+    assert "rebuild it with `s3 build`" in str(err.value) and SYNONYMS_NAME in str(err.value)
+
+
+def test_save_never_touches_files_it_does_not_own(small_space, tmp_path):
+    folder = tmp_path / "space"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    (folder / "README.md").write_text("# my project\n")
+    with pytest.raises(ArtifactError, match="not written by s3-hf"):
+        small_space.save_pretrained(folder)
+    assert sorted(os.listdir(folder)) == ["README.md", "notes.txt"]
+    assert (folder / "README.md").read_text() == "# my project\n"
+    small_space.save_pretrained(folder, overwrite=True)  # replaces only the artifact's own files
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert sorted(os.listdir(folder)) == sorted(["notes.txt", CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME])
+    small_space.save_pretrained(folder)  # rebuilding over its own card needs no flag
+    assert SynonymSpace.from_pretrained(folder).labels == small_space.labels
+
+
+def test_cli_build_refuses_a_foreign_readme(tiny_clip_dir, tmp_path, capsys):
+    from s3_hf.cli import main
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "README.md").write_text("keep me")
+    args = ["build", "cat,dog", "--out", str(folder), "--model", str(tiny_clip_dir)]
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err and (folder / "README.md").read_text() == "keep me"
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_saved_files_follow_the_umask(small_space, tmp_path):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        folder = small_space.save_pretrained(tmp_path / "shared")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()} == dict.fromkeys(
+        [CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME], 0o644
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("max_dim", "2", "max_dim must be an integer"),
+        ("gap_ratio", "wide", "gap_ratio must be a number"),
+        ("radius", [1], "radius must be"),
+        ("embedding_dim", 16.5, "embedding_dim must be a positive integer"),
+        ("class_names", "cat", "class_names must be a non-empty list of strings"),
+        ("templates", [1], "templates must be a non-empty list of strings"),
+        ("metric", "cosine", "metric must be one of"),
+        ("knn_k", 0, "knn_k must be a positive integer"),
+        ("provenance", [], "provenance must be an object"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_typed_errors(small_space, tmp_path, key, value, match):
+    folder = small_space.save_pretrained(tmp_path / "space")
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    config[key] = value
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(ArtifactCorruptError, match=match) as err:
+        SynonymSpace.from_pretrained(folder)
+    assert CONFIG_NAME in str(err.value)
+
+
+def test_config_keeps_the_flat_file_format(small_space, tmp_path):
+    folder = small_space.save_pretrained(tmp_path / "space")
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    assert {k: config[k] for k in ("radius", "gap_ratio", "min_points", "max_dim")} == {
+        "radius": "auto",
+        "gap_ratio": 1.5,
+        "min_points": 4,
+        "max_dim": 2,
+    }
+    assert "space" not in config
+    assert SynonymSpace.from_pretrained(folder).config.space == s3_hf.SpaceParams()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from s3_hf.cli import main
 from s3_hf.metrics import METRICS
 
@@ -46,3 +48,20 @@ def test_bench_fewshot_part(tiny_clip_dir, photos, tmp_path):
     assert row["batch_size"] == 2 and row["shots"] == 3 and row["ssp_over_b"] > 0 and row["ssp_over_s3"] > 0
     table = (out / "bench.md").read_text()
     assert results["inference"] == [] and "## Few-shot (SSP) at 5 classes" in table and "own work" not in table
+
+
+def test_model_and_images_come_from_arguments_or_variables(tmp_path, monkeypatch):
+    from s3_hf.errors import EvalError
+    from s3_hf.eval import bench
+
+    for name in ("S3_BENCH_MODEL", "S3_BENCH_IMAGES", "S3_IMAGENET_SAMPLE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(EvalError, match=r"--model .* S3_BENCH_MODEL.* --images DIR, or set S3_BENCH_IMAGES"):
+        bench.locations()
+    assert bench.locations("m", str(tmp_path)) == ("m", str(tmp_path))
+    monkeypatch.setenv("S3_BENCH_MODEL", "from-env")
+    monkeypatch.setenv("S3_IMAGENET_SAMPLE", str(tmp_path))  # the bench images default to the ImageNet sample
+    assert bench.locations() == ("from-env", str(tmp_path))
+    monkeypatch.setenv("S3_BENCH_IMAGES", str(tmp_path / "missing"))
+    with pytest.raises(EvalError, match="not found"):
+        bench.locations()

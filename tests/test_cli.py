@@ -118,7 +118,7 @@ def test_synonyms_then_build(tmp_path, tiny_clip_dir, capsys):
     space = SynonymSpace.from_pretrained(space_dir)
     assert space.labels == ["tench", "airplane", "missile", "projectile"]
     assert space.concepts(0) == ["tench", "Tinca tinca", "doctor fish"]
-    assert space.classes[0]["source"]["generated_by"]["name"] == "wordnet"
+    assert space.classes[0].source["generated_by"]["name"] == "wordnet"
 
 
 def test_synonyms_llm_needs_a_model(tmp_path, capsys):

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,17 @@ import pytest
 from conftest import SHARED
 from PIL import Image
 
-from s3_hf.cli import load_eval_module, main
+from s3_hf.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+IMAGENET_SAMPLE = SHARED / "data" / "imagenet-sample"
 
 
 @pytest.fixture(scope="module")
 def runner():
-    return load_eval_module("runner")
+    from s3_hf.eval import runner
+
+    return runner
 
 
 @pytest.fixture(scope="module")
@@ -160,16 +164,70 @@ def test_cache_resume_reports_and_unreachable(folder, tiny_clip_dir, tmp_path, r
     assert third["benchmarks"][folder.name]["methods"]["label"] == rec["methods"]["label"]
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "imagenet-sample").is_dir(), reason="shared imagenet-sample not available")
-def test_imagenet_sample_end_to_end(tiny_clip_dir, tmp_path, runner, monkeypatch):
+def test_scoring_time_is_zero_shot_scoring_alone(split_folder, tiny_clip_dir, tmp_path, runner, monkeypatch):
+    """``timings_s.scoring`` times the zero-shot methods; few-shot fitting and scoring has its own timing."""
+    real = runner.score_fewshot
+
+    def slow_fewshot(*args, **kwargs):
+        time.sleep(2.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "score_fewshot", slow_fewshot)
+    cfg = runner.EvalConfig(
+        model=str(tiny_clip_dir), benchmarks=[str(split_folder)], out=str(tmp_path), synonyms=[], shots=[1], seeds=[1]
+    )
+    rec = runner.run(cfg)["benchmarks"][split_folder.name]
+    assert rec["fewshot"]["timings_s"]["fit_and_score"] >= 2.0 > rec["timings_s"]["scoring"]
+    assert set(rec["timings_s"]) == {"images", "spaces", "scoring"}
+
+
+def test_missing_data_locations_are_one_line_errors(tiny_clip_dir, monkeypatch, capsys):
+    for name in ("S3_IMAGENET_SAMPLE", "S3_BENCH_MODEL", "S3_BENCH_IMAGES"):
+        monkeypatch.delenv(name, raising=False)
+    cases = [
+        (["eval", "--benchmarks", "imagenet-sample", "--model", str(tiny_clip_dir)], "S3_IMAGENET_SAMPLE"),
+        (["bench"], "S3_BENCH_MODEL"),
+        (["bench", "--model", str(tiny_clip_dir)], "S3_BENCH_IMAGES"),
+    ]
+    for argv, variable in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and variable in err, err
+        assert "Traceback" not in err
+
+
+def test_imagenet_sample_folder_from_argument_or_variable(tmp_path, monkeypatch):
+    from s3_hf.errors import EvalError
+    from s3_hf.eval import registry
+
+    monkeypatch.delenv("S3_IMAGENET_SAMPLE", raising=False)
+    with pytest.raises(EvalError, match="--imagenet-sample"):
+        registry.resolve("imagenet-sample")
+    assert registry.resolve("imagenet-sample", tmp_path).path == str(tmp_path)
+    monkeypatch.setenv("S3_IMAGENET_SAMPLE", str(tmp_path / "elsewhere"))
+    assert registry.resolve("imagenet-sample").path == str(tmp_path / "elsewhere")
+    with pytest.raises(registry.BenchmarkUnavailable, match=r"holds no classes\.tsv"):
+        registry.load(registry.resolve("imagenet-sample"))
+
+
+def wordnet_synonyms() -> list[str]:
+    """``["wordnet"]``; a missing WordNet skips the test, or fails it where S3_REQUIRE_WORDNET is set (CI)."""
     from s3_hf.errors import WordNetMissingError
     from s3_hf.synonyms import WordNetSource
 
     try:
         WordNetSource()
-        synonyms = ["wordnet"]
-    except WordNetMissingError:
-        synonyms = []
+    except WordNetMissingError as err:
+        if os.environ.get("S3_REQUIRE_WORDNET"):
+            raise
+        pytest.skip(f"WordNet corpus not installed here ({err})")
+    return ["wordnet"]
+
+
+@pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason=f"{IMAGENET_SAMPLE} (the shared imagenet-sample) is absent")
+def test_imagenet_sample_end_to_end(tiny_clip_dir, tmp_path, runner, monkeypatch):
+    synonyms = wordnet_synonyms()
+    monkeypatch.setenv("S3_IMAGENET_SAMPLE", str(IMAGENET_SAMPLE))
     cfg = runner.EvalConfig(
         model=str(tiny_clip_dir),
         benchmarks=["imagenet-sample"],

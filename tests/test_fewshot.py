@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image
 
 from s3_hf.encoding import encode_pixels, pixel_values
 from s3_hf.errors import (
+    ArtifactCorruptError,
     ArtifactNotFoundError,
     ArtifactShapeError,
     FormatVersionError,
@@ -24,18 +26,17 @@ from s3_hf.errors import (
 from s3_hf.fewshot import (
     SSP_CONFIG_NAME,
     SSP_TENSORS_NAME,
+    FitInfo,
     SSPAdapter,
     SSPConfig,
     class_text_vectors,
+    fit_for_space,
     fit_ssp,
     global_and_local,
-    orthonormal_basis,
-    project,
     read_support,
     sample_shots,
-    select_local,
-    validation_split,
 )
+from s3_hf.fewshot.ssp import orthonormal_basis, project, select_local, validation_split
 
 LABELS = list(SYNONYMS)
 
@@ -101,10 +102,10 @@ def test_fitted_subspaces(problem):
     basis = adapter.vision_basis
     assert basis.shape == (64, 10)  # the span of 10 class means
     assert torch.allclose(basis.T @ basis, torch.eye(10), atol=1e-5)
-    assert adapter.info["ranks"]["language"] == [8 * 4] * 10  # 8 shots x top 4 patches, capped at the span
+    assert adapter.info.ranks["language"] == [8 * 4] * 10  # 8 shots x top 4 patches, capped at the span
     assert torch.allclose(adapter.language_text.norm(dim=-1), torch.ones(10))
     capped = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), SSPConfig(vision_rank=3, language_rank=2))
-    assert capped.vision_basis.shape == (64, 3) and capped.info["ranks"]["language"] == [2] * 10
+    assert capped.vision_basis.shape == (64, 3) and capped.info.ranks["language"] == [2] * 10
 
 
 # ------------------------------------------------------------------------------------------------ behaviour
@@ -125,7 +126,7 @@ def test_planted_structure_ssp_beats_zero_shot(problem):
     ssp = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), tau=100.0)
     cache = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), SSPConfig(mode="cache"), tau=100.0)
     acc_zs, acc_cache, acc_ssp = accuracy(zs), accuracy(cache.logits(tg, zs)), accuracy(ssp.logits(tg, zs))
-    assert ssp.info["tuned"] and cache.info["gamma"] == 0.0
+    assert ssp.info.tuned and cache.info.gamma == 0.0
     assert acc_ssp > acc_zs + 0.15, (acc_zs, acc_ssp)
     assert acc_ssp > acc_cache, (acc_cache, acc_ssp)  # the vision projection removes the background directions
 
@@ -134,7 +135,7 @@ def test_language_projection_moves_text_towards_the_images(problem):
     text, (sg, sl, sy), (tg, _, ty) = problem
     cfg = SSPConfig(alpha=0.0, beta=1.0, gamma=1.0, lam=0.1, language_rank=1)
     adapter = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), cfg)
-    assert not adapter.info["tuned"]  # everything fixed: nothing to tune
+    assert not adapter.info.tuned  # everything fixed: nothing to tune
     lang_acc = ((tg @ adapter.language_text.T).argmax(-1) == ty).float().mean().item()
     assert lang_acc > ((tg @ text.T).argmax(-1) == ty).float().mean().item() + 0.15
 
@@ -148,7 +149,7 @@ def test_validation_split_is_disjoint_and_per_class():
     # tuning sees only support images: a 1-shot support set has no validation split and keeps the defaults
     text = F.normalize(torch.randn(3, 8), dim=-1)
     one = fit_ssp(text, text[:, None].repeat(1, 4, 1), [0, 1, 2], text, lambda v: v @ text.T, names(3))
-    assert not one.info["tuned"] and one.info["validation_images"] == 0
+    assert not one.info.tuned and one.info.validation_images == 0
 
 
 def test_errors(problem):
@@ -177,7 +178,7 @@ def test_adapter_round_trip_beside_a_space(problem, small_space, tmp_path):
     loaded = SSPAdapter.from_pretrained(folder)
     zs = tg @ text.T
     assert torch.equal(loaded.logits(tg, zs), adapter.logits(tg, zs))
-    assert loaded.labels == adapter.labels and loaded.info == json.loads(json.dumps(adapter.info))
+    assert loaded.labels == adapter.labels and loaded.info == adapter.info
     type(small_space).from_pretrained(folder)  # the space beside it still loads
 
     empty = fit_ssp(torch.empty(0, 64), torch.empty(0, 4, 64), [], text, lambda v: v @ text.T, names(10))
@@ -201,6 +202,73 @@ def test_adapter_file_errors(problem, tmp_path):
     (folder / SSP_TENSORS_NAME).write_bytes((folder / SSP_TENSORS_NAME).read_bytes()[:100])
     with pytest.raises(Exception, match="cannot be read"):
         SSPAdapter.from_pretrained(folder)
+
+
+def test_fit_info_is_typed_and_saved_with_the_same_keys(problem, small_space, tmp_path):
+    text, (sg, sl, sy), _ = problem
+    adapter = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10))
+    info = adapter.info
+    assert isinstance(info, FitInfo) and info.embedding_dim == 64 and info.shots == [8] * 10
+    assert info.tuned and info.validation_images == 20 and 0.0 <= info.validation_accuracy <= 1.0
+    assert info.base_model is None and info.zero_shot_metric is None  # fitted on raw features: unknown
+    saved = json.loads((adapter.save_pretrained(tmp_path / "a") / SSP_CONFIG_NAME).read_text())["info"]
+    assert set(saved) == {
+        "embedding_dim",
+        "shots",
+        "alpha",
+        "beta",
+        "gamma",
+        "tuned",
+        "validation_images",
+        "validation_accuracy",
+        "validation_zero_shot_accuracy",
+        "ranks",
+    }
+    empty = fit_ssp(torch.empty(0, 64), torch.empty(0, 4, 64), [], text, lambda v: v @ text.T, names(10))
+    assert empty.info.to_dict() == {
+        "embedding_dim": 64,
+        "shots": [0] * 10,
+        "alpha": 0.0,
+        "beta": 0.0,
+        "gamma": 0.0,
+        "tuned": False,
+    }
+    with pytest.raises(InvalidConfigError, match="extra_info"):
+        fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10), extra_info={"note": "x"})
+
+    d = small_space.tensors.points.shape[1]
+    glob = F.normalize(torch.randn(3, d), dim=-1)
+    on_space = fit_for_space(small_space, [0, 1, 2], glob, glob[:, None].repeat(1, 4, 1), [0, 1, 2], "global_center")
+    assert on_space.info.base_model == small_space.config.base_model
+    assert on_space.info.zero_shot_metric == "global_center" and on_space.info.text_vector == "global_center"
+    on_space.save_pretrained(tmp_path / "s")
+    assert SSPAdapter.from_pretrained(tmp_path / "s").info == on_space.info
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda meta: meta.__setitem__("info", [1, 2]), "expected a JSON object"),
+        (lambda meta: meta["info"].pop("alpha"), r"lacks the keys \['alpha'\]"),
+        (lambda meta: meta["info"].__setitem__("alpha", "high"), "'alpha' must be a number"),
+        (lambda meta: meta["info"].__setitem__("tuned", 1), "'tuned' must be true or false"),
+        (lambda meta: meta["info"].__setitem__("shots", [8, "8"]), "'shots' must be a list of integers"),
+        (lambda meta: meta["info"].__setitem__("embedding_dim", 0), "'embedding_dim' must be a positive integer"),
+        (lambda meta: meta["info"].__setitem__("base_model", 7), "'base_model' must be a string or null"),
+        (lambda meta: meta["info"].__setitem__("ranks", [3]), "'ranks' must be an object or null"),
+        (lambda meta: meta.__setitem__("labels", "cat"), "'labels' must be a non-empty list of strings"),
+        (lambda meta: meta.pop("language_term"), "'language_term' must be true or false"),
+    ],
+)
+def test_malformed_fit_info(problem, tmp_path, edit, match):
+    text, (sg, sl, sy), _ = problem
+    folder = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10)).save_pretrained(tmp_path / "a")
+    meta = json.loads((folder / SSP_CONFIG_NAME).read_text())
+    edit(meta)
+    (folder / SSP_CONFIG_NAME).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactCorruptError, match=match) as err:
+        SSPAdapter.from_pretrained(folder)
+    assert "Refit the adapter" in str(err.value)
 
 
 # ------------------------------------------------------------------------------------------------ support sets
@@ -271,25 +339,28 @@ def test_pipeline_support(s3_pipe, photos, tmp_path):
     out = s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=support, fewshot=fixed)
     assert out != base
     # the pipeline's scores are softmax(tau * (S^3 score + alpha cache + gamma language)) of the fitted adapter
-    space = s3_pipe.get_space(LABELS, SYNONYMS)[0]
-    adapter = s3_pipe.get_adapter(space, [0, 1, 2], support, "local_center", fewshot=fixed)
-    assert adapter.info["shots"] == [2, 2, 1] and adapter.alpha == 0.5
+    selection = s3_pipe.engine.space(candidate_labels=LABELS, synonyms=SYNONYMS)
+    space = selection.space
+    adapter = s3_pipe.engine.adapter(selection, support, "local_center", 3, SSPConfig(**fixed))
+    assert adapter.info.shots == [2, 2, 1] and adapter.alpha == 0.5
     v = encode_pixels(s3_pipe.model, pixel_values(s3_pipe.image_processor, [Image.open(image).convert("RGB")]))
     logits = s3_pipe.model.logit_scale.exp() * adapter.logits(v, score(v, space.scoring_state(), "local_center"))
     expected = dict(zip(LABELS, logits.softmax(-1)[0].tolist(), strict=True))
     assert {r["label"]: r["score"] for r in out} == pytest.approx(expected, abs=1e-6)
     # support images are encoded once per support set: the same adapter serves the next call
-    assert s3_pipe.get_adapter(space, [0, 1, 2], support, "local_center", fewshot=fixed) is adapter
+    assert s3_pipe.engine.adapter(selection, support, "local_center", 3, SSPConfig(**fixed)) is adapter
     adapter.save_pretrained(tmp_path / "adapter")
     again = s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=str(tmp_path / "adapter"))
     assert again == out
-    tuned = s3_pipe.get_adapter(space, [0, 1, 2], support, "local_center")
-    assert tuned.info["tuned"] and tuned.info["validation_images"] == 2  # one each of cat and dog
+    tuned = s3_pipe.engine.adapter(selection, support, "local_center", 3)
+    assert tuned.info.tuned and tuned.info.validation_images == 2  # one each of cat and dog
     with pytest.raises(InvalidLabelsError, match="fitted for classes"):
         s3_pipe(image, candidate_labels=LABELS[:2], support=adapter)
     with pytest.raises(InvalidLabelsError, match="no image of"):
         s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=support[:1])
-    other = SSPAdapter(adapter.labels, adapter.config, {**adapter.info, "base_model": "org/other-clip"}, adapter._terms)
+    other = SSPAdapter(
+        adapter.labels, adapter.config, replace(adapter.info, base_model="org/other-clip"), adapter._terms
+    )
     with pytest.raises(ModelMismatchError, match="other-clip"):
         s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS, support=other)
     with pytest.raises(InvalidConfigError, match="support"):

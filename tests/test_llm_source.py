@@ -39,7 +39,7 @@ def test_transformers_backend_with_garbage_output_falls_back(tmp_path, caplog, t
     assert src.provenance()["name"] == "transformers" and src.provenance()["do_sample"] is False
     # the run's output builds a space (fallback labels are label-only)
     space = build_synonym_space(*tiny_model, labels, src)
-    assert space.labels == labels and space.classes[0]["source"]["name"] == "transformers"
+    assert space.labels == labels and space.classes[0].source["name"] == "transformers"
 
 
 class CountingSource(LLMSource):

@@ -50,9 +50,30 @@ def test_output_shape(s3_pipe, photos):
 
 
 def test_synonyms_change_scores(s3_pipe, photos):
-    plain = as_dict(s3_pipe(str(photos[0]), candidate_labels=LABELS))
-    with_syn = as_dict(s3_pipe(str(photos[0]), candidate_labels=LABELS, synonyms=SYNONYMS))
-    assert plain != with_syn
+    """With synonyms the scores are softmax(tau * local_center score) of the space built from them, computed here
+    step by step; they differ from the label-only scores exactly for the classes that have synonyms."""
+    from s3_hf import build_synonym_space
+    from s3_hf.encoding import encode_pixels, pixel_values
+    from s3_hf.metrics import score
+
+    image = Image.open(photos[0]).convert("RGB")
+    plain = as_dict(s3_pipe(image, candidate_labels=LABELS))
+    with_syn = as_dict(s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS))
+    v = encode_pixels(s3_pipe.model, pixel_values(s3_pipe.image_processor, [image]))
+    tau = s3_pipe.model.logit_scale.exp()
+    expected = {}
+    for name, synonyms in (("plain", None), ("with_syn", SYNONYMS)):
+        space = build_synonym_space(s3_pipe.model, s3_pipe.tokenizer, LABELS, synonyms)
+        scores = score(v, space.scoring_state(), "local_center")
+        expected[name] = dict(zip(LABELS, (tau * scores).softmax(-1)[0].tolist(), strict=True))
+        logits = dict(zip(LABELS, scores[0].tolist(), strict=True))
+        if synonyms is not None:
+            label_only = build_synonym_space(s3_pipe.model, s3_pipe.tokenizer, LABELS).scoring_state()
+            base = dict(zip(LABELS, score(v, label_only, "local_center")[0].tolist(), strict=True))
+            changed = {lab for lab in LABELS if abs(logits[lab] - base[lab]) > 1e-6}
+            assert changed == set(SYNONYMS) & set(LABELS)  # cat, dog, airplane have synonyms; the others do not
+    assert plain == pytest.approx(expected["plain"], abs=1e-6)
+    assert with_syn == pytest.approx(expected["with_syn"], abs=1e-6)
 
 
 def test_batch_sizes_agree(s3_pipe, photos):
@@ -212,7 +233,7 @@ def test_rejects_non_clip_models():
 
 
 def test_space_cache_is_bounded(tiny_clip_dir, photos):
-    from s3_hf.pipeline import MAX_CACHED_SPACES
+    from s3_hf.engine import MAX_CACHED as MAX_CACHED_SPACES
 
     pipe = pipeline(s3_hf.TASK, model=str(tiny_clip_dir))
     calls = []

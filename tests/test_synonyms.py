@@ -8,7 +8,9 @@ import logging
 import pytest
 
 from s3_hf.errors import SynonymsError
+from s3_hf.records import ConceptRecord
 from s3_hf.synonyms import LabelOnlySource, StaticSource, SynonymSource, clean_concepts, resolve_source
+from s3_hf.synonyms.base import clean_concepts_with_drops
 
 
 def test_clean_concepts():
@@ -22,6 +24,25 @@ def test_clean_concepts():
 
 def test_clean_concepts_caps_the_count():
     assert clean_concepts("x", [f"s{i}" for i in range(30)], max_concepts=3) == ["x", "s0", "s1", "s2"]
+
+
+def test_clean_concepts_records_every_drop():
+    raw = ["  kitty ", "Kitty", "CAT", "", "house   cat", "dog", "a very long name with six words", "tabby", "puss"]
+    kept, dropped = clean_concepts_with_drops("cat", raw, max_concepts=3, other_labels=["cat", "dog"])
+    assert kept == clean_concepts("cat", raw, max_concepts=3, other_labels=["cat", "dog"])
+    assert kept == ["cat", "kitty", "house cat", "tabby"]
+    assert dropped == [
+        ConceptRecord.dropped("Kitty", "duplicate", "duplicate of 'kitty'"),
+        ConceptRecord.dropped("CAT", "duplicate", "duplicate of the label"),
+        ConceptRecord.dropped("dog", "other_label", "the label of another class ('dog')"),
+        ConceptRecord.dropped("a very long name with six words", "too_long", "longer than 5 words"),
+        ConceptRecord.dropped("puss", "limit", "over the limit of 3 synonyms"),
+    ]  # blank candidates are not concepts: nothing to record
+    assert clean_concepts_with_drops("x", ["a", "b", "b", "A"], max_concepts=1)[1] == [
+        ConceptRecord.dropped("b", "limit", "over the limit of 1 synonyms"),
+        ConceptRecord.dropped("b", "duplicate", "duplicate of 'b'"),
+        ConceptRecord.dropped("A", "duplicate", "duplicate of 'a'"),
+    ]
 
 
 def test_clean_concepts_warns(caplog):
@@ -73,5 +94,5 @@ def test_build_rejects_unknown_labels_in_a_file(tiny_model, tmp_path):
 
 def test_build_records_provenance(small_space):
     rec = small_space.classes[0]
-    assert rec["source"]["name"] == "static" and "built" in rec["source"]
-    assert rec["concepts"][0] == {"text": "cat", "kept": True}
+    assert rec.source["name"] == "static" and "built" in rec.source
+    assert rec.concepts[0].to_dict() == {"text": "cat", "kept": True}

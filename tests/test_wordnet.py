@@ -95,7 +95,7 @@ def test_imagenet_1k_synonyms_build(wn, tmp_path, tiny_model):
     path = write_synonyms_file(tmp_path / "imagenet.yaml", syn, src.provenance())
     assert syn["tench"] == ["Tinca tinca"]
     space = build_synonym_space(*tiny_model, labels, path)
-    assert space.num_classes == 1000 and space.classes[0]["source"]["generated_by"]["name"] == "wordnet"
+    assert space.num_classes == 1000 and space.classes[0].source["generated_by"]["name"] == "wordnet"
     assert Path(path).stat().st_size > 10_000
 
 

@@ -1,24 +1,14 @@
 """Few-shot classification on top of S^3: SSP and its Tip-Adapter-style cache, training-free."""
 
 from .features import encode_support_images, global_and_local
-from .ssp import (
-    SSP_CONFIG_NAME,
-    SSP_TENSORS_NAME,
-    SSPAdapter,
-    SSPConfig,
-    fit_ssp,
-    orthonormal_basis,
-    project,
-    select_local,
-    validation_split,
-)
+from .ssp import SSP_CONFIG_NAME, SSP_TENSORS_NAME, FitInfo, SSPAdapter, SSPConfig, fit_ssp
 from .support import read_support, sample_shots
-from .text import TEXT_VECTORS, class_text_vectors, fit_for_space
+from .text import class_text_vectors, fit_for_space
 
 __all__ = [
     "SSP_CONFIG_NAME",
     "SSP_TENSORS_NAME",
-    "TEXT_VECTORS",
+    "FitInfo",
     "SSPAdapter",
     "SSPConfig",
     "class_text_vectors",
@@ -26,10 +16,6 @@ __all__ = [
     "fit_for_space",
     "fit_ssp",
     "global_and_local",
-    "orthonormal_basis",
-    "project",
     "read_support",
     "sample_shots",
-    "select_local",
-    "validation_split",
 ]

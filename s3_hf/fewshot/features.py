@@ -41,3 +41,8 @@ def encode_support_images(
         dim = model.config.projection_dim
         return torch.empty(0, dim), torch.empty(0, 0, dim)
     return torch.cat(glob), torch.cat(local)
+
+__all__ = [
+    "encode_support_images",
+    "global_and_local",
+]

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,8 @@ from ..errors import (
     InvalidConfigError,
     InvalidLabelsError,
 )
+from ..fileio import write_files
+from ..hub import download, upload
 
 SSP_FORMAT_VERSION = 1
 SSP_CONFIG_NAME = "ssp_config.json"
@@ -106,6 +107,81 @@ class SSPConfig:
         if unknown:
             raise InvalidConfigError(f"Unknown few-shot options {sorted(unknown)}; known: {sorted(known)}.")
         return cls(**data)  # __post_init__ validates and turns grids (JSON lists) into tuples
+
+
+PROVENANCE_KEYS = ("base_model", "zero_shot_metric", "text_vector")
+
+
+def _refit(where: str, msg: str) -> ArtifactCorruptError:
+    return ArtifactCorruptError(f"{where}: {msg}. Refit the adapter (`s3 fewshot`) to write it again.")
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """What fitting an adapter chose and saw, saved as ``info`` in ``ssp_config.json``.
+
+    ``alpha``/``beta``/``gamma`` are the weights in use; ``tuned`` says whether they were chosen on a validation
+    split of ``validation_images`` support images (then ``validation_accuracy`` is the adapter's accuracy on it
+    and ``validation_zero_shot_accuracy`` the zero-shot one). ``shots`` counts support images per class, ``ranks``
+    holds the ``vision`` and per-class ``language`` subspace ranks. ``base_model``, ``zero_shot_metric`` and
+    ``text_vector`` say what the adapter was fitted on top of (``None`` when unknown, e.g. fitted on raw
+    features with :func:`fit_ssp`). Fields that are ``None`` are left out of the saved file.
+    """
+
+    embedding_dim: int
+    shots: list[int]
+    alpha: float
+    beta: float
+    gamma: float
+    tuned: bool
+    validation_images: int | None = None
+    validation_accuracy: float | None = None
+    validation_zero_shot_accuracy: float | None = None
+    ranks: dict[str, Any] | None = None
+    base_model: str | None = None
+    zero_shot_metric: str | None = None
+    text_vector: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "few-shot adapter info") -> FitInfo:
+        """Validate and convert the ``info`` of an ``ssp_config.json``; unknown keys are ignored."""
+        if not isinstance(data, Mapping):
+            raise _refit(where, f"expected a JSON object, got {type(data).__name__}")
+        missing = [k for k in ("embedding_dim", "shots", "alpha", "beta", "gamma", "tuned") if k not in data]
+        if missing:
+            raise _refit(where, f"lacks the keys {missing}")
+        dim, shots = data["embedding_dim"], data["shots"]
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+            raise _refit(where, f"'embedding_dim' must be a positive integer, got {dim!r}")
+        if not isinstance(shots, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in shots):
+            raise _refit(where, f"'shots' must be a list of integers, got {shots!r}")
+        for key in ("alpha", "beta", "gamma"):
+            if not _number(data[key]):
+                raise _refit(where, f"{key!r} must be a number, got {data[key]!r}")
+        if not isinstance(data["tuned"], bool):
+            raise _refit(where, f"'tuned' must be true or false, got {data['tuned']!r}")
+        optional: dict[str, tuple[Callable[[Any], bool], str]] = {
+            "validation_images": (lambda x: isinstance(x, int) and not isinstance(x, bool), "an integer"),
+            "validation_accuracy": (_number, "a number"),
+            "validation_zero_shot_accuracy": (_number, "a number"),
+            "ranks": (lambda x: isinstance(x, dict), "an object"),
+            **{k: ((lambda x: isinstance(x, str)), "a string") for k in PROVENANCE_KEYS},
+        }
+        for key, (ok, what) in optional.items():
+            value = data.get(key)
+            if value is not None and not ok(value):
+                raise _refit(where, f"{key!r} must be {what} or null, got {value!r}")
+        floats = ("alpha", "beta", "gamma", "validation_accuracy", "validation_zero_shot_accuracy")
+        values = {f.name: data.get(f.name) for f in fields(cls)}
+        values.update({k: float(values[k]) for k in floats if values[k] is not None})
+        return cls(**values)
 
 
 # ---------------------------------------------------------------------------------------------- geometry
@@ -263,10 +339,12 @@ class SSPAdapter:
     CLIP's ``τ``); with no support images it returns ``zero_shot_scores`` itself.
     """
 
-    def __init__(self, labels: Sequence[str], config: SSPConfig, info: dict[str, Any], terms: _Terms | None) -> None:
+    def __init__(
+        self, labels: Sequence[str], config: SSPConfig, info: FitInfo | Mapping[str, Any], terms: _Terms | None
+    ) -> None:
         self.labels = list(labels)
         self.config = config
-        self.info = info  # chosen alpha/beta/gamma, tuning record, shots, base model, text vector kind
+        self.info = info if isinstance(info, FitInfo) else FitInfo.from_dict(info)
         self._terms = terms
         self._keys: torch.Tensor | None = None
 
@@ -280,15 +358,15 @@ class SSPAdapter:
 
     @property
     def alpha(self) -> float:
-        return float(self.info["alpha"])
+        return float(self.info.alpha)
 
     @property
     def beta(self) -> float:
-        return float(self.info["beta"])
+        return float(self.info.beta)
 
     @property
     def gamma(self) -> float:
-        return float(self.info["gamma"])
+        return float(self.info.gamma)
 
     @property
     def vision_basis(self) -> torch.Tensor | None:
@@ -319,10 +397,8 @@ class SSPAdapter:
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``ssp_config.json`` and ``ssp_state.safetensors`` into ``save_directory`` (e.g. beside a synonym
         space's files). Both are written to temporary names first and only then moved into place."""
-        target = Path(save_directory)
-        target.mkdir(parents=True, exist_ok=True)
         t = self._terms
-        dim = int(self.info["embedding_dim"])
+        dim = self.info.embedding_dim
         tensors = {
             "vision_basis": torch.zeros(dim, 0) if t is None or t.vision_basis is None else t.vision_basis,
             "keys": torch.zeros(0, dim) if t is None else t.keys,
@@ -333,27 +409,18 @@ class SSPAdapter:
             "format_version": SSP_FORMAT_VERSION,
             "labels": self.labels,
             "config": asdict(self.config),
-            "info": self.info,
+            "info": self.info.to_dict(),
             "vision_projection": t is not None and t.vision_basis is not None,
             "language_term": t is not None and t.language_text is not None,
         }
-        written = []
-        try:
-            for name, write in (
-                (SSP_TENSORS_NAME, lambda p: save_file({k: v.contiguous() for k, v in tensors.items()}, p)),
-                (SSP_CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(meta, indent=2) + "\n")),
-            ):
-                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target)
-                os.close(fd)
-                written.append((tmp, target / name))
-                write(tmp)
-            for tmp, final in written:
-                os.replace(tmp, final)
-        except BaseException:
-            for tmp, _ in written:
-                Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        contiguous = {k: v.contiguous() for k, v in tensors.items()}
+        return write_files(
+            save_directory,
+            {
+                SSP_TENSORS_NAME: lambda p: save_file(contiguous, str(p)),
+                SSP_CONFIG_NAME: lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"),
+            },
+        )
 
     def push_to_hub(
         self,
@@ -366,9 +433,7 @@ class SSPAdapter:
     ) -> str:
         """Upload the adapter's two files to ``repo_id`` (typically the repo of the synonym space it was fitted on,
         where they sit beside the space's files) in one commit."""
-        from ..artifact import upload_to_hub
-
-        return upload_to_hub(
+        return upload(
             repo_id,
             lambda tmp, _: self.save_pretrained(tmp),
             token=token,
@@ -392,11 +457,14 @@ class SSPAdapter:
         (never unpickles)."""
         folder = Path(name_or_path)
         if not folder.is_dir():
-            from ..artifact import download
-
-            names = (SSP_CONFIG_NAME, SSP_TENSORS_NAME)
             folder = download(
-                str(name_or_path), revision, cache_dir, local_files_only, token, False, names, (), "few-shot adapter"
+                str(name_or_path),
+                (SSP_CONFIG_NAME, SSP_TENSORS_NAME),
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                token=token,
+                what="few-shot adapter",
             )
         for name in (SSP_CONFIG_NAME, SSP_TENSORS_NAME):
             if not (folder / name).is_file():
@@ -411,9 +479,19 @@ class SSPAdapter:
                 f"{folder / SSP_CONFIG_NAME} has format version {meta.get('format_version')!r}; this s3-hf reads "
                 f"version {SSP_FORMAT_VERSION}. Upgrade s3-hf or refit the adapter."
             )
-        labels, info = meta["labels"], meta["info"]
+        where = str(folder / SSP_CONFIG_NAME)
+        if not isinstance(meta, dict):
+            raise _refit(where, "expected a JSON object")
+        labels, info = meta.get("labels"), FitInfo.from_dict(meta.get("info"), f"{where} info")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            raise _refit(where, f"'labels' must be a non-empty list of strings, got {labels!r}")
+        if not isinstance(meta.get("config"), dict):
+            raise _refit(where, "'config' must be an object of SSPConfig options")
+        for key in ("vision_projection", "language_term"):
+            if not isinstance(meta.get(key), bool):
+                raise _refit(where, f"{key!r} must be true or false, got {meta.get(key)!r}")
         config = SSPConfig.from_dict(meta["config"])
-        dim, num_classes, n = int(info["embedding_dim"]), len(labels), raw["keys"].shape[0]
+        dim, num_classes, n = info.embedding_dim, len(labels), raw["keys"].shape[0]
         expected = {
             "vision_basis": (dim, raw["vision_basis"].shape[1]),
             "keys": (n, dim),
@@ -434,7 +512,7 @@ class SSPAdapter:
             raw["key_labels"],
             raw["language_text"] if meta["language_term"] else None,
             num_classes,
-            info.get("ranks", {}),
+            info.ranks or {},
         )
         return cls(labels, config, info, terms)
 
@@ -448,23 +526,46 @@ def fit_ssp(
     class_names: Sequence[str],
     config: SSPConfig | None = None,
     tau: float = 100.0,
-    extra_info: dict[str, Any] | None = None,
+    extra_info: Mapping[str, str | None] | None = None,
 ) -> SSPAdapter:
-    """Fit SSP on support features.
+    """Fit SSP (or the cache alone) on the features of a labelled support set; see the module docstring and the
+    README, section Few-shot (SSP), for the method.
 
-    ``glob`` ``(N, D)`` and ``local`` ``(N, P, D)`` unit features of the support images, ``labels`` their class
-    indices into ``class_names``, ``text`` ``(C, D)`` one unit text vector per class, ``zero_shot`` maps ``(B, D)``
-    image embeddings to their ``(B, C)`` zero-shot scores (used to tune α, β, γ), ``tau`` CLIP's temperature.
-    An empty support set gives an adapter that returns the zero-shot scores unchanged.
+    Args:
+        glob: ``(N, D)`` unit global features (CLIP image embeddings) of the support images.
+        local: ``(N, P, D)`` unit local (patch) features of the same images.
+        labels: ``(N,)`` class index of each support image, into ``class_names``. Every class needs at least one
+            image, or the whole support set must be empty.
+        text: ``(C, D)`` one text vector per class (normalised here), e.g. its S^3 global centre.
+        zero_shot: maps ``(B, D)`` image embeddings to their ``(B, C)`` zero-shot scores (cosine scale); used to
+            tune α, β, γ on the validation split.
+        class_names: the ``C`` class labels, in the order of ``text``'s rows.
+        config: the SSP options; ``None`` for the defaults.
+        tau: CLIP's logit scale, the temperature of the tuning loss.
+        extra_info: what the adapter is fitted on top of, recorded in its :class:`FitInfo`: any of
+            ``base_model``, ``zero_shot_metric`` and ``text_vector``.
+
+    Returns:
+        The fitted :class:`SSPAdapter`; with an empty support set, one that returns the zero-shot scores
+        unchanged.
+
+    Raises:
+        InvalidConfigError: shapes disagree, or ``extra_info`` has other keys.
+        InvalidLabelsError: a label is out of range, or a class has no support image.
     """
     cfg = config or SSPConfig()
     labels = torch.as_tensor(labels, dtype=torch.int64)
     num_classes = len(class_names)
     if text.shape[0] != num_classes:
         raise InvalidConfigError(f"{text.shape[0]} text vectors for {num_classes} classes.")
-    info: dict[str, Any] = {"embedding_dim": int(text.shape[1]), "shots": [0] * num_classes, **(extra_info or {})}
+    provenance = dict(extra_info or {})
+    unknown = sorted(set(provenance) - set(PROVENANCE_KEYS))
+    if unknown:
+        raise InvalidConfigError(f"Unknown extra_info keys {unknown}; fit_ssp records only {list(PROVENANCE_KEYS)}.")
+    dim = int(text.shape[1])
     if labels.numel() == 0:
-        return SSPAdapter(class_names, cfg, {**info, "alpha": 0.0, "beta": 0.0, "gamma": 0.0, "tuned": False}, None)
+        empty = FitInfo(dim, [0] * num_classes, 0.0, 0.0, 0.0, False, **provenance)
+        return SSPAdapter(class_names, cfg, empty, None)
     if glob.shape[0] != labels.shape[0] or local.shape[0] != labels.shape[0]:
         raise InvalidConfigError(f"{glob.shape[0]} global / {local.shape[0]} local features for {len(labels)} labels.")
     if labels.min() < 0 or labels.max() >= num_classes:
@@ -478,6 +579,21 @@ def fit_ssp(
         )
     glob, local, text = glob.float(), local.float(), F.normalize(text.float(), dim=-1)
     chosen = _tune(glob, local, labels, text, zero_shot, cfg, tau)
+    chosen.update({k: float(chosen[k]) for k in ("alpha", "beta", "gamma")})
     terms = _fit_terms(glob, local, labels, text, cfg)
-    info.update(chosen, shots=shots.tolist(), ranks=terms.ranks)
+    info = FitInfo(embedding_dim=dim, shots=shots.tolist(), ranks=terms.ranks, **chosen, **provenance)
     return SSPAdapter(class_names, cfg, info, terms)
+
+__all__ = [
+    "ALPHA_GRID",
+    "BETA_GRID",
+    "GAMMA_GRID",
+    "MODES",
+    "SSP_CONFIG_NAME",
+    "SSP_FORMAT_VERSION",
+    "SSP_TENSORS_NAME",
+    "FitInfo",
+    "SSPAdapter",
+    "SSPConfig",
+    "fit_ssp",
+]

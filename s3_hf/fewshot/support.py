@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
+from ..encoding import is_image_file
 from ..errors import InvalidLabelsError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 IMAGE_COLUMNS = ("image", "img", "jpg", "png", "webp")
 LABEL_COLUMNS = ("label", "labels", "cls", "class")
 
@@ -34,7 +34,7 @@ def _from_folder(root: Path, class_names: Sequence[str]) -> tuple[list[Any], lis
     images, names = [], []
     for sub in sorted(d for d in root.iterdir() if d.is_dir()):
         for f in sorted(sub.iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
+            if is_image_file(f):
                 images.append(str(f))
                 names.append(sub.name)
     if not images:
@@ -102,3 +102,10 @@ def sample_shots(labels: Sequence[int], shots: int, seed: int) -> list[int]:
         idx = torch.nonzero(labels_t == c).flatten()
         chosen.append(idx[torch.randperm(len(idx), generator=gen)[:shots]])
     return sorted(torch.cat(chosen).tolist()) if chosen else []
+
+__all__ = [
+    "IMAGE_COLUMNS",
+    "LABEL_COLUMNS",
+    "read_support",
+    "sample_shots",
+]

@@ -10,9 +10,8 @@ import torch
 from ..artifact import SynonymSpace
 from ..errors import InvalidConfigError
 from ..metrics import score
+from ..options import TEXT_VECTORS
 from .ssp import SSPAdapter, SSPConfig, fit_ssp
-
-TEXT_VECTORS = ("global_center", "label")
 
 
 def class_text_vectors(space: SynonymSpace, index: Sequence[int], kind: str = "global_center") -> torch.Tensor:
@@ -39,8 +38,25 @@ def fit_for_space(
     config: SSPConfig | None = None,
     text_vector: str = "global_center",
 ) -> SSPAdapter:
-    """Fit SSP for the classes ``index`` of ``space`` on top of its ``metric`` scores. ``labels`` index into
-    ``index`` (position ``j`` is class ``space.labels[index[j]]``)."""
+    """Fit SSP for some classes of a synonym space, on top of its zero-shot scores.
+
+    Args:
+        space: the synonym space whose scores the adapter adds to.
+        index: the classes to fit for, as indices into ``space.labels`` (in the adapter's class order).
+        glob: ``(N, D)`` unit global features of the support images, from the space's base model.
+        local: ``(N, P, D)`` unit local (patch) features of the same images.
+        labels: ``(N,)`` class of each support image as a position in ``index`` (position ``j`` is class
+            ``space.labels[index[j]]``).
+        metric: the point-to-space metric of the zero-shot scores the adapter is tuned on top of.
+        k: ``k`` of the ``local_center_knn`` metric.
+        tau: CLIP's logit scale, the temperature of the tuning loss.
+        config: the SSP options; ``None`` for the defaults.
+        text_vector: each class's text vector, one of ``TEXT_VECTORS``: its S^3 global centre or its label.
+
+    Returns:
+        The fitted :class:`SSPAdapter`; its ``info`` records the space's base model, ``metric`` and
+        ``text_vector``.
+    """
     state = space.scoring_state()
     cols = torch.as_tensor(list(index), dtype=torch.int64)
 
@@ -63,3 +79,8 @@ def fit_for_space(
         tau=tau,
         extra_info=info,
     )
+
+__all__ = [
+    "class_text_vectors",
+    "fit_for_space",
+]

@@ -1,4 +1,5 @@
-"""The synonym-source protocol and the cleaning every source's output goes through (DESIGN §2 step 1)."""
+"""The synonym-source protocol and the cleaning every source's output goes through (see the README, section
+Method, step 1)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from ..options import MAX_CONCEPTS
+from ..records import ConceptRecord
+
 logger = logging.getLogger(__name__)
 
-MAX_CONCEPTS = 10
 MAX_WORDS = 5
 
 
@@ -42,23 +45,63 @@ def clean_concepts(
     """``[label, *synonyms]``: stripped, de-duplicated case-insensitively, at most ``max_concepts`` synonyms.
 
     Concepts longer than five words or equal to another class's label are dropped with a warning.
+    :func:`clean_concepts_with_drops` also returns what was dropped and why.
     """
-    seen = {label.casefold()}
-    others = {o.casefold() for o in other_labels} - seen
+    return clean_concepts_with_drops(label, concepts, max_concepts, other_labels)[0]
+
+
+def clean_concepts_with_drops(
+    label: str,
+    concepts: Iterable[str],
+    max_concepts: int = MAX_CONCEPTS,
+    other_labels: Iterable[str] = (),
+) -> tuple[list[str], list[ConceptRecord]]:
+    """:func:`clean_concepts` and the concepts it dropped, each with its kind and reason.
+
+    Args:
+        label: the class label, always the first concept.
+        concepts: candidate synonyms from a source.
+        max_concepts: at most this many synonyms are kept; later ones are dropped (kind ``"limit"``).
+        other_labels: the labels of all classes; a synonym equal to another one is dropped (``"other_label"``).
+
+    Returns:
+        ``([label, *synonyms], dropped)``. Blank candidates are skipped without a record; every other dropped
+        candidate is a :class:`~s3_hf.records.ConceptRecord` of kind ``"duplicate"`` (case-insensitively equal
+        to the label or an earlier concept), ``"other_label"``, ``"too_long"`` (more than :data:`MAX_WORDS`
+        words) or ``"limit"``, in input order.
+    """
+    seen = {label.casefold(): label}
+    others = {o.casefold(): o for o in other_labels if o.casefold() not in seen}
     out = [label]
+    dropped: list[ConceptRecord] = []
     for raw in concepts:
         text = normalise(raw)
         key = text.casefold()
-        if not text or key in seen:
+        if not text:
+            continue
+        if key in seen:
+            what = "the label" if seen[key] == label and key == label.casefold() else repr(seen[key])
+            dropped.append(ConceptRecord.dropped(text, "duplicate", f"duplicate of {what}"))
             continue
         if key in others:
             logger.warning("Dropping synonym %r of %r: it is the label of another class.", text, label)
+            dropped.append(ConceptRecord.dropped(text, "other_label", f"the label of another class ({others[key]!r})"))
             continue
         if len(text.split()) > MAX_WORDS:
             logger.warning("Dropping synonym %r of %r: longer than %d words.", text, label, MAX_WORDS)
+            dropped.append(ConceptRecord.dropped(text, "too_long", f"longer than {MAX_WORDS} words"))
             continue
-        seen.add(key)
-        out.append(text)
+        seen[key] = text
         if len(out) > max_concepts:
-            break
-    return out
+            dropped.append(ConceptRecord.dropped(text, "limit", f"over the limit of {max_concepts} synonyms"))
+            continue
+        out.append(text)
+    return out, dropped
+
+__all__ = [
+    "MAX_WORDS",
+    "SynonymSource",
+    "clean_concepts",
+    "clean_concepts_with_drops",
+    "normalise",
+]

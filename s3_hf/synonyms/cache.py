@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..fileio import write_json
 
 
 def default_cache_dir() -> Path:
@@ -37,9 +38,9 @@ class SynonymCache:
             return None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(value, f, ensure_ascii=False)
-        os.replace(tmp, path)
+        write_json(self._path(key), value, indent=None)
+
+__all__ = [
+    "SynonymCache",
+    "default_cache_dir",
+]

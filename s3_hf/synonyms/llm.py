@@ -175,20 +175,16 @@ class TransformersChatSource(LLMSource):
         }
 
     def _load(self) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from ..errors import ModelLoadError
+        from ..models import load_chat_model
 
-        try:
-            if self._model is None:
-                self._model = AutoModelForCausalLM.from_pretrained(
-                    self.model_ref, revision=self.revision, dtype=self.dtype
-                )
-            if self.tokenizer is None:
-                self.tokenizer = AutoTokenizer.from_pretrained(self.model_ref, revision=self.revision)
-        except (OSError, ValueError) as err:
-            raise SynonymSourceError(
-                f"Could not load the language model {self.model_ref!r}: {str(err).splitlines()[0]}. Pass a local "
-                "folder or a Hub id you can download."
-            ) from err
+        if self._model is None or self.tokenizer is None:
+            try:
+                model, tokenizer = load_chat_model(self.model_ref, revision=self.revision, dtype=self.dtype)
+            except ModelLoadError as err:
+                raise SynonymSourceError(str(err)) from err
+            self._model = self._model if self._model is not None else model
+            self.tokenizer = self.tokenizer if self.tokenizer is not None else tokenizer
         if self.device is not None:
             self._model.to(self.device)
         self._model.eval()
@@ -217,3 +213,13 @@ class TransformersChatSource(LLMSource):
             )
         new = out[:, enc["input_ids"].shape[1] :]
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+__all__ = [
+    "MAX_CONTEXT_CLASSES",
+    "PROMPT_VERSION",
+    "SYSTEM_PROMPT",
+    "LLMSource",
+    "Messages",
+    "TransformersChatSource",
+    "build_messages",
+]

@@ -133,3 +133,8 @@ class OpenAICompatSource(LLMSource):
                 continue
             logger.warning("Chat request failed after %d attempts: %s %s", attempt + 1, status, text[:200])
             return None
+
+__all__ = [
+    "RETRY_STATUS",
+    "OpenAICompatSource",
+]

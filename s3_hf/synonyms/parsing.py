@@ -124,3 +124,8 @@ def parse_answer(text: str | None) -> tuple[list[str], list[str]]:
 
 def _nonempty(pair: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
     return [x for x in pair[0] if x], [x for x in pair[1] if x]
+
+__all__ = [
+    "clean_item",
+    "parse_answer",
+]

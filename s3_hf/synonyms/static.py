@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from ..errors import SynonymsError
+from ..fileio import write_text
 
 
 class LabelOnlySource:
@@ -81,11 +82,7 @@ def write_synonyms_file(
             "# concept 0 and needs no entry; an empty list means label only.\n"
             + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text)
 
 
 class StaticSource:
@@ -116,3 +113,10 @@ class StaticSource:
         if self.generated_by:
             prov["generated_by"] = self.generated_by
         return prov
+
+__all__ = [
+    "LabelOnlySource",
+    "StaticSource",
+    "read_synonyms_file",
+    "write_synonyms_file",
+]

@@ -92,7 +92,12 @@ def _reader_class() -> type:
 @lru_cache(maxsize=4)
 def load_wordnet(root: str | None = None) -> Any:
     """An nltk ``WordNetCorpusReader`` over WordNet 3.0, from ``root``, $S3_WORDNET_DIR, nltk data or Debian."""
-    import nltk
+    try:
+        import nltk
+    except ImportError as err:
+        raise WordNetMissingError(
+            "The WordNet source reads WordNet through nltk, which is not installed: pip install 's3-hf[wordnet]'."
+        ) from err
 
     candidates = [Path(p) for p in (root, os.environ.get("S3_WORDNET_DIR")) if p]
     if not candidates:

@@ -1,0 +1,760 @@
+"""The service layer under every face: one model and its processors, resolved and cached spaces and few-shot
+adapters, and scoring.
+
+The transformers pipeline, the CLI, the evaluation and the Gradio app all go through :class:`S3Engine`. A
+request (:class:`ClassifyRequest`) is validated when it is made, which is cheap; the work (building or loading a
+space, fitting an adapter) happens on :meth:`S3Engine.resolve`, once per distinct request, and is cached under
+keys that cannot go stale: objects are held by the cache they key, files are keyed by their content, and folders
+by the size and modification time of their files, so a space rebuilt on disk is reloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .artifact import REQUIRED_FILES, SynonymSpace, same_model
+from .build import build_synonym_space, check_labels
+from .encoding import encode_images, encode_pixels
+from .errors import InvalidConfigError, InvalidLabelsError, ModelMismatchError, S3Error, SynonymsError, TemplateError
+from .fewshot import (
+    SSP_CONFIG_NAME,
+    SSP_TENSORS_NAME,
+    SSPAdapter,
+    SSPConfig,
+    encode_support_images,
+    fit_for_space,
+    read_support,
+)
+from .metrics import centre_members, nearest_match, score
+from .options import (
+    DEFAULT_CONCEPT_FORMAT,
+    DEFAULT_TEXT_VECTOR,
+    TEXT_VECTORS,
+    SpaceParams,
+    check_knn_k,
+    check_metric,
+)
+from .synonyms import SynonymSource
+from .templates import DEFAULT_TEMPLATE, resolve_templates
+
+logger = logging.getLogger(__name__)
+
+MAX_CACHED = 16
+
+
+# ------------------------------------------------------------------------------------------------ records
+class _Ref:
+    """Hashes and compares by identity and holds its object, so the id cannot be reused while it is a key."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Ref) and other.obj is self.obj
+
+    def __repr__(self) -> str:
+        return f"<{type(self.obj).__name__} at {id(self.obj):#x}>"
+
+
+@dataclass(frozen=True)
+class SpaceRequest:
+    """Which space to score against: labels (with synonyms and templates) to build one, or a saved space."""
+
+    labels: tuple[str, ...] | None
+    templates: tuple[str, ...] | None = None
+    concept_format: str = DEFAULT_CONCEPT_FORMAT
+    params: SpaceParams = field(default_factory=SpaceParams)
+    tokenizer_kwargs: tuple[tuple[str, Any], ...] = ()
+    synonyms_key: Hashable = None
+    space_key: Hashable = None
+    synonyms: Any = field(default=None, compare=False, repr=False)
+    synonym_space: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    """A validated classification request: the space, the metric and, for few-shot, the support set."""
+
+    space: SpaceRequest
+    metric: str | None = None  # None: the space's own metric
+    knn_k: int | None = None  # None: the space's own
+    fewshot: SSPConfig | None = None
+    text_vector: str = DEFAULT_TEXT_VECTOR
+    support_key: Hashable = None
+    support: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class SpaceSelection:
+    """A space and the classes of it a request asks for (indices into ``space.labels``, in request order)."""
+
+    space: SynonymSpace
+    index: tuple[int, ...]
+
+    @property
+    def labels(self) -> list[str]:
+        names = self.space.labels
+        return [names[c] for c in self.index]
+
+    @property
+    def all_classes(self) -> bool:
+        return self.index == tuple(range(self.space.num_classes))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a request resolved to: the space and classes, the metric, its ``k`` and the few-shot adapter."""
+
+    selection: SpaceSelection
+    metric: str
+    knn_k: int
+    adapter: SSPAdapter | None = None
+
+    @property
+    def space(self) -> SynonymSpace:
+        return self.selection.space
+
+    @property
+    def labels(self) -> list[str]:
+        return self.selection.labels
+
+
+@dataclass
+class ClassScores:
+    """Per-image results for the requested classes: logits ``(B, n)`` and, when asked, which concept each image
+    matched ``(B, n)`` and which concepts formed the centre it was scored against ``(B, n, M)``."""
+
+    logits: torch.Tensor
+    matched: torch.Tensor | None = None
+    members: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of one image's ranking. ``details`` (with ``return_details``): the matched concept, the kept and
+    dropped concepts, and the concepts that formed the centre the image was scored against."""
+
+    label: str
+    score: float
+    details: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"score": self.score, "label": self.label}
+        if self.details is not None:
+            out["details"] = self.details
+        return out
+
+
+# -------------------------------------------------------------------------------------------------- keys
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _folder_stamp(folder: Path, names: Sequence[str]) -> tuple:
+    """Size, modification time and inode of ``names`` in ``folder``: changes whenever a file is rewritten."""
+    stamp = []
+    for name in names:
+        try:
+            st = (folder / name).stat()
+        except OSError:
+            stamp.append((name, None))
+            continue
+        stamp.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(stamp)
+
+
+def synonyms_key(synonyms: Any) -> Hashable:
+    """A cache key for synonyms given as a mapping, a file, a source or nothing; a typed error for anything else."""
+    if synonyms is None:
+        return None
+    if isinstance(synonyms, SynonymSource):
+        return ("source", _Ref(synonyms))
+    if isinstance(synonyms, Mapping):
+        items = []
+        for label, values in synonyms.items():
+            if isinstance(values, str):
+                values = [values]
+            if not isinstance(label, str) or not isinstance(values, Sequence) or isinstance(values, bytes):
+                raise SynonymsError(
+                    f"Synonyms must map each label (a string) to a list of strings; got {label!r}: {values!r}. "
+                    'Example: {"cat": ["kitty", "house cat"]}.'
+                )
+            if not all(isinstance(v, str) for v in values):
+                raise SynonymsError(f"The synonyms of {label!r} must all be strings, got {list(values)!r}.")
+            items.append((label, tuple(values)))
+        return ("mapping", tuple(sorted(items)))
+    if isinstance(synonyms, str | os.PathLike):
+        path = Path(synonyms)
+        if not path.is_file():
+            raise SynonymsError(
+                f"Synonyms file {os.fspath(synonyms)} does not exist. Pass a JSON/YAML file, a mapping "
+                "{label: [synonym, ...]} or a synonym source."
+            )
+        return ("file", str(path.resolve()), _file_digest(path))
+    raise SynonymsError(
+        f"synonyms must be a mapping {{label: [synonym, ...]}}, a JSON/YAML file or a SynonymSource, got "
+        f"{type(synonyms).__name__}."
+    )
+
+
+def _space_key(synonym_space: Any) -> Hashable:
+    if isinstance(synonym_space, SynonymSpace):
+        return ("object", _Ref(synonym_space))
+    if isinstance(synonym_space, str | os.PathLike):
+        return ("path", os.fspath(synonym_space))
+    raise InvalidConfigError(
+        f"synonym_space must be a SynonymSpace, a folder or a Hub repo id, got {type(synonym_space).__name__}."
+    )
+
+
+def _is_adapter_location(support: Any) -> bool:
+    if not isinstance(support, str | os.PathLike):
+        return False
+    path = Path(support)
+    if (path / SSP_CONFIG_NAME).is_file():
+        return True
+    return isinstance(support, str) and not path.exists() and support.count("/") == 1  # a Hub repo id
+
+
+def support_key(support: Any) -> Hashable:
+    """A cache key for a support set or a fitted adapter's location (folders by their files' stamps)."""
+    if support is None:
+        return None
+    if isinstance(support, SSPAdapter):
+        return ("adapter", _Ref(support))
+    if isinstance(support, str | os.PathLike):
+        path = Path(support)
+        if (path / SSP_CONFIG_NAME).is_file():
+            return ("adapter-folder", str(path.resolve()))
+        if _is_adapter_location(support):
+            return ("adapter-hub", str(support))
+        if not path.is_dir():
+            raise InvalidLabelsError(
+                f"Support folder {os.fspath(support)} does not exist. Pass a folder with one sub-folder of images "
+                "per class, a fitted adapter's folder or Hub id, a datasets.Dataset or a list of (image, label)."
+            )
+        return ("folder", str(path.resolve()))
+    return ("object", _Ref(support))
+
+
+def _support_stamp(key: Hashable) -> Hashable:
+    """The on-disk state behind a support key, read at resolve time so that edits are noticed."""
+    if not isinstance(key, tuple) or key[0] not in ("adapter-folder", "folder"):
+        return None
+    path = Path(key[1])
+    if key[0] == "adapter-folder":
+        return _folder_stamp(path, (SSP_CONFIG_NAME, SSP_TENSORS_NAME))
+    try:
+        dirs = [path, *(d for d in path.iterdir() if d.is_dir())]
+        return tuple((str(d), d.stat().st_mtime_ns) for d in dirs)
+    except OSError:
+        return None
+
+
+class _LRU:
+    """A small thread-safe least-recently-used cache; values are made outside the lock."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        value = make()
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+# ------------------------------------------------------------------------------------------------ engine
+def check_dual_encoder(model: Any) -> None:
+    """Raise a typed error unless ``model`` has the CLIP-style dual-encoder interface the engine needs."""
+    for attr in ("get_image_features", "get_text_features", "logit_scale"):
+        if not hasattr(model, attr):
+            raise S3Error(
+                f"{type(model).__name__} is not a CLIP-style dual encoder (it has no {attr}). "
+                "Use a CLIPModel checkpoint such as openai/clip-vit-base-patch32."
+            )
+
+
+class S3Engine:
+    """A dual-encoder model with its processors, the spaces and adapters resolved for it, and scoring.
+
+    Args:
+        model: a CLIP-style model (``get_image_features``, ``get_text_features``, ``logit_scale``).
+        tokenizer: its tokenizer.
+        image_processor: its image processor.
+        name: the checkpoint name recorded in spaces built here (default: the model's ``name_or_path``).
+        max_cached: spaces and adapters kept, each (least recently used dropped first).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        image_processor: Any,
+        *,
+        name: str | None = None,
+        max_cached: int = MAX_CACHED,
+    ) -> None:
+        check_dual_encoder(model)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.name = name or str(getattr(model, "name_or_path", "") or "")
+        self.random_weights = False
+        self._spaces = _LRU(max_cached)
+        self._adapters = _LRU(max_cached)
+        self._last: OrderedDict[ClassifyRequest, Resolved] = OrderedDict()
+        self._last_lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        device: str | None = "auto",
+        dtype: str | torch.dtype | None = None,
+        revision: str | None = None,
+    ) -> S3Engine:
+        """Load a checkpoint (Hub id or local folder) with :func:`s3_hf.models.load_model`.
+
+        Args:
+            name_or_path: a Hub repo id or a local checkpoint folder.
+            device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``, ...
+            dtype: torch dtype or its name; default float32.
+            revision: the Hub revision.
+        """
+        from .models import load_model
+
+        loaded = load_model(name_or_path, device=device, dtype=dtype, revision=revision)
+        engine = cls(loaded.model, loaded.tokenizer, loaded.image_processor, name=loaded.name)
+        engine.random_weights = loaded.random_weights
+        return engine
+
+    # ------------------------------------------------------------------------------------------ model facts
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def logit_scale(self) -> float:
+        """``τ = exp(logit_scale)``."""
+        return float(self.model.logit_scale.detach().float().exp())
+
+    # ------------------------------------------------------------------------------------------- requests
+    def request(
+        self,
+        candidate_labels: Sequence[str] | None = None,
+        *,
+        synonyms: Any = None,
+        synonym_space: SynonymSpace | str | os.PathLike | None = None,
+        templates: str | Sequence[str] | None = None,
+        hypothesis_template: str | None = None,
+        concept_format: str = DEFAULT_CONCEPT_FORMAT,
+        metric: str | None = None,
+        knn_k: int | None = None,
+        support: Any = None,
+        fewshot: SSPConfig | Mapping[str, Any] | None = None,
+        text_vector: str = DEFAULT_TEXT_VECTOR,
+        tokenizer_kwargs: Mapping[str, Any] | None = None,
+        **space_options: Any,
+    ) -> ClassifyRequest:
+        """Validate the options of a classification and return them as a request (cheap: nothing is built).
+
+        Args:
+            candidate_labels: the classes; with ``synonym_space`` an optional subset of its classes.
+            synonyms: ``{label: [synonym, ...]}``, a JSON/YAML file or a :class:`~s3_hf.synonyms.SynonymSource`.
+            synonym_space: a :class:`SynonymSpace`, a folder or a Hub repo id (fixes synonyms and templates).
+            templates: prompt templates or a named set (``"imagenet80"``).
+            hypothesis_template: one template, as in transformers' pipeline.
+            concept_format: the structured template of synonyms, ``"{concept}, which is a {label}"``.
+            metric: a point-to-space metric (default: the space's own, ``local_center``).
+            knn_k: ``k`` of ``local_center_knn`` (default: the space's own).
+            support: few-shot support: an image folder, a ``datasets.Dataset``, ``(image, label)`` pairs, a fitted
+                :class:`~s3_hf.fewshot.SSPAdapter` or its folder / Hub id.
+            fewshot: :class:`~s3_hf.fewshot.SSPConfig` or a dict of its options.
+            text_vector: the class text vector SSP builds on, ``"global_center"`` or ``"label"``.
+            tokenizer_kwargs: extra tokenizer arguments used when texts are encoded (part of the cache key).
+            **space_options: ``radius``, ``gap_ratio``, ``min_points``, ``max_dim`` (see :class:`SpaceParams`).
+        """
+        unknown = set(space_options) - set(SpaceParams.option_names())
+        if unknown:
+            raise InvalidConfigError(
+                f"Unknown options {sorted(unknown)}; space options are {list(SpaceParams.option_names())}."
+            )
+        if metric is not None:
+            check_metric(metric)
+        if knn_k is not None:
+            check_knn_k(knn_k)
+        if text_vector not in TEXT_VECTORS:
+            raise InvalidConfigError(f"Unknown text_vector {text_vector!r} for few-shot; use one of {TEXT_VECTORS}.")
+        if fewshot is not None and support is None:
+            raise InvalidConfigError("fewshot= options need a support= set of labelled images.")
+        if fewshot is not None and not isinstance(fewshot, SSPConfig):
+            if not isinstance(fewshot, Mapping):
+                raise InvalidConfigError(f"fewshot must be an SSPConfig or a dict of its options, got {fewshot!r}.")
+            fewshot = SSPConfig.from_dict(dict(fewshot))
+        tok = _tokenizer_kwargs(tokenizer_kwargs)
+        labels = tuple(check_labels(candidate_labels)) if candidate_labels is not None else None
+        if synonym_space is not None:
+            if synonyms is not None or templates is not None or hypothesis_template is not None:
+                raise InvalidConfigError(
+                    "synonym_space already fixes the synonyms and templates; do not pass synonyms=, templates= "
+                    "or hypothesis_template= with it."
+                )
+            if space_options or concept_format != DEFAULT_CONCEPT_FORMAT or tok:
+                raise InvalidConfigError(
+                    f"synonym_space was built already; options {sorted([*space_options, 'concept_format'])} only "
+                    "apply when a space is built from candidate_labels."
+                )
+            space = SpaceRequest(labels, space_key=_space_key(synonym_space), synonym_space=synonym_space)
+        else:
+            if labels is None:
+                raise InvalidLabelsError(
+                    "Pass candidate_labels=[...] or synonym_space=... to say what the classes are."
+                )
+            if templates is not None and hypothesis_template is not None:
+                raise TemplateError("Pass either hypothesis_template= or templates=, not both.")
+            tmpl = resolve_templates(templates if templates is not None else hypothesis_template or DEFAULT_TEMPLATE)
+            from .build import check_concept_format
+
+            space = SpaceRequest(
+                labels,
+                templates=tuple(tmpl),
+                concept_format=check_concept_format(concept_format),
+                params=SpaceParams(**space_options),
+                tokenizer_kwargs=tok,
+                synonyms_key=synonyms_key(synonyms),
+                synonyms=synonyms,
+            )
+        return ClassifyRequest(
+            space,
+            metric=metric,
+            knn_k=knn_k,
+            fewshot=fewshot,
+            text_vector=text_vector,
+            support_key=support_key(support),
+            support=support,
+        )
+
+    # ---------------------------------------------------------------------------------------------- spaces
+    def space(self, request: SpaceRequest | ClassifyRequest | None = None, /, **options: Any) -> SpaceSelection:
+        """The space (built or loaded once) and the requested classes in it.
+
+        Pass a request, or the options of :meth:`request` (``candidate_labels=``, ``synonyms=``,
+        ``synonym_space=``, ``templates=``, ...).
+        """
+        if request is None:
+            request = self.request(**options).space
+        elif options:
+            raise InvalidConfigError("Pass either a request or options, not both.")
+        if isinstance(request, ClassifyRequest):
+            request = request.space
+        if request.synonym_space is None:
+            space = self._spaces.get(("build", request), lambda: self._build(request))
+            return SpaceSelection(space, tuple(range(space.num_classes)))
+        space = self._load_space(request.synonym_space)
+        if request.labels is None:
+            return SpaceSelection(space, tuple(range(space.num_classes)))
+        position = {lab: i for i, lab in enumerate(space.labels)}
+        missing = [lab for lab in request.labels if lab not in position]
+        if missing:
+            raise InvalidLabelsError(
+                f"Labels {missing[:10]} are not classes of the synonym space (which has {space.num_classes} "
+                f"classes, e.g. {space.labels[:5]}). Drop them, or build a new space that includes them."
+            )
+        return SpaceSelection(space, tuple(position[lab] for lab in request.labels))
+
+    def build_space(
+        self,
+        labels: Sequence[str],
+        synonyms: Any = None,
+        *,
+        templates: str | Sequence[str] | None = None,
+        progress: bool = False,
+        **options: Any,
+    ) -> SynonymSpace:
+        """Build a space with this engine's model (uncached; see :func:`s3_hf.build.build_synonym_space`)."""
+        return build_synonym_space(
+            self.model,
+            self.tokenizer,
+            labels,
+            synonyms,
+            templates=templates,
+            base_model=options.pop("base_model", None) or self.name or None,
+            progress=progress,
+            **options,
+        )
+
+    def _build(self, request: SpaceRequest) -> SynonymSpace:
+        return build_synonym_space(
+            self.model,
+            self.tokenizer,
+            list(request.labels or ()),
+            request.synonyms,
+            templates=list(request.templates or ()),
+            concept_format=request.concept_format,
+            params=request.params,
+            base_model=self.name or None,
+            tokenizer_kwargs=dict(request.tokenizer_kwargs),
+        )
+
+    def _load_space(self, synonym_space: SynonymSpace | str | os.PathLike) -> SynonymSpace:
+        if isinstance(synonym_space, SynonymSpace):
+            key: Hashable = ("object", _Ref(synonym_space))
+        else:
+            path = Path(synonym_space)
+            if path.is_dir():
+                key = ("folder", str(path.resolve()), _folder_stamp(path, REQUIRED_FILES))
+            else:
+                key = ("hub", os.fspath(synonym_space))
+
+        def load() -> SynonymSpace:
+            space = (
+                synonym_space
+                if isinstance(synonym_space, SynonymSpace)
+                else SynonymSpace.from_pretrained(synonym_space)
+            )
+            space.check_model(self.model)
+            return space
+
+        return self._spaces.get(key, load)
+
+    # -------------------------------------------------------------------------------------------- adapters
+    def adapter(
+        self,
+        selection: SpaceSelection,
+        support: Any,
+        metric: str,
+        knn_k: int,
+        fewshot: SSPConfig | None = None,
+        text_vector: str = DEFAULT_TEXT_VECTOR,
+    ) -> SSPAdapter:
+        """The few-shot adapter for ``support`` on ``selection`` (fitted, or loaded from its files, once)."""
+        skey = support_key(support)
+        if isinstance(support, str | os.PathLike) and _is_adapter_location(support):
+            support = self._adapters.get((skey, _support_stamp(skey)), lambda: SSPAdapter.from_pretrained(support))
+        if isinstance(support, SSPAdapter):
+            return self._check_adapter(support, selection, metric)
+        config = fewshot or SSPConfig()
+        labels = selection.labels
+
+        def fit() -> SSPAdapter:
+            images, targets = read_support(support, labels)
+            glob, local = encode_support_images(self.model, self.image_processor, images, progress=len(images) > 64)
+            return fit_for_space(
+                selection.space,
+                list(selection.index),
+                glob,
+                local,
+                targets,
+                metric,
+                knn_k,
+                self.logit_scale,
+                config,
+                text_vector,
+            )
+
+        key = (
+            "fit",
+            _Ref(selection.space),
+            selection.index,
+            metric,
+            knn_k,
+            skey,
+            _support_stamp(skey),
+            config,
+            text_vector,
+        )
+        return self._adapters.get(key, fit)
+
+    def _check_adapter(self, adapter: SSPAdapter, selection: SpaceSelection, metric: str) -> SSPAdapter:
+        fitted_on = adapter.info.base_model
+        base = selection.space.config.base_model
+        if fitted_on is not None and not same_model(fitted_on, base):
+            raise ModelMismatchError(
+                f"The few-shot adapter was fitted with {fitted_on!r}, the space belongs to {base!r}: its support "
+                "keys are another model's embeddings. Refit it."
+            )
+        fitted_metric = adapter.info.zero_shot_metric
+        if fitted_metric not in (None, metric):
+            logger.warning(
+                "The few-shot adapter was tuned on top of the %r metric; scoring with %r. Pass metric=%r to use it "
+                "as fitted.",
+                fitted_metric,
+                metric,
+                fitted_metric,
+            )
+        if adapter.labels != selection.labels:
+            raise InvalidLabelsError(
+                f"The few-shot adapter was fitted for classes {adapter.labels[:5]}... ({adapter.num_classes}), "
+                f"not for the requested {selection.labels[:5]}... ({len(selection.labels)}). Fit one for these "
+                "classes."
+            )
+        return adapter
+
+    # ---------------------------------------------------------------------------------------------- resolve
+    def resolve(self, request: ClassifyRequest) -> Resolved:
+        """Build or load what ``request`` needs (each cached) and return it. A folder changed on disk is reloaded."""
+        resolved = self._resolve(request)
+        with self._last_lock:
+            self._last[request] = resolved
+            self._last.move_to_end(request)
+            while len(self._last) > 4 * MAX_CACHED:
+                self._last.popitem(last=False)
+        return resolved
+
+    def last_resolved(self, request: ClassifyRequest) -> Resolved:
+        """What ``request`` resolved to most recently (no reload): keeps a call's scores and labels together even
+        if a folder changes in between."""
+        with self._last_lock:
+            resolved = self._last.get(request)
+        return resolved if resolved is not None else self.resolve(request)
+
+    def _resolve(self, request: ClassifyRequest) -> Resolved:
+        selection = self.space(request.space)
+        config = selection.space.config
+        metric = check_metric(request.metric or config.metric)
+        k = request.knn_k or config.knn_k
+        adapter = None
+        if request.support is not None:
+            adapter = self.adapter(selection, request.support, metric, k, request.fewshot, request.text_vector)
+        return Resolved(selection, metric, k, adapter)
+
+    def clear_cache(self) -> None:
+        """Forget every cached space, adapter and resolved request."""
+        for cache in (self._spaces, self._adapters):
+            cache.clear()
+        with self._last_lock:
+            self._last.clear()
+
+    # ---------------------------------------------------------------------------------------------- scoring
+    def encode_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Preprocessed pixels -> ``(B, D)`` unit image embeddings."""
+        return encode_pixels(self.model, pixel_values)
+
+    def encode_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> torch.Tensor:
+        """Images (paths, URLs or PIL) -> ``(N, D)`` unit image embeddings."""
+        return encode_images(self.model, self.image_processor, images, batch_size=batch_size, progress=progress)
+
+    def scores(self, v: torch.Tensor, resolved: Resolved, details: bool = False) -> ClassScores:
+        """Logits ``τ · s_c(v)`` (plus the few-shot terms) of unit image vectors ``v`` for the requested classes."""
+        return class_scores(v, resolved, self.logit_scale, details)
+
+    def classify(
+        self,
+        images: Sequence[Any],
+        request: ClassifyRequest,
+        *,
+        top_k: int | None = None,
+        details: bool = False,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[list[Prediction]]:
+        """Classify images: per image the classes ranked by probability (the pipeline's output, typed)."""
+        resolved = self.resolve(request)
+        v = self.encode_images(images, batch_size=batch_size, progress=progress)
+        out = self.scores(v, resolved, details)
+        return [rank(out, b, resolved, top_k, details) for b in range(len(v))]
+
+
+def _tokenizer_kwargs(value: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    if not value:
+        return ()
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidConfigError(f"tokenizer_kwargs must be a dict of keyword arguments, got {value!r}.")
+    try:
+        items = tuple(sorted(value.items()))
+        hash(items)
+    except TypeError as err:
+        raise InvalidConfigError(f"tokenizer_kwargs values must be plain values (str, int, bool): {value!r}.") from err
+    return items
+
+
+def class_scores(v: torch.Tensor, resolved: Resolved, logit_scale: float, details: bool = False) -> ClassScores:
+    """Logits of ``v`` for the classes ``resolved`` selects: ``τ·s_c(v)``, or SSP's logits with an adapter."""
+    state = resolved.space.scoring_state(v.device)
+    cols = None if resolved.selection.all_classes else torch.tensor(resolved.selection.index, device=v.device)
+
+    def select(x: torch.Tensor) -> torch.Tensor:
+        return x if cols is None else x.index_select(1, cols)
+
+    s = select(score(v, state, resolved.metric, resolved.knn_k))
+    if resolved.adapter is not None:
+        s = resolved.adapter.logits(v, s)
+    out = ClassScores(logits=logit_scale * s.float())
+    if details:
+        out.matched = select(nearest_match(v, state))
+        out.members = select(centre_members(v, state, resolved.metric, resolved.knn_k))
+    return out
+
+
+def rank(
+    out: ClassScores, b: int, resolved: Resolved, top_k: int | None = None, details: bool = False
+) -> list[Prediction]:
+    """Image ``b``'s classes sorted by softmax probability (the top ``top_k``), with details when asked."""
+    probs = out.logits[b].float().softmax(-1)
+    order = torch.argsort(probs, descending=True, stable=True)[: top_k or probs.shape[-1]].tolist()
+    scores = probs.tolist()  # one conversion, not one .item() per class
+    space, index = resolved.space, resolved.selection.index
+    labels = space.labels
+    results = []
+    for j in order:
+        c = index[j]
+        info = None
+        if details:
+            assert out.matched is not None and out.members is not None
+            concepts = space.concepts(c)
+            members = out.members[b, j].tolist()
+            info = {
+                "matched_concept": concepts[int(out.matched[b, j])],
+                "kept": space.concepts(c, kept=True),
+                "dropped": space.concepts(c, kept=False),
+                "centre": [concepts[i] for i, on in enumerate(members[: len(concepts)]) if on],
+            }
+        results.append(Prediction(labels[c], scores[j], info))
+    return results
+
+
+__all__ = [
+    "ClassScores",
+    "ClassifyRequest",
+    "Prediction",
+    "Resolved",
+    "S3Engine",
+    "SpaceRequest",
+    "SpaceSelection",
+    "check_dual_encoder",
+    "class_scores",
+    "rank",
+]

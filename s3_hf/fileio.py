@@ -1,0 +1,86 @@
+"""Atomic file writes: the one mechanism behind every file s3-hf saves (spaces, adapters, caches, synonym files,
+evaluation results).
+
+Each file is written under a temporary name in its destination folder and renamed into place only once every
+file of the set is complete, so a crash or an error never leaves a half-written file, and readers see either the
+old files or the new ones. Files get the permissions the user's umask gives new files (``mkstemp`` alone would
+make them private to their owner).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def write_files(folder: str | os.PathLike, writers: Mapping[str, Callable[[Path], None]]) -> Path:
+    """Write several files into ``folder`` (created if needed) all-or-nothing.
+
+    Args:
+        folder: the destination folder.
+        writers: file name -> a function that writes the file's content to the path it is given.
+
+    Returns:
+        The folder. On any error no destination file is changed and the temporary files are removed.
+    """
+    target = Path(folder)
+    created = not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    mode = 0o666 & ~_umask()
+    written: list[tuple[Path, Path]] = []
+    try:
+        for name, write in writers.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target)
+            os.close(fd)
+            written.append((Path(tmp), target / name))
+            write(Path(tmp))
+            os.chmod(tmp, mode)
+        for tmp, final in written:
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    path = Path(path)
+    write_files(path.parent, {path.name: lambda p: p.write_text(text, encoding="utf-8")})
+    return path
+
+
+def write_json(path: str | os.PathLike, data: Any, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically."""
+    return write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: dict[str, str] | None = None) -> Path:
+    """Write tensors as safetensors to ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    contiguous = {k: v.contiguous() for k, v in tensors.items()}
+    write_files(path.parent, {path.name: lambda p: save_file(contiguous, str(p), metadata=metadata)})
+    return path
+
+
+__all__ = ["save_tensors", "write_files", "write_json", "write_text"]

@@ -1,0 +1,99 @@
+"""The named options of the method and their defaults, importable without torch or transformers.
+
+Every face (the pipeline, the CLI, eval, the app) reads its defaults from here, so each default is written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import InvalidConfigError
+
+RadiusRule = str | float | None
+
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+DEFAULT_CONCEPT_FORMAT = "{concept}, which is a {label}"
+DEFAULT_METRIC = "local_center"
+DEFAULT_KNN_K = 3
+#: Synonyms kept per label, after the label itself.
+MAX_CONCEPTS = 10
+#: The point-to-space metrics, in the order tables list them (``s3_hf.metrics.METRICS`` implements each).
+METRIC_NAMES: tuple[str, ...] = (
+    "label",
+    "global_center",
+    "nearest_point",
+    "mean_similarity",
+    "nearest_simplex",
+    "local_center",
+    "local_center_knn",
+)
+#: The class text vectors SSP can build its language side on.
+TEXT_VECTORS: tuple[str, ...] = ("global_center", "label")
+DEFAULT_TEXT_VECTOR = "global_center"
+
+
+@dataclass(frozen=True)
+class SpaceParams:
+    """How class spaces are cut out of their points (see the README, section Method).
+
+    Args:
+        radius: ``"auto"`` (the death time before the largest relative jump), a fixed non-negative radius, or
+            ``None`` to keep every point.
+        gap_ratio: the relative jump ``"auto"`` needs before it prunes anything (> 1).
+        min_points: classes with fewer points are never pruned.
+        max_dim: the largest simplex dimension of the Vietoris-Rips complex.
+    """
+
+    radius: RadiusRule = "auto"
+    gap_ratio: float = 1.5
+    min_points: int = 4
+    max_dim: int = 2
+
+    def __post_init__(self) -> None:
+        r = self.radius
+        if not (r is None or r == "auto" or (isinstance(r, int | float) and not isinstance(r, bool) and r >= 0)):
+            raise InvalidConfigError(f"radius must be 'auto', a non-negative float or None, got {r!r}.")
+        if isinstance(self.gap_ratio, bool) or not isinstance(self.gap_ratio, int | float) or not self.gap_ratio > 1:
+            raise InvalidConfigError(f"gap_ratio must be a number > 1, got {self.gap_ratio!r}.")
+        for name in ("min_points", "max_dim"):
+            value = getattr(self, name)
+            low = 1 if name == "min_points" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.option_names()}
+
+
+def check_metric(metric: str) -> str:
+    """``metric`` itself, or an :class:`InvalidConfigError` listing the metrics."""
+    if metric not in METRIC_NAMES:
+        raise InvalidConfigError(f"Unknown metric {metric!r}. Choose one of {', '.join(METRIC_NAMES)}.")
+    return metric
+
+
+def check_knn_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidConfigError(f"knn_k must be a positive integer, got {k!r}.")
+    return k
+
+
+__all__ = [
+    "DEFAULT_CONCEPT_FORMAT",
+    "DEFAULT_KNN_K",
+    "DEFAULT_METRIC",
+    "DEFAULT_MODEL",
+    "DEFAULT_TEXT_VECTOR",
+    "MAX_CONCEPTS",
+    "METRIC_NAMES",
+    "TEXT_VECTORS",
+    "RadiusRule",
+    "SpaceParams",
+    "check_knn_k",
+    "check_metric",
+]

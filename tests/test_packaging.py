@@ -1,0 +1,102 @@
+"""Packaging: eval/ is the s3_hf.eval package (no path hacks, no bare top-level modules), the wheel holds it and
+the Space files once, one version, and optional dependencies that say how to install them."""
+
+from __future__ import annotations
+
+import email.parser
+import importlib.metadata
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import s3_hf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_eval_imports_as_a_package_without_bare_modules(tmp_path):
+    code = (
+        "import sys, s3_hf, s3_hf.cli\n"
+        "from s3_hf.eval import bench, registry, report, runner\n"
+        "from s3_hf.cli import load_eval_module\n"
+        "assert load_eval_module('runner') is runner and runner.registry is registry\n"
+        "bare = {'registry', 'report', 'bench', 'runner'} & set(sys.modules)\n"
+        "print(sorted(bare), registry.__name__, runner.METRIC_DIR.is_dir())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["[]", "s3_hf.eval.registry", "True"]
+
+
+def test_no_path_hacks():
+    for path in [*(ROOT / "eval").glob("*.py"), ROOT / "s3_hf" / "cli.py"]:
+        text = path.read_text()
+        for hack in ("sys.path.insert", "sys.path.append", "spec_from_file_location", "/shared"):
+            assert hack not in text, f"{path.name}: {hack}"
+        assert not re.search(r"^\s*(import|from) (registry|report|bench|runner)\b", text, re.M), path.name
+
+
+def test_one_version():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and project["dynamic"] == ["version"]
+    assert importlib.metadata.version("s3-hf") == s3_hf.__version__
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(ROOT)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (path,) = out.glob("s3_hf-*.whl")
+    return path
+
+
+def test_wheel_holds_eval_and_the_space_files_once(wheel):
+    assert wheel.name.startswith(f"s3_hf-{s3_hf.__version__}-py3-none-any")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert len(names) == len(set(names))
+    evals = sorted(n.removeprefix("s3_hf/eval/") for n in names if n.startswith("s3_hf/eval/"))
+    shipped = sorted(
+        str(p.relative_to(ROOT / "eval"))
+        for p in (ROOT / "eval").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+    assert evals == shipped
+    for name in ("s3_hf/space_app/app.py", "s3_hf/space_app/README.md", "s3_hf/hub_cards/synonym_space.md"):
+        assert name in names
+    top = {n.split("/")[0] for n in names}
+    assert top == {"s3_hf", f"s3_hf-{s3_hf.__version__}.dist-info"}
+
+
+def test_wheel_metadata_extras(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        meta = email.parser.Parser().parsestr(zf.read(f"s3_hf-{s3_hf.__version__}.dist-info/METADATA").decode())
+    requires = meta.get_all("Requires-Dist")
+    core = [r for r in requires if "extra ==" not in r]
+    assert not any(r.startswith("nltk") for r in core)
+    assert "nltk>=3.8; extra == 'wordnet'" in requires
+    assert any(re.fullmatch(r"huggingface-hub>=2\.0", r) for r in core)
+    assert any(r.startswith("torch>=2.4") for r in core)
+    test_extra = {r.split(";")[0].split(">")[0] for r in requires if "extra == 'test'" in r}
+    for extra in ("eval", "app", "wordnet", "demo"):
+        assert {r.split(";")[0].split(">")[0] for r in requires if f"extra == '{extra}'" in r} <= test_extra, extra
+
+
+def test_wordnet_without_nltk_says_which_extra_to_install(monkeypatch):
+    from s3_hf.errors import WordNetMissingError
+    from s3_hf.synonyms import WordNetSource
+    from s3_hf.synonyms.wordnet import load_wordnet
+
+    monkeypatch.setitem(sys.modules, "nltk", None)  # import nltk -> ImportError
+    load_wordnet.cache_clear()
+    try:
+        with pytest.raises(WordNetMissingError, match=re.escape("pip install 's3-hf[wordnet]'")):
+            WordNetSource()
+    finally:
+        load_wordnet.cache_clear()

@@ -1,0 +1,177 @@
+"""`s3 space build` / `s3 space push`: a deployable Gradio Space folder, uploaded through the fake Hub, and (slow)
+installed into a fresh venv from its own requirements.txt, serving one request."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from fakehub import fake_hub
+
+from s3_hf.cli import main
+from s3_hf.errors import SpaceBuildError
+from s3_hf.space_deploy import build_space, space_app_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH = "torch==2.13.0"  # pinned: an open torch spec pulls the CUDA build and several GB of CUDA packages
+
+
+@pytest.fixture(scope="module")
+def space_dir(tmp_path_factory) -> Path:
+    """A Space folder built from this checkout (its wheel built from the source tree)."""
+    return build_space(tmp_path_factory.mktemp("spaces") / "s3-space")
+
+
+def wheel_of(folder: Path) -> Path:
+    (wheel,) = folder.glob("s3_hf-*.whl")
+    return wheel
+
+
+def test_build_writes_app_readme_requirements_and_wheel(space_dir):
+    wheel = wheel_of(space_dir)
+    assert sorted(p.name for p in space_dir.iterdir()) == ["README.md", "app.py", "requirements.txt", wheel.name]
+    app = space_app_dir()
+    assert (space_dir / "app.py").read_bytes() == (app / "app.py").read_bytes()
+    readme = (space_dir / "README.md").read_text()
+    assert readme.startswith("---\n") and "sdk: gradio" in readme and "app_file: app.py" in readme
+    lines = [x for x in (space_dir / "requirements.txt").read_text().splitlines() if not x.startswith("#")]
+    assert lines == [f"./{wheel.name}[app]"]
+    import s3_hf
+
+    assert wheel.name.startswith(f"s3_hf-{s3_hf.__version__}-")
+    names = zipfile.ZipFile(wheel).namelist()
+    for path in ("s3_hf/cli.py", "s3_hf/eval/runner.py", "s3_hf/space_app/app.py", "s3_hf/hub_cards/synonym_space.md"):
+        assert names.count(path) == 1, path
+    assert not any(n.startswith(("registry", "report", "eval/", "space_app/")) for n in names)
+
+
+def test_refuses_a_non_empty_folder_unless_overwrite(space_dir, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    wheel = str(wheel_of(space_dir))
+    assert main(["space", "build", str(out), "--wheel", wheel]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and err.count("\n") == 1 and (out / "notes.txt").is_file()
+    assert main(["space", "build", str(out), "--wheel", wheel, "--overwrite"]) == 0
+    assert not (out / "notes.txt").exists() and (out / "app.py").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temporary folders left behind
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["space", "build", str(empty), "--wheel", wheel]) == 0  # an empty folder is fine
+    assert (empty / "requirements.txt").is_file()
+
+
+def test_a_failed_build_leaves_nothing(tmp_path, monkeypatch):
+    import s3_hf.space_deploy as deploy
+
+    with pytest.raises(SpaceBuildError, match="not an s3-hf wheel"):
+        build_space(tmp_path / "space", wheel=tmp_path / "other-1.0-py3-none-any.whl")
+
+    def broken(dest, wheel=None):
+        raise SpaceBuildError("no wheel today")
+
+    monkeypatch.setattr(deploy, "ship_wheel", broken)
+    with pytest.raises(SpaceBuildError, match="no wheel today"):
+        build_space(tmp_path / "space")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_push_uploads_the_folder_to_a_gradio_space(space_dir, capsys):
+    with fake_hub({}) as hub:
+        assert main(["space", "push", str(space_dir), "org/s3-demo", "--token", "hf_fake"]) == 0
+    (created,) = hub.created
+    assert created["type"] == "space" and created["sdk"] == "gradio" and created["name"] == "s3-demo"
+    (commit,) = hub.commits
+    assert commit["repo_type"] == "space" and commit["repo_id"] == "org/s3-demo"
+    assert commit["files"] == {p.name: p.read_bytes() for p in space_dir.iterdir()}
+    assert "spaces/org/s3-demo/commit/" in capsys.readouterr().out
+
+
+def test_push_refuses_a_folder_that_is_not_a_space(tmp_path, capsys):
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    with fake_hub({}) as hub:
+        assert main(["space", "push", str(tmp_path), "org/s3-demo", "--token", "hf_fake"]) == 2
+    assert "s3 space build" in capsys.readouterr().err and hub.requests == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pip(venv: Path, *args: str, cwd: Path) -> None:
+    res = subprocess.run([str(venv / "bin" / "pip"), *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_space_installs_in_a_fresh_venv_and_answers(space_dir, tiny_clip_dir, photos, tmp_path):
+    """What the Space's builder does: a clean environment, `pip install -r requirements.txt` in the folder, then
+    `python app.py`; one request through gradio_client. The installed wheel then rebuilds itself for a new Space."""
+    from gradio_client import Client, handle_file
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip(venv, "install", "-q", "--no-compile", TORCH, cwd=tmp_path)
+    pip(venv, "install", "-q", "--no-compile", "-r", "requirements.txt", cwd=space_dir)
+    python = venv / "bin" / "python"
+    check = "import sys, s3_hf, s3_hf.cli, s3_hf.eval.runner; print(sorted({'registry', 'report'} & set(sys.modules)))"
+    out = subprocess.run([str(python), "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "S3_MODEL": str(tiny_clip_dir),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    log = tmp_path / "app.log"
+    with log.open("w") as sink:
+        app = subprocess.Popen([str(python), "app.py"], cwd=space_dir, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert app.poll() is None, log.read_text()[-3000:]
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(1)
+        table = {"headers": ["label", "synonyms (comma-separated)"], "data": [["cat", "kitty, house cat"]]}
+        s3, clip, details, _ = client.predict(
+            handle_file(str(photos[0])), "cat, dog, airplane", "", "local_center", table, 3, api_name="/classify"
+        )
+        assert (
+            {c["label"] for c in s3["confidences"]}
+            == {c["label"] for c in clip["confidences"]}
+            == {"cat", "dog", "airplane"}
+        )
+        assert len(details["data"]) == 3
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+
+    # from the installed wheel (no source tree): `s3 space build` rebuilds the same wheel from the installed files
+    rebuilt = tmp_path / "again"
+    res = subprocess.run(
+        [str(venv / "bin" / "s3"), "space", "build", str(rebuilt)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    first, second = zipfile.ZipFile(wheel_of(space_dir)), zipfile.ZipFile(wheel_of(rebuilt))
+    assert wheel_of(rebuilt).name == wheel_of(space_dir).name
+    names = [n for n in first.namelist() if not n.endswith("/RECORD")]
+    assert sorted(names) == sorted(n for n in second.namelist() if not n.endswith("/RECORD"))
+    assert all(first.read(n) == second.read(n) for n in names)
+    assert (rebuilt / "app.py").read_bytes() == (space_dir / "app.py").read_bytes()
