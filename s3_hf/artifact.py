@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -12,7 +13,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 from . import __version__
 from .errors import (
@@ -73,6 +75,7 @@ class S3Config:
     knn_k: int = DEFAULT_KNN_K
     space: SpaceParams = field(default_factory=SpaceParams)
     base_model_revision: str | None = None
+    tensors_sha256: str | None = None  # of s3_space.safetensors, set when saved and checked when loaded
     provenance: dict[str, Any] = field(default_factory=dict)
     library_version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -131,7 +134,7 @@ def _check_config_types(data: dict[str, Any]) -> None:
             raise bad(key, "a non-empty list of strings")
     if "metric" in data and data["metric"] not in METRIC_NAMES:
         raise bad("metric", f"one of {', '.join(METRIC_NAMES)}")
-    for key in ("base_model_revision", "library_version"):
+    for key in ("base_model_revision", "library_version", "tensors_sha256"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise bad(key, "a string or null")
     if "provenance" in data and not isinstance(data["provenance"], dict):
@@ -241,7 +244,8 @@ class SynonymSpace:
             save_directory: the folder (created if needed). Files in it that the artifact does not own are never
                 touched.
             repo_id: the Hub repo named in the model card's usage example.
-            overwrite: replace a ``README.md`` that s3-hf did not write (by default that is refused).
+            overwrite: replace a ``README.md`` that s3-hf did not write, and remove a few-shot adapter fitted on
+                a different space saved there before (by default both are refused).
         """
         from .card import render_card
 
@@ -256,16 +260,27 @@ class SynonymSpace:
             )
         syn = {"format_version": FORMAT_VERSION, "classes": [rec.to_dict() for rec in self.classes]}
         tensors = {k: v.contiguous() for k, v in self.tensors.tensors().items()}
+        data = save_tensors(tensors, metadata={"format_version": str(FORMAT_VERSION)})
+        self.config.tensors_sha256 = hashlib.sha256(data).hexdigest()
+        stale = _stale_adapter(target, self.config.tensors_sha256)
+        if stale and not overwrite:
+            raise ArtifactError(
+                f"{target} holds a few-shot adapter ({', '.join(stale)}) fitted on the space saved there before; "
+                "it would not match the new space. Save elsewhere, or pass overwrite=True (`--overwrite`) to remove "
+                "the adapter (then refit it with `s3 fewshot`)."
+            )
         card_text = render_card(self, repo_id)
         write_files(
             target,
             {
-                CONFIG_NAME: lambda p: p.write_text(_json(self.config.to_dict()), encoding="utf-8"),
+                TENSORS_NAME: lambda p: p.write_bytes(data),
                 SYNONYMS_NAME: lambda p: p.write_text(_json(syn), encoding="utf-8"),
-                TENSORS_NAME: lambda p: save_file(tensors, str(p), metadata={"format_version": str(FORMAT_VERSION)}),
                 CARD_NAME: lambda p: p.write_text(card_text, encoding="utf-8"),
+                CONFIG_NAME: lambda p: p.write_text(_json(self.config.to_dict()), encoding="utf-8"),
             },
         )
+        for name in stale:
+            (target / name).unlink(missing_ok=True)
         return target
 
     # ------------------------------------------------------------------------------------------- loading
@@ -317,13 +332,20 @@ class SynonymSpace:
         classes = [
             ClassRecord.from_dict(x, f"{folder / SYNONYMS_NAME} class {i}") for i, x in enumerate(syn["classes"])
         ]
+        path = folder / TENSORS_NAME
         try:
-            raw = load_file(str(folder / TENSORS_NAME))
+            data = path.read_bytes()
+            raw = load_tensors(data)
         except (SafetensorError, OSError, ValueError) as err:
             raise ArtifactCorruptError(
                 f"{folder / TENSORS_NAME} cannot be read as safetensors ({err}); the file is truncated or "
                 "corrupt. Download it again (force_download=True) or rebuild the space."
             ) from err
+        if config.tensors_sha256 is not None and hashlib.sha256(data).hexdigest() != config.tensors_sha256:
+            raise ArtifactCorruptError(
+                f"{path} does not match the content hash recorded in {CONFIG_NAME}: the file was changed or damaged "
+                "after it was saved. Download it again (force_download=True) or rebuild the space with `s3 build`."
+            )
         expected = set(_DTYPES)
         if set(raw) != expected:
             raise ArtifactShapeError(
@@ -364,6 +386,20 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _stale_adapter(folder: Path, new_sha256: str) -> list[str]:
+    """The few-shot adapter files in ``folder`` if they were fitted on a space other than the one being saved."""
+    from .fewshot import SSP_CONFIG_NAME, SSP_TENSORS_NAME
+
+    present = [n for n in (SSP_CONFIG_NAME, SSP_TENSORS_NAME) if (folder / n).is_file()]
+    if not present:
+        return []
+    try:
+        old = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("tensors_sha256")
+    except (OSError, ValueError, AttributeError):
+        old = None
+    return [] if old == new_sha256 else present
 
 
 def _written_by_us(card: Path) -> bool:

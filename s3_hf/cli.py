@@ -1,4 +1,4 @@
-"""The ``s3`` command: synonyms, build, classify, inspect, push, eval, card, bench and demo."""
+"""The ``s3`` command: synonyms, build, classify, inspect, push, eval, card, bench, demo and space."""
 
 from __future__ import annotations
 
@@ -444,8 +444,8 @@ def cmd_space(args: argparse.Namespace) -> int:
     from .space_deploy import build_space, push_space
 
     if args.space_command == "build":
-        out = build_space(args.dir, wheel=args.wheel, overwrite=args.overwrite)
-        files = ", ".join(sorted(p.name for p in out.iterdir()))
+        out = build_space(args.dir, overwrite=args.overwrite)
+        files = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()))
         print(f"Wrote the Gradio Space {out}: {files}.\nDeploy it with `s3 space push {args.dir} YOUR-NAME/SPACE`.")
         return 0
     url = push_space(args.dir, args.repo_id, token=args.token, private=args.private)
@@ -632,9 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("space", help="write a deployable Gradio Space folder, or push one to the Hub")
     space_sub = g.add_subparsers(dest="space_command", required=True)
-    gb = space_sub.add_parser("build", help="write app.py, README.md, requirements.txt and the s3-hf wheel to DIR")
+    gb = space_sub.add_parser("build", help="write app.py, README.md, requirements.txt and the s3_hf package to DIR")
     gb.add_argument("dir", help="folder to write (must be empty or absent unless --overwrite)")
-    gb.add_argument("--wheel", help="s3-hf wheel to ship (default: built from the source tree or the installed one)")
     gb.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
     gb.set_defaults(func=cmd_space)
     gp = space_sub.add_parser("push", help="upload a folder written by `s3 space build` to a Gradio Space repo")

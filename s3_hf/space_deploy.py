@@ -1,9 +1,11 @@
 """A deployable Gradio Space, built from this installation of s3-hf.
 
 ``s3 space build DIR`` writes the Space's ``app.py``, its ``README.md`` (whose front matter configures the
-Space), the s3-hf wheel, and a ``requirements.txt`` that installs s3-hf with the app's extras from that wheel, so
-the Space needs no unpublished package from an index. ``s3 space push DIR REPO_ID`` uploads the folder to a
-Gradio Space repository.
+Space), a copy of the ``s3_hf`` package beside the app (importable from the Space's working folder) and a
+``requirements.txt`` listing s3-hf's own dependencies and the app's. The Space then needs no unpublished package
+from an index, and no file but ``requirements.txt`` while its environment is installed (the Spaces builder
+installs the requirements before it copies the rest of the repository). ``s3 space push DIR REPO_ID`` uploads the
+folder to a Gradio Space repository.
 
 The Space files come from the repository's ``space_app/`` folder (shipped in the wheel as ``s3_hf/space_app``);
 they are read as files, never imported.
@@ -11,33 +13,35 @@ they are read as files, never imported.
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
 import importlib.metadata
-import io
 import os
+import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import tomllib
-import zipfile
 from pathlib import Path
 
 from .errors import SpaceBuildError
 
 DIST_NAME = "s3-hf"
-WHEEL_PREFIX = "s3_hf-"
-EXTRAS = "app"
+PACKAGE = "s3_hf"
+EXTRA = "app"
 SPACE_FILES = ("app.py", "README.md", "requirements.txt")
-REQUIREMENTS_HEADER = "# s3-hf and the app's dependencies, from the wheel beside this file (`s3 space build`).\n"
-_NOT_COPIED = {"README.md", "requirements.txt"}  # written by build_space, not copied from space_app/
+REQUIREMENTS_HEADER = (
+    "# The dependencies of s3-hf and of the app (`s3 space build`); s3-hf itself is the s3_hf/ folder beside app.py.\n"
+)
+# Not shipped inside the Space's copy of the package: the evaluation and the Space's own source files.
+_SKIPPED = {"eval", "space_app", "__pycache__"}
+
+
+def package_dir() -> Path:
+    """The folder of the ``s3_hf`` package this code runs from."""
+    return Path(__file__).resolve().parent
 
 
 def space_app_dir() -> Path:
     """The ``space_app`` folder: inside the installed package (a wheel), else beside it (a checkout)."""
-    here = Path(__file__).resolve().parent
+    here = package_dir()
     for folder in (here / "space_app", here.parent / "space_app"):
         if (folder / "app.py").is_file() and (folder / "README.md").is_file():
             return folder
@@ -47,90 +51,53 @@ def space_app_dir() -> Path:
     )
 
 
-def source_tree() -> Path | None:
-    """The project folder this package is imported from (a checkout or an editable install), if any."""
-    root = Path(__file__).resolve().parent.parent
+def _requirement_lines() -> list[str]:
+    """The requirements of s3-hf and its ``app`` extra, from the project file of a checkout or else from the
+    installed package's metadata."""
+    pyproject = package_dir().parent / "pyproject.toml"
     try:
-        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
     except (OSError, tomllib.TOMLDecodeError):
-        return None
-    return root if project.get("name") == DIST_NAME else None
-
-
-def build_wheel(source: Path, dest: Path) -> Path:
-    """``pip wheel --no-deps`` of the project folder ``source`` into ``dest``; the wheel's path."""
-    before = set(dest.glob(f"{WHEEL_PREFIX}*.whl"))
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(dest), str(source)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    built = sorted(set(dest.glob(f"{WHEEL_PREFIX}*.whl")) - before)
-    if res.returncode != 0 or len(built) != 1:
-        reason = " ".join((res.stderr or res.stdout).strip().splitlines()[-2:]) or f"exit code {res.returncode}"
-        raise SpaceBuildError(
-            f"Could not build the s3-hf wheel from {source} ({reason}). Build it where pip can fetch the build "
-            f"backend (`pip wheel --no-deps -w dist {source}`) and pass it with --wheel."
-        )
-    return built[0]
-
-
-def _b64_sha256(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def repack_installed(dest: Path) -> Path:
-    """Rebuild the wheel of an installed (not editable) s3-hf from its installed files, each checked against the
-    hash its wheel recorded in ``RECORD``; the wheel's path in ``dest``."""
-    advice = "pass the wheel to ship with --wheel, or run from a checkout of the repository"
-    try:
-        dist = importlib.metadata.distribution(DIST_NAME)
-    except importlib.metadata.PackageNotFoundError as err:
-        raise SpaceBuildError(f"s3-hf is not installed as a package here: {advice}.") from err
-    record, wheel_info = dist.read_text("RECORD"), dist.read_text("WHEEL")
-    if not record or not wheel_info:
-        raise SpaceBuildError(f"The installed s3-hf has no RECORD or WHEEL file to rebuild its wheel from: {advice}.")
-    rows = [row for row in csv.reader(io.StringIO(record)) if row]
-    info_dir = next(p.split("/")[0] for p, *_ in rows if p.split("/")[0].endswith(".dist-info"))
-    installer_files = {f"{info_dir}/{n}" for n in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")}
-    root = Path(str(dist.locate_file("")))
-    files: dict[str, bytes] = {}
-    modified = []
-    for path, digest, *_ in rows:
-        # scripts outside site-packages are regenerated from entry_points.txt; byte code is the installer's
-        if path in installer_files or not digest or path.startswith(("../", "/")) or "__pycache__" in path:
-            continue
-        data = (root / path).read_bytes()
-        if digest != f"sha256={_b64_sha256(data)}":
-            modified.append(path)
-        files[path] = data
-    if "s3_hf/__init__.py" not in files:
-        raise SpaceBuildError(f"The installed s3-hf is an editable install whose source folder is gone: {advice}.")
-    if modified:
-        raise SpaceBuildError(
-            f"{len(modified)} installed s3-hf file(s) differ from the wheel they came from "
-            f"({', '.join(modified[:3])}): {advice}."
-        )
-    tag = next(line.split(":", 1)[1].strip() for line in wheel_info.splitlines() if line.startswith("Tag:"))
-    out = dest / f"{WHEEL_PREFIX}{dist.version}-{tag}.whl"
-    listing = io.StringIO()
-    writer = csv.writer(listing, lineterminator="\n")
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(files, key=lambda p: (p.startswith(info_dir), p)):  # metadata last, as wheels have it
-            zf.writestr(path, files[path])
-            writer.writerow([path, f"sha256={_b64_sha256(files[path])}", len(files[path])])
-        writer.writerow([f"{info_dir}/RECORD", "", ""])
-        zf.writestr(f"{info_dir}/RECORD", listing.getvalue())
+        project = {}
+    if project.get("name") == DIST_NAME:
+        extras = project.get("optional-dependencies", {})
+        lines = [*project.get("dependencies", []), *extras.get(EXTRA, [])]
+    else:
+        try:
+            requires = importlib.metadata.requires(DIST_NAME) or []
+        except importlib.metadata.PackageNotFoundError as err:
+            raise SpaceBuildError(
+                "s3-hf's dependencies are unknown here (no installed metadata, no pyproject.toml): install s3-hf "
+                "or run from a checkout of the repository."
+            ) from err
+        lines = []
+        for req in requires:
+            spec, _, marker = req.partition(";")
+            extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", marker)
+            if not marker.strip() or (extra and extra.group(1) == EXTRA and marker.count("extra") == 1):
+                lines.append(spec.strip())
+    out: list[str] = []
+    for line in lines:
+        name = re.split(r"[\s\[<>=!~;]", line, maxsplit=1)[0].lower().replace("_", "-")
+        if name != DIST_NAME and line not in out:
+            out.append(line)
     return out
 
 
-def ship_wheel(dest: Path, wheel: str | os.PathLike | None = None) -> Path:
-    """Put the s3-hf wheel into ``dest``: ``wheel`` when given, else built from the source tree (a checkout or an
-    editable install), else rebuilt from the installed files."""
-    if wheel is not None:
-        path = Path(wheel)
-        if not path.is_file() or not path.name.startswith(WHEEL_PREFIX) or path.suffix != ".whl":
-            raise SpaceBuildError(f"--wheel {path} is not an s3-hf wheel file ({WHEEL_PREFIX}<version>-....whl).")
-        return Path(shutil.copy2(path, dest / path.name))
-    source = source_tree()
-    return build_wheel(source, dest) if source is not None else repack_installed(dest)
+def _copy_package(dest: Path) -> None:
+    """Copy the package's Python files and model-card templates into ``dest/s3_hf``."""
+    from .card import template_path
+
+    src = package_dir()
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = {n for n in names if n in _SKIPPED or n.endswith((".pyc", ".pyo"))}
+        return skipped if Path(folder).resolve() == src else {n for n in names if n == "__pycache__" or n in skipped}
+
+    shutil.copytree(src, dest / PACKAGE, ignore=ignore, symlinks=False)
+    cards = template_path("synonym_space.md").parent
+    if not (dest / PACKAGE / "hub_cards").is_dir():
+        shutil.copytree(cards, dest / PACKAGE / "hub_cards")
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
@@ -140,7 +107,7 @@ def _check_target(out: Path, overwrite: bool) -> None:
         raise SpaceBuildError(f"{out} is not empty: pass --overwrite to replace it, or choose another folder.")
 
 
-def build_space(out: str | os.PathLike, *, wheel: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+def build_space(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write a deployable Gradio Space folder.
 
     The folder is assembled in a temporary folder beside ``out`` and moved into place at the end, so ``out`` is
@@ -148,22 +115,22 @@ def build_space(out: str | os.PathLike, *, wheel: str | os.PathLike | None = Non
 
     Args:
         out: the folder to write; it must not exist, be empty, or ``overwrite`` must be set.
-        wheel: an s3-hf wheel to ship; default: built from the source tree, or rebuilt from the installed package.
         overwrite: replace a non-empty ``out``.
     """
     out = Path(out).absolute()
     _check_target(out, overwrite)
     app = space_app_dir()
+    requirements = _requirement_lines()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        tmp.chmod(0o755)
+        tmp.chmod(0o777 & ~_umask())
         for f in sorted(app.iterdir()):
-            if f.is_file() and f.suffix == ".py" and f.name not in _NOT_COPIED:
+            if f.is_file() and f.suffix == ".py":
                 shutil.copy2(f, tmp / f.name)
         shutil.copy2(app / "README.md", tmp / "README.md")
-        shipped = ship_wheel(tmp, wheel)
-        (tmp / "requirements.txt").write_text(f"{REQUIREMENTS_HEADER}./{shipped.name}[{EXTRAS}]\n", encoding="utf-8")
+        _copy_package(tmp)
+        (tmp / "requirements.txt").write_text(REQUIREMENTS_HEADER + "\n".join(requirements) + "\n", encoding="utf-8")
         _check_target(out, overwrite)  # nothing appeared there meanwhile
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
@@ -178,20 +145,23 @@ def build_space(out: str | os.PathLike, *, wheel: str | os.PathLike | None = Non
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def check_space(folder: str | os.PathLike) -> list[str]:
-    """The files of a Space folder written by :func:`build_space`; :class:`SpaceBuildError` if it is not one."""
+    """The files of a Space folder written by :func:`build_space` (relative paths); :class:`SpaceBuildError` if it
+    is not one."""
     folder = Path(folder)
-    missing = [name for name in SPACE_FILES if not (folder / name).is_file()]
+    missing = [name for name in (*SPACE_FILES, f"{PACKAGE}/__init__.py") if not (folder / name).is_file()]
     if not folder.is_dir() or missing:
         raise SpaceBuildError(
             f"{folder} is not a Space folder (missing {', '.join(missing) or 'the folder'}): write one with "
             "`s3 space build DIR`."
         )
-    wheels = [line.split("[")[0].removeprefix("./") for line in (folder / "requirements.txt").read_text().splitlines()]
-    absent = [w for w in wheels if w.endswith(".whl") and not (folder / w).is_file()]
-    if absent:
-        raise SpaceBuildError(f"{folder}/requirements.txt installs {absent[0]}, which is missing: rebuild the folder.")
-    return sorted(p.name for p in folder.iterdir() if p.is_file())
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
 def push_space(
@@ -219,6 +189,7 @@ def push_space(
 
     def write(tmp: Path, _repo: str) -> Path:
         for name in names:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(folder / name, tmp / name)
         return tmp
 
@@ -231,3 +202,6 @@ def push_space(
         repo_type="space",
         space_sdk="gradio",
     )
+
+
+__all__ = ["build_space", "check_space", "package_dir", "push_space", "space_app_dir"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -130,9 +131,13 @@ def saved(small_space, tmp_path) -> Path:
 
 
 def _edit_tensors(folder: Path, **changes) -> None:
+    """Rewrite the tensor file as another tool would, with a matching content hash, so validation is reached."""
     tensors = load_file(folder / TENSORS_NAME)
     tensors.update(changes)
     save_file(tensors, folder / TENSORS_NAME)
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    config["tensors_sha256"] = hashlib.sha256((folder / TENSORS_NAME).read_bytes()).hexdigest()
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
 
 
 def test_missing_file(saved):
@@ -222,7 +227,7 @@ def test_failed_save_leaves_nothing_half_written(small_space, tmp_path, monkeypa
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("s3_hf.artifact.save_file", broken)
+    monkeypatch.setattr("s3_hf.artifact.save_tensors", broken)
     with pytest.raises(OSError, match="disk full"):
         small_space.save_pretrained(tmp_path / "new")
     assert os.listdir(tmp_path) == []
@@ -230,7 +235,7 @@ def test_failed_save_leaves_nothing_half_written(small_space, tmp_path, monkeypa
 
     existing = small_space.save_pretrained(tmp_path / "old")
     before = folder_files(existing)
-    monkeypatch.setattr("s3_hf.artifact.save_file", broken)
+    monkeypatch.setattr("s3_hf.fileio.os.replace", broken)  # fails while moving files into place
     with pytest.raises(OSError):
         small_space.save_pretrained(existing)
     assert folder_files(existing) == before
@@ -440,3 +445,41 @@ def test_config_keeps_the_flat_file_format(small_space, tmp_path):
     }
     assert "space" not in config
     assert SynonymSpace.from_pretrained(folder).config.space == s3_hf.SpaceParams()
+
+
+def test_any_flipped_byte_of_the_tensor_file_is_detected(saved):
+    import random
+
+    path = saved / TENSORS_NAME
+    original = path.read_bytes()
+    header = 8 + int.from_bytes(original[:8], "little")  # safetensors: u64 header size, JSON header, tensor data
+    rng = random.Random(0)
+    for position in rng.sample(range(header, len(original)), 50):
+        data = bytearray(original)
+        data[position] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(data))
+        with pytest.raises(ArtifactCorruptError, match="content hash"):
+            SynonymSpace.from_pretrained(saved)
+    path.write_bytes(original)
+    assert SynonymSpace.from_pretrained(saved).config.tensors_sha256 == hashlib.sha256(original).hexdigest()
+
+
+def test_rebuilding_over_a_fitted_adapter_is_refused_or_removes_it(small_space, tiny_model, tmp_path):
+    from s3_hf import build_synonym_space
+    from s3_hf.fewshot import SSP_CONFIG_NAME, SSP_TENSORS_NAME, fit_for_space
+
+    folder = small_space.save_pretrained(tmp_path / "space")
+    torch.manual_seed(0)
+    glob = torch.nn.functional.normalize(torch.randn(6, 16), dim=-1)
+    local = torch.nn.functional.normalize(torch.randn(6, 4, 16), dim=-1)
+    adapter = fit_for_space(small_space, [0, 1, 2], glob, local, [0, 1, 2, 0, 1, 2], "local_center")
+    adapter.save_pretrained(folder)
+    small_space.save_pretrained(folder)  # the same space again: its adapter still fits and stays
+    assert (folder / SSP_CONFIG_NAME).is_file()
+    other = build_synonym_space(*tiny_model, ["cat", "dog", "airplane"], {"cat": ["kitty"]}, base_model="x/y")
+    with pytest.raises(ArtifactError, match="few-shot adapter"):
+        other.save_pretrained(folder)
+    assert SynonymSpace.from_pretrained(folder).concepts(0) == small_space.concepts(0)  # nothing changed
+    other.save_pretrained(folder, overwrite=True)
+    assert not (folder / SSP_CONFIG_NAME).exists() and not (folder / SSP_TENSORS_NAME).exists()
+    assert SynonymSpace.from_pretrained(folder).concepts(0) == ["cat", "kitty"]

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -24,61 +23,54 @@ TORCH = "torch==2.13.0"  # pinned: an open torch spec pulls the CUDA build and s
 
 @pytest.fixture(scope="module")
 def space_dir(tmp_path_factory) -> Path:
-    """A Space folder built from this checkout (its wheel built from the source tree)."""
+    """A Space folder built from this checkout."""
     return build_space(tmp_path_factory.mktemp("spaces") / "s3-space")
 
 
-def wheel_of(folder: Path) -> Path:
-    (wheel,) = folder.glob("s3_hf-*.whl")
-    return wheel
+def test_build_writes_app_readme_requirements_and_the_package(space_dir):
+    import s3_hf
 
-
-def test_build_writes_app_readme_requirements_and_wheel(space_dir):
-    wheel = wheel_of(space_dir)
-    assert sorted(p.name for p in space_dir.iterdir()) == ["README.md", "app.py", "requirements.txt", wheel.name]
+    assert sorted(p.name for p in space_dir.iterdir()) == ["README.md", "app.py", "requirements.txt", "s3_hf"]
     app = space_app_dir()
     assert (space_dir / "app.py").read_bytes() == (app / "app.py").read_bytes()
     readme = (space_dir / "README.md").read_text()
     assert readme.startswith("---\n") and "sdk: gradio" in readme and "app_file: app.py" in readme
     lines = [x for x in (space_dir / "requirements.txt").read_text().splitlines() if not x.startswith("#")]
-    assert lines == [f"./{wheel.name}[app]"]
-    import s3_hf
+    names = {x.split(">")[0].split("=")[0].split("[")[0].strip().lower() for x in lines}
+    assert {"torch", "transformers", "gudhi", "huggingface_hub", "gradio", "matplotlib"} <= names
+    assert "s3-hf" not in names and "nltk" not in names and "pytest" not in names  # no test or wordnet extras
+    package = Path(s3_hf.__file__).resolve().parent
+    for rel in ("__init__.py", "engine.py", "cli.py", "fewshot/ssp.py", "hub_cards/synonym_space.md"):
+        assert (space_dir / "s3_hf" / rel).is_file(), rel
+    assert (space_dir / "s3_hf" / "engine.py").read_bytes() == (package / "engine.py").read_bytes()
+    shipped = {p.relative_to(space_dir / "s3_hf").parts[0] for p in (space_dir / "s3_hf").rglob("*")}
+    assert not shipped & {"eval", "space_app", "__pycache__"}  # the app never imports the evaluation
 
-    assert wheel.name.startswith(f"s3_hf-{s3_hf.__version__}-")
-    names = zipfile.ZipFile(wheel).namelist()
-    for path in ("s3_hf/cli.py", "s3_hf/eval/runner.py", "s3_hf/space_app/app.py", "s3_hf/hub_cards/synonym_space.md"):
-        assert names.count(path) == 1, path
-    assert not any(n.startswith(("registry", "report", "eval/", "space_app/")) for n in names)
 
-
-def test_refuses_a_non_empty_folder_unless_overwrite(space_dir, tmp_path, capsys):
+def test_refuses_a_non_empty_folder_unless_overwrite(tmp_path, capsys):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    wheel = str(wheel_of(space_dir))
-    assert main(["space", "build", str(out), "--wheel", wheel]) == 2
+    assert main(["space", "build", str(out)]) == 2
     err = capsys.readouterr().err
     assert "--overwrite" in err and err.count("\n") == 1 and (out / "notes.txt").is_file()
-    assert main(["space", "build", str(out), "--wheel", wheel, "--overwrite"]) == 0
+    assert main(["space", "build", str(out), "--overwrite"]) == 0
     assert not (out / "notes.txt").exists() and (out / "app.py").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temporary folders left behind
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["space", "build", str(empty), "--wheel", wheel]) == 0  # an empty folder is fine
+    assert main(["space", "build", str(empty)]) == 0  # an empty folder is fine
     assert (empty / "requirements.txt").is_file()
 
 
 def test_a_failed_build_leaves_nothing(tmp_path, monkeypatch):
     import s3_hf.space_deploy as deploy
 
-    with pytest.raises(SpaceBuildError, match="not an s3-hf wheel"):
-        build_space(tmp_path / "space", wheel=tmp_path / "other-1.0-py3-none-any.whl")
+    def broken(dest):
+        raise SpaceBuildError("no package today")
 
-    def broken(dest, wheel=None):
-        raise SpaceBuildError("no wheel today")
-
-    monkeypatch.setattr(deploy, "ship_wheel", broken)
-    with pytest.raises(SpaceBuildError, match="no wheel today"):
+    monkeypatch.setattr(deploy, "_copy_package", broken)
+    with pytest.raises(SpaceBuildError, match="no package today"):
         build_space(tmp_path / "space")
     assert list(tmp_path.iterdir()) == []
 
@@ -90,7 +82,8 @@ def test_push_uploads_the_folder_to_a_gradio_space(space_dir, capsys):
     assert created["type"] == "space" and created["sdk"] == "gradio" and created["name"] == "s3-demo"
     (commit,) = hub.commits
     assert commit["repo_type"] == "space" and commit["repo_id"] == "org/s3-demo"
-    assert commit["files"] == {p.name: p.read_bytes() for p in space_dir.iterdir()}
+    files = {str(p.relative_to(space_dir)): p.read_bytes() for p in space_dir.rglob("*") if p.is_file()}
+    assert commit["files"] == files and "s3_hf/engine.py" in files
     assert "spaces/org/s3-demo/commit/" in capsys.readouterr().out
 
 
@@ -114,18 +107,21 @@ def pip(venv: Path, *args: str, cwd: Path) -> None:
 
 @pytest.mark.slow
 def test_space_installs_in_a_fresh_venv_and_answers(space_dir, tiny_clip_dir, photos, tmp_path):
-    """What the Space's builder does: a clean environment, `pip install -r requirements.txt` in the folder, then
-    `python app.py`; one request through gradio_client. The installed wheel then rebuilds itself for a new Space."""
+    """What the Space's builder does: a clean environment, `pip install -r requirements.txt` (nothing else of the
+    folder is needed for that), then `python app.py` in the folder; one request through gradio_client."""
     from gradio_client import Client, handle_file
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     pip(venv, "install", "-q", "--no-compile", TORCH, cwd=tmp_path)
-    pip(venv, "install", "-q", "--no-compile", "-r", "requirements.txt", cwd=space_dir)
+    alone = tmp_path / "build"  # the Spaces builder installs the requirements with no other file of the repo
+    alone.mkdir()
+    (alone / "requirements.txt").write_bytes((space_dir / "requirements.txt").read_bytes())
+    pip(venv, "install", "-q", "--no-compile", "-r", "requirements.txt", cwd=alone)
     python = venv / "bin" / "python"
-    check = "import sys, s3_hf, s3_hf.cli, s3_hf.eval.runner; print(sorted({'registry', 'report'} & set(sys.modules)))"
-    out = subprocess.run([str(python), "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]
+    check = "import s3_hf, s3_hf.engine; print(s3_hf.__file__)"
+    out = subprocess.run([str(python), "-c", check], cwd=space_dir, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == str(space_dir / "s3_hf" / "__init__.py"), out.stderr[-2000:]
 
     port = free_port()
     env = {
@@ -163,15 +159,7 @@ def test_space_installs_in_a_fresh_venv_and_answers(space_dir, tiny_clip_dir, ph
         app.terminate()
         app.wait(timeout=30)
 
-    # from the installed wheel (no source tree): `s3 space build` rebuilds the same wheel from the installed files
-    rebuilt = tmp_path / "again"
-    res = subprocess.run(
-        [str(venv / "bin" / "s3"), "space", "build", str(rebuilt)], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    first, second = zipfile.ZipFile(wheel_of(space_dir)), zipfile.ZipFile(wheel_of(rebuilt))
-    assert wheel_of(rebuilt).name == wheel_of(space_dir).name
-    names = [n for n in first.namelist() if not n.endswith("/RECORD")]
-    assert sorted(names) == sorted(n for n in second.namelist() if not n.endswith("/RECORD"))
-    assert all(first.read(n) == second.read(n) for n in names)
-    assert (rebuilt / "app.py").read_bytes() == (space_dir / "app.py").read_bytes()
+    # the app ran on the package copy beside it, not on any installed s3-hf
+    assert "s3_hf" not in subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, timeout=300
+    ).stdout.replace("s3_hf/", "")
