@@ -1,6 +1,6 @@
 """Write a tiny random CLIP checkpoint and a small real-photo image folder for the wheel check in .ci/run.
 
-Run with the tests folder on the path (it reuses tests/conftest.py's ``make_tiny_clip``):
+Run with the tests folder on the path (it reuses tests/helpers.py's ``make_tiny_clip``):
 ``PYTHONPATH=tests python .ci/tiny_assets.py OUT``; writes ``OUT/tiny-clip`` and ``OUT/images/<class>/<photo>``.
 """
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import make_tiny_clip
+from helpers import make_tiny_clip
 from PIL import Image
 from skimage import data
 

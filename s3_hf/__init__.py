@@ -4,11 +4,31 @@
 The import is light: names below are loaded on first use, and transformers only when it is needed.
 """
 
-
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import S3Error
+from .errors import (
+    ArtifactCorruptError,
+    ArtifactError,
+    ArtifactNotFoundError,
+    ArtifactShapeError,
+    ArtifactValueError,
+    CLIUsageError,
+    EvalError,
+    FormatVersionError,
+    HubError,
+    ImageLoadError,
+    InvalidConfigError,
+    InvalidLabelsError,
+    ModelLoadError,
+    ModelMismatchError,
+    S3Error,
+    SpaceBuildError,
+    SynonymsError,
+    SynonymSourceError,
+    TemplateError,
+    WordNetMissingError,
+)
 from .tasks import TASK, install
 
 __version__ = "0.1.0"
@@ -68,8 +88,22 @@ __all__ = [
     "METRICS",
     "METRIC_NAMES",
     "TASK",
+    "ArtifactCorruptError",
+    "ArtifactError",
+    "ArtifactNotFoundError",
+    "ArtifactShapeError",
+    "ArtifactValueError",
+    "CLIUsageError",
     "ClassifyRequest",
+    "EvalError",
+    "FormatVersionError",
+    "HubError",
+    "ImageLoadError",
+    "InvalidConfigError",
+    "InvalidLabelsError",
     "LabelOnlySource",
+    "ModelLoadError",
+    "ModelMismatchError",
     "Prediction",
     "S3Config",
     "S3Engine",
@@ -77,10 +111,15 @@ __all__ = [
     "S3ZeroShotImageClassificationPipeline",
     "SSPAdapter",
     "SSPConfig",
+    "SpaceBuildError",
     "SpaceParams",
     "StaticSource",
     "SynonymSource",
+    "SynonymSourceError",
     "SynonymSpace",
+    "SynonymsError",
+    "TemplateError",
+    "WordNetMissingError",
     "__version__",
     "build_synonym_space",
     "load_model",

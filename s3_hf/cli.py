@@ -10,8 +10,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CLIUsageError, InvalidConfigError, InvalidLabelsError, S3Error
-from .options import DEFAULT_CONCEPT_FORMAT, DEFAULT_METRIC, DEFAULT_MODEL, MAX_CONCEPTS, METRIC_NAMES, SpaceParams
+from .errors import CLIUsageError, InvalidLabelsError, S3Error
+from .options import (
+    DEFAULT_CONCEPT_FORMAT,
+    DEFAULT_METRIC,
+    DEFAULT_MODEL,
+    MAX_CONCEPTS,
+    METRIC_NAMES,
+    SpaceParams,
+    check_metric,
+)
 
 logger = logging.getLogger("s3_hf")
 
@@ -282,7 +290,13 @@ def make_source(args: argparse.Namespace, senses: dict[str, str]) -> Any:
         if not args.model:
             raise InvalidLabelsError("--source openai needs --model (the endpoint's model name).")
         return OpenAICompatSource(
-            args.model, args.base_url, api_key_env=args.api_key_env, concurrency=args.concurrency, **llm
+            args.model,
+            args.base_url,
+            api_key_env=args.api_key_env,
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+            max_retries=args.retries,
+            **llm,
         )
     if not args.model:
         raise InvalidLabelsError("--source transformers needs --model (a Hub id or local folder of a chat LM).")
@@ -368,9 +382,9 @@ def _int_list(text: str | None, flag: str, minimum: int = 0) -> list[int]:
     try:
         values = [int(x) for x in (text or "").split(",") if x.strip()]
     except ValueError as err:
-        raise InvalidConfigError(f"{flag} takes comma-separated integers, got {text!r}.") from err
+        raise CLIUsageError(f"{flag} takes comma-separated integers, got {text!r}.") from err
     if any(v < minimum for v in values):
-        raise InvalidConfigError(f"{flag} values must be at least {minimum}, got {text!r}.")
+        raise CLIUsageError(f"{flag} values must be at least {minimum}, got {text!r}.")
     return values
 
 
@@ -380,9 +394,9 @@ def _json_options(text: str | None) -> dict[str, Any]:
     try:
         options = json.loads(text)
     except json.JSONDecodeError as err:
-        raise InvalidConfigError(f"--fewshot-options must be a JSON object, e.g. '{{\"top_s\": 4}}': {err}") from err
+        raise CLIUsageError(f"--fewshot-options must be a JSON object, e.g. '{{\"top_s\": 4}}': {err}") from err
     if not isinstance(options, dict):
-        raise InvalidConfigError("--fewshot-options must be a JSON object, e.g. '{\"top_s\": 4}'.")
+        raise CLIUsageError("--fewshot-options must be a JSON object, e.g. '{\"top_s\": 4}'.")
     from .fewshot import SSPConfig
 
     SSPConfig.from_dict({k: v for k, v in options.items() if k != "mode"})  # fail now, not after encoding
@@ -396,15 +410,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{name:16s} {b.hub_id or b.path or '(local folder)'}  {b.note}")
         return 0
     if not args.benchmarks:
-        raise InvalidLabelsError("Pass --benchmarks (comma-separated names or folders; `s3 eval --list` shows them).")
+        raise CLIUsageError("Pass --benchmarks (comma-separated names or folders; `s3 eval --list` shows them).")
     benchmarks = args.benchmarks.split(",")
     if benchmarks == ["paper"]:
         benchmarks = registry.PAPER_SUITE
     synonyms = [x for x in args.synonyms.split(",") if x and x != "none"]
-    metrics = args.metrics.split(",") if args.metrics != "all" else runner.S3_METRICS
-    for m in metrics:
-        if m not in METRIC_NAMES:
-            raise InvalidLabelsError(f"Unknown metric {m!r}; choose from {', '.join(METRIC_NAMES)}.")
+    metrics = [check_metric(m) for m in args.metrics.split(",")] if args.metrics != "all" else runner.S3_METRICS
     cfg = runner.EvalConfig(
         model=args.model,
         benchmarks=benchmarks,
@@ -576,6 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--base-url", help="openai: endpoint base URL (default $OPENAI_BASE_URL or api.openai.com)")
     y.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable with the key")
     y.add_argument("--concurrency", type=int, default=4, help="openai: requests in flight")
+    y.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="openai: time limit of each request, in total"
+    )
+    y.add_argument("--retries", type=int, default=3, metavar="N", help="openai: retries of a failed request")
     y.add_argument("--domain", help="LLM: what the dataset is about, e.g. 'aircraft models'")
     y.add_argument("--ambiguous", choices=["first", "label-only", "error"], default="first", help="wordnet")
     y.add_argument("--no-cache", action="store_true", help="LLM: ignore and do not write the on-disk cache")

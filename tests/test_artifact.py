@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fakehub import COMMIT, fake_hub, folder_files
+from helpers import COMMIT, fake_hub, folder_files
 from huggingface_hub import HfApi
 from safetensors.torch import load_file, save_file
 
@@ -211,7 +211,7 @@ def test_synonyms_disagree_with_tensors(saved):
 
 
 def test_base_model_mismatch(small_space, tmp_path, s3_pipe, photos):
-    from conftest import make_tiny_clip
+    from helpers import make_tiny_clip
 
     with pytest.raises(ModelMismatchError, match="built with"):
         small_space.check_model(type("M", (), {"name_or_path": "org/other-clip", "config": s3_pipe.model.config})())

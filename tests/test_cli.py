@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import SYNONYMS
+from helpers import SYNONYMS
 from huggingface_hub import HfApi
 
 from s3_hf.cli import main

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import SYNONYMS
+from helpers import SYNONYMS
 from PIL import Image
 
 import s3_hf

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED
+from helpers import SHARED
 from PIL import Image
 
 from s3_hf.cli import main

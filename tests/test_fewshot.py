@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import SYNONYMS
+from helpers import SYNONYMS
 from PIL import Image
 
 from s3_hf.encoding import encode_pixels, pixel_values
@@ -368,7 +368,7 @@ def test_pipeline_support(s3_pipe, photos, tmp_path):
 
 
 def test_adapter_on_the_hub(problem, tmp_path, monkeypatch):
-    from fakehub import COMMIT, fake_hub, folder_files
+    from helpers import COMMIT, fake_hub, folder_files
     from huggingface_hub import HfApi
 
     text, (sg, sl, sy), (tg, _, _) = problem

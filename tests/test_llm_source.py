@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import torch
-from conftest import char_tokenizer
+from helpers import char_tokenizer
 
 from s3_hf import build_synonym_space
 from s3_hf.synonyms import LLMSource, TransformersChatSource

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import ANGLES, arc
 from scipy.optimize import minimize
-from test_space import ANGLES, arc
 
 from s3_hf.errors import InvalidConfigError
 from s3_hf.metrics import METRICS, ScoringState, centre_members, score

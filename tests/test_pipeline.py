@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SYNONYMS
+from helpers import SYNONYMS
 from PIL import Image
 from transformers import pipeline
 

@@ -7,26 +7,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import ANGLES, arc
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from s3_hf.errors import InvalidConfigError
 from s3_hf.space import SpaceParams, build_space, chordal_distances, class_geometry, death_times
 
 
-def arc(*degrees: float, dim: int = 3) -> np.ndarray:
-    """Unit vectors on a great circle at the given angles."""
-    out = np.zeros((len(degrees), dim))
-    rad = np.radians(degrees)
-    out[:, 0], out[:, 1] = np.cos(rad), np.sin(rad)
-    return out
-
-
 def chord(deg: float) -> float:
     return 2 * math.sin(math.radians(deg) / 2)
-
-
-# label at 0°, synonyms at 10°, 20°, 35°, and an outlier at 130°
-ANGLES = (0, 10, 20, 35, 130)
 
 
 def test_known_class_geometry():

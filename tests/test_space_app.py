@@ -194,7 +194,7 @@ def test_browser_upload_classify_and_screenshot(app, photos):
 
 
 def test_bundled_examples_and_a_hub_space(app, client, small_space, tmp_path, monkeypatch):
-    from fakehub import fake_hub, folder_files
+    from helpers import fake_hub, folder_files
 
     examples = app.example_photos()
     assert [Path(p).stem for p in examples] == ["chelsea", "coffee", "astronaut", "rocket"]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakehub import fake_hub
+from helpers import fake_hub
 
 from s3_hf.cli import main
 from s3_hf.errors import SpaceBuildError

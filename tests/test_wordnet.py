@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import SHARED
+from helpers import SHARED
 
 from s3_hf.errors import S3Error, WordNetMissingError
 from s3_hf.synonyms import WordNetSource, write_synonyms_file

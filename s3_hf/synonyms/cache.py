@@ -32,13 +32,17 @@ class SynonymCache:
         return self.folder / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
+        """The entry stored under ``key``; ``None`` if there is none or it is unreadable or not a JSON object
+        (the caller asks again and overwrites it)."""
         try:
-            return json.loads(self._path(key).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            value = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):  # ValueError: not UTF-8, not JSON
             return None
+        return value if isinstance(value, dict) else None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         write_json(self._path(key), value, indent=None)
+
 
 __all__ = [
     "SynonymCache",

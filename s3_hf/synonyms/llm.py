@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,13 +50,33 @@ def build_messages(
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 
 
+@dataclass(frozen=True)
+class FailedRequest:
+    """What ``_generate`` returns for a label whose request failed: the cause, quoted in the fallback warning."""
+
+    reason: str
+
+
+def _parse(answer: object) -> list[str] | None:
+    """The synonyms of an answer; ``None`` unless it is text that parses into a list of strings."""
+    if not isinstance(answer, str):
+        return None
+    try:
+        syn, _ = parse_answer(answer)
+    except (ValueError, RecursionError):
+        return None
+    return syn if isinstance(syn, list) and all(isinstance(x, str) for x in syn) else None
+
+
 class LLMSource:
     """Shared logic of LLM sources: prompts, the cache, parsing, cleaning and the per-label fallback.
 
-    Subclasses implement ``_generate(list of messages) -> list of answer texts`` (``None`` where a request
-    failed after its retries) and ``settings()`` (model and decoding settings, part of the cache key).
-    A label whose answer yields no usable synonym falls back to label-only with a warning; one bad label never
-    aborts a run. Answers that arrived are cached; failed requests are not, so a re-run retries them.
+    Subclasses implement ``_generate(list of messages) -> list of answer texts`` (a ``FailedRequest`` with the
+    cause, or ``None``, where a request failed after its retries) and ``settings()`` (model and decoding
+    settings, part of the cache key). A label whose request failed or whose answer yields no usable synonym
+    falls back to label-only with a warning naming the label and the cause; one bad label never aborts a run.
+    Only answers that are text parsing into a list of strings are cached, so a re-run asks again for the others;
+    a cache entry that is not such an answer is ignored (and replaced by the next one).
     """
 
     name = "llm"
@@ -83,7 +104,7 @@ class LLMSource:
     def settings(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _generate(self, batch: list[Messages]) -> list[str | None]:
+    def _generate(self, batch: list[Messages]) -> list[str | FailedRequest | None]:
         raise NotImplementedError
 
     batch_size = 8  # labels per _generate call
@@ -95,42 +116,71 @@ class LLMSource:
     def synonyms(self, labels: Sequence[str]) -> dict[str, list[str]]:
         labels = list(labels)
         settings = self.settings()
-        out: dict[str, list[str]] = {}
+        answers: dict[str, str] = {}
+        parsed: dict[str, list[str]] = {}
+        failures: dict[str, str] = {}
         todo: list[tuple[str, Messages, str]] = []
         for label in labels:
             messages = build_messages(label, self.max_synonyms, self.domain, labels)
             key = SynonymCache.key(
                 source=self.name, settings=settings, prompt=PROMPT_VERSION, label=label, messages=messages
             )
-            hit = self.cache.get(key) if self.cache else None
-            if hit is not None:
-                out[label] = hit["answer"]
-            else:
-                todo.append((label, messages, key))
+            entry = self.cache.get(key) if self.cache else None
+            answer = entry.get("answer") if isinstance(entry, dict) else None
+            syn = _parse(answer)
+            if isinstance(answer, str) and syn is not None:
+                answers[label], parsed[label] = answer, syn
+                continue
+            if entry is not None:
+                logger.warning("Ignoring a malformed cache entry for label %r; asking again.", label)
+            todo.append((label, messages, key))
         bar = tqdm(total=len(todo), desc=f"Asking {self.name} for synonyms", disable=not self.progress or not todo)
+        cache_ok = True
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
-            answers = self._generate([m for _, m, _ in chunk])
-            for (label, _, key), answer in zip(chunk, answers, strict=True):
-                if answer is not None:
-                    out[label] = answer
-                    if self.cache:
+            results = self._generate([m for _, m, _ in chunk])
+            for (label, _, key), answer in zip(chunk, results, strict=True):
+                syn = _parse(answer)
+                if not isinstance(answer, str) or syn is None:
+                    failures[label] = _failure_reason(answer)
+                    continue
+                answers[label], parsed[label] = answer, syn
+                if self.cache and cache_ok:
+                    try:
                         self.cache.put(key, {"label": label, "answer": answer, "settings": settings})
+                    except (OSError, ValueError) as err:  # the cache only saves time: never lose a run to it
+                        cache_ok = False
+                        logger.warning(
+                            "Cannot write the synonym cache in %s (%s); this run's answers are not cached.",
+                            self.cache.folder,
+                            err,
+                        )
             bar.update(len(chunk))
         bar.close()
 
         result: dict[str, list[str]] = {}
         self.fallbacks = []
         for label in labels:
-            answer = out.get(label)
-            syn, _ = parse_answer(answer)
-            concepts = clean_concepts(label, syn, self.max_synonyms, other_labels=labels)[1:]
+            concepts = clean_concepts(label, parsed.get(label, []), self.max_synonyms, other_labels=labels)[1:]
             if not concepts:
-                reason = "the request failed" if answer is None else f"no usable synonym in its answer {answer[:80]!r}"
+                if label in answers:
+                    reason = f"no usable synonym in its answer {answers[label][:80]!r}"
+                else:
+                    reason = failures.get(label, "the request failed")
                 logger.warning("Label %r falls back to label-only: %s.", label, reason)
                 self.fallbacks.append(label)
             result[label] = concepts
         return result
+
+
+def _failure_reason(answer: object) -> str:
+    if isinstance(answer, FailedRequest):
+        return f"the request failed: {answer.reason}"
+    if answer is None:
+        return "the request failed"
+    if isinstance(answer, str):
+        return f"its answer could not be parsed {answer[:80]!r}"
+    return f"the back end returned {type(answer).__name__} instead of text"
 
 
 class TransformersChatSource(LLMSource):
@@ -197,7 +247,7 @@ class TransformersChatSource(LLMSource):
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
 
-    def _generate(self, batch: list[Messages]) -> list[str | None]:
+    def _generate(self, batch: list[Messages]) -> list[str | FailedRequest | None]:
         import torch
 
         if self._model is None or self.tokenizer is None:
@@ -214,10 +264,12 @@ class TransformersChatSource(LLMSource):
         new = out[:, enc["input_ids"].shape[1] :]
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
+
 __all__ = [
     "MAX_CONTEXT_CLASSES",
     "PROMPT_VERSION",
     "SYSTEM_PROMPT",
+    "FailedRequest",
     "LLMSource",
     "Messages",
     "TransformersChatSource",

@@ -87,7 +87,7 @@ def parse_answer(text: str | None) -> tuple[list[str], list[str]]:
     for candidate in _json_candidates(body):
         try:
             parsed = _from_json(json.loads(candidate))
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             continue
         if parsed is not None:
             return _nonempty(parsed)
@@ -124,6 +124,7 @@ def parse_answer(text: str | None) -> tuple[list[str], list[str]]:
 
 def _nonempty(pair: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
     return [x for x in pair[0] if x], [x for x in pair[1] if x]
+
 
 __all__ = [
     "clean_item",

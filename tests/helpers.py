@@ -1,4 +1,5 @@
-"""An in-process fake of the Hub's file-download and upload endpoints, plugged into huggingface_hub's HTTP client."""
+"""Helpers shared by the tests: tiny random CLIP checkpoints, the shared data folder, synonym fixtures, points on
+a circle with known geometry, and an in-process fake of the Hub's HTTP endpoints plugged into huggingface_hub."""
 
 from __future__ import annotations
 
@@ -6,15 +7,82 @@ import base64
 import hashlib
 import json
 import re
+import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
 import huggingface_hub
+import numpy as np
+import torch
 from huggingface_hub import constants
 from huggingface_hub.utils._http import default_client_factory
 
+# The project's read-only data folder beside the repository (absent on a fresh machine: tests using it skip).
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+SYNONYMS = {
+    "cat": ["domestic cat", "house cat", "kitty", "tabby", "feline"],
+    "dog": ["puppy", "hound", "canine", "pooch"],
+    "airplane": ["aeroplane", "plane", "airliner", "jet"],
+}
+
+
+def char_tokenizer(model_max_length: int = 77):
+    """A character-level CLIP tokenizer (lower-case letters, digits, punctuation)."""
+    from transformers import CLIPTokenizer
+
+    chars = string.ascii_lowercase + string.digits + string.punctuation
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+
+
+def make_tiny_clip(path: Path, seed: int = 0, projection_dim: int = 16) -> Path:
+    """Save a tiny random CLIPModel with a character-level CLIP tokenizer and a 32px image processor."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    tokenizer = char_tokenizer()
+    vocab = tokenizer.get_vocab()
+    eos = vocab["<|endoftext|>"]
+    layers = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
+    config = CLIPConfig(
+        text_config={
+            **layers,
+            "vocab_size": len(vocab),
+            "max_position_embeddings": 77,
+            "bos_token_id": vocab["<|startoftext|>"],
+            "eos_token_id": eos,
+            "pad_token_id": eos,
+        },
+        vision_config={**layers, "image_size": 32, "patch_size": 8},
+        projection_dim=projection_dim,
+    )
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------- known geometry
+def arc(*degrees: float, dim: int = 3) -> np.ndarray:
+    """Unit vectors on a great circle at the given angles."""
+    out = np.zeros((len(degrees), dim))
+    rad = np.radians(degrees)
+    out[:, 0], out[:, 1] = np.cos(rad), np.sin(rad)
+    return out
+
+
+# label at 0°, synonyms at 10°, 20°, 35°, and an outlier at 130°
+ANGLES = (0, 10, 20, 35, 130)
+
+
+# ------------------------------------------------------------------------------------------------ fake Hub
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 _API = re.compile(r"^/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit)/(?P<rev>.+)$")
