@@ -536,3 +536,25 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
         plot(results, out / "bench.png")
     log(f"Wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
     return results
+
+__all__ = [
+    "IMAGES_ENV",
+    "MODEL_ENV",
+    "TEMPLATE",
+    "BenchConfig",
+    "bench_build",
+    "bench_fewshot",
+    "bench_inference",
+    "bench_memory",
+    "class_names",
+    "image_paths",
+    "load_clip",
+    "locations",
+    "markdown",
+    "median_time",
+    "plot",
+    "run",
+    "s3_own_work",
+    "save_space",
+    "synthetic_synonyms",
+]

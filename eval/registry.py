@@ -269,3 +269,19 @@ def load_train(bench: Benchmark, test: BenchmarkData, cache_dir: str | None = No
     if data.class_names != test.class_names:
         raise BenchmarkUnavailable(f"{bench.name}: the train split's classes differ from the test split's.")
     return data
+
+__all__ = [
+    "IMAGENET_SAMPLE",
+    "IMAGENET_SAMPLE_ENV",
+    "PAPER_SUITE",
+    "REGISTRY",
+    "Benchmark",
+    "BenchmarkData",
+    "BenchmarkUnavailable",
+    "imagenet_sample_dir",
+    "load",
+    "load_train",
+    "resolve",
+    "split_folder",
+    "unique_names",
+]

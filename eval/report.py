@@ -152,3 +152,12 @@ def write_model_index(space_dir: str | Path, summary: dict[str, Any], method: st
     card.data.model_name = card.data.model_name or space_dir.name
     card.save(space_dir / "README.md")
     return space_dir / "README.md"
+
+__all__ = [
+    "RANDOM_NOTE",
+    "fewshot_markdown",
+    "gain_figure",
+    "markdown",
+    "write_model_index",
+    "write_reports",
+]

@@ -40,6 +40,28 @@ S3_METRICS = [m for m in METRICS if m != "label"]
 
 @dataclass
 class EvalConfig:
+    """What ``s3 eval`` runs.
+
+    Args:
+        model: a Hub id or a local checkpoint folder (a folder without weights is initialised at random and its
+            results are marked ``random_weights``).
+        benchmarks: registered names (``s3 eval --list``) or image folders (one sub-folder per class).
+        out: the results folder (``results.json``, ``results.md``, ``gains.png``, one JSON per benchmark).
+        synonyms: synonym sources to build S^3 spaces from: ``"wordnet"`` or synonyms files.
+        metrics: the S^3 metrics to score (every one by default).
+        label_template: the single template of the ``label`` baseline.
+        templates: the prompts of ``ensemble`` and S^3: ``"benchmark"`` (its own) or a named set.
+        batch_size: images per forward pass.
+        cache_dir: where image embeddings and built spaces are cached (default ``out/cache``).
+        dtype: the model's dtype.
+        shots: few-shot runs, support images per class sampled from the train split (none by default).
+        seeds: support samples per shot count.
+        fewshot_base: the zero-shot method few-shot adds to (default: the first S^3 ``local_center`` method).
+        fewshot: :class:`~s3_hf.fewshot.SSPConfig` options.
+        imagenet_sample: the imagenet-sample folder (default ``$S3_IMAGENET_SAMPLE``).
+        extra: free-form notes recorded with the results.
+    """
+
     model: str
     benchmarks: Sequence[str]
     out: str = "eval_results"
@@ -458,3 +480,24 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         write_reports(summary, out)
     accelerator.wait_for_everyone()
     return summary
+
+__all__ = [
+    "FEWSHOT_METHODS",
+    "METRIC_DIR",
+    "S3_METRICS",
+    "EvalConfig",
+    "FewShotSupport",
+    "cached_space",
+    "embedding_key",
+    "encode_sharded",
+    "fewshot_base",
+    "image_embeddings",
+    "load_metric",
+    "method_spaces",
+    "run",
+    "score_fewshot",
+    "score_methods",
+    "support_features",
+    "support_indices",
+    "synonym_source",
+]

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -704,8 +705,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except S3Error as err:
+        failure: BaseException = err
         message = str(err)
     except OSError as err:  # unreadable or unwritable paths, a full disk: the user's to fix
+        failure = err
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         message = f"{err.strerror or err}{where}. Check the path and its permissions."
     except Exception as err:
@@ -718,10 +721,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     if verbose:
-        logger.exception("the command failed")
+        traceback.print_exception(failure, file=sys.stderr)
     print(f"error: {message}", file=sys.stderr)
     return 2
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+__all__ = ["build_parser", "load_engine", "load_eval_module", "main", "read_label_table", "read_labels"]

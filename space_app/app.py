@@ -260,3 +260,5 @@ demo = build_demo()
 
 if __name__ == "__main__":
     demo.launch()
+
+__all__ = ["build_demo", "classify", "demo", "parse_labels", "parse_synonyms", "prepare_image", "projection_figure"]

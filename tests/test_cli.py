@@ -163,3 +163,35 @@ def test_fewshot_fit_then_classify(files, tmp_path, tiny_clip_dir, photos, capsy
     # nowhere to write: refused before any work
     assert main(["fewshot", str(support), "--labels", str(labels), "--model", str(tiny_clip_dir)]) != 0
     assert "--out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verbose", [[], ["-v", "inspect"], ["inspect", "-v"]])
+def test_errors_are_one_line_and_verbose_adds_the_traceback(tmp_path, capsys, verbose):
+    args = verbose or ["inspect"]
+    if "-v" in args and args[0] == "inspect":
+        args = ["inspect", str(tmp_path / "nope"), "-v"]
+    else:
+        args = [*args, str(tmp_path / "nope")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("error: ") and "local folder" in err
+    assert ("Traceback (most recent call last)" in err) == bool(verbose)
+    if not verbose:
+        assert err.count("\n") == 1
+
+
+def test_usage_mistakes_are_typed_one_line_errors(tmp_path, tiny_clip_dir, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (["classify", str(empty), "--labels", "cat,dog", "--model", str(tiny_clip_dir)], "No images in"),
+        (["classify", "x.jpg", "--model", str(tiny_clip_dir)], "exactly one of --space"),
+        (["classify", "x.jpg", "--labels", "cat", "--model", str(tmp_path / "missing")], "does not exist"),
+        (["classify", "x.jpg", "--labels", "cat", "--model", str(empty)], "no config.json"),
+        (["eval", "--benchmarks", "x", "--metrics", "cosine"], "Unknown metric"),
+        (["eval", "--benchmarks", "x", "--shots", "a,b"], "comma-separated integers"),
+    ]
+    for args, fragment in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and fragment in err and err.count("\n") == 1, (args, err)

@@ -225,6 +225,7 @@ FAULTS = {  # label: (behaviour, cause in the warning, requests made with max_re
     "trickle-head": (trickle(head_at_once=False), r"no complete answer within 0\.5 s", 2),
     "trickle-body": (trickle(head_at_once=True), r"no complete answer within 0\.5 s", 2),
     "error500": (answer(500, b'{"error": {"message": "internal"}}'), "answered 500", 2),
+    "redirect": (answer(308, b"", {"Location": "https://elsewhere.example/v1/chat/completions"}), "redirected to", 1),
     "object": (answer(200, completion({"synonyms": ["a", "b"]})), "content is a JSON object", 1),
     "list": (answer(200, completion(["a", "b"])), "content is a JSON list", 1),
     "null": (answer(200, completion(None)), "content is null", 1),
@@ -299,7 +300,7 @@ def test_a_50_mb_answer_is_refused_without_reading_it(serve, caplog, framing, st
     assert got == {"huge": []} and srv.hits["huge"] == 1
     assert elapsed < 5
     assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
-    assert srv.sent["huge"] < HUGE // 2, f"the server sent {srv.sent['huge'] / 2**20:.1f} MiB"
+    assert srv.sent["huge"] < HUGE // 4, f"the server sent {srv.sent['huge'] / 2**20:.1f} MiB"
     expected = "answered 500" if status == 500 else "limit"
     assert expected in warnings_of(caplog)
 
@@ -419,6 +420,14 @@ def test_a_server_never_reached_still_aborts(serve):
         client(srv).synonyms(["cat", "dog"])
 
 
+def test_tls_to_a_plain_http_server_aborts_before_any_answer(serve):
+    srv = serve()
+    src = client(srv)
+    src.base_url = src.base_url.replace("http://", "https://")
+    with pytest.raises(SynonymSourceError, match="Cannot reach"):
+        src.synonyms(["cat"])
+
+
 def test_bad_credentials_still_abort(serve):
     srv = serve({"cat": answer(401, b'{"error": {"message": "Invalid API key"}}')})
     with pytest.raises(SynonymSourceError, match="answered 401"):
@@ -461,8 +470,8 @@ def test_cli_timeout_and_retries_reach_the_source(serve, tmp_path, capsys):
     assert run_cli(tmp_path, srv.url, "--timeout", "0.5", "--retries", "0") == 0
     assert srv.hits["broken"] == 1, "--retries 0: no retry"
     assert "1 label-only: broken" in capsys.readouterr().out
-    assert run_cli(tmp_path, srv.url, "--timeout", "0.5", "--retries", "2") == 0
-    assert srv.hits["broken"] == 1 + 3
+    assert run_cli(tmp_path, srv.url, "--timeout", "0.5", "--retries", "1") == 0  # one retry, after 1 s of backoff
+    assert srv.hits["broken"] == 1 + 2
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,8 @@ def random_space(seed: int, sizes=(1, 3, 6, 11), dim: int = 12, **params):
 
 
 def reference(v: torch.Tensor, t, metric: str, k: int = 3) -> torch.Tensor:
-    """DESIGN §2 step 5 written out per image and per class, with plain loops."""
+    """The metric definitions of the README's method section written out per image and per class, with plain
+    loops."""
     out = torch.zeros(len(v), t.num_classes, dtype=torch.float64)
     pts = t.points.double()
     for b in range(len(v)):

@@ -12,6 +12,7 @@ import math
 import os
 import random
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -181,7 +182,9 @@ def _describe(err: BaseException, timeout: float) -> str:
 
 
 def _is_unreachable(reason: object) -> bool:
-    if isinstance(reason, ConnectionRefusedError | socket.gaierror | TimeoutError):
+    """Whether a failure to connect means nothing usable listens there (refused, unknown host, no route, connect
+    timeout, TLS handshake or certificate failure)."""
+    if isinstance(reason, ConnectionRefusedError | socket.gaierror | TimeoutError | ssl.SSLError):
         return True
     return isinstance(reason, OSError) and reason.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH)
 
@@ -344,8 +347,13 @@ class OpenAICompatSource(LLMSource):
         except _AttemptFailed:
             raise
         except urllib.error.URLError as err:  # before any answer: connecting or sending
+            reason = err.reason
+            if isinstance(reason, TimeoutError):
+                cause = f"no connection within {self.timeout:g} s"
+            else:
+                cause = _describe(reason, self.timeout) if isinstance(reason, BaseException) else str(reason)
             raise _AttemptFailed(
-                _describe(err.reason, self.timeout) if isinstance(err.reason, BaseException) else str(err.reason),
+                cause,
                 retry=True,
                 unreachable=_is_unreachable(err.reason),
             ) from err
