@@ -25,6 +25,7 @@ import torch
 from s3_hf import TASK, SynonymSpace, build_synonym_space, models
 from s3_hf.encoding import encode_pixels, list_images, load_image, pixel_values
 from s3_hf.errors import EvalError
+from s3_hf.fileio import write_json
 from s3_hf.metrics import METRICS
 from s3_hf.space import build_space
 
@@ -530,12 +531,13 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
         if cfg.memory:
             results["memory"] = bench_memory(cfg, space_dir)
             log(f"memory: {results['memory']['ratio']:.3f}x of bare CLIP")
-    (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(out / "bench.json", results)
     (out / "bench.md").write_text(markdown(results))
     if results["inference"]:
         plot(results, out / "bench.png")
     log(f"Wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
     return results
+
 
 __all__ = [
     "IMAGES_ENV",

@@ -270,6 +270,7 @@ def load_train(bench: Benchmark, test: BenchmarkData, cache_dir: str | None = No
         raise BenchmarkUnavailable(f"{bench.name}: the train split's classes differ from the test split's.")
     return data
 
+
 __all__ = [
     "IMAGENET_SAMPLE",
     "IMAGENET_SAMPLE_ENV",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from s3_hf.fileio import write_json
 
 RANDOM_NOTE = (
     "**These results were measured with random weights: they test the plumbing and mean nothing about accuracy.**"
@@ -113,7 +114,7 @@ def gain_figure(summary: dict[str, Any], path: Path) -> Path | None:
 
 def write_reports(summary: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "results.json", summary)
     (out / "results.md").write_text(markdown(summary))
     gain_figure(summary, out / "gains.png")
 
@@ -152,6 +153,7 @@ def write_model_index(space_dir: str | Path, summary: dict[str, Any], method: st
     card.data.model_name = card.data.model_name or space_dir.name
     card.save(space_dir / "README.md")
     return space_dir / "README.md"
+
 
 __all__ = [
     "RANDOM_NOTE",

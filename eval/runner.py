@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from s3_hf import SynonymSpace, build_synonym_space
 from s3_hf.encoding import encode_pixels, load_image, pixel_values
 from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_shots
+from s3_hf.fileio import save_tensors, write_json
 from s3_hf.metrics import METRICS, score
 from s3_hf.templates import resolve_templates
 
@@ -133,13 +134,6 @@ def encode_sharded(
     return results
 
 
-def _save_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-    tmp.replace(path)
-
-
 def image_embeddings(
     accelerator: Any, model: Any, processor: Any, data: registry.BenchmarkData, cfg: EvalConfig, cache: Path
 ) -> tuple[torch.Tensor, bool]:
@@ -159,7 +153,7 @@ def image_embeddings(
         f"Encoding {data.name}",
     )
     if accelerator.is_main_process:
-        _save_atomic({"embeddings": out, "labels": torch.tensor(data.labels)}, path)
+        save_tensors(path, {"embeddings": out, "labels": torch.tensor(data.labels)})
     accelerator.wait_for_everyone()
     return out, False
 
@@ -190,7 +184,7 @@ def support_features(
         f"Encoding {train.name} support",
     )
     if accelerator.is_main_process:
-        _save_atomic({"global": glob, "local": local}, path)
+        save_tensors(path, {"global": glob, "local": local})
     accelerator.wait_for_everyone()
     return glob, local
 
@@ -470,9 +464,9 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         if fewshot is not None:
             record["fewshot"] = fewshot
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"{bench.name}.predictions.json").write_text(json.dumps({"labels": data.labels, **predictions}))
+        write_json(out / f"{bench.name}.predictions.json", {"labels": data.labels, **predictions}, indent=None)
         result_file = out / f"{bench.name}.json"
-        result_file.write_text(json.dumps(record, indent=2) + "\n")
+        write_json(result_file, record)
         summary["benchmarks"][bench.name] = record
         best = max(methods, key=lambda m: methods[m]["top1"])
         logger.info("%s: label %.4f, best %s %.4f", bench.name, methods["label"]["top1"], best, methods[best]["top1"])
@@ -480,6 +474,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         write_reports(summary, out)
     accelerator.wait_for_everyone()
     return summary
+
 
 __all__ = [
     "FEWSHOT_METHODS",

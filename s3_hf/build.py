@@ -195,6 +195,7 @@ def build_synonym_space(
     )
     return SynonymSpace(config, classes, tensors)
 
+
 __all__ = [
     "build_synonym_space",
     "check_concept_format",

@@ -74,6 +74,7 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
     )
     return str(card)
 
+
 __all__ = [
     "CARD_ROWS",
     "render_card",

@@ -536,9 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--synonyms", help="JSON/YAML file mapping each label to its synonyms (default: label only)")
     b.add_argument("--out", required=True, help="artifact folder to write")
-    b.add_argument(
-        "--overwrite", action="store_true", help="replace a README.md in --out that s3-hf did not write"
-    )
+    b.add_argument("--overwrite", action="store_true", help="replace a README.md in --out that s3-hf did not write")
     b.add_argument("--templates", help="a template with {}, a file with one per line, or a set name (imagenet80)")
     b.add_argument("--concept-format", default=DEFAULT_CONCEPT_FORMAT, help="structured template of synonyms")
     b.add_argument("--metric", default=DEFAULT_METRIC, choices=METRIC_NAMES, help=f"default metric: {metric_help}")

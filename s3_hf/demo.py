@@ -37,6 +37,7 @@ def demo_photos() -> dict[str, Image.Image]:
         raise S3Error("The demo photos come from scikit-image: pip install 's3-hf[demo]'.") from err
     return {name: Image.fromarray(getattr(data, name)()) for name in DEMO_PHOTOS}
 
+
 __all__ = [
     "DEMO_PHOTOS",
     "DEMO_SYNONYMS",

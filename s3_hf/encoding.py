@@ -207,6 +207,7 @@ def encode_concepts(
     emb = emb.view(len(texts), len(templates), -1).mean(dim=1)
     return F.normalize(emb, dim=-1).cpu()
 
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageInput",

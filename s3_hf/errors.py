@@ -82,6 +82,7 @@ class CLIUsageError(S3Error, ValueError):
 class SpaceBuildError(S3Error):
     """A Gradio Space folder cannot be written or is not one ``s3 space build`` wrote."""
 
+
 __all__ = [
     "ArtifactCorruptError",
     "ArtifactError",

@@ -61,6 +61,46 @@ def write_files(folder: str | os.PathLike, writers: Mapping[str, Callable[[Path]
     return target
 
 
+def write_folder(folder: str | os.PathLike, fill: Callable[[Path], None], *, overwrite: bool = False) -> Path:
+    """Write a whole folder atomically: ``fill(tmp)`` writes it in a temporary folder beside ``folder``, which then
+    takes its place (an existing ``folder`` is replaced only with ``overwrite``; it must be empty otherwise).
+
+    Args:
+        folder: the destination folder.
+        fill: writes the folder's content into the path it is given.
+        overwrite: replace a non-empty ``folder``.
+
+    Raises:
+        FileExistsError: ``folder`` is a file, or is not empty and ``overwrite`` is not set.
+    """
+    target = Path(folder).absolute()
+
+    def check() -> None:
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(f"{target} is a file")
+        if target.is_dir() and any(target.iterdir()) and not overwrite:
+            raise FileExistsError(f"{target} is not empty")
+
+    check()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        tmp.chmod(0o777 & ~_umask())
+        fill(tmp)
+        check()  # nothing appeared there meanwhile
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     path = Path(path)
@@ -83,4 +123,4 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: 
     return path
 
 
-__all__ = ["save_tensors", "write_files", "write_json", "write_text"]
+__all__ = ["save_tensors", "write_files", "write_folder", "write_json", "write_text"]

@@ -274,6 +274,7 @@ def score(v: torch.Tensor, state: ScoringState, metric: str = DEFAULT_METRIC, k:
     """Scores ``(B, C)`` of unit image vectors ``v`` (``(B, D)``) against every class space."""
     return METRICS[check_metric(metric)](v.to(state.points.dtype), state, k=k)
 
+
 __all__ = [
     "METRICS",
     "ScoringState",

@@ -200,6 +200,7 @@ def build_space(
     )
     return tensors, geoms
 
+
 __all__ = [
     "ClassGeometry",
     "SpaceTensors",

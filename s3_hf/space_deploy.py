@@ -17,11 +17,11 @@ import importlib.metadata
 import os
 import re
 import shutil
-import tempfile
 import tomllib
 from pathlib import Path
 
 from .errors import SpaceBuildError
+from .fileio import write_folder
 
 DIST_NAME = "s3-hf"
 PACKAGE = "s3_hf"
@@ -100,13 +100,6 @@ def _copy_package(dest: Path) -> None:
         shutil.copytree(cards, dest / PACKAGE / "hub_cards")
 
 
-def _check_target(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise SpaceBuildError(f"{out} is a file: choose a folder for the Space.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise SpaceBuildError(f"{out} is not empty: pass --overwrite to replace it, or choose another folder.")
-
-
 def build_space(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write a deployable Gradio Space folder.
 
@@ -117,38 +110,23 @@ def build_space(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
         out: the folder to write; it must not exist, be empty, or ``overwrite`` must be set.
         overwrite: replace a non-empty ``out``.
     """
-    out = Path(out).absolute()
-    _check_target(out, overwrite)
     app = space_app_dir()
     requirements = _requirement_lines()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        tmp.chmod(0o777 & ~_umask())
+
+    def fill(tmp: Path) -> None:
         for f in sorted(app.iterdir()):
             if f.is_file() and f.suffix == ".py":
                 shutil.copy2(f, tmp / f.name)
         shutil.copy2(app / "README.md", tmp / "README.md")
         _copy_package(tmp)
         (tmp / "requirements.txt").write_text(REQUIREMENTS_HEADER + "\n".join(requirements) + "\n", encoding="utf-8")
-        _check_target(out, overwrite)  # nothing appeared there meanwhile
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            out.replace(old / out.name)
-            tmp.replace(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.replace(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
 
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    try:
+        return write_folder(out, fill, overwrite=overwrite)
+    except FileExistsError as err:
+        raise SpaceBuildError(
+            f"{err}: pass --overwrite to replace it, or choose another folder for the Space."
+        ) from err
 
 
 def check_space(folder: str | os.PathLike) -> list[str]:

@@ -144,6 +144,7 @@ def _formats(template: str) -> bool:
         return False
     return True
 
+
 __all__ = [
     "DEFAULT_TEMPLATE",
     "IMAGENET7_TEMPLATES",

@@ -225,7 +225,11 @@ FAULTS = {  # label: (behaviour, cause in the warning, requests made with max_re
     "trickle-head": (trickle(head_at_once=False), r"no complete answer within 0\.5 s", 2),
     "trickle-body": (trickle(head_at_once=True), r"no complete answer within 0\.5 s", 2),
     "error500": (answer(500, b'{"error": {"message": "internal"}}'), "answered 500", 2),
-    "redirect": (answer(308, b"", {"Location": "https://elsewhere.example/v1/chat/completions"}), "redirected to", 1),
+    "redirect": (
+        answer(308, b"", {"Location": "https://elsewhere.example/v1/chat/completions"}),
+        "redirected to https://elsewhere.example/v1;",
+        1,
+    ),
     "object": (answer(200, completion({"synonyms": ["a", "b"]})), "content is a JSON object", 1),
     "list": (answer(200, completion(["a", "b"])), "content is a JSON list", 1),
     "null": (answer(200, completion(None)), "content is null", 1),

@@ -42,6 +42,7 @@ def encode_support_images(
         return torch.empty(0, dim), torch.empty(0, 0, dim)
     return torch.cat(glob), torch.cat(local)
 
+
 __all__ = [
     "encode_support_images",
     "global_and_local",

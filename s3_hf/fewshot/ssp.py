@@ -584,6 +584,7 @@ def fit_ssp(
     info = FitInfo(embedding_dim=dim, shots=shots.tolist(), ranks=terms.ranks, **chosen, **provenance)
     return SSPAdapter(class_names, cfg, info, terms)
 
+
 __all__ = [
     "ALPHA_GRID",
     "BETA_GRID",

@@ -103,6 +103,7 @@ def sample_shots(labels: Sequence[int], shots: int, seed: int) -> list[int]:
         chosen.append(idx[torch.randperm(len(idx), generator=gen)[:shots]])
     return sorted(torch.cat(chosen).tolist()) if chosen else []
 
+
 __all__ = [
     "IMAGE_COLUMNS",
     "LABEL_COLUMNS",

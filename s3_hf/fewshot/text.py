@@ -80,6 +80,7 @@ def fit_for_space(
         extra_info=info,
     )
 
+
 __all__ = [
     "class_text_vectors",
     "fit_for_space",

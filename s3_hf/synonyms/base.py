@@ -98,6 +98,7 @@ def clean_concepts_with_drops(
         out.append(text)
     return out, dropped
 
+
 __all__ = [
     "MAX_WORDS",
     "SynonymSource",

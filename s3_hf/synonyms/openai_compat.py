@@ -35,8 +35,8 @@ MAX_RETRY_AFTER = 60.0
 
 
 class _AttemptFailed(Exception):
-    """One attempt of a request failed. ``retry``: another attempt may succeed; ``unreachable``: nothing answered
-    at the address (refused, unknown host, connect timeout)."""
+    """One attempt of a request failed. ``retry``: another attempt may succeed; ``unreachable``: no connection
+    could be made (see ``_is_unreachable``)."""
 
     def __init__(
         self, reason: str, *, retry: bool, unreachable: bool = False, headers: Mapping[str, str] | None = None
@@ -352,11 +352,7 @@ class OpenAICompatSource(LLMSource):
                 cause = f"no connection within {self.timeout:g} s"
             else:
                 cause = _describe(reason, self.timeout) if isinstance(reason, BaseException) else str(reason)
-            raise _AttemptFailed(
-                cause,
-                retry=True,
-                unreachable=_is_unreachable(err.reason),
-            ) from err
+            raise _AttemptFailed(cause, retry=True, unreachable=_is_unreachable(reason)) from err
         except (OSError, http.client.HTTPException, ValueError) as err:
             raise _AttemptFailed(_describe(err, self.timeout), retry=True) from err
         return status, data.decode("utf-8", "replace"), answer_headers
@@ -397,7 +393,7 @@ class OpenAICompatSource(LLMSource):
                         f"The chat endpoint {self.base_url} answered {status}: {text[:200]}. Check the model name "
                         f"({self.model!r}) and the API key in ${self.api_key_env}."
                     )
-                where = headers.get("Location")
+                where = str(headers.get("Location") or "").removesuffix("/chat/completions")
                 detail = f"redirected to {where}; pass that as --base-url" if where and 300 <= status < 400 else ""
                 failure = _AttemptFailed(
                     f"the server answered {status}: {detail or text[:200]}",

@@ -114,6 +114,7 @@ class StaticSource:
             prov["generated_by"] = self.generated_by
         return prov
 
+
 __all__ = [
     "LabelOnlySource",
     "StaticSource",
