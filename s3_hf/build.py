@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from .artifact import S3Config, SynonymSpace
 from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concepts, max_text_tokens, token_lengths
 from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
 from .metrics import DEFAULT_METRIC, check_metric
+from .options import check_knn_k
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceParams, build_space
 from .synonyms import MAX_CONCEPTS, StaticSource, SynonymsLike, resolve_source
@@ -126,10 +127,16 @@ def build_synonym_space(
     labels = check_labels(labels)
     templates = resolve_templates(templates)
     concept_format = check_concept_format(concept_format)
-    params = params or SpaceParams()
+    params = params if params is not None else SpaceParams()
+    if not isinstance(params, SpaceParams):
+        raise InvalidConfigError(f"params must be a SpaceParams, got {type(params).__name__}.")
     check_metric(metric)
-    if knn_k < 1:
-        raise InvalidConfigError(f"knn_k must be >= 1, got {knn_k}.")
+    check_knn_k(knn_k)
+    for name, value, low in (("max_concepts", max_concepts, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if tokenizer_kwargs is not None and not isinstance(tokenizer_kwargs, dict):
+        raise InvalidConfigError(f"tokenizer_kwargs must be a dict, got {type(tokenizer_kwargs).__name__}.")
     source = resolve_source(synonyms)
     if isinstance(source, StaticSource):
         unknown = sorted(set(source.mapping) - set(labels))
@@ -139,6 +146,13 @@ def build_synonym_space(
                 f"Class labels are {labels[:10]}{' ...' if len(labels) > 10 else ''}; fix the spelling or remove them."
             )
     raw = source.synonyms(labels)
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(v, Sequence) and not isinstance(v, str) and all(isinstance(x, str) for x in v) for v in raw.values()
+    ):
+        raise SynonymsError(
+            f"The synonym source {type(source).__name__} must return {{label: [synonym, ...]}} with lists of "
+            f"strings; it returned {str(raw)[:200]}. Fix the source."
+        )
 
     limit = max_text_tokens(model)
     label_long = _too_long(tokenizer, labels, templates, limit)

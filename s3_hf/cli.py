@@ -11,7 +11,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CLIUsageError, InvalidLabelsError, S3Error
+from .errors import CLIUsageError, InvalidLabelsError, S3Error, TemplateError
+from .fileio import read_user_text
 from .options import (
     DEFAULT_CONCEPT_FORMAT,
     DEFAULT_METRIC,
@@ -45,13 +46,15 @@ def read_labels(value: str) -> list[str]:
     """Labels from a file (one per line, or a JSON list) or a comma-separated string."""
     path = Path(value)
     if path.is_file():
-        text = path.read_text(encoding="utf-8")
+        text = read_user_text(path, InvalidLabelsError, "Labels file")
         if path.suffix.lower() == ".json":
             labels = json.loads(text)
             if not isinstance(labels, list):
                 raise InvalidLabelsError(f"{path} must hold a JSON list of labels.")
             return [str(x) for x in labels]
         return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if path.is_dir():
+        raise InvalidLabelsError(f"Labels file {value} is a folder: pass a file with one label per line.")
     if os.sep in value or value.endswith((".txt", ".json")):
         raise InvalidLabelsError(f"Labels file {value} does not exist.")
     return [x.strip() for x in value.split(",") if x.strip()]
@@ -76,6 +79,25 @@ def read_label_table(value: str) -> tuple[list[str], list[str] | None]:
     return read_labels(value), None
 
 
+def _int_at_least(minimum: int) -> Any:
+    """An argparse type: an integer >= ``minimum`` (argparse reports the flag and the value)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from err
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+        return number
+
+    return parse
+
+
+POSITIVE = _int_at_least(1)
+NON_NEGATIVE = _int_at_least(0)
+
+
 def _radius(value: str) -> str | float | None:
     if value.lower() == "none":
         return None
@@ -92,7 +114,8 @@ def _templates(value: str | None) -> Any:
         return None
     path = Path(value)
     if path.is_file():
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = read_user_text(path, TemplateError, "Templates file")
+        return [line.strip() for line in text.splitlines() if line.strip()]
     return value
 
 
@@ -163,22 +186,51 @@ def _compare(
     top_k: int,
     fewshot: dict[str, Any] | None = None,
     batch_size: int = 32,
+    strict: bool = True,
 ) -> list[dict[str, Any]]:
-    """S^3 (with details, and few-shot when asked) next to vanilla CLIP; every image is encoded once."""
+    """S^3 (with details, and few-shot when asked) next to vanilla CLIP; every image is encoded once. An image that
+    cannot be read stops the run when ``strict``, else it is reported and skipped."""
+    from tqdm.auto import tqdm
+
+    from .encoding import load_image, pixel_values
     from .engine import rank
+    from .errors import ImageLoadError
 
     s3 = engine.resolve(engine.request(metric=metric, **options, **(fewshot or {})))
     clip = engine.resolve(engine.request(metric="label", **options))
-    v = engine.encode_images(images, batch_size=batch_size, progress=len(images) > batch_size)
-    s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
-    return [
-        {
-            "image": name,
-            "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
-            "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
-        }
-        for b, name in enumerate(names)
-    ]
+    results: list[dict[str, Any]] = []
+    skipped = 0
+    for start in tqdm(range(0, len(images), batch_size), desc="Classifying", disable=len(images) <= batch_size):
+        batch, batch_names = [], []
+        for image, name in zip(images[start : start + batch_size], names[start : start + batch_size], strict=True):
+            try:
+                batch.append(load_image(image))
+            except ImageLoadError as err:
+                if strict:
+                    raise
+                logger.warning("Skipping %s: %s", name, err)
+                skipped += 1
+                continue
+            batch_names.append(name)
+        if not batch:
+            continue
+        v = engine.encode_pixels(pixel_values(engine.image_processor, batch))
+        s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
+        for b, name in enumerate(batch_names):
+            results.append(
+                {
+                    "image": name,
+                    "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
+                    "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
+                }
+            )
+    if not results:
+        raise CLIUsageError(f"None of the {len(images)} images could be read (see the warnings above).")
+    if skipped:
+        logger.warning(
+            "%d of %d images could not be read and were skipped (--strict stops at the first).", skipped, len(images)
+        )
+    return results
 
 
 def _report(
@@ -238,7 +290,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     metric = args.metric or DEFAULT_METRIC
     fewshot = _fewshot_kwargs(args)
     method = "S^3" if not fewshot else f"S^3 + {args.fewshot_mode.upper()}"
-    results = _compare(engine, images, images, kwargs, metric, args.top_k, fewshot, args.batch_size)
+    results = _compare(engine, images, images, kwargs, metric, args.top_k, fewshot, args.batch_size, args.strict)
     _report(results, metric, args.json, method=method)
     return 0
 
@@ -441,13 +493,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_card(args: argparse.Namespace) -> int:
     report = load_eval_module("report")
-    summary = json.loads(Path(args.results).read_text())
+    from .errors import EvalError
+
+    try:
+        summary = json.loads(read_user_text(args.results, EvalError, "Results file"))
+    except json.JSONDecodeError as err:
+        raise EvalError(f"{args.results} is not a results.json written by `s3 eval` ({err}).") from err
+    if not isinstance(summary, dict) or not isinstance(summary.get("benchmarks"), dict):
+        raise EvalError(f"{args.results} is not a results.json written by `s3 eval` (no 'benchmarks' object).")
     try:
         path = report.write_model_index(args.space, summary, args.method)
-    except ValueError as err:
-        from .errors import EvalError
-
-        raise EvalError(str(err)) from err
+    except (ValueError, KeyError, TypeError) as err:
+        raise EvalError(f"Cannot write the results of {args.results} into {args.space}'s card: {err}") from err
     print(f"Wrote model-index results into {path}")
     return 0
 
@@ -524,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default=DEFAULT_MODEL, help=f"Hub id or local CLIP folder (default {DEFAULT_MODEL})")
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--batch-size", type=POSITIVE, default=32)
 
     metric_help = f"one of {', '.join(METRIC_NAMES)}"
     space_defaults = SpaceParams()
@@ -544,9 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--radius", type=_radius, default=space_defaults.radius, help="'auto' (default), a number, or 'none'"
     )
     b.add_argument("--gap-ratio", type=float, default=space_defaults.gap_ratio)
-    b.add_argument("--min-points", type=int, default=space_defaults.min_points)
-    b.add_argument("--max-dim", type=int, default=space_defaults.max_dim)
-    b.add_argument("--max-concepts", type=int, default=MAX_CONCEPTS, help="synonyms kept per label")
+    b.add_argument("--min-points", type=POSITIVE, default=space_defaults.min_points)
+    b.add_argument("--max-dim", type=NON_NEGATIVE, default=space_defaults.max_dim)
+    b.add_argument("--max-concepts", type=NON_NEGATIVE, default=MAX_CONCEPTS, help="synonyms kept per label")
     model_args(b)
     b.set_defaults(func=cmd_build)
 
@@ -554,8 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("images", nargs="+", help="image files, folders or URLs")
     space_args(c)
     c.add_argument("--metric", choices=METRIC_NAMES, help="default: the space's metric (local_center)")
-    c.add_argument("--top-k", type=int, default=5)
+    c.add_argument("--top-k", type=POSITIVE, default=5)
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.add_argument("--strict", action="store_true", help="stop at the first image that cannot be read")
     c.add_argument("--support", help="few-shot: a folder of <class>/<image> files, or a fitted adapter's folder")
     c.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")
     model_args(c)
@@ -581,11 +639,11 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("labels", help="labels file (.txt, .json, or .tsv/.csv with a label/clip_name and wnid column)")
     y.add_argument("--source", choices=["wordnet", "transformers", "openai"], default="wordnet")
     y.add_argument("--out", required=True, help="synonyms file to write (.yaml or .json)")
-    y.add_argument("--max-synonyms", type=int, default=MAX_CONCEPTS)
+    y.add_argument("--max-synonyms", type=NON_NEGATIVE, default=MAX_CONCEPTS)
     y.add_argument("--model", help="LLM: Hub id or folder (transformers), model name (openai)")
     y.add_argument("--base-url", help="openai: endpoint base URL (default $OPENAI_BASE_URL or api.openai.com)")
     y.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable with the key")
-    y.add_argument("--concurrency", type=int, default=4, help="openai: requests in flight")
+    y.add_argument("--concurrency", type=POSITIVE, default=4, help="openai: requests in flight")
     y.add_argument(
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="openai: time limit of each request, in total"
     )
@@ -594,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--ambiguous", choices=["first", "label-only", "error"], default="first", help="wordnet")
     y.add_argument("--no-cache", action="store_true", help="LLM: ignore and do not write the on-disk cache")
     y.add_argument("--device", default="auto")
-    y.add_argument("--batch-size", type=int, default=8, help="transformers: labels per generate call")
+    y.add_argument("--batch-size", type=POSITIVE, default=8, help="transformers: labels per generate call")
     y.set_defaults(func=cmd_synonyms)
 
     n = sub.add_parser("bench", help="throughput, build cost, memory and size; writes JSON, markdown and a plot")
@@ -604,17 +662,17 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--device", default="auto")
     n.add_argument("--dtypes", help="comma list, e.g. float32,float16 (default: float32; GPU adds fp16/bf16)")
     n.add_argument("--classes", default="10,100,1000", help="class counts for inference")
-    n.add_argument("--concepts", type=int, default=10, help="concepts per class for inference")
+    n.add_argument("--concepts", type=POSITIVE, default=10, help="concepts per class for inference")
     n.add_argument("--batch-sizes", default="1,32")
     n.add_argument("--build-classes", default="10,100,1000")
     n.add_argument("--build-concepts", default="5,10,20,50")
-    n.add_argument("--num-images", type=int, default=32)
-    n.add_argument("--repeats", type=int, default=3)
+    n.add_argument("--num-images", type=POSITIVE, default=32)
+    n.add_argument("--repeats", type=POSITIVE, default=3)
     n.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess runs")
     n.add_argument(
         "--parts", default="inference,build,artifact", help="which parts to run (comma list; 'fewshot' adds SSP)"
     )
-    n.add_argument("--fewshot-classes", type=int, default=1000, help="classes of the few-shot part")
+    n.add_argument("--fewshot-classes", type=POSITIVE, default=1000, help="classes of the few-shot part")
     n.add_argument("--fewshot-shots", default="1,4,16", help="support images per class to time fitting at")
     n.set_defaults(func=cmd_bench)
 
@@ -628,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--templates", default="benchmark", help="prompts for ensemble and S^3: 'benchmark' (its own) or a set name"
     )
-    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--batch-size", type=POSITIVE, default=64)
     e.add_argument("--cache-dir", help="image-embedding cache (default OUT/cache)")
     e.add_argument("--dtype", default="float32")
     e.add_argument("--shots", default="", help="few-shot runs, e.g. 1,2,4,8,16 (support from the train split)")
@@ -660,7 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="summarise a synonym space: classes, kept and pruned concepts, radii")
     i.add_argument("space", help="artifact folder or Hub id")
     i.add_argument("--revision")
-    i.add_argument("--limit", type=int, default=20, help="classes to list (default 20)")
+    i.add_argument("--limit", type=NON_NEGATIVE, default=20, help="classes to list (default 20)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_inspect)
 

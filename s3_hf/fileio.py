@@ -1,5 +1,5 @@
 """Atomic file writes: the one mechanism behind every file s3-hf saves (spaces, adapters, caches, synonym files,
-evaluation results).
+evaluation results); and reading users' text files with typed errors.
 
 Each file is written under a temporary name in its destination folder and renamed into place only once every
 file of the set is complete, so a crash or an error never leaves a half-written file, and readers see either the
@@ -101,6 +101,27 @@ def write_folder(folder: str | os.PathLike, fill: Callable[[Path], None], *, ove
     return target
 
 
+def read_user_text(path: str | os.PathLike, error: type[Exception], what: str) -> str:
+    """A user's UTF-8 text file (labels, synonyms, templates, results); ``error`` names the problem otherwise.
+
+    Args:
+        path: the file.
+        error: the typed error to raise (an :class:`~s3_hf.errors.S3Error` subclass).
+        what: what the file should hold, for the message (``"labels file"``).
+    """
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise error(f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start}): save it as UTF-8.") from err
+    except IsADirectoryError as err:
+        raise error(f"{what} {path} is a folder: pass the file.") from err
+    except FileNotFoundError as err:
+        raise error(f"{what} {path} does not exist.") from err
+    except OSError as err:
+        raise error(f"Cannot read {what} {path}: {err.strerror or err}.") from err
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     path = Path(path)
@@ -123,4 +144,4 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: 
     return path
 
 
-__all__ = ["save_tensors", "write_files", "write_folder", "write_json", "write_text"]
+__all__ = ["read_user_text", "save_tensors", "write_files", "write_folder", "write_json", "write_text"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,24 @@ def has_weights(path: str | os.PathLike) -> bool:
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hub endpoint opens within ``timeout`` seconds (assumed yes behind a proxy,
+    which a direct probe cannot judge). Lets loading fail in seconds instead of after minutes of retries."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return True
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def load_model(
@@ -92,6 +111,8 @@ def load_model(
         )
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     random_weights = not has_weights(name)
+    # A Hub id with the Hub out of reach: use the local cache only, so a missing model fails at once
+    cached_only = not path.is_dir() and not hub_offline() and not hub_reachable()
     try:
         if random_weights:
             logger.warning(
@@ -104,14 +125,17 @@ def load_model(
             model = AutoModelForZeroShotImageClassification.from_config(AutoConfig.from_pretrained(name))
             model.name_or_path = name
         else:
-            model = AutoModelForZeroShotImageClassification.from_pretrained(name, revision=revision)
-        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
-        image_processor = AutoImageProcessor.from_pretrained(name, revision=revision)
+            model = AutoModelForZeroShotImageClassification.from_pretrained(
+                name, revision=revision, local_files_only=cached_only
+            )
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, local_files_only=cached_only)
+        image_processor = AutoImageProcessor.from_pretrained(name, revision=revision, local_files_only=cached_only)
     except (OSError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ModelLoadError(
-            f"Could not load the model {name!r}: {first}\n"
+            f"Could not load the model {name!r}: {first} "
             + ("HF_HUB_OFFLINE is set, so nothing is downloaded. " if hub_offline() else "")
+            + ("The Hub cannot be reached from here and the model is not in the local cache. " if cached_only else "")
             + "Without network access, point --model at a local CLIP checkpoint (model= in Python): a folder holding "
             "config.json, model.safetensors, the tokenizer files and preprocessor_config.json (one written by "
             "save_pretrained, or "

@@ -65,6 +65,13 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
             raise InvalidLabelsError("No image given: pass an image path, URL or PIL image (or a list of them).")
         if isinstance(image, list | tuple) and not image:
             return []
+        for name, low in (("batch_size", 1), ("num_workers", 0)):
+            value = kwargs.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+        timeout = kwargs.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+            raise InvalidConfigError(f"timeout must be a positive number of seconds, got {timeout!r}.")
         return super().__call__(image, candidate_labels=candidate_labels, **kwargs)
 
     def _sanitize_parameters(

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from ..errors import SynonymsError
-from ..fileio import write_text
+from ..fileio import read_user_text, write_text
 
 
 class LabelOnlySource:
@@ -43,6 +43,17 @@ def _check_mapping(data: Any, origin: str) -> dict[str, list[str]]:
 _FILE_KEYS = {"classes", "provenance", "fallback"}
 
 
+class _StringLoader(yaml.SafeLoader):
+    """Safe YAML where every plain scalar is a string: labels such as ``no``, ``on``, ``1.0`` or ``null`` stay
+    labels instead of turning into booleans, numbers or None."""
+
+
+_StringLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag == "tag:yaml.org,2002:merge"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_synonyms_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Read a synonyms file (``.json``, ``.yaml`` or ``.yml``): ``(mapping, provenance)``.
 
@@ -52,9 +63,9 @@ def read_synonyms_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], d
     path = Path(path)
     if not path.is_file():
         raise SynonymsError(f"Synonyms file {path} does not exist.")
-    text = path.read_text(encoding="utf-8")
+    text = read_user_text(path, SynonymsError, "Synonyms file")
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.load(text, Loader=_StringLoader)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise SynonymsError(f"Cannot parse synonyms file {path}: {err}") from err
     if isinstance(data, Mapping) and "classes" in data and set(data) <= _FILE_KEYS:
