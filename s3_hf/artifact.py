@@ -27,6 +27,7 @@ from .errors import (
     InvalidConfigError,
     ModelMismatchError,
 )
+from .families import SCORING_RULES
 from .fileio import write_files
 from .hub import download, upload
 from .metrics import ScoringState
@@ -75,6 +76,9 @@ class S3Config:
     knn_k: int = DEFAULT_KNN_K
     space: SpaceParams = field(default_factory=SpaceParams)
     base_model_revision: str | None = None
+    model_family: str | None = None  # the model's type, e.g. "clip" or "siglip2" (None: written before it was kept)
+    scoring: str = "softmax"  # how logits become scores: "softmax" over classes or a per-class "sigmoid"
+    tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)  # how the concepts' prompts were tokenised
     tensors_sha256: str | None = None  # of s3_space.safetensors, set when saved and checked when loaded
     provenance: dict[str, Any] = field(default_factory=dict)
     library_version: str = __version__
@@ -134,7 +138,11 @@ def _check_config_types(data: dict[str, Any]) -> None:
             raise bad(key, "a non-empty list of strings")
     if "metric" in data and data["metric"] not in METRIC_NAMES:
         raise bad("metric", f"one of {', '.join(METRIC_NAMES)}")
-    for key in ("base_model_revision", "library_version", "tensors_sha256"):
+    if "scoring" in data and data["scoring"] not in SCORING_RULES:
+        raise bad("scoring", f"one of {', '.join(SCORING_RULES)}")
+    if "tokenizer_kwargs" in data and not isinstance(data["tokenizer_kwargs"], dict):
+        raise bad("tokenizer_kwargs", "an object")
+    for key in ("base_model_revision", "library_version", "tensors_sha256", "model_family"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise bad(key, "a string or null")
     if "provenance" in data and not isinstance(data["provenance"], dict):
@@ -183,8 +191,17 @@ class SynonymSpace:
         return self._states[key]
 
     def check_model(self, model: Any) -> None:
-        """Raise :class:`ModelMismatchError` unless ``model`` is the CLIP model this space was built with."""
-        dim = int(model.config.projection_dim)
+        """Raise :class:`ModelMismatchError` unless ``model`` is the model this space was built with."""
+        from .families import embedding_dim, model_family
+
+        dim = embedding_dim(model)
+        family = model_family(model).family
+        if self.config.model_family is not None and family != self.config.model_family:
+            raise ModelMismatchError(
+                f"This space was built with a {self.config.model_family} model ({self.config.base_model!r}) but the "
+                f"model here is a {family} model: their embeddings are not comparable. Load "
+                f"{self.config.base_model!r}, or rebuild the space for this model with `s3 build --model`."
+            )
         name = str(getattr(model, "name_or_path", "") or model.config._name_or_path or "")
         if dim != self.config.embedding_dim:
             raise ModelMismatchError(

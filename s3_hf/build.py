@@ -12,6 +12,7 @@ import torch
 from .artifact import S3Config, SynonymSpace
 from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concepts, max_text_tokens, token_lengths
 from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
+from .families import model_family
 from .metrics import DEFAULT_METRIC, check_metric
 from .options import check_knn_k
 from .records import ClassRecord, ConceptRecord
@@ -137,6 +138,7 @@ def build_synonym_space(
             raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
     if tokenizer_kwargs is not None and not isinstance(tokenizer_kwargs, dict):
         raise InvalidConfigError(f"tokenizer_kwargs must be a dict, got {type(tokenizer_kwargs).__name__}.")
+    family = model_family(model)
     source = resolve_source(synonyms)
     if isinstance(source, StaticSource):
         unknown = sorted(set(source.mapping) - set(labels))
@@ -205,6 +207,9 @@ def build_synonym_space(
         metric=metric,
         knn_k=knn_k,
         space=params,
+        model_family=family.family,
+        scoring=family.scoring,
+        tokenizer_kwargs={**family.tokenizer_kwargs, **(tokenizer_kwargs or {})},
         provenance=provenance,
     )
     return SynonymSpace(config, classes, tensors)

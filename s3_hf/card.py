@@ -36,7 +36,7 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
         library_name="s3-hf",
         pipeline_tag="zero-shot-image-classification",
         base_model=base if "/" in base and not Path(base).exists() else None,
-        tags=["s3-hf", "synonym-space", "zero-shot-image-classification", "clip"],
+        tags=["s3-hf", "synonym-space", "zero-shot-image-classification", cfg.model_family or "clip"],
     )
     rows = [
         {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from .errors import ImageLoadError
+from .families import embedding_dim, model_family
 from .options import DEFAULT_CONCEPT_FORMAT
 
 logger = logging.getLogger(__name__)
@@ -124,16 +125,33 @@ def image_from_bytes(data: bytes) -> Image.Image:
         raise ImageLoadError(f"Could not decode image bytes: {err}.") from err
 
 
+def image_inputs(image_processor: Callable[..., Any], images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+    """Preprocess RGB PIL images into the model's image inputs (``pixel_values``, and for families such as SigLIP 2
+    the patch mask and shapes). Channels-last is stated explicitly so 1x1 and 3-pixel-wide images work."""
+    out = image_processor(images=list(images), return_tensors="pt", input_data_format="channels_last")
+    return {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+
 def pixel_values(image_processor: Callable[..., Any], images: Sequence[Image.Image]) -> torch.Tensor:
-    """Preprocess RGB PIL images. Channels-last is stated explicitly so 1x1 and 3-pixel-wide images work."""
-    return image_processor(images=list(images), return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+    """The ``pixel_values`` of :func:`image_inputs`."""
+    return image_inputs(image_processor, images)["pixel_values"]
+
+
+def _features(out: Any) -> torch.Tensor:
+    """The projected embeddings of a ``get_*_features`` call (a model output with ``pooler_output``, or a tensor)."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
 @torch.inference_mode()
-def encode_pixels(model: Any, pixels: torch.Tensor) -> torch.Tensor:
-    """Preprocessed pixel values -> unit image embeddings (on the model's device, float32)."""
-    out = model.get_image_features(pixel_values=pixels.to(device=model.device, dtype=model.dtype))
-    return F.normalize(out.pooler_output.float(), dim=-1)
+def encode_pixels(model: Any, pixels: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Preprocessed images (``pixel_values``, or all of :func:`image_inputs`) -> unit image embeddings (on the
+    model's device, float32)."""
+    inputs = {"pixel_values": pixels} if isinstance(pixels, torch.Tensor) else dict(pixels)
+    moved = {
+        k: v.to(device=model.device, dtype=model.dtype) if v.is_floating_point() else v.to(model.device)
+        for k, v in inputs.items()
+    }
+    return F.normalize(_features(model.get_image_features(**moved)).float(), dim=-1)
 
 
 def encode_images(
@@ -146,8 +164,8 @@ def encode_images(
     """Images (paths, URLs or PIL) -> ``(N, D)`` unit vectors."""
     chunks = []
     for batch in tqdm(list(_batches(images, batch_size)), desc="Encoding images", disable=not progress):
-        chunks.append(encode_pixels(model, pixel_values(image_processor, [load_image(im) for im in batch])))
-    return torch.cat(chunks) if chunks else torch.empty(0, model.config.projection_dim)
+        chunks.append(encode_pixels(model, image_inputs(image_processor, [load_image(im) for im in batch])))
+    return torch.cat(chunks) if chunks else torch.empty(0, embedding_dim(model))
 
 
 @torch.inference_mode()
@@ -159,15 +177,15 @@ def encode_texts(
     progress: bool = False,
     tokenizer_kwargs: dict[str, Any] | None = None,
 ) -> torch.Tensor:
-    """Texts -> ``(N, D)`` unit vectors (float32, on the model's device). ``tokenizer_kwargs`` override the
-    tokenizer's arguments (default ``padding=True``), as in transformers' zero-shot pipeline."""
-    kwargs = {"padding": True, **(tokenizer_kwargs or {})}
+    """Texts -> ``(N, D)`` unit vectors (float32, on the model's device). Tokenised as transformers' zero-shot
+    pipeline does for the model's family (see :mod:`s3_hf.families`); ``tokenizer_kwargs`` override that."""
+    kwargs = {**model_family(model).tokenizer_kwargs, **(tokenizer_kwargs or {})}
     chunks = []
     for batch in tqdm(list(_batches(texts, batch_size)), desc="Encoding texts", disable=not progress):
         tokens = tokenizer(list(batch), return_tensors="pt", **kwargs).to(model.device)
         out = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
-        chunks.append(F.normalize(out.pooler_output.float(), dim=-1))
-    return torch.cat(chunks) if chunks else torch.empty(0, model.config.projection_dim)
+        chunks.append(F.normalize(_features(out).float(), dim=-1))
+    return torch.cat(chunks) if chunks else torch.empty(0, embedding_dim(model))
 
 
 def max_text_tokens(model: Any) -> int:
@@ -218,6 +236,7 @@ __all__ = [
     "encode_pixels",
     "encode_texts",
     "image_from_bytes",
+    "image_inputs",
     "is_image_file",
     "list_images",
     "load_image",

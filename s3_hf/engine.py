@@ -24,8 +24,9 @@ import torch
 
 from .artifact import REQUIRED_FILES, SynonymSpace, same_model
 from .build import build_synonym_space, check_labels
-from .encoding import encode_images, encode_pixels
+from .encoding import encode_images, encode_pixels, image_inputs
 from .errors import InvalidConfigError, InvalidLabelsError, ModelMismatchError, S3Error, SynonymsError, TemplateError
+from .families import PATCH_TOKEN_FAMILIES, logit_bias, model_family, probabilities
 from .fewshot import (
     SSP_CONFIG_NAME,
     SSP_TENSORS_NAME,
@@ -136,12 +137,14 @@ class Resolved:
 
 @dataclass
 class ClassScores:
-    """Per-image results for the requested classes: logits ``(B, n)`` and, when asked, which concept each image
-    matched ``(B, n)`` and which concepts formed the centre it was scored against ``(B, n, M)``."""
+    """Per-image results for the requested classes: logits ``(B, n)``, the family's rule that turns them into
+    scores (``"softmax"`` or ``"sigmoid"``) and, when asked, which concept each image matched ``(B, n)`` and which
+    concepts formed the centre it was scored against ``(B, n, M)``."""
 
     logits: torch.Tensor
     matched: torch.Tensor | None = None
     members: torch.Tensor | None = None
+    scoring: str = "softmax"
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,7 @@ class S3Engine:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.name = name or str(getattr(model, "name_or_path", "") or "")
+        self.family = model_family(model)
         self.random_weights = False
         self._spaces = _LRU(max_cached)
         self._adapters = _LRU(max_cached)
@@ -370,6 +374,11 @@ class S3Engine:
     def logit_scale(self) -> float:
         """``τ = exp(logit_scale)``."""
         return float(self.model.logit_scale.detach().float().exp())
+
+    @property
+    def logit_bias(self) -> float:
+        """``b``, the model's logit bias (0 for families without one)."""
+        return logit_bias(self.model)
 
     # ------------------------------------------------------------------------------------------- requests
     def request(
@@ -566,6 +575,12 @@ class S3Engine:
             support = self._adapters.get((skey, _support_stamp(skey)), lambda: SSPAdapter.from_pretrained(support))
         if isinstance(support, SSPAdapter):
             return self._check_adapter(support, selection, metric)
+        if not self.family.has_patch_tokens:
+            raise InvalidConfigError(
+                f"Few-shot SSP needs the vision tower's patch tokens in the joint space; {self.family.family} models "
+                f"do not expose them here (supported: {', '.join(PATCH_TOKEN_FAMILIES)}). Classify zero-shot, or "
+                "use a CLIP-family model."
+            )
         config = fewshot or SSPConfig()
         labels = selection.labels
 
@@ -659,8 +674,12 @@ class S3Engine:
             self._last.clear()
 
     # ---------------------------------------------------------------------------------------------- scoring
-    def encode_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Preprocessed pixels -> ``(B, D)`` unit image embeddings."""
+    def image_inputs(self, images: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """RGB PIL images -> the model's preprocessed image inputs."""
+        return image_inputs(self.image_processor, images)
+
+    def encode_pixels(self, pixel_values: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Preprocessed images (``pixel_values`` or all image inputs) -> ``(B, D)`` unit image embeddings."""
         return encode_pixels(self.model, pixel_values)
 
     def encode_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> torch.Tensor:
@@ -668,8 +687,9 @@ class S3Engine:
         return encode_images(self.model, self.image_processor, images, batch_size=batch_size, progress=progress)
 
     def scores(self, v: torch.Tensor, resolved: Resolved, details: bool = False) -> ClassScores:
-        """Logits ``τ · s_c(v)`` (plus the few-shot terms) of unit image vectors ``v`` for the requested classes."""
-        return class_scores(v, resolved, self.logit_scale, details)
+        """Logits ``τ · s_c(v) + b`` (plus the few-shot terms) of unit image vectors ``v`` for the requested
+        classes, with the family's scoring rule."""
+        return class_scores(v, resolved, self.logit_scale, details, self.logit_bias, self.family.scoring)
 
     def classify(
         self,
@@ -701,8 +721,15 @@ def _tokenizer_kwargs(value: Mapping[str, Any] | None) -> tuple[tuple[str, Any],
     return items
 
 
-def class_scores(v: torch.Tensor, resolved: Resolved, logit_scale: float, details: bool = False) -> ClassScores:
-    """Logits of ``v`` for the classes ``resolved`` selects: ``τ·s_c(v)``, or SSP's logits with an adapter."""
+def class_scores(
+    v: torch.Tensor,
+    resolved: Resolved,
+    logit_scale: float,
+    details: bool = False,
+    logit_bias: float = 0.0,
+    scoring: str = "softmax",
+) -> ClassScores:
+    """Logits of ``v`` for the classes ``resolved`` selects: ``τ·s_c(v) + b``, or SSP's logits with an adapter."""
     state = resolved.space.scoring_state(v.device)
     cols = None if resolved.selection.all_classes else torch.tensor(resolved.selection.index, device=v.device)
 
@@ -712,7 +739,7 @@ def class_scores(v: torch.Tensor, resolved: Resolved, logit_scale: float, detail
     s = select(score(v, state, resolved.metric, resolved.knn_k))
     if resolved.adapter is not None:
         s = resolved.adapter.logits(v, s)
-    out = ClassScores(logits=logit_scale * s.float())
+    out = ClassScores(logits=logit_scale * s.float() + logit_bias, scoring=scoring)
     if details:
         out.matched = select(nearest_match(v, state))
         out.members = select(centre_members(v, state, resolved.metric, resolved.knn_k))
@@ -722,8 +749,9 @@ def class_scores(v: torch.Tensor, resolved: Resolved, logit_scale: float, detail
 def rank(
     out: ClassScores, b: int, resolved: Resolved, top_k: int | None = None, details: bool = False
 ) -> list[Prediction]:
-    """Image ``b``'s classes sorted by softmax probability (the top ``top_k``), with details when asked."""
-    probs = out.logits[b].float().softmax(-1)
+    """Image ``b``'s classes sorted by score (softmax over classes or per-class sigmoid, as the family scores),
+    the top ``top_k``, with details when asked."""
+    probs = probabilities(out.logits[b], out.scoring)
     order = torch.argsort(probs, descending=True, stable=True)[: top_k or probs.shape[-1]].tolist()
     scores = probs.tolist()  # one conversion, not one .item() per class
     space, index = resolved.space, resolved.selection.index

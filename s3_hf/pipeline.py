@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForZeroShotImageClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY, SUPPORTED_TASKS
 
-from .encoding import load_image, pixel_values
+from .encoding import load_image
 from .engine import ClassifyRequest, ClassScores, S3Engine, rank
 from .errors import InvalidConfigError, InvalidLabelsError
 from .options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
@@ -121,8 +121,8 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         )
 
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
-        pixels = pixel_values(self.image_processor, [load_image(image, timeout=timeout)])
-        return {"pixel_values": pixels.to(self.dtype)}
+        inputs = self.engine.image_inputs([load_image(image, timeout=timeout)])
+        return {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
 
     def _forward(
         self, model_inputs: dict[str, torch.Tensor], request: ClassifyRequest | None = None, details: bool = False
@@ -130,7 +130,7 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         if request is None:
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
         resolved = self.engine.resolve(request)  # built or loaded on first use, then cached
-        out = self.engine.scores(self.engine.encode_pixels(model_inputs["pixel_values"]), resolved, details)
+        out = self.engine.scores(self.engine.encode_pixels(model_inputs), resolved, details)
         tensors = {"logits": out.logits}
         if details:
             tensors.update(matched=out.matched, members=out.members)
@@ -145,7 +145,12 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
     ) -> list[dict[str, Any]]:
         if request is None:
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
-        out = ClassScores(model_outputs["logits"], model_outputs.get("matched"), model_outputs.get("members"))
+        out = ClassScores(
+            model_outputs["logits"],
+            model_outputs.get("matched"),
+            model_outputs.get("members"),
+            scoring=self.engine.family.scoring,
+        )
         return [p.to_dict() for p in rank(out, 0, self.engine.last_resolved(request), top_k, details)]
 
 

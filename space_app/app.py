@@ -1,15 +1,28 @@
 """Gradio Space: what S^3 does to one image.
 
-Environment: ``S3_MODEL`` (CLIP checkpoint, default openai/clip-vit-base-patch32), ``S3_SPACE`` (default
-synonym-space artifact, optional), ``S3_MAX_LABELS`` (default 100), ``S3_CONCURRENCY`` (requests processed at
-once, default 2), ``S3_MAX_SIDE`` (larger images are downscaled to this many pixels, default 2048).
+Environment (read at start-up):
+
+- ``S3_MODEL``: the CLIP checkpoint (default openai/clip-vit-base-patch32).
+- ``S3_SPACE``: the default synonym space, a Hub repo id or a local folder (optional; always allowed).
+- ``S3_LOCAL_SPACES``: local synonym-space folders users may pick, separated by ``os.pathsep`` (``:``); an entry
+  ending in ``/*`` allows every sub-folder it has at start-up. Default: none, so users can only enter Hub repo ids
+  (``org/name``). Anything else gets the same message whether or not such a path exists on the server.
+- ``S3_MAX_LABELS`` (default 100), ``S3_MAX_SYNONYM_ROWS`` (rows of the synonyms table, default 200),
+  ``S3_MAX_SYNONYMS`` (synonyms per label, default 20), ``S3_MAX_TEXT`` (characters of one label or synonym,
+  default 100).
+- ``S3_MAX_MEGAPIXELS``: larger images are refused (default 64); ``S3_MAX_SIDE``: larger images are downscaled
+  to this many pixels (default 2048).
+- ``S3_CONCURRENCY``: requests processed at once (default 2).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +32,52 @@ import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 
 import s3_hf
-from s3_hf.encoding import load_image, pixel_values
+from s3_hf.artifact import CONFIG_NAME, REQUIRED_FILES
+from s3_hf.encoding import load_image
 from s3_hf.engine import S3Engine, rank
+from s3_hf.errors import (
+    ArtifactError,
+    ArtifactNotFoundError,
+    FormatVersionError,
+    HubError,
+    ImageLoadError,
+    ModelMismatchError,
+)
+from s3_hf.hub import download
 from s3_hf.metrics import centre_members, nearest_match
 from s3_hf.options import DEFAULT_METRIC, DEFAULT_MODEL, METRIC_NAMES
 
 logger = logging.getLogger("s3_hf.space_app")
 
+
+def _setting(name: str, default: float, kind: type[int] | type[float] = int) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise SystemExit(f"{name}={raw!r} is not a positive {kind.__name__}; unset it for the default ({default}).")
+    return value
+
+
 MODEL = os.environ.get("S3_MODEL", DEFAULT_MODEL)
-DEFAULT_SPACE = os.environ.get("S3_SPACE", "")
-MAX_LABELS = int(os.environ.get("S3_MAX_LABELS", "100"))
-CONCURRENCY = int(os.environ.get("S3_CONCURRENCY", "2"))
-MAX_SIDE = int(os.environ.get("S3_MAX_SIDE", "2048"))
+DEFAULT_SPACE = os.environ.get("S3_SPACE", "").strip()
+MAX_LABELS = _setting("S3_MAX_LABELS", 100)
+MAX_SYNONYM_ROWS = _setting("S3_MAX_SYNONYM_ROWS", 200)
+MAX_SYNONYMS = _setting("S3_MAX_SYNONYMS", 20)
+MAX_TEXT = _setting("S3_MAX_TEXT", 100)
+MAX_PIXELS = int(_setting("S3_MAX_MEGAPIXELS", 64.0, float) * 1_000_000)
+MAX_SIDE = _setting("S3_MAX_SIDE", 2048)
+CONCURRENCY = _setting("S3_CONCURRENCY", 2)
+MAX_TOP_K = 10
 PLOT_CLASSES = 4
 EXAMPLE_LABELS = "cat, dog, cup of coffee, astronaut, rocket, photographer"
 EXAMPLE_SYNONYMS = [
@@ -41,6 +85,62 @@ EXAMPLE_SYNONYMS = [
     ["cup of coffee", "coffee, espresso, cappuccino, latte"],
     ["astronaut", "spaceman, cosmonaut, space traveler"],
 ]
+
+NO_IMAGE = "No image: upload, paste or take a photo, or pick an example."
+IMAGE_UNREADABLE = (
+    "The image could not be read: it is not an image file this app can decode (JPEG, PNG, WebP, ...) or it is "
+    "damaged. Upload another image."
+)
+IMAGE_TOO_LARGE = (
+    f"The image is too large: this Space accepts images up to {MAX_PIXELS / 1e6:g} megapixels. Upload a smaller one."
+)
+ENTER_REPO_ID = "Enter a Hub repo id such as org/name for the synonym space, or leave it empty and type labels."
+FAILED = "Classification failed on the server. Try again, or with other inputs; the server log has the details."
+TOP_K_MESSAGE = f"Top k must be a whole number from 1 to {MAX_TOP_K}."
+MAX_INPUT_CHARS = 1000  # longer than any repo id or folder path a user could mean
+
+
+def _is_repo_id(text: str) -> bool:
+    if text.count("/") != 1:  # huggingface_hub also accepts bare legacy names ("gpt2"); spaces have an owner
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _folder_key(path: str) -> str:
+    """A lexical key (no file-system access) under which a folder is matched against the allow-list."""
+    return os.path.normpath(os.path.abspath(os.path.expanduser(path)))
+
+
+def local_spaces(value: str, default_space: str = "") -> frozenset[str]:
+    """The allow-list of local synonym-space folders: the ``S3_LOCAL_SPACES`` entries (``os.pathsep``-separated;
+    ``DIR/*`` stands for the sub-folders ``DIR`` has now) and ``S3_SPACE`` when it names a folder."""
+    allowed: set[str] = set()
+    for entry in (e.strip() for e in value.split(os.pathsep)):
+        if not entry:
+            continue
+        if entry.endswith(("/*", os.sep + "*")):
+            parent = Path(_folder_key(entry[:-2]))
+            try:
+                subs = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                subs = []
+            if not subs:
+                logger.warning("S3_LOCAL_SPACES: %s has no sub-folders; it allows nothing", parent)
+            allowed.update(str(p) for p in subs)
+        else:
+            if not os.path.isdir(entry):
+                logger.warning("S3_LOCAL_SPACES: %s is not a folder (yet)", entry)
+            allowed.add(_folder_key(entry))
+    if default_space and (os.path.isdir(default_space) or not _is_repo_id(default_space)):
+        allowed.add(_folder_key(default_space))
+    return frozenset(allowed)
+
+
+LOCAL_SPACES = local_spaces(os.environ.get("S3_LOCAL_SPACES", ""), DEFAULT_SPACE)
 
 try:
     ENGINE = S3Engine.from_pretrained(MODEL)  # loaded once, at start-up; caches spaces across requests
@@ -65,35 +165,183 @@ def example_photos() -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- inputs
-def parse_labels(text: str | None) -> list[str]:
+def _check_text(text: str, what: str) -> str:
+    if len(text) > MAX_TEXT:
+        raise gr.Error(f"{what} {text[:40]!r}... is too long (at most {MAX_TEXT} characters). Shorten it.")
+    return text
+
+
+def parse_labels(text: Any) -> list[str]:
+    if text is not None and not isinstance(text, str):
+        raise gr.Error("Class labels must be text: labels separated by commas.")
     labels = [x.strip() for x in (text or "").replace("\n", ",").split(",") if x.strip()]
     if len(labels) > MAX_LABELS:
         raise gr.Error(f"{len(labels)} labels is too many for this demo (at most {MAX_LABELS}). Use fewer classes.")
-    return labels
+    return [_check_text(x, "The label") for x in labels]
+
+
+def _cell(value: Any, row: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):  # the table may send numbers as numbers
+        return str(value)
+    raise gr.Error(f"Synonyms table, row {row}: cells must be text, got {type(value).__name__}.")
 
 
 def parse_synonyms(table: Any) -> dict[str, list[str]] | None:
+    """``{label: [synonym, ...]}`` from the synonyms table (rows without a label are skipped)."""
     rows = table.get("data", []) if isinstance(table, dict) else (table or [])
+    if not isinstance(rows, list | tuple):
+        raise gr.Error("The synonyms table must be a list of [label, synonyms] rows.")
+    if len(rows) > MAX_SYNONYM_ROWS:
+        raise gr.Error(
+            f"The synonyms table has {len(rows)} rows; this Space accepts at most {MAX_SYNONYM_ROWS}. Remove rows."
+        )
     out: dict[str, list[str]] = {}
-    for row in rows:
-        if not row or not str(row[0] or "").strip():
+    for n, row in enumerate(rows, 1):
+        if row is None:
             continue
-        label = str(row[0]).strip()
-        syn = str(row[1] if len(row) > 1 and row[1] is not None else "")
-        out[label] = [s.strip() for s in syn.split(",") if s.strip()]
+        if not isinstance(row, list | tuple):
+            raise gr.Error(f"Synonyms table, row {n}: a row is [label, synonyms], got {type(row).__name__}.")
+        cells = [_cell(c, n).strip() for c in row]
+        if any(cells[2:]):
+            raise gr.Error(f"Synonyms table, row {n}: a row has two cells, a label and its comma-separated synonyms.")
+        if not cells or not cells[0]:
+            continue
+        label = _check_text(cells[0], "The label")
+        syn = out.setdefault(label, [])
+        for s in (s.strip() for s in (cells[1] if len(cells) > 1 else "").split(",")):
+            if s and s not in syn:
+                syn.append(_check_text(s, "The synonym"))
+        if len(syn) > MAX_SYNONYMS:
+            raise gr.Error(
+                f"{label!r} has {len(syn)} synonyms; this Space accepts at most {MAX_SYNONYMS} per label. "
+                "Keep the best ones."
+            )
     return out or None
+
+
+def parse_metric(metric: Any) -> str:
+    if not isinstance(metric, str) or metric not in METRIC_NAMES:
+        shown = repr(metric)[:40]
+        raise gr.Error(f"Unknown metric {shown}. Choose one of {', '.join(METRIC_NAMES)}.")
+    return metric
+
+
+def parse_top_k(top_k: Any) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int | float | str):
+        raise gr.Error(TOP_K_MESSAGE)
+    try:
+        value = float(top_k)
+    except ValueError:
+        raise gr.Error(TOP_K_MESSAGE) from None
+    if not value.is_integer() or not 1 <= value <= MAX_TOP_K:
+        raise gr.Error(TOP_K_MESSAGE)
+    return int(value)
+
+
+@dataclass(frozen=True)
+class SpaceChoice:
+    """A synonym space the app may load: an allowed local folder or a Hub repo id, and the text the user typed."""
+
+    typed: str
+    location: str
+    hub: bool
+
+
+def parse_space(text: Any) -> SpaceChoice | None:
+    """The synonym space the user asked for, or None. Only allow-listed folders and Hub repo ids pass; anything
+    else gets one message that does not depend on whether the path exists on the server."""
+    if text is None:
+        return None
+    if not isinstance(text, str) or len(text) > MAX_INPUT_CHARS:
+        raise gr.Error(ENTER_REPO_ID)
+    text = text.strip()
+    if not text:
+        return None
+    if "\0" not in text and (key := _folder_key(text)) in LOCAL_SPACES:
+        return SpaceChoice(text, key, hub=False)
+    if _is_repo_id(text):
+        return SpaceChoice(text, text, hub=True)
+    raise gr.Error(ENTER_REPO_ID)
+
+
+_hub_folders: dict[str, Path] = {}
+_hub_lock = threading.Lock()
+
+
+def hub_space_folder(repo_id: str) -> str:
+    """Download a Hub space (once) and return its snapshot folder. The space is never looked up as a local path,
+    so a repo id that happens to name a folder next to the app reads nothing from it."""
+    with _hub_lock:
+        folder = _hub_folders.get(repo_id)
+    if folder is None or not (folder / CONFIG_NAME).is_file():
+        folder = download(repo_id, REQUIRED_FILES)
+        with _hub_lock:
+            if len(_hub_folders) >= 64:
+                _hub_folders.clear()
+            _hub_folders[repo_id] = folder
+    return str(folder)
+
+
+def space_error(choice: SpaceChoice, err: Exception) -> str:
+    """The user-facing message for a space that could not be loaded: no server paths (the library's messages
+    name cache folders); the details go to the log."""
+    logger.warning("Loading synonym space %r failed: %s", choice.location, err)
+    if isinstance(err, ArtifactNotFoundError) and choice.hub:
+        return (
+            f"{choice.typed!r} is not a local folder this Space allows, and no synonym space could be downloaded "
+            "from the Hub under that repo id (it does not exist, is private or holds no s3-hf synonym space, or the "
+            "Hub cannot be reached). Check the repo id."
+        )
+    if isinstance(err, ModelMismatchError):
+        reason = "it was built for another CLIP model than the one this Space runs"
+    elif isinstance(err, FormatVersionError):
+        reason = "it was saved in a format this version of s3-hf cannot read"
+    elif isinstance(err, HubError):
+        reason = "the Hub could not be reached; try again later"
+    elif isinstance(err, ArtifactNotFoundError):
+        reason = "its files are missing"
+    else:
+        reason = "its files are damaged or do not hold a valid s3-hf synonym space"
+    return f"The synonym space {choice.typed!r} could not be loaded: {reason}."
+
+
+def _uploaded(path: str) -> bool:
+    """Whether ``path`` is inside Gradio's upload folder (uploads and cached examples): payloads are client data."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        return Path(path).resolve().is_relative_to(Path(get_upload_folder()).resolve())
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def prepare_image(image: Any) -> Image.Image:
     """Decode the image ourselves (the event skips Gradio's preprocessing) so bad files get a clear message."""
     if isinstance(image, dict):  # a FileData payload
         image = image.get("path")
-    if not image:
-        raise gr.Error("No image: upload, paste or take a photo, or pick an example.")
+    if image is None or image == "":
+        raise gr.Error(NO_IMAGE)
+    # every unreadable input, including a path outside the uploads, gets one message: it says nothing about the server
+    if not isinstance(image, str) or not _uploaded(image):
+        raise gr.Error(IMAGE_UNREADABLE)
     try:
-        image = load_image(image)
-    except s3_hf.S3Error as err:
-        raise gr.Error(str(err)) from err
+        with Image.open(image) as im:  # reads the header only: the size is known before anything is decoded
+            if im.width * im.height > MAX_PIXELS:
+                raise gr.Error(IMAGE_TOO_LARGE)
+            image = load_image(im)
+    except gr.Error:
+        raise
+    except (Image.DecompressionBombError, ImageLoadError) as err:
+        logger.info("Image refused: %s", err)
+        bomb = isinstance(err, Image.DecompressionBombError) or isinstance(err.__cause__, Image.DecompressionBombError)
+        raise gr.Error(IMAGE_TOO_LARGE if bomb else IMAGE_UNREADABLE) from None
+    except Exception as err:  # PIL's decoders raise many types on malformed files
+        logger.info("Image refused: %s: %s", type(err).__name__, err)
+        raise gr.Error(IMAGE_UNREADABLE) from None
     if max(image.size) > MAX_SIDE:
         image = image.copy()
         image.thumbnail((MAX_SIDE, MAX_SIDE))  # huge images are downscaled; CLIP sees 224 px anyway
@@ -150,29 +398,36 @@ def classify(
     """S^3 and vanilla CLIP side by side, per-class details, and the projection plot."""
     image = prepare_image(image)
     labels = parse_labels(labels_text)
-    space_id = (space_id or "").strip()
-    if not labels and not space_id:
-        raise gr.Error("No classes: type some labels (comma-separated) or give a synonym-space id/folder.")
+    choice = parse_space(space_id)
+    metric = parse_metric(metric)
+    k = parse_top_k(top_k)
+    table = parse_synonyms(synonyms_table)
+    if not labels and choice is None:
+        raise gr.Error("No classes: type some labels (comma-separated) or enter a synonym space's Hub repo id.")
     kwargs: dict[str, Any] = {"candidate_labels": labels or None}
-    if space_id:
-        kwargs["synonym_space"] = space_id
-    else:
+    if choice is None:
         # rows for labels that are not among the classes are ignored: the table often outlives a label edit
-        syn = {k2: v for k2, v in (parse_synonyms(synonyms_table) or {}).items() if k2 in labels}
+        syn = {k2: v for k2, v in (table or {}).items() if k2 in labels}
         kwargs["synonyms"] = syn or None
         kwargs["templates"] = "imagenet7"
-    k = max(1, int(top_k))
     try:
+        if choice is not None:
+            kwargs["synonym_space"] = hub_space_folder(choice.location) if choice.hub else choice.location
         s3_req = ENGINE.resolve(ENGINE.request(metric=metric, **kwargs))
         clip_req = ENGINE.resolve(ENGINE.request(metric="label", **kwargs))
-        vs = ENGINE.encode_pixels(pixel_values(ENGINE.image_processor, [image]))
+        vs = ENGINE.encode_pixels(ENGINE.image_inputs([image]))
         s3 = rank(ENGINE.scores(vs, s3_req, details=True), 0, s3_req, details=True)
         clip = rank(ENGINE.scores(vs, clip_req), 0, clip_req)
-    except s3_hf.S3Error as err:
+    except (ArtifactError, HubError) as err:
+        if choice is None:
+            logger.exception("classification failed")
+            raise gr.Error(FAILED) from err
+        raise gr.Error(space_error(choice, err)) from err
+    except s3_hf.S3Error as err:  # labels, synonyms, options: the library's messages name no server paths
         raise gr.Error(str(err)) from err
-    except Exception as err:  # never a stack trace in the UI; the log keeps it
+    except Exception as err:  # never a stack trace or an internal message in the UI; the log keeps them
         logger.exception("classification failed")
-        raise gr.Error(f"Classification failed ({type(err).__name__}): {err}") from err
+        raise gr.Error(FAILED) from err
     space = s3_req.space
     v = vs[0].float()
     state = space.scoring_state(v.device)
@@ -224,7 +479,10 @@ def build_demo() -> gr.Blocks:
                     elem_id="image-input",
                 )
                 labels = gr.Textbox(label="Class labels (comma-separated)", value=EXAMPLE_LABELS)
-                space = gr.Textbox(label="…or a synonym space (Hub id or folder)", value=DEFAULT_SPACE)
+                where = (
+                    "Hub repo id, org/name, or a folder this Space offers" if LOCAL_SPACES else "Hub repo id, org/name"
+                )
+                space = gr.Textbox(label=f"…or a synonym space ({where})", value=DEFAULT_SPACE)
                 metric = gr.Dropdown(list(METRIC_NAMES), value=DEFAULT_METRIC, label="Point-to-space metric")
                 synonyms = gr.Dataframe(
                     headers=["label", "synonyms (comma-separated)"],
@@ -261,4 +519,19 @@ demo = build_demo()
 if __name__ == "__main__":
     demo.launch()
 
-__all__ = ["build_demo", "classify", "demo", "parse_labels", "parse_synonyms", "prepare_image", "projection_figure"]
+__all__ = [
+    "SpaceChoice",
+    "build_demo",
+    "classify",
+    "demo",
+    "hub_space_folder",
+    "local_spaces",
+    "parse_labels",
+    "parse_metric",
+    "parse_space",
+    "parse_synonyms",
+    "parse_top_k",
+    "prepare_image",
+    "projection_figure",
+    "space_error",
+]

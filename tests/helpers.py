@@ -84,13 +84,19 @@ ANGLES = (0, 10, 20, 35, 130)
 
 # ------------------------------------------------------------------------------------------------ fake Hub
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-_RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+_RESOLVE = re.compile(r"^/(?:(?:datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 _API = re.compile(r"^/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit)/(?P<rev>.+)$")
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+# repo_info and list_repo_tree: how huggingface_hub (and datasets, for a repo id) list a repo's files
+_REPO_API = re.compile(
+    r"^/api/(?:model|dataset|space)s/(?P<repo>[^/]+/[^/]+)"
+    r"(?:/(?P<op>revision|tree)/(?P<rev>[^/]+)(?:/(?P<path>.+))?)?$"
+)
 
 
 class FakeHub:
-    """Serves ``{repo_id: {filename: bytes}}`` at ``/{repo}/resolve/{revision}/{file}``; logs every request."""
+    """Serves ``{repo_id: {filename: bytes}}`` at ``/[datasets/|spaces/]{repo}/resolve/{revision}/{file}`` (any repo
+    type), lists them at the repo-info and tree APIs; logs every request."""
 
     def __init__(self, repos: dict[str, dict[str, bytes]]) -> None:
         self.repos = repos
@@ -138,6 +144,9 @@ class FakeHub:
             return httpx2.Response(200, json={"url": f"{constants.ENDPOINT}/{prefix}{repo_id}"}, request=request)
         if request.method == "POST" and request.url.path == "/api/validate-yaml":  # upload_folder checks README.md
             return httpx2.Response(200, json={"warnings": []}, request=request)
+        info = _REPO_API.match(request.url.path)
+        if info:
+            return self.handle_repo_info(request, info)
         m = _API.match(request.url.path)
         if request.method != "POST" or not m:
             return httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"}, request=request)
@@ -158,6 +167,35 @@ class FakeHub:
         body = {"commitUrl": url, "commitOid": COMMIT, "pullRequestUrl": None}
         return httpx2.Response(200, json=body, request=request)
 
+    def handle_repo_info(self, request: httpx2.Request, m: re.Match) -> httpx2.Response:
+        """A repo's info (its files as siblings) and its tree (one folder level, or recursive)."""
+        repo = self.repos.get(m["repo"])
+        if repo is None:
+            return httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"}, request=request)
+        if m["rev"] not in (None, "main", COMMIT):
+            return httpx2.Response(404, headers={"X-Error-Code": "RevisionNotFound"}, request=request)
+        folders = {"/".join(name.split("/")[:i]) for name in repo for i in range(1, name.count("/") + 1)}
+
+        def entry(path: str) -> dict:
+            if path in folders:
+                return {"type": "directory", "oid": hashlib.sha1(path.encode()).hexdigest(), "size": 0, "path": path}
+            data = repo[path]
+            blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+            lfs = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+            return {"type": "file", "oid": blob, "size": len(data), "path": path, "lfs": lfs}
+
+        if m["op"] in (None, "revision"):
+            body = {"id": m["repo"], "sha": COMMIT, "private": False, "siblings": [{"rfilename": f} for f in repo]}
+            return httpx2.Response(200, json=body, request=request)
+        base = (m["path"] or "").strip("/")
+        if base and base not in folders:
+            return httpx2.Response(404, headers={"X-Error-Code": "EntryNotFound"}, request=request)
+        recursive = request.url.params.get("recursive", "false").lower() == "true"
+        under = [p for p in sorted(set(repo) | folders) if not base or p.startswith(base + "/")]
+        depth = base.count("/") + 1 if base else 0
+        listed = under if recursive else [p for p in under if p.count("/") == depth]
+        return httpx2.Response(200, json=[entry(p) for p in listed], request=request)
+
 
 @contextmanager
 def fake_hub(repos: dict[str, dict[str, bytes]]) -> Iterator[FakeHub]:
@@ -175,3 +213,62 @@ def fake_hub(repos: dict[str, dict[str, bytes]]) -> Iterator[FakeHub]:
 
 def folder_files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def make_tiny_family(path: Path, family: str, seed: int = 0) -> Path:
+    """Save a tiny random checkpoint of another zero-shot family (``"siglip"``, ``"siglip2"``, ``"metaclip_2"``)
+    with the character-level tokenizer and the family's own image processor."""
+    from transformers import (
+        CLIPImageProcessor,
+        MetaClip2Config,
+        MetaClip2Model,
+        Siglip2Config,
+        Siglip2ImageProcessor,
+        Siglip2Model,
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+    )
+
+    tokenizer = char_tokenizer(model_max_length=64)
+    vocab = tokenizer.get_vocab()
+    layers = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
+    special = {
+        "vocab_size": len(vocab),
+        "bos_token_id": vocab["<|startoftext|>"],
+        "eos_token_id": vocab["<|endoftext|>"],
+        "pad_token_id": vocab["<|endoftext|>"],
+    }
+    torch.manual_seed(seed)
+    if family == "siglip":
+        config = SiglipConfig(
+            text_config={**layers, **special, "max_position_embeddings": 64},
+            vision_config={**layers, "image_size": 32, "patch_size": 8},
+        )
+        model = SiglipModel(config)
+        processor = SiglipImageProcessor(size={"height": 32, "width": 32})
+    elif family == "siglip2":
+        config = Siglip2Config(
+            text_config={**layers, **special, "max_position_embeddings": 64},
+            vision_config={**layers, "num_patches": 16, "patch_size": 8},
+        )
+        model = Siglip2Model(config)
+        processor = Siglip2ImageProcessor(patch_size=8, max_num_patches=16)
+    elif family == "metaclip_2":
+        config = MetaClip2Config(
+            text_config={**layers, **special, "max_position_embeddings": 64},
+            vision_config={**layers, "image_size": 32, "patch_size": 8},
+            projection_dim=16,
+        )
+        model = MetaClip2Model(config)
+        processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    else:
+        raise ValueError(family)
+    with torch.no_grad():  # random logit scale and bias, so a test sees whether they are applied
+        model.logit_scale.fill_(1.7)
+        if getattr(model, "logit_bias", None) is not None:
+            model.logit_bias.fill_(-0.8)
+    model.eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
+import struct
 import sys
+import tempfile
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,13 +29,24 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app(tiny_clip_dir):
-    os.environ["S3_MODEL"] = str(tiny_clip_dir)
-    os.environ["S3_MAX_LABELS"] = "100"
-    spec = importlib.util.spec_from_file_location("space_app_main", ROOT / "space_app" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+def allowed(small_space, tmp_path_factory) -> Path:
+    """Folders for the allow-list: ``pets`` listed by name, ``shelf/*`` for the sub-folders of ``shelf``."""
+    root = tmp_path_factory.mktemp("allowed")
+    small_space.save_pretrained(root / "pets")
+    small_space.save_pretrained(root / "shelf" / "birds")
+    return root
+
+
+@pytest.fixture(scope="module")
+def app(tiny_clip_dir, allowed):
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("S3_MODEL", str(tiny_clip_dir))
+        env.setenv("S3_MAX_LABELS", "100")
+        env.setenv("S3_LOCAL_SPACES", f"{allowed / 'pets'}{os.pathsep}{allowed / 'shelf'}/*")
+        spec = importlib.util.spec_from_file_location("space_app_main", ROOT / "space_app" / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
     port = free_port()
     module.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     module.url = f"http://127.0.0.1:{port}/"
@@ -65,7 +80,7 @@ def labels_of(result) -> list[str]:
     return [c["label"] for c in result["confidences"]]
 
 
-def test_every_input_path(client, photos, small_space, tmp_path):
+def test_every_input_path(app, client, photos, small_space, tmp_path, monkeypatch):
     # a synonyms row for a label that is not a class ("zebra") is ignored
     s3, clip, details, plot = classify(client, photos[0], synonyms=[["cat", "kitty, house cat"], ["zebra", "x"]])
     assert set(labels_of(s3)) == set(labels_of(clip)) == {"cat", "dog", "airplane"}
@@ -80,8 +95,9 @@ def test_every_input_path(client, photos, small_space, tmp_path):
     for metric in ("label", "nearest_simplex", "local_center_knn"):
         s3, *_ = classify(client, grey, metric=metric, top_k=2)
         assert len(s3["confidences"]) == 2
-    # a synonym-space artifact from a local folder
+    # a synonym-space artifact from a local folder the operator allows
     folder = small_space.save_pretrained(tmp_path / "space")
+    monkeypatch.setattr(app, "LOCAL_SPACES", app.LOCAL_SPACES | {str(folder)})
     s3, clip, details, _ = classify(client, photos[1], labels="", space=str(folder))
     assert set(labels_of(s3)) == set(small_space.labels)
 
@@ -118,6 +134,156 @@ def test_bad_inputs_give_messages_and_the_app_keeps_serving(client, photos, tmp_
         classify(client, image, labels=labels, space=space, synonyms=synonyms, metric=metric)
     assert "Traceback" not in str(err.value)
     s3, *_ = classify(client, photos[0])  # still serving
+    assert labels_of(s3)
+
+
+def predict(client, image, labels="cat, dog", space="", metric="local_center", table=None, top_k=3):
+    """The API call with every argument as given: ``image`` a file to upload or a raw payload."""
+    from gradio_client import handle_file
+
+    if isinstance(image, Path):
+        image = handle_file(str(image))
+    table = table if table is not None else synonym_table([["", ""]])
+    return client.predict(image, labels, space, metric, table, top_k, api_name="/classify")
+
+
+def synonym_table(rows) -> dict:
+    return {"headers": ["label", "synonyms (comma-separated)"], "data": rows}
+
+
+def app_error(call) -> str:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as err:
+        call()
+    return str(err.value)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` pixels and holds almost no data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+def write_file(name: str, data: bytes):
+    def make(folder: Path) -> Path:
+        (folder / name).write_bytes(data)
+        return folder / name
+
+    return make
+
+
+HOSTILE = {
+    "labels not text": ({"labels": 5}, "Class labels must be text"),
+    "label too long": ({"labels": "cat, " + "x" * 500}, "too long"),
+    "duplicate labels": ({"labels": "cat, dog, Cat"}, "Duplicate labels"),
+    "truncated image": ({"image": write_file("cut.png", png_header(64, 64)[:40])}, "could not be read"),
+    "image over the pixel cap": ({"image": write_file("big.png", png_header(9000, 9000))}, "too large"),
+    "decompression bomb": ({"image": write_file("bomb.png", png_header(40000, 40000))}, "too large"),
+    "server file as image": ({"image": {"path": "/etc/hostname"}}, "could not be read"),
+    "metric not text": ({"metric": 5}, "Unknown metric"),
+    "metric missing": ({"metric": None}, "Unknown metric"),
+    "top_k 0": ({"top_k": 0}, "Top k must be a whole number from 1 to 10"),
+    "top_k 11": ({"top_k": 11}, "Top k must be"),
+    "top_k a fraction": ({"top_k": 2.5}, "Top k must be"),
+    "top_k not a number": ({"top_k": "many"}, "Top k must be"),
+    "top_k missing": ({"top_k": None}, "Top k must be"),
+    "thousands of synonym rows": ({"table": synonym_table([["cat", "kitty"]] * 5000)}, "5000 rows.*at most 200"),
+    "very long synonym": ({"table": synonym_table([["cat", "x" * 5000]])}, "too long"),
+    "too many synonyms": ({"table": synonym_table([["cat", ", ".join(f"cat {i}" for i in range(50))]])}, "at most 20"),
+    "synonyms cell not text": ({"table": synonym_table([["cat", ["kitty"]]])}, "cells must be text"),
+    "three cells": ({"table": synonym_table([["cat", "kitty", "tabby"]])}, "two cells"),
+    "space not text": ({"space": 5}, "Enter a Hub repo id"),
+    "space path": ({"space": "/etc"}, "Enter a Hub repo id"),
+    "space parent path": ({"space": "../space"}, "Enter a Hub repo id"),
+    "space id with three parts": ({"space": "org/name/more"}, "Enter a Hub repo id"),
+}
+
+
+@pytest.mark.parametrize(("overrides", "message"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_inputs_get_the_apps_message_and_the_app_keeps_serving(client, photos, tmp_path, overrides, message):
+    args = {"image": photos[0], **overrides}
+    if callable(args["image"]):
+        args["image"] = args["image"](tmp_path)
+    text = app_error(lambda: predict(client, **args))
+    assert re.search(message, text), text
+    assert "Traceback" not in text and tempfile.gettempdir() not in text and str(ROOT) not in text
+    s3, *_ = classify(client, photos[0])  # still serving
+    assert labels_of(s3)
+
+
+def test_odd_but_valid_synonym_tables_are_read(app, client, photos):
+    table = [[None, None], ["cat", "kitty,, kitty , house cat"], [7, 3.5], ["dog"], ["", "orphan"]]
+    s3, _clip, details, _ = classify(client, photos[0], labels="cat, dog, 7", synonyms=table)
+    assert set(labels_of(s3)) == {"cat", "dog", "7"}
+    seven = next(r for r in details["data"] if r[0] == "7")
+    assert "3.5" in seven[4] + seven[5]
+    # rows that are None never get past Gradio's own payload check; called directly, they are skipped
+    assert app.parse_synonyms({"data": [None, [None, None], ["cat", 5, ""]]}) == {"cat": ["5"]}
+
+
+def test_server_paths_get_one_message_whether_or_not_they_exist(
+    app, client, photos, small_space, tmp_path, monkeypatch
+):
+    small_space.save_pretrained(tmp_path / "org" / "space")  # a real space, at a relative path shaped like a repo id
+    monkeypatch.chdir(tmp_path)
+    existing = [str(ROOT), str(ROOT / "pyproject.toml"), str(tmp_path / "org" / "space"), "./org/space", "org", "~"]
+    missing = ["/no/such/folder", str(tmp_path / "nothing"), "./org/nothing", "nothing", "~nobody-here"]
+    messages = {app_error(lambda s=s: classify(client, photos[0], labels="", space=s)) for s in existing + missing}
+    assert messages == {app.ENTER_REPO_ID}
+    # a repo id that names a folder beside the app is only looked up on the Hub (offline here), never read from disk
+    here, absent = (
+        app_error(lambda s=s: classify(client, photos[0], labels="", space=s)) for s in ("org/space", "org/none")
+    )
+    assert "not a local folder" in here
+    assert here.replace("org/space", "ID") == absent.replace("org/none", "ID")
+    # an image payload naming a server file, existing or not
+    images = {app_error(lambda p=p: predict(client, {"path": p})) for p in (str(photos[1]), "/no/such/image.png")}
+    assert images == {app.IMAGE_UNREADABLE}
+
+
+def test_allow_listed_folders_work(app, client, photos, small_space, allowed):
+    for folder in (allowed / "pets", allowed / "shelf" / "birds"):
+        s3, *_ = classify(client, photos[1], labels="", space=str(folder))
+        assert set(labels_of(s3)) == set(small_space.labels)
+    s3, *_ = classify(client, photos[1], labels="cat", space=f"{allowed}/shelf/../pets/")  # the same folder
+    assert labels_of(s3) == ["cat"]
+    assert app.local_spaces("", str(allowed / "pets")) == {str(allowed / "pets")}  # S3_SPACE is always allowed
+    assert app.local_spaces("", "org/name") == frozenset()  # ... and a Hub id stays a Hub id
+    # the parent of allowed sub-folders, a sub-folder made after start-up and the allow-list's own root are not
+    small_space.save_pretrained(allowed / "shelf" / "later")
+    for folder in (allowed / "shelf", allowed / "shelf" / "later", allowed):
+        assert app_error(lambda f=folder: classify(client, photos[1], labels="", space=str(f))) == app.ENTER_REPO_ID
+
+
+def test_a_local_folder_needs_the_allow_list(app, client, photos, small_space, tmp_path, monkeypatch):
+    folder = small_space.save_pretrained(tmp_path / "space")
+    assert app_error(lambda: classify(client, photos[1], labels="", space=str(folder))) == app.ENTER_REPO_ID
+    monkeypatch.setattr(app, "LOCAL_SPACES", app.LOCAL_SPACES | {str(folder)})
+    s3, *_ = classify(client, photos[1], labels="", space=str(folder))
+    assert set(labels_of(s3)) == set(small_space.labels)
+
+
+def test_space_load_errors_name_no_server_paths(app, client, photos, small_space, tmp_path, monkeypatch):
+    from helpers import fake_hub, folder_files
+
+    folder = small_space.save_pretrained(tmp_path / "broken")
+    (folder / "s3_space.safetensors").write_bytes(b"not safetensors")
+    monkeypatch.setattr(app, "LOCAL_SPACES", app.LOCAL_SPACES | {str(folder)})
+    local = app_error(lambda: classify(client, photos[0], labels="", space=str(folder)))
+    assert f"{str(folder)!r} could not be loaded: its files are damaged" in local and "safetensors" not in local
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    with fake_hub({"org/broken-s3": folder_files(folder)}):
+        hub = app_error(lambda: classify(client, photos[0], labels="", space="org/broken-s3"))
+    assert "'org/broken-s3' could not be loaded: its files are damaged" in hub
+    assert str(tmp_path) not in hub and "safetensors" not in hub
+    s3, *_ = classify(client, photos[0])
     assert labels_of(s3)
 
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..encoding import ImageInput, load_image, pixel_values
+from ..families import embedding_dim
 
 
 @torch.inference_mode()
@@ -38,7 +39,7 @@ def encode_support_images(
         glob.append(g.cpu())
         local.append(loc.cpu())
     if not glob:
-        dim = model.config.projection_dim
+        dim = embedding_dim(model)
         return torch.empty(0, dim), torch.empty(0, 0, dim)
     return torch.cat(glob), torch.cat(local)
 
