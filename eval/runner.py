@@ -393,6 +393,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         "model": cfg.model,
         "revision": getattr(model.config, "_commit_hash", None),
         "random_weights": random_weights,
+        "family": engine.family.family,
+        "scoring": engine.family.scoring,
         "config": asdict(cfg),
         "versions": {"s3_hf": s3_hf.__version__, "transformers": transformers.__version__, "torch": torch.__version__},
         "processes": accelerator.num_processes,
@@ -420,7 +422,11 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         t_img = time.perf_counter() - t0
         support: FewShotSupport | None = None
         fewshot: dict[str, Any] | None = None
-        if cfg.shots:
+        if cfg.shots and not engine.family.has_patch_tokens:
+            fewshot = {"error": f"few-shot SSP needs patch tokens in the joint space; {engine.family.family} has none"}
+            if main:
+                logger.error("No few-shot runs for %s: %s", bench.name, fewshot["error"])
+        elif cfg.shots:
             t0 = time.perf_counter()
             try:
                 train = registry.load_train(bench, data)

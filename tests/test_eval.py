@@ -274,3 +274,20 @@ def test_model_card_results(small_space, tmp_path, capsys):
     results.write_text(json.dumps({**summary, "random_weights": True}))
     assert main(["card", str(space_dir), "--results", str(results)]) == 2
     assert "random weights" in capsys.readouterr().err
+
+
+def test_two_processes_equal_one_with_siglip(folder, tmp_path):
+    """A sigmoid-scored family through the same sharded evaluation: 2 processes equal 1, and the results say
+    which family and scoring rule they were measured with."""
+    from helpers import make_tiny_family
+
+    model = make_tiny_family(tmp_path / "tiny-siglip", "siglip")
+    args = ["--benchmarks", str(folder), "--model", str(model), "--batch-size", "2", "--synonyms", "none"]
+    run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
+    run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
+    name = folder.name
+    one = json.loads((tmp_path / "one" / f"{name}.predictions.json").read_text())
+    two = json.loads((tmp_path / "two" / f"{name}.predictions.json").read_text())
+    assert len(one["labels"]) == 7 and one == two
+    summary = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert (summary["family"], summary["scoring"], summary["processes"]) == ("siglip", "sigmoid", 2)
