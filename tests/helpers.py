@@ -216,10 +216,26 @@ def folder_files(folder: Path) -> dict[str, bytes]:
 
 
 def make_tiny_family(path: Path, family: str, seed: int = 0) -> Path:
-    """Save a tiny random checkpoint of another zero-shot family (``"siglip"``, ``"siglip2"``, ``"metaclip_2"``)
-    with the character-level tokenizer and the family's own image processor."""
+    """Save a tiny random checkpoint of another zero-shot family (``"siglip"``, ``"siglip2"``, ``"metaclip_2"``,
+    ``"clipseg"``, ``"align"``, ``"altclip"``, ``"blip"``, ``"chinese_clip"``, ``"tipsv2"``) with a character-level
+    tokenizer of the family's tokenizer class (CLIP BPE, BERT WordPiece, XLM-R Unigram, TIPSv2 BPE) and the family's
+    own image processor."""
     from transformers import (
+        AlignConfig,
+        AlignModel,
+        AltCLIPConfig,
+        AltCLIPModel,
+        BertTokenizer,
+        BlipConfig,
+        BlipImageProcessor,
+        BlipModel,
+        ChineseCLIPConfig,
+        ChineseCLIPImageProcessor,
+        ChineseCLIPModel,
         CLIPImageProcessor,
+        CLIPSegConfig,
+        CLIPSegModel,
+        EfficientNetImageProcessor,
         MetaClip2Config,
         MetaClip2Model,
         Siglip2Config,
@@ -228,8 +244,15 @@ def make_tiny_family(path: Path, family: str, seed: int = 0) -> Path:
         SiglipConfig,
         SiglipImageProcessor,
         SiglipModel,
+        Tipsv2Config,
+        Tipsv2ImageProcessor,
+        Tipsv2Model,
+        Tipsv2Tokenizer,
+        ViTImageProcessor,
+        XLMRobertaTokenizer,
     )
 
+    chars = string.ascii_lowercase + string.digits + string.punctuation
     tokenizer = char_tokenizer(model_max_length=64)
     vocab = tokenizer.get_vocab()
     layers = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
@@ -239,11 +262,19 @@ def make_tiny_family(path: Path, family: str, seed: int = 0) -> Path:
         "eos_token_id": vocab["<|endoftext|>"],
         "pad_token_id": vocab["<|endoftext|>"],
     }
+    vision = {**layers, "image_size": 32, "patch_size": 8}
+    clip_pixels = {"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32}}
+    if family in ("align", "blip", "chinese_clip"):  # BERT text towers: a WordPiece vocabulary written to a file
+        words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "vocab.txt").write_text("\n".join(words) + "\n")
+        tokenizer = BertTokenizer(vocab=str(path / "vocab.txt"), model_max_length=64)
+        bert = {**layers, "vocab_size": len(words), "max_position_embeddings": 64, "pad_token_id": 0}
     torch.manual_seed(seed)
     if family == "siglip":
         config = SiglipConfig(
             text_config={**layers, **special, "max_position_embeddings": 64},
-            vision_config={**layers, "image_size": 32, "patch_size": 8},
+            vision_config=vision,
         )
         model = SiglipModel(config)
         processor = SiglipImageProcessor(size={"height": 32, "width": 32})
@@ -257,15 +288,68 @@ def make_tiny_family(path: Path, family: str, seed: int = 0) -> Path:
     elif family == "metaclip_2":
         config = MetaClip2Config(
             text_config={**layers, **special, "max_position_embeddings": 64},
-            vision_config={**layers, "image_size": 32, "patch_size": 8},
+            vision_config=vision,
             projection_dim=16,
         )
         model = MetaClip2Model(config)
-        processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+        processor = CLIPImageProcessor(**clip_pixels)
+    elif family == "clipseg":
+        config = CLIPSegConfig(
+            text_config={**layers, **special, "max_position_embeddings": 64},
+            vision_config=vision,
+            projection_dim=16,
+            extract_layers=[1],
+        )
+        model = CLIPSegModel(config)
+        processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    elif family == "align":  # EfficientNet vision tower: its last stage's width is the joint space's size
+        config = AlignConfig(
+            text_config=bert,
+            vision_config={
+                "image_size": 32,
+                "width_coefficient": 0.1,
+                "depth_coefficient": 0.1,
+                "out_channels": [16, 24, 40, 80, 112, 192, 160],
+            },
+            projection_dim=16,
+        )
+        model = AlignModel(config)
+        processor = EfficientNetImageProcessor(size={"height": 32, "width": 32})
+    elif family == "altclip":  # an XLM-R Unigram vocabulary; positions start after the padding index
+        pieces = ["<s>", "<pad>", "</s>", "<unk>", "\u2581", *chars, *(f"\u2581{c}" for c in chars), "<mask>"]
+        tokenizer = XLMRobertaTokenizer(vocab=[(p, -1.0) for p in pieces], model_max_length=64)
+        text = {**layers, "vocab_size": len(pieces), "max_position_embeddings": 66, "project_dim": 24}
+        config = AltCLIPConfig(
+            text_config={**text, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2},
+            vision_config=vision,
+            projection_dim=16,
+        )
+        model = AltCLIPModel(config)
+        processor = CLIPImageProcessor(**clip_pixels)
+    elif family == "blip":
+        config = BlipConfig(text_config=bert, vision_config=vision, projection_dim=16)
+        model = BlipModel(config)
+        processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    elif family == "chinese_clip":
+        config = ChineseCLIPConfig(text_config=bert, vision_config=vision, projection_dim=16)
+        model = ChineseCLIPModel(config)
+        processor = ChineseCLIPImageProcessor(**clip_pixels)
+    elif family == "tipsv2":  # no projection: both towers are 32 wide
+        pieces = ["<pad>", "<unk>", "\u2581", *chars]
+        tokenizer = Tipsv2Tokenizer(vocab={p: i for i, p in enumerate(pieces)}, merges=[], model_max_length=64)
+        config = Tipsv2Config(
+            text_config={**layers, "vocab_size": len(pieces), "max_position_embeddings": 64, "pad_token_id": 0},
+            vision_config={**vision, "mlp_ratio": 1},
+        )
+        model = Tipsv2Model(config)
+        processor = Tipsv2ImageProcessor(size={"height": 32, "width": 32})
     else:
         raise ValueError(family)
-    with torch.no_grad():  # random logit scale and bias, so a test sees whether they are applied
-        model.logit_scale.fill_(1.7)
+    with torch.no_grad():  # random logit scale (or temperature) and bias, so a test sees whether they are applied
+        if getattr(model, "temperature", None) is not None:
+            model.temperature.fill_(0.3)
+        else:
+            model.logit_scale.fill_(1.7)
         if getattr(model, "logit_bias", None) is not None:
             model.logit_bias.fill_(-0.8)
     model.eval().save_pretrained(path)

@@ -65,3 +65,33 @@ def test_model_and_images_come_from_arguments_or_variables(tmp_path, monkeypatch
     monkeypatch.setenv("S3_BENCH_IMAGES", str(tmp_path / "missing"))
     with pytest.raises(EvalError, match="not found"):
         bench.locations()
+
+
+@pytest.mark.parametrize("name", ["siglip-base-patch16-224", "siglip2-base-patch16-224"])
+def test_shapes_folders_have_the_published_sizes(name, tiny_clip_dir, tmp_path):
+    from transformers import AutoConfig, AutoImageProcessor
+
+    from s3_hf.eval.shapes import write_shapes
+    from s3_hf.models import has_weights
+
+    folder = write_shapes(name, tmp_path / name, tiny_clip_dir)
+    config = AutoConfig.from_pretrained(folder)
+    assert config.model_type == name.split("-")[0] and not has_weights(folder)
+    assert (
+        config.vision_config.hidden_size,
+        config.vision_config.num_hidden_layers,
+        config.vision_config.patch_size,
+    ) == (
+        768,
+        12,
+        16,
+    )
+    assert config.text_config.max_position_embeddings == 64 and AutoImageProcessor.from_pretrained(folder) is not None
+
+
+def test_unknown_shapes_are_an_eval_error(tmp_path):
+    from s3_hf.errors import EvalError
+    from s3_hf.eval.shapes import write_shapes
+
+    with pytest.raises(EvalError, match="Unknown shapes"):
+        write_shapes("vit-huge", tmp_path, tmp_path)
