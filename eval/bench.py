@@ -233,7 +233,9 @@ def bench_fewshot(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any
     sync()
     encode_s = time.perf_counter() - start
     log(f"[fewshot C={c}] support encoding {c / encode_s:.1f} img/s (global + {local.shape[1]} local features each)")
-    tau = float(model.logit_scale.detach().exp())
+    from s3_hf.families import logit_scale
+
+    tau = logit_scale(model)
     out: dict[str, Any] = {"classes": c, "support_img_s": c / encode_s, "patches": local.shape[1], "fit": []}
     gen = torch.Generator().manual_seed(0)
     adapter = None

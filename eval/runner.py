@@ -451,7 +451,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         if support is not None:
             base = fewshot_base(cfg, spaces)
             t0 = time.perf_counter()
-            tau = float(model.logit_scale.detach().exp())
+            tau = engine.logit_scale
             fewshot = score_fewshot(cfg, emb, data.labels, *spaces[base], support, tau=tau)
             fewshot.update(
                 base=base, timings_s={"support_images": t_support, "fit_and_score": time.perf_counter() - t0}

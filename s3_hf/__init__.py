@@ -27,6 +27,7 @@ from .errors import (
     SynonymsError,
     SynonymSourceError,
     TemplateError,
+    UnsupportedModelError,
     WordNetMissingError,
 )
 from .tasks import TASK, install
@@ -119,6 +120,7 @@ __all__ = [
     "SynonymSpace",
     "SynonymsError",
     "TemplateError",
+    "UnsupportedModelError",
     "WordNetMissingError",
     "__version__",
     "build_synonym_space",

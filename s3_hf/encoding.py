@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .errors import ImageLoadError
 from .families import embedding_dim, model_family
+from .families import max_text_tokens as _family_max_text_tokens
 from .options import DEFAULT_CONCEPT_FORMAT
 
 logger = logging.getLogger(__name__)
@@ -189,8 +190,8 @@ def encode_texts(
 
 
 def max_text_tokens(model: Any) -> int:
-    """The text encoder's context length (77 for CLIP)."""
-    return int(model.config.text_config.max_position_embeddings)
+    """The text encoder's context length (77 for CLIP; see :func:`s3_hf.families.max_text_tokens`)."""
+    return _family_max_text_tokens(model)
 
 
 def token_lengths(tokenizer: Callable[..., Any], texts: Sequence[str]) -> list[int]:

@@ -25,8 +25,8 @@ import torch
 from .artifact import REQUIRED_FILES, SynonymSpace, same_model
 from .build import build_synonym_space, check_labels
 from .encoding import encode_images, encode_pixels, image_inputs
-from .errors import InvalidConfigError, InvalidLabelsError, ModelMismatchError, S3Error, SynonymsError, TemplateError
-from .families import PATCH_TOKEN_FAMILIES, logit_bias, model_family, probabilities
+from .errors import InvalidConfigError, InvalidLabelsError, ModelMismatchError, SynonymsError, TemplateError
+from .families import PATCH_TOKEN_FAMILIES, check_supported, logit_bias, logit_scale, model_family, probabilities
 from .fewshot import (
     SSP_CONFIG_NAME,
     SSP_TENSORS_NAME,
@@ -300,20 +300,17 @@ class _LRU:
 
 # ------------------------------------------------------------------------------------------------ engine
 def check_dual_encoder(model: Any) -> None:
-    """Raise a typed error unless ``model`` has the CLIP-style dual-encoder interface the engine needs."""
-    for attr in ("get_image_features", "get_text_features", "logit_scale"):
-        if not hasattr(model, attr):
-            raise S3Error(
-                f"{type(model).__name__} is not a CLIP-style dual encoder (it has no {attr}). "
-                "Use a CLIPModel checkpoint such as openai/clip-vit-base-patch32."
-            )
+    """Raise :class:`~s3_hf.families.UnsupportedModelError` unless ``model`` is a dual encoder the engine can score
+    with: a family S^3 serves, with text and image features and a logit scale (or temperature)."""
+    check_supported(model)
 
 
 class S3Engine:
     """A dual-encoder model with its processors, the spaces and adapters resolved for it, and scoring.
 
     Args:
-        model: a CLIP-style model (``get_image_features``, ``get_text_features``, ``logit_scale``).
+        model: a dual encoder of a supported family (see :mod:`s3_hf.families`): text and image features and a
+            logit scale (or temperature).
         tokenizer: its tokenizer.
         image_processor: its image processor.
         name: the checkpoint name recorded in spaces built here (default: the model's ``name_or_path``).
@@ -372,8 +369,8 @@ class S3Engine:
 
     @property
     def logit_scale(self) -> float:
-        """``τ = exp(logit_scale)``."""
-        return float(self.model.logit_scale.detach().float().exp())
+        """``τ``: ``exp(logit_scale)``, or ``1 / temperature`` for ALIGN and TIPSv2."""
+        return logit_scale(self.model)
 
     @property
     def logit_bias(self) -> float:

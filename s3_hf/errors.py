@@ -59,6 +59,10 @@ class HubError(S3Error):
     """Talking to the Hugging Face Hub failed (no token, no network, no access)."""
 
 
+class UnsupportedModelError(S3Error, ValueError):
+    """The model is not a dual encoder S^3 can score with (its family scores jointly, or takes no images)."""
+
+
 class ModelLoadError(S3Error):
     """A CLIP checkpoint cannot be loaded."""
 
@@ -103,5 +107,6 @@ __all__ = [
     "SynonymSourceError",
     "SynonymsError",
     "TemplateError",
+    "UnsupportedModelError",
     "WordNetMissingError",
 ]

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, UnsupportedModelError
+from .families import UNSUPPORTED_FAMILIES
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def load_model(
 
     Raises:
         ModelLoadError: the checkpoint cannot be found or read; the message says what to pass instead.
+        UnsupportedModelError: the checkpoint's family cannot serve S^3 (it says why).
     """
     import torch
     from transformers import (
@@ -114,6 +116,13 @@ def load_model(
     # A Hub id with the Hub out of reach: use the local cache only, so a missing model fails at once
     cached_only = not path.is_dir() and not hub_offline() and not hub_reachable()
     try:
+        config = AutoConfig.from_pretrained(name, revision=revision, local_files_only=cached_only)
+    except (OSError, ValueError):
+        config = None  # reported below, by the model's own loading
+    reason = UNSUPPORTED_FAMILIES.get(str(getattr(config, "model_type", "")))
+    if reason is not None:  # before the weights and processors: their loading errors would hide the reason
+        raise UnsupportedModelError(f"{name} cannot be used with S^3: {reason}.")
+    try:
         if random_weights:
             logger.warning(
                 "%s holds no weights: the model is initialised at random (seed %d). Timings are real, scores and "
@@ -122,7 +131,7 @@ def load_model(
                 seed,
             )
             torch.manual_seed(seed)
-            model = AutoModelForZeroShotImageClassification.from_config(AutoConfig.from_pretrained(name))
+            model = AutoModelForZeroShotImageClassification.from_config(config or AutoConfig.from_pretrained(name))
             model.name_or_path = name
         else:
             model = AutoModelForZeroShotImageClassification.from_pretrained(

@@ -1,23 +1,30 @@
 """Model families of transformers' zero-shot pipeline: S^3 with a label-only space scores exactly as transformers
-does for each (a sigmoid with the logit bias for SigLIP and SigLIP 2, a softmax elsewhere), and spaces and few-shot
-adapters know which family they belong to."""
+does for each (a sigmoid with the logit bias for SigLIP and SigLIP 2, a softmax elsewhere; ALIGN and TIPSv2 divide
+by a temperature), families it cannot serve are refused when the engine is made, and spaces and few-shot adapters
+know which family they belong to."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import make_tiny_family
 from PIL import Image
-from transformers import pipeline
+from transformers import AutoConfig, AutoModelForZeroShotImageClassification, pipeline
+from transformers.models.auto.modeling_auto import MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
 import s3_hf
 from s3_hf.artifact import CONFIG_NAME
-from s3_hf.errors import InvalidConfigError, ModelMismatchError
+from s3_hf.encoding import encode_texts, image_inputs, load_image, max_text_tokens, token_lengths
+from s3_hf.engine import S3Engine, check_dual_encoder
+from s3_hf.errors import InvalidConfigError, ModelMismatchError, S3Error
+from s3_hf.families import UNSUPPORTED_FAMILIES, UnsupportedModelError, embedding_dim
 
 LABELS = ["cat", "dog", "airplane", "cup of coffee"]
-FAMILIES = ["clip", "siglip", "siglip2", "metaclip_2"]
+FAMILIES = ["clip", "siglip", "siglip2", "metaclip_2", "align", "altclip", "blip", "chinese_clip", "clipseg", "tipsv2"]
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +44,29 @@ def pipes(checkpoints) -> dict[str, tuple]:
     }
 
 
+@pytest.fixture(scope="module")
+def transformers_results(pipes, photos) -> Callable[[str], list[list[dict]]]:
+    """transformers' own pipeline on four photos, run once per family."""
+    results: dict[str, list[list[dict]]] = {}
+
+    def get(family: str) -> list[list[dict]]:
+        if family not in results:
+            results[family] = pipes[family][1]([Image.open(p) for p in photos[:4]], candidate_labels=LABELS)
+        return results[family]
+
+    return get
+
+
 def as_dict(result: list[dict]) -> dict[str, float]:
     return {r["label"]: r["score"] for r in result}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("metric", ["label", "global_center", "nearest_point", "local_center"])
-def test_label_only_equals_transformers(pipes, photos, family, metric):
-    ours, theirs = pipes[family]
+def test_label_only_equals_transformers(pipes, photos, transformers_results, family, metric):
+    ours, _ = pipes[family]
     images = [Image.open(p) for p in photos[:4]]
-    expected = theirs(images, candidate_labels=LABELS)
+    expected = transformers_results(family)
     for batch_size in (1, 4):
         got = ours(images, candidate_labels=LABELS, metric=metric, batch_size=batch_size)
         for a, b in zip(got, expected, strict=True):
@@ -56,6 +76,37 @@ def test_label_only_equals_transformers(pipes, photos, family, metric):
         assert ours.engine.family.scoring == "sigmoid" and any(abs(s - 1) > 1e-3 for s in sums)
     else:
         assert ours.engine.family.scoring == "softmax" and sums == pytest.approx([1.0] * len(sums))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_logits_equal_the_models_own(pipes, photos, family):
+    """``τ·s + b`` is the model's own ``logits_per_image``: ``τ`` is ``exp(logit_scale)`` or ``1 / temperature``."""
+    ours, _ = pipes[family]
+    engine = ours.engine
+    images = [load_image(p) for p in photos[:2]]
+    texts = [f"This is a photo of {label}." for label in LABELS]
+    tokens = ours.tokenizer(texts, return_tensors="pt", **engine.family.tokenizer_kwargs)
+    with torch.no_grad():
+        expected = ours.model(**tokens, **image_inputs(ours.image_processor, images)).logits_per_image
+    resolved = engine.resolve(engine.request(LABELS, metric="label"))
+    got = engine.scores(engine.encode_images(images), resolved).logits
+    assert got.cpu() == pytest.approx(expected, abs=1e-4)
+    temperature = getattr(ours.model, "temperature", None)
+    if family in ("align", "tipsv2"):
+        assert engine.logit_scale == pytest.approx(1 / float(temperature.detach()))
+    else:
+        assert temperature is None and engine.logit_scale == pytest.approx(float(ours.model.logit_scale.detach().exp()))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_longest_text_fits_the_encoder(pipes, family):
+    """A text of exactly ``max_text_tokens`` tokens encodes (AltCLIP's positions start after the padding index)."""
+    ours, _ = pipes[family]
+    limit = max_text_tokens(ours.model)
+    assert limit == (64 if family == "altclip" else ours.model.config.text_config.max_position_embeddings)
+    text = next(t for t in ("a" * n for n in range(limit + 1)) if token_lengths(ours.tokenizer, [t])[0] >= limit)
+    assert token_lengths(ours.tokenizer, [text]) == [limit]
+    assert encode_texts(ours.model, ours.tokenizer, [text]).shape == (1, embedding_dim(ours.model))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -94,3 +145,74 @@ def test_fewshot_needs_patch_tokens(pipes, photos):
     metaclip = pipes["metaclip_2"][0]
     out = metaclip(str(photos[3]), candidate_labels=LABELS[:3], support=support, fewshot={"alpha": 0.5})
     assert {r["label"] for r in out} == set(LABELS[:3])
+
+
+TINY_UNSUPPORTED = {
+    "blip-2": {
+        "vision_config": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        "qformer_config": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "vocab_size": 99,
+            "encoder_hidden_size": 32,
+        },
+        "num_query_tokens": 4,
+        "image_text_hidden_size": 16,
+    },
+    "videoprism": {
+        "vision_config": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "num_frames": 2,
+            "tubelet_size": [1, 8, 8],
+            "num_spatial_layers": 1,
+            "num_temporal_layers": 1,
+            "num_auxiliary_layers": 1,
+        },
+        "text_config": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "vocab_size": 99,
+        },
+    },
+}
+
+
+def test_every_transformers_family_is_served_or_refused():
+    assert set(MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES) == set(FAMILIES) | set(UNSUPPORTED_FAMILIES)
+    assert set(TINY_UNSUPPORTED) == set(UNSUPPORTED_FAMILIES)
+
+
+@pytest.mark.parametrize(
+    ("family", "why"),
+    [
+        ("blip-2", "blip-2 has no single image embedding.*one text and one image embedding"),
+        ("videoprism", "videoprism encodes videos.*not images"),
+    ],
+)
+def test_unsupported_families_are_refused(family, why):
+    config = AutoConfig.for_model(family, **TINY_UNSUPPORTED[family])
+    model = AutoModelForZeroShotImageClassification.from_config(config).eval()
+    with pytest.raises(UnsupportedModelError, match=why) as err:
+        S3Engine(model, None, None)
+    assert "Use a dual encoder such as CLIP" in str(err.value)
+    assert isinstance(err.value, S3Error)
+
+
+def test_a_model_without_text_and_image_features_is_refused(tiny_model):
+    text_tower = tiny_model[0].text_model
+    with pytest.raises(UnsupportedModelError, match="not a CLIP-style dual encoder"):
+        check_dual_encoder(text_tower)
