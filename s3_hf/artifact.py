@@ -27,7 +27,7 @@ from .errors import (
     InvalidConfigError,
     ModelMismatchError,
 )
-from .families import SCORING_RULES
+from .families import SCORING_RULES, TEXT_CANONICALIZATIONS
 from .fileio import write_files
 from .hub import download, upload
 from .metrics import ScoringState
@@ -79,6 +79,7 @@ class S3Config:
     model_family: str | None = None  # the model's type, e.g. "clip" or "siglip2" (None: written before it was kept)
     scoring: str = "softmax"  # how logits become scores: "softmax" over classes or a per-class "sigmoid"
     tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)  # how the concepts' prompts were tokenised
+    text_canonicalization: str | None = None  # how the prompts were rewritten before tokenising (None: as written)
     tensors_sha256: str | None = None  # of s3_space.safetensors, set when saved and checked when loaded
     provenance: dict[str, Any] = field(default_factory=dict)
     library_version: str = __version__
@@ -140,6 +141,8 @@ def _check_config_types(data: dict[str, Any]) -> None:
         raise bad("metric", f"one of {', '.join(METRIC_NAMES)}")
     if "scoring" in data and data["scoring"] not in SCORING_RULES:
         raise bad("scoring", f"one of {', '.join(SCORING_RULES)}")
+    if data.get("text_canonicalization") not in TEXT_CANONICALIZATIONS:
+        raise bad("text_canonicalization", f"one of {TEXT_CANONICALIZATIONS}")
     if "tokenizer_kwargs" in data and not isinstance(data["tokenizer_kwargs"], dict):
         raise bad("tokenizer_kwargs", "an object")
     for key in ("base_model_revision", "library_version", "tensors_sha256", "model_family"):

@@ -12,7 +12,7 @@ import torch
 from .artifact import S3Config, SynonymSpace
 from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concepts, max_text_tokens, token_lengths
 from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
-from .families import model_family
+from .families import TEXT_CANONICALIZATIONS, model_family
 from .metrics import DEFAULT_METRIC, check_metric
 from .options import check_knn_k
 from .records import ClassRecord, ConceptRecord
@@ -88,6 +88,7 @@ def build_synonym_space(
     batch_size: int = 256,
     progress: bool = False,
     tokenizer_kwargs: dict[str, Any] | None = None,
+    canonicalization: str | None = None,
 ) -> SynonymSpace:
     """Build the synonym space of ``labels`` with a CLIP ``model`` and its ``tokenizer`` (the steps are in the
     README, section Method).
@@ -136,6 +137,10 @@ def build_synonym_space(
     for name, value, low in (("max_concepts", max_concepts, 0), ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if canonicalization not in TEXT_CANONICALIZATIONS:
+        raise InvalidConfigError(
+            f"Unknown text canonicalization {canonicalization!r}; use one of {TEXT_CANONICALIZATIONS}."
+        )
     if tokenizer_kwargs is not None and not isinstance(tokenizer_kwargs, dict):
         raise InvalidConfigError(f"tokenizer_kwargs must be a dict, got {type(tokenizer_kwargs).__name__}.")
     family = model_family(model)
@@ -183,7 +188,14 @@ def build_synonym_space(
         texts.extend(concept_text(c, label, concept_format) for c in kept)
 
     points = encode_concepts(
-        model, tokenizer, texts, templates, batch_size=batch_size, progress=progress, tokenizer_kwargs=tokenizer_kwargs
+        model,
+        tokenizer,
+        texts,
+        templates,
+        batch_size=batch_size,
+        progress=progress,
+        tokenizer_kwargs=tokenizer_kwargs,
+        canonicalization=canonicalization,
     )
     point_class = torch.repeat_interleave(torch.arange(len(labels)), torch.tensor([len(c) for c in class_concepts]))
     tensors, geoms = build_space(points, point_class, params, progress=progress)
@@ -210,6 +222,7 @@ def build_synonym_space(
         model_family=family.family,
         scoring=family.scoring,
         tokenizer_kwargs={**family.tokenizer_kwargs, **(tokenizer_kwargs or {})},
+        text_canonicalization=canonicalization,
         provenance=provenance,
     )
     return SynonymSpace(config, classes, tensors)

@@ -140,6 +140,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         args.synonyms,
         templates=_templates(args.templates),
         concept_format=args.concept_format,
+        canonicalization=args.canonicalization,
         params=SpaceParams(args.radius, args.gap_ratio, args.min_points, args.max_dim),
         metric=args.metric,
         max_concepts=args.max_concepts,
@@ -596,6 +597,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--overwrite", action="store_true", help="replace a README.md in --out that s3-hf did not write")
     b.add_argument("--templates", help="a template with {}, a file with one per line, or a set name (imagenet80)")
     b.add_argument("--concept-format", default=DEFAULT_CONCEPT_FORMAT, help="structured template of synonyms")
+    b.add_argument(
+        "--canonicalization",
+        choices=["lower_no_punct"],
+        help="rewrite prompts before tokenising (lower-case, no punctuation: SigLIP 2's recommendation)",
+    )
     b.add_argument("--metric", default=DEFAULT_METRIC, choices=METRIC_NAMES, help=f"default metric: {metric_help}")
     b.add_argument(
         "--radius", type=_radius, default=space_defaults.radius, help="'auto' (default), a number, or 'none'"

@@ -217,9 +217,13 @@ def encode_concepts(
     batch_size: int = 256,
     progress: bool = False,
     tokenizer_kwargs: dict[str, Any] | None = None,
+    canonicalization: str | None = None,
 ) -> torch.Tensor:
-    """Each concept text -> the template ensemble ``n(mean_j n(g(p_j(x))))``, shape ``(len(texts), D)``."""
-    prompts = concept_prompts(texts, templates)
+    """Each concept text -> the template ensemble ``n(mean_j n(g(p_j(x))))``, shape ``(len(texts), D)``; each
+    prompt is first put through the text ``canonicalization`` (see :func:`s3_hf.families.canonicalize`)."""
+    from .families import canonicalize
+
+    prompts = [canonicalize(p, canonicalization) for p in concept_prompts(texts, templates)]
     emb = encode_texts(
         model, tokenizer, prompts, batch_size=batch_size, progress=progress, tokenizer_kwargs=tokenizer_kwargs
     )

@@ -26,7 +26,15 @@ from .artifact import REQUIRED_FILES, SynonymSpace, same_model
 from .build import build_synonym_space, check_labels
 from .encoding import encode_images, encode_pixels, image_inputs
 from .errors import InvalidConfigError, InvalidLabelsError, ModelMismatchError, SynonymsError, TemplateError
-from .families import PATCH_TOKEN_FAMILIES, check_supported, logit_bias, logit_scale, model_family, probabilities
+from .families import (
+    PATCH_TOKEN_FAMILIES,
+    TEXT_CANONICALIZATIONS,
+    check_supported,
+    logit_bias,
+    logit_scale,
+    model_family,
+    probabilities,
+)
 from .fewshot import (
     SSP_CONFIG_NAME,
     SSP_TENSORS_NAME,
@@ -81,6 +89,7 @@ class SpaceRequest:
     concept_format: str = DEFAULT_CONCEPT_FORMAT
     params: SpaceParams = field(default_factory=SpaceParams)
     tokenizer_kwargs: tuple[tuple[str, Any], ...] = ()
+    canonicalization: str | None = None
     synonyms_key: Hashable = None
     space_key: Hashable = None
     synonyms: Any = field(default=None, compare=False, repr=False)
@@ -393,6 +402,7 @@ class S3Engine:
         fewshot: SSPConfig | Mapping[str, Any] | None = None,
         text_vector: str = DEFAULT_TEXT_VECTOR,
         tokenizer_kwargs: Mapping[str, Any] | None = None,
+        canonicalization: str | None = None,
         **space_options: Any,
     ) -> ClassifyRequest:
         """Validate the options of a classification and return them as a request (cheap: nothing is built).
@@ -411,6 +421,8 @@ class S3Engine:
             fewshot: :class:`~s3_hf.fewshot.SSPConfig` or a dict of its options.
             text_vector: the class text vector SSP builds on, ``"global_center"`` or ``"label"``.
             tokenizer_kwargs: extra tokenizer arguments used when texts are encoded (part of the cache key).
+            canonicalization: rewrite prompts before tokenising: ``None`` (as written, transformers' behaviour) or
+                ``"lower_no_punct"`` (as SigLIP 2's authors recommend).
             **space_options: ``radius``, ``gap_ratio``, ``min_points``, ``max_dim`` (see :class:`SpaceParams`).
         """
         unknown = set(space_options) - set(SpaceParams.option_names())
@@ -431,6 +443,10 @@ class S3Engine:
                 raise InvalidConfigError(f"fewshot must be an SSPConfig or a dict of its options, got {fewshot!r}.")
             fewshot = SSPConfig.from_dict(dict(fewshot))
         tok = _tokenizer_kwargs(tokenizer_kwargs)
+        if canonicalization not in TEXT_CANONICALIZATIONS:
+            raise InvalidConfigError(
+                f"Unknown text canonicalization {canonicalization!r}; use one of {TEXT_CANONICALIZATIONS}."
+            )
         labels = tuple(check_labels(candidate_labels)) if candidate_labels is not None else None
         if synonym_space is not None:
             if synonyms is not None or templates is not None or hypothesis_template is not None:
@@ -438,7 +454,7 @@ class S3Engine:
                     "synonym_space already fixes the synonyms and templates; do not pass synonyms=, templates= "
                     "or hypothesis_template= with it."
                 )
-            if space_options or concept_format != DEFAULT_CONCEPT_FORMAT or tok:
+            if space_options or concept_format != DEFAULT_CONCEPT_FORMAT or tok or canonicalization:
                 raise InvalidConfigError(
                     f"synonym_space was built already; options {sorted([*space_options, 'concept_format'])} only "
                     "apply when a space is built from candidate_labels."
@@ -460,6 +476,7 @@ class S3Engine:
                 concept_format=check_concept_format(concept_format),
                 params=SpaceParams(**space_options),
                 tokenizer_kwargs=tok,
+                canonicalization=canonicalization,
                 synonyms_key=synonyms_key(synonyms),
                 synonyms=synonyms,
             )
@@ -533,6 +550,7 @@ class S3Engine:
             params=request.params,
             base_model=self.name or None,
             tokenizer_kwargs=dict(request.tokenizer_kwargs),
+            canonicalization=request.canonicalization,
         )
 
     def _load_space(self, synonym_space: SynonymSpace | str | os.PathLike) -> SynonymSpace:

@@ -12,12 +12,18 @@ softmax over classes.
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidConfigError, UnsupportedModelError
 
 SCORING_RULES = ("softmax", "sigmoid")
+#: Text canonicalisations: ``None`` (the text as written, transformers' behaviour) or ``"lower_no_punct"``
+#: (lower-cased, punctuation replaced by spaces, whitespace collapsed), as SigLIP 2's authors recommend.
+TEXT_CANONICALIZATIONS = (None, "lower_no_punct")
+_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 #: Families whose vision tower exposes patch tokens that map into the joint space (few-shot SSP uses them).
 PATCH_TOKEN_FAMILIES = ("clip", "metaclip_2")
 #: Families whose logits are cosine similarities divided by a learnt ``temperature`` (not times ``exp(logit_scale)``).
@@ -133,14 +139,25 @@ def probabilities(logits: Any, scoring: str) -> Any:
     raise InvalidConfigError(f"Unknown scoring rule {scoring!r}; use one of {SCORING_RULES}.")
 
 
+def canonicalize(text: str, rule: str | None) -> str:
+    """``text`` as the canonicalisation ``rule`` (one of :data:`TEXT_CANONICALIZATIONS`) writes it."""
+    if rule is None:
+        return text
+    if rule == "lower_no_punct":
+        return " ".join(_PUNCT.sub(" ", text.lower()).split())
+    raise InvalidConfigError(f"Unknown text canonicalization {rule!r}; use one of {TEXT_CANONICALIZATIONS}.")
+
+
 __all__ = [
     "OFFSET_POSITION_FAMILIES",
     "PATCH_TOKEN_FAMILIES",
     "SCORING_RULES",
     "TEMPERATURE_FAMILIES",
+    "TEXT_CANONICALIZATIONS",
     "UNSUPPORTED_FAMILIES",
     "FamilyInfo",
     "UnsupportedModelError",
+    "canonicalize",
     "check_supported",
     "embedding_dim",
     "family_info",

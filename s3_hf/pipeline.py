@@ -36,7 +36,9 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
       metric;
     - ``top_k``: keep the ``top_k`` best classes; ``return_details``: add per class the matched concept, the
       kept and dropped concepts and the concepts forming the centre used;
-    - space options ``concept_format``, ``radius``, ``gap_ratio``, ``min_points``, ``max_dim``;
+    - space options ``concept_format``, ``radius``, ``gap_ratio``, ``min_points``, ``max_dim``, and
+      ``canonicalization="lower_no_punct"`` (lower-cased prompts without punctuation, as SigLIP 2's authors
+      recommend; the default leaves them as written, as transformers does);
     - few-shot (SSP): ``support`` = a folder with one sub-folder of images per class, a ``datasets.Dataset``, a
       list of ``(image, label)`` pairs, a fitted :class:`~s3_hf.fewshot.SSPAdapter` or a folder it was saved to;
       ``fewshot`` = :class:`~s3_hf.fewshot.SSPConfig` or a dict of its options (``{"mode": "cache"}`` for the
@@ -88,6 +90,7 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         timeout: float | None = None,
         concept_format: str = DEFAULT_CONCEPT_FORMAT,
         tokenizer_kwargs: Mapping[str, Any] | None = None,
+        canonicalization: str | None = None,
         support: Any = None,
         fewshot: Any = None,
         text_vector: str = DEFAULT_TEXT_VECTOR,
@@ -111,6 +114,7 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
             fewshot=fewshot,
             text_vector=text_vector,
             tokenizer_kwargs=tokenizer_kwargs,
+            canonicalization=canonicalization,
             **space_options,
         )
         details = bool(return_details)

@@ -216,3 +216,23 @@ def test_a_model_without_text_and_image_features_is_refused(tiny_model):
     text_tower = tiny_model[0].text_model
     with pytest.raises(UnsupportedModelError, match="not a CLIP-style dual encoder"):
         check_dual_encoder(text_tower)
+
+
+def test_text_canonicalization_is_a_named_recorded_option(pipes, photos, tmp_path):
+    from s3_hf.families import canonicalize
+
+    assert canonicalize("A Photo of a Cup-of-Coffee.", "lower_no_punct") == "a photo of a cup of coffee"
+    ours, _ = pipes["siglip2"]
+    image = str(photos[0])
+    plain = ours(image, candidate_labels=["Cat!", "dog"])
+    canon = ours(image, candidate_labels=["Cat!", "dog"], canonicalization="lower_no_punct")
+    same = ours(image, candidate_labels=["cat", "dog"], hypothesis_template="this is a photo of {}")
+    # "This is a photo of Cat!." and "this is a photo of cat" tokenise alike once canonicalised
+    assert [r["score"] for r in canon] == pytest.approx([r["score"] for r in same], abs=1e-6)
+    assert [r["score"] for r in plain] != pytest.approx([r["score"] for r in canon], abs=1e-6)
+    space = ours.engine.build_space(["Cat!", "dog"], canonicalization="lower_no_punct")
+    assert space.config.text_canonicalization == "lower_no_punct"
+    again = s3_hf.SynonymSpace.from_pretrained(space.save_pretrained(tmp_path / "canon"))
+    assert again.config.text_canonicalization == "lower_no_punct"
+    with pytest.raises(InvalidConfigError, match="canonicalization"):
+        ours(image, candidate_labels=["cat", "dog"], canonicalization="upper")
