@@ -12,7 +12,7 @@ import torch
 from .artifact import S3Config, SynonymSpace
 from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concepts, max_text_tokens, token_lengths
 from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
-from .families import TEXT_CANONICALIZATIONS, model_family
+from .families import check_canonicalization, model_family
 from .metrics import DEFAULT_METRIC, check_metric
 from .options import check_knn_k
 from .records import ClassRecord, ConceptRecord
@@ -137,10 +137,7 @@ def build_synonym_space(
     for name, value, low in (("max_concepts", max_concepts, 0), ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
-    if canonicalization not in TEXT_CANONICALIZATIONS:
-        raise InvalidConfigError(
-            f"Unknown text canonicalization {canonicalization!r}; use one of {TEXT_CANONICALIZATIONS}."
-        )
+    check_canonicalization(canonicalization)
     if tokenizer_kwargs is not None and not isinstance(tokenizer_kwargs, dict):
         raise InvalidConfigError(f"tokenizer_kwargs must be a dict, got {type(tokenizer_kwargs).__name__}.")
     family = model_family(model)

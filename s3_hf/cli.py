@@ -29,12 +29,6 @@ if TYPE_CHECKING:
     from .engine import S3Engine
 
 
-def _device(name: str) -> str:
-    from .models import resolve_device
-
-    return resolve_device(name)
-
-
 def load_engine(model: str, device: str = "auto") -> S3Engine:
     """The engine for a Hub id or a local checkpoint folder (a typed, actionable error when it cannot load)."""
     from .engine import S3Engine
@@ -404,7 +398,9 @@ def load_eval_module(name: str) -> Any:
 def cmd_bench(args: argparse.Namespace) -> int:
     bench = load_eval_module("bench")
     model, images = bench.locations(args.model, args.images)
-    device = _device(args.device)
+    from .models import resolve_device
+
+    device = resolve_device(args.device)
     dtypes = (
         args.dtypes.split(",")
         if args.dtypes

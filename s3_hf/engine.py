@@ -23,12 +23,12 @@ from typing import Any
 import torch
 
 from .artifact import REQUIRED_FILES, SynonymSpace, same_model
-from .build import build_synonym_space, check_labels
+from .build import build_synonym_space, check_concept_format, check_labels
 from .encoding import encode_images, encode_pixels, image_inputs
 from .errors import InvalidConfigError, InvalidLabelsError, ModelMismatchError, SynonymsError, TemplateError
 from .families import (
     PATCH_TOKEN_FAMILIES,
-    TEXT_CANONICALIZATIONS,
+    check_canonicalization,
     check_supported,
     logit_bias,
     logit_scale,
@@ -443,10 +443,7 @@ class S3Engine:
                 raise InvalidConfigError(f"fewshot must be an SSPConfig or a dict of its options, got {fewshot!r}.")
             fewshot = SSPConfig.from_dict(dict(fewshot))
         tok = _tokenizer_kwargs(tokenizer_kwargs)
-        if canonicalization not in TEXT_CANONICALIZATIONS:
-            raise InvalidConfigError(
-                f"Unknown text canonicalization {canonicalization!r}; use one of {TEXT_CANONICALIZATIONS}."
-            )
+        check_canonicalization(canonicalization)
         labels = tuple(check_labels(candidate_labels)) if candidate_labels is not None else None
         if synonym_space is not None:
             if synonyms is not None or templates is not None or hypothesis_template is not None:
@@ -468,8 +465,6 @@ class S3Engine:
             if templates is not None and hypothesis_template is not None:
                 raise TemplateError("Pass either hypothesis_template= or templates=, not both.")
             tmpl = resolve_templates(templates if templates is not None else hypothesis_template or DEFAULT_TEMPLATE)
-            from .build import check_concept_format
-
             space = SpaceRequest(
                 labels,
                 templates=tuple(tmpl),

@@ -139,13 +139,18 @@ def probabilities(logits: Any, scoring: str) -> Any:
     raise InvalidConfigError(f"Unknown scoring rule {scoring!r}; use one of {SCORING_RULES}.")
 
 
+def check_canonicalization(rule: str | None) -> str | None:
+    """``rule`` itself, or an :class:`InvalidConfigError` listing :data:`TEXT_CANONICALIZATIONS`."""
+    if rule not in TEXT_CANONICALIZATIONS:
+        raise InvalidConfigError(f"Unknown text canonicalization {rule!r}; use one of {TEXT_CANONICALIZATIONS}.")
+    return rule
+
+
 def canonicalize(text: str, rule: str | None) -> str:
     """``text`` as the canonicalisation ``rule`` (one of :data:`TEXT_CANONICALIZATIONS`) writes it."""
-    if rule is None:
+    if check_canonicalization(rule) is None:
         return text
-    if rule == "lower_no_punct":
-        return " ".join(_PUNCT.sub(" ", text.lower()).split())
-    raise InvalidConfigError(f"Unknown text canonicalization {rule!r}; use one of {TEXT_CANONICALIZATIONS}.")
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
 __all__ = [
@@ -158,6 +163,7 @@ __all__ = [
     "FamilyInfo",
     "UnsupportedModelError",
     "canonicalize",
+    "check_canonicalization",
     "check_supported",
     "embedding_dim",
     "family_info",

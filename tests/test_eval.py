@@ -68,8 +68,13 @@ def run_eval(args: list[str], nproc: int, cwd: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path):
-    args = ["--benchmarks", str(folder), "--model", str(tiny_clip_dir), "--batch-size", "2", "--synonyms", "none"]
+@pytest.mark.parametrize(("family", "scoring"), [("clip", "softmax"), ("siglip", "sigmoid")])
+def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path, family, scoring):
+    """2 processes equal 1, for a softmax and a sigmoid family; the results say which family and rule they used."""
+    from helpers import make_tiny_family
+
+    model = tiny_clip_dir if family == "clip" else make_tiny_family(tmp_path / f"tiny-{family}", family)
+    args = ["--benchmarks", str(folder), "--model", str(model), "--batch-size", "2", "--synonyms", "none"]
     run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
     run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
     name = folder.name
@@ -79,7 +84,8 @@ def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path):
     m1 = json.loads((tmp_path / "one" / f"{name}.json").read_text())["methods"]
     m2 = json.loads((tmp_path / "two" / f"{name}.json").read_text())["methods"]
     assert m1 == m2 and set(m1) == {"label", "ensemble"}
-    assert json.loads((tmp_path / "two" / "results.json").read_text())["processes"] == 2
+    summary = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert (summary["family"], summary["scoring"], summary["processes"]) == (family, scoring, 2)
 
 
 @pytest.fixture(scope="module")
@@ -274,20 +280,3 @@ def test_model_card_results(small_space, tmp_path, capsys):
     results.write_text(json.dumps({**summary, "random_weights": True}))
     assert main(["card", str(space_dir), "--results", str(results)]) == 2
     assert "random weights" in capsys.readouterr().err
-
-
-def test_two_processes_equal_one_with_siglip(folder, tmp_path):
-    """A sigmoid-scored family through the same sharded evaluation: 2 processes equal 1, and the results say
-    which family and scoring rule they were measured with."""
-    from helpers import make_tiny_family
-
-    model = make_tiny_family(tmp_path / "tiny-siglip", "siglip")
-    args = ["--benchmarks", str(folder), "--model", str(model), "--batch-size", "2", "--synonyms", "none"]
-    run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
-    run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
-    name = folder.name
-    one = json.loads((tmp_path / "one" / f"{name}.predictions.json").read_text())
-    two = json.loads((tmp_path / "two" / f"{name}.predictions.json").read_text())
-    assert len(one["labels"]) == 7 and one == two
-    summary = json.loads((tmp_path / "two" / "results.json").read_text())
-    assert (summary["family"], summary["scoring"], summary["processes"]) == ("siglip", "sigmoid", 2)
