@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from s3_hf import TASK, SynonymSpace, build_synonym_space, models
-from s3_hf.encoding import encode_pixels, list_images, load_image, pixel_values
+from s3_hf import TASK, SynonymSpace, models
+from s3_hf.encoding import list_images, load_image
 from s3_hf.errors import EvalError
 from s3_hf.fileio import write_json
 from s3_hf.metrics import METRICS
@@ -76,13 +76,36 @@ class BenchConfig:
 
 
 # --------------------------------------------------------------------------------------------- loading
-def load_clip(path: str, device: str, dtype: torch.dtype = torch.float32) -> tuple[Any, Any, Any, bool]:
-    """(model, tokenizer, image processor, random_weights) through the library's one loader: a folder without
-    weights (such as clip-vit-b32-shapes) is initialised at random, right for timing, meaningless for accuracy."""
-    from s3_hf.models import load_model
+def load_engine(path: str, device: str, dtype: torch.dtype = torch.float32) -> Any:
+    """The engine of any supported checkpoint (transformers or open_clip) through the library's one loader: a
+    folder without weights (such as clip-vit-b32-shapes) is initialised at random, right for timing, meaningless
+    for accuracy."""
+    from s3_hf.engine import S3Engine
 
-    loaded = load_model(path, device=device, dtype=dtype)
-    return loaded.model, loaded.tokenizer, loaded.image_processor, loaded.random_weights
+    return S3Engine.from_pretrained(path, device=device, dtype=dtype)
+
+
+def s3_classifier(engine: Any, device: str) -> Callable[..., Any]:
+    """S^3 end to end, as a user runs it: transformers' pipeline face for transformers models, the engine's
+    ``classify`` for open_clip ones (which that pipeline cannot load)."""
+    from s3_hf.encoders import TransformersEncoder
+
+    if isinstance(engine.encoder, TransformersEncoder):
+        from transformers import pipeline
+
+        return pipeline(
+            TASK, model=engine.model, tokenizer=engine.tokenizer, image_processor=engine.image_processor, device=device
+        )
+
+    def classify(images: Sequence[str], batch_size: int = 32, **options: Any) -> Any:
+        return engine.classify(images, engine.request(**options), batch_size=batch_size)
+
+    classify.engine = engine  # type: ignore[attr-defined]
+    return classify
+
+
+def _rows(inputs: dict[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:
+    return {k: v[start:stop] for k, v in inputs.items()}
 
 
 def image_paths(folder: str, n: int) -> list[str]:
@@ -131,12 +154,11 @@ def _sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
-def s3_own_work(pipe: Any, space: SynonymSpace, metric: str, bs: int, device: Any) -> None:
+def s3_own_work(engine: Any, space: SynonymSpace, metric: str, bs: int, device: Any) -> None:
     """What the S^3 pipeline does for a batch beyond encoding the images: resolve the request (cached), score,
     then rank each image's classes as its postprocessing does."""
     from s3_hf.engine import rank
 
-    engine = pipe.engine
     v = torch.nn.functional.normalize(torch.randn(bs, space.tensors.points.shape[1], device=device), dim=-1)
     resolved = engine.resolve(engine.request(synonym_space=space, metric=metric))
     out = engine.scores(v, resolved)
@@ -147,22 +169,32 @@ def s3_own_work(pipe: Any, space: SynonymSpace, metric: str, bs: int, device: An
 def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None]) -> list[dict[str, Any]]:
     from transformers import pipeline
 
+    from s3_hf.encoders import TransformersEncoder
+
     dtype = getattr(torch, dtype_name)
-    model, tok, proc, _ = load_clip(cfg.model, cfg.device, dtype)
-    s3 = pipeline(TASK, model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
-    hf = pipeline("zero-shot-image-classification", model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
+    engine = load_engine(cfg.model, cfg.device, dtype)
+    s3 = s3_classifier(engine, cfg.device)
+    hf = None  # transformers' own pipeline: for transformers models only
+    if isinstance(engine.encoder, TransformersEncoder):
+        hf = pipeline(
+            "zero-shot-image-classification",
+            model=engine.model,
+            tokenizer=engine.tokenizer,
+            image_processor=engine.image_processor,
+            device=cfg.device,
+        )
     sync = _sync(cfg.device)
     paths = image_paths(cfg.images, cfg.num_images)
     few = paths[: max(cfg.hf_images, 1)]
-    pixels = pixel_values(proc, [load_image(p) for p in paths]).to(dtype)
+    inputs = engine.image_inputs([load_image(p) for p in paths])
 
     def bare(bs: int) -> None:  # (a) preprocessed tensors -> image features
-        for i in range(0, len(pixels), bs):
-            encode_pixels(model, pixels[i : i + bs])
+        for i in range(0, len(paths), bs):
+            engine.encode_pixels(_rows(inputs, i, i + bs))
 
     def decode_and_encode(bs: int) -> None:  # (b) files -> decoded, preprocessed -> image features
         for i in range(0, len(paths), bs):
-            encode_pixels(model, pixel_values(proc, [load_image(p) for p in paths[i : i + bs]]))
+            engine.encode_pixels(engine.image_inputs([load_image(p) for p in paths[i : i + bs]]))
 
     def paired(fn: Callable[[], Any], base: Callable[[], Any], n: int) -> tuple[float, float, float]:
         """Run ``base`` and ``fn`` alternately; (median images/s of fn, of base, median of per-pair ratios).
@@ -179,7 +211,7 @@ def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None
     for c in cfg.classes:
         labels = class_names(c, cfg.images)
         syn = synthetic_synonyms(labels, cfg.concepts)
-        spaces[c] = build_synonym_space(model, tok, labels, syn, templates=[TEMPLATE])
+        spaces[c] = engine.build_space(labels, syn, templates=[TEMPLATE])
     rows = []
     for bs in cfg.batch_sizes:
         b_call = partial(decode_and_encode, bs)
@@ -194,19 +226,22 @@ def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None
                 row[f"s3_{metric}_img_s"], row[f"s3_{metric}_ratio"] = rate, ratio
                 # S^3's own work per batch (scoring + postprocessing), timed alone: it is far below the noise of
                 # the paired ratio on a busy machine, so this says directly how much of a batch it costs
-                own = median_time(partial(s3_own_work, s3, space, metric, bs, model.device), 20, sync)
+                own = median_time(partial(s3_own_work, engine, space, metric, bs, engine.device), 20, sync)
                 row[f"s3_{metric}_own_ms"] = 1000 * own
                 row[f"s3_{metric}_own_share"] = own / (bs / full_rate)
             # full batches: transformers' pipeline encodes the labels once per batch of images, not per image
             batch = paths[: max(len(few), bs)]
-            call = partial(hf, batch, candidate_labels=space.labels, hypothesis_template=TEMPLATE, batch_size=bs)
-            row["transformers_img_s"] = len(batch) / median_time(call, 1, sync)
+            row["transformers_img_s"] = None
+            if hf is not None:
+                call = partial(hf, batch, candidate_labels=space.labels, hypothesis_template=TEMPLATE, batch_size=bs)
+                row["transformers_img_s"] = len(batch) / median_time(call, 1, sync)
             rows.append(row)
             lc = row["s3_local_center_img_s"]
+            hf_rate = "n/a" if hf is None else f"{row['transformers_img_s']:.2f} img/s"
             log(
                 f"  C={c}: local_center {lc:.1f} img/s ({row['s3_local_center_ratio']:.3f}x of b; own work "
                 f"{row['s3_local_center_own_ms']:.1f} ms/batch = {row['s3_local_center_own_share']:.2%}); "
-                f"transformers {row['transformers_img_s']:.2f} img/s"
+                f"transformers {hf_rate}"
             )
     return rows
 
@@ -217,25 +252,21 @@ def bench_fewshot(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any
 
     Support features for ``k`` shots are the encoded photos (one per class) repeated ``k`` times with small noise:
     fitting and scoring cost depend on the sizes, not on what the images show."""
-    from transformers import pipeline
-
     from s3_hf.fewshot import SSPConfig, encode_support_images, fit_for_space
 
-    model, tok, proc, _ = load_clip(cfg.model, cfg.device)
-    s3 = pipeline(TASK, model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
+    engine = load_engine(cfg.model, cfg.device)
+    s3 = s3_classifier(engine, cfg.device)
     sync = _sync(cfg.device)
     c = cfg.fewshot_classes
     labels = class_names(c, cfg.images)
-    space = build_synonym_space(model, tok, labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
+    space = engine.build_space(labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
     support = image_paths(cfg.images, c)
     start = time.perf_counter()
-    glob, local = encode_support_images(model, proc, support, batch_size=32)
+    glob, local = encode_support_images(engine.encoder, None, support, batch_size=32)
     sync()
     encode_s = time.perf_counter() - start
     log(f"[fewshot C={c}] support encoding {c / encode_s:.1f} img/s (global + {local.shape[1]} local features each)")
-    from s3_hf.families import logit_scale
-
-    tau = logit_scale(model)
+    tau = engine.logit_scale
     out: dict[str, Any] = {"classes": c, "support_img_s": c / encode_s, "patches": local.shape[1], "fit": []}
     gen = torch.Generator().manual_seed(0)
     adapter = None
@@ -259,7 +290,7 @@ def bench_fewshot(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any
         base = partial(s3, paths, synonym_space=space, batch_size=bs)
         b_call = partial(
             lambda b: [
-                encode_pixels(model, pixel_values(proc, [load_image(p) for p in paths[i : i + b]]))
+                engine.encode_pixels(engine.image_inputs([load_image(p) for p in paths[i : i + b]]))
                 for i in range(0, len(paths), b)
             ],
             bs,
@@ -291,7 +322,7 @@ def bench_fewshot(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any
 def bench_build(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, Any]]:
     from s3_hf.encoding import concept_text, encode_concepts
 
-    model, tok, _, _ = load_clip(cfg.model, cfg.device)
+    engine = load_engine(cfg.model, cfg.device)
     sync = _sync(cfg.device)
     rows = []
     for c in cfg.build_classes:
@@ -300,7 +331,7 @@ def bench_build(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, 
             syn = synthetic_synonyms(labels, m)
             texts = [concept_text(x, lab) for lab in labels for x in [lab, *syn[lab]]]
             start = time.perf_counter()
-            points = encode_concepts(model, tok, texts, [TEMPLATE])
+            points = encode_concepts(engine.encoder, None, texts, [TEMPLATE])
             sync()
             t_text = time.perf_counter() - start
             point_class = torch.arange(c).repeat_interleave(m + 1)
@@ -316,9 +347,9 @@ def bench_build(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, 
 
 def save_space(cfg: BenchConfig, classes: int, folder: Path) -> dict[str, Any]:
     """Build and save a space with ``classes`` classes and ``cfg.concepts`` concepts each; its size on disk."""
-    model, tok, _, _ = load_clip(cfg.model, cfg.device)
+    engine = load_engine(cfg.model, cfg.device)
     labels = class_names(classes, cfg.images)
-    space = build_synonym_space(model, tok, labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
+    space = engine.build_space(labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
     space.save_pretrained(folder)
     SynonymSpace.from_pretrained(folder)  # it loads back
     files = {f.name: f.stat().st_size for f in folder.iterdir()}
@@ -330,16 +361,13 @@ _MEMORY_SCRIPT = """
 import json, resource, sys, torch
 from s3_hf.eval import bench
 cfg = bench.BenchConfig(**json.loads({cfg!r}))
-model, tok, proc, _ = bench.load_clip(cfg.model, cfg.device)
+engine = bench.load_engine(cfg.model, cfg.device)
 paths = bench.image_paths(cfg.images, 32)
 if {mode!r} == "bare":
-    from s3_hf.encoding import encode_pixels, load_image, pixel_values
-    encode_pixels(model, pixel_values(proc, [load_image(p) for p in paths]))
+    from s3_hf.encoding import load_image
+    engine.encode_pixels(engine.image_inputs([load_image(p) for p in paths]))
 else:
-    import s3_hf
-    from transformers import pipeline
-    pipe = pipeline(s3_hf.TASK, model=model, tokenizer=tok, image_processor=proc, device=cfg.device)
-    pipe(paths, synonym_space={space!r}, batch_size=32)
+    bench.s3_classifier(engine, cfg.device)(paths, synonym_space={space!r}, batch_size=32)
 if cfg.device.startswith("cuda"):
     peak, resident = torch.cuda.max_memory_allocated(), torch.cuda.memory_allocated()
     print(json.dumps({{"peak_bytes": peak, "resident_bytes": resident}}))
@@ -392,11 +420,13 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for r in results["inference"]:
             cells = [f"{r[f's3_{m}_img_s']:.1f} ({r[f's3_{m}_ratio']:.2f}x)" for m in METRICS]
-            speedup = r["s3_local_center_img_s"] / r["transformers_img_s"]
+            hf = "n/a (not a transformers model)"
+            if r.get("transformers_img_s"):
+                speedup = r["s3_local_center_img_s"] / r["transformers_img_s"]
+                hf = f"{r['transformers_img_s']:.2f} (S^3 {speedup:.0f}x faster)"
             lines.append(
                 f"| {r['dtype']} | {r['batch_size']} | {r['classes']} | {r['bare_img_s']:.1f} | "
-                f"{r['decode_img_s']:.1f} | " + " | ".join(cells) + f" | {r['transformers_img_s']:.2f} "
-                f"(S^3 {speedup:.0f}x faster) |"
+                f"{r['decode_img_s']:.1f} | " + " | ".join(cells) + f" | {hf} |"
             )
         lines += [
             "",
@@ -471,7 +501,8 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
     for m in METRICS:
         axes[0].plot(cs, [r[f"s3_{m}_img_s"] for r in rows], marker="o", label=m)
     axes[0].plot(cs, [r["decode_img_s"] for r in rows], "k--", label="CLIP (b)")
-    axes[0].plot(cs, [r["transformers_img_s"] for r in rows], "k:", label="transformers pipeline")
+    if all(r.get("transformers_img_s") for r in rows):
+        axes[0].plot(cs, [r["transformers_img_s"] for r in rows], "k:", label="transformers pipeline")
     axes[0].set(
         xscale="log",
         yscale="log",
@@ -487,7 +518,10 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
         )
         axes[1].plot([r["concepts"] for r in sub], [r["geometry_s"] for r in sub], ls="--", label=f"C={c} geometry")
     axes[1].set(yscale="log", xlabel="concepts per class (M)", ylabel="seconds", title="Building a space")
-    axes[1].legend(fontsize=7)
+    if results.get("build"):
+        axes[1].legend(fontsize=7)
+    else:
+        axes[1].set_axis_off()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -552,12 +586,13 @@ __all__ = [
     "bench_memory",
     "class_names",
     "image_paths",
-    "load_clip",
+    "load_engine",
     "locations",
     "markdown",
     "median_time",
     "plot",
     "run",
+    "s3_classifier",
     "s3_own_work",
     "save_space",
     "synthetic_synonyms",

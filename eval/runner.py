@@ -25,7 +25,9 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from s3_hf import SynonymSpace, build_synonym_space
-from s3_hf.encoding import encode_pixels, load_image, pixel_values
+from s3_hf.encoders import Encoder
+from s3_hf.encoding import load_image
+from s3_hf.families import check_canonicalization
 from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_shots
 from s3_hf.fileio import save_tensors, write_json
 from s3_hf.metrics import METRICS, score
@@ -60,6 +62,9 @@ class EvalConfig:
         fewshot_base: the zero-shot method few-shot adds to (default: the first S^3 ``local_center`` method).
         fewshot: :class:`~s3_hf.fewshot.SSPConfig` options.
         imagenet_sample: the imagenet-sample folder (default ``$S3_IMAGENET_SAMPLE``).
+        canonicalizations: the text canonicalisations to score every zero-shot method with: ``None`` (the text as
+            written, transformers' behaviour) and/or ``"lower_no_punct"``; methods of a canonicalisation other than
+            ``None`` are named with the suffix ``@rule``.
         extra: free-form notes recorded with the results.
     """
 
@@ -78,6 +83,7 @@ class EvalConfig:
     fewshot_base: str = ""  # the zero-shot method few-shot adds to; "" = the first S^3 local_center method
     fewshot: dict[str, Any] = field(default_factory=dict)  # SSPConfig options
     imagenet_sample: str | None = None  # the imagenet-sample folder; default $S3_IMAGENET_SAMPLE
+    canonicalizations: Sequence[str | None] = (None,)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
@@ -89,38 +95,47 @@ class EvalConfig:
 
 # -------------------------------------------------------------------------------------------- embeddings
 class _Images(torch.utils.data.Dataset):
-    def __init__(self, images: Sequence[Any], processor: Any) -> None:
-        self.images, self.processor = images, processor
+    """One image's inputs (``pixel_values`` and, for SigLIP 2, its patch mask and shapes) and its index."""
+
+    def __init__(self, images: Sequence[Any], encoder: Encoder) -> None:
+        self.images, self.encoder = images, encoder
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return pixel_values(self.processor, [load_image(self.images[i])])[0], i
+    def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], int]:
+        inputs = self.encoder.image_inputs([load_image(self.images[i])])
+        return {k: v[0] for k, v in inputs.items()}, i
 
 
-def embedding_key(cfg: EvalConfig, model: Any, processor: Any, data: registry.BenchmarkData) -> str:
-    prep = json.dumps(processor.to_dict(), sort_keys=True, default=str)
-    parts = [cfg.model, str(getattr(model.config, "_commit_hash", None)), data.fingerprint, prep, cfg.dtype]
+def _preprocessing(encoder: Encoder) -> str:
+    processor = encoder.image_processor
+    if hasattr(processor, "to_dict"):
+        return json.dumps(processor.to_dict(), sort_keys=True, default=str)
+    return repr(processor)  # an open_clip transform
+
+
+def embedding_key(cfg: EvalConfig, encoder: Encoder, data: registry.BenchmarkData) -> str:
+    prep = _preprocessing(encoder)
+    parts = [cfg.model, str(encoder.revision), data.fingerprint, prep, cfg.dtype]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
 def encode_sharded(
     accelerator: Any,
-    model: Any,
-    processor: Any,
+    encoder: Encoder,
     images: Sequence[Any],
     batch_size: int,
-    encode: Callable[[Any, torch.Tensor], tuple[torch.Tensor, ...]],
+    encode: Callable[[Encoder, dict[str, torch.Tensor]], tuple[torch.Tensor, ...]],
     desc: str,
 ) -> list[torch.Tensor]:
-    """``encode(model, pixels)`` over ``images``, sharded across processes and gathered back in input order."""
-    loader = torch.utils.data.DataLoader(_Images(images, processor), batch_size=batch_size, shuffle=False)
+    """``encode(encoder, inputs)`` over ``images``, sharded across processes and gathered back in input order."""
+    loader = torch.utils.data.DataLoader(_Images(images, encoder), batch_size=batch_size, shuffle=False)
     loader = accelerator.prepare(loader)
     chunks: list[list[torch.Tensor]] = []
     order = []
-    for pixels, idx in tqdm(loader, desc=desc, disable=not accelerator.is_main_process):
-        outs = encode(model, pixels.to(model.dtype))
+    for inputs, idx in tqdm(loader, desc=desc, disable=not accelerator.is_main_process):
+        outs = encode(encoder, inputs)
         gathered = accelerator.gather_for_metrics((*(o.contiguous() for o in outs), idx.to(outs[0].device)))
         chunks.append([g.cpu() for g in gathered[:-1]])
         order.append(gathered[-1].cpu())
@@ -135,21 +150,20 @@ def encode_sharded(
 
 
 def image_embeddings(
-    accelerator: Any, model: Any, processor: Any, data: registry.BenchmarkData, cfg: EvalConfig, cache: Path
+    accelerator: Any, encoder: Encoder, data: registry.BenchmarkData, cfg: EvalConfig, cache: Path
 ) -> tuple[torch.Tensor, bool]:
     """``(N, D)`` unit image embeddings in dataset order, from the cache or computed across processes."""
-    path = cache / f"{embedding_key(cfg, model, processor, data)}.safetensors"
+    path = cache / f"{embedding_key(cfg, encoder, data)}.safetensors"
     if path.is_file():
         cached = load_file(path)
         if torch.equal(cached["labels"], torch.tensor(data.labels)):
             return cached["embeddings"], True
     (out,) = encode_sharded(
         accelerator,
-        model,
-        processor,
+        encoder,
         data.images,
         cfg.batch_size,
-        lambda m, px: (encode_pixels(m, px),),
+        lambda e, px: (e.encode_pixels(px),),
         f"Encoding {data.name}",
     )
     if accelerator.is_main_process:
@@ -160,8 +174,7 @@ def image_embeddings(
 
 def support_features(
     accelerator: Any,
-    model: Any,
-    processor: Any,
+    encoder: Encoder,
     train: registry.BenchmarkData,
     indices: list[int],
     cfg: EvalConfig,
@@ -169,18 +182,17 @@ def support_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Global ``(n, D)`` and local ``(n, P, D)`` features of the train images ``indices`` (cached; local ones are
     kept and returned in float16: a 16-shot ImageNet support set is 16,000 images x patches x D)."""
-    key = embedding_key(cfg, model, processor, train) + hashlib.sha256(json.dumps(indices).encode()).hexdigest()[:8]
+    key = embedding_key(cfg, encoder, train) + hashlib.sha256(json.dumps(indices).encode()).hexdigest()[:8]
     path = cache / f"support-{key}.safetensors"
     if path.is_file():
         cached = load_file(path)
         return cached["global"], cached["local"]
     glob, local = encode_sharded(
         accelerator,
-        model,
-        processor,
+        encoder,
         [train.images[i] for i in indices],
         cfg.batch_size,
-        lambda m, px: tuple(x.half() if x.dim() == 3 else x for x in global_and_local(m, px)),
+        lambda e, px: tuple(x.half() if x.dim() == 3 else x for x in global_and_local(e, px)),
         f"Encoding {train.name} support",
     )
     if accelerator.is_main_process:
@@ -201,45 +213,59 @@ def synonym_source(spec: str, data: registry.BenchmarkData) -> Any:
 
 def cached_space(
     cache: Path | None,
-    model: Any,
-    tok: Any,
+    encoder: Encoder,
     labels: list[str],
     synonyms: Callable[[], Any],
     templates: list[str],
     tag: str,
+    canonicalization: str | None = None,
 ) -> SynonymSpace:
-    """Build a space, or load it from ``cache`` when the same (model, labels, synonyms, templates) was built
-    before. ``synonyms`` makes the synonym source, only when the space has to be built."""
+    """Build a space, or load it from ``cache`` when the same (model, labels, synonyms, templates,
+    canonicalisation) was built before. ``synonyms`` makes the synonym source, only when the space has to be
+    built."""
+
+    def build() -> SynonymSpace:
+        return build_synonym_space(
+            encoder, None, labels, synonyms(), templates=templates, progress=True, canonicalization=canonicalization
+        )
+
     if cache is None:
-        return build_synonym_space(model, tok, labels, synonyms(), templates=templates, progress=True)
-    parts = [str(model.name_or_path), str(getattr(model.config, "_commit_hash", None)), json.dumps(labels), tag]
-    parts.append(json.dumps(templates))
+        return build()
+    parts = [encoder.name, str(encoder.revision), json.dumps(labels), tag, json.dumps(templates)]
+    if canonicalization is not None:
+        parts.append(canonicalization)
     folder = cache / "spaces" / hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
     if (folder / "s3_config.json").is_file():
         return SynonymSpace.from_pretrained(folder)
-    space = build_synonym_space(model, tok, labels, synonyms(), templates=templates, progress=True)
+    space = build()
     space.save_pretrained(folder)
     return space
 
 
 def method_spaces(
-    cfg: EvalConfig, model: Any, tok: Any, data: registry.BenchmarkData, cache: Path | None = None
+    cfg: EvalConfig, encoder: Encoder, data: registry.BenchmarkData, cache: Path | None = None
 ) -> dict[str, tuple[Any, str]]:
-    """method name -> (space, metric). Spaces are cached beside the image embeddings."""
+    """method name -> (space, metric), for each text canonicalisation of ``cfg`` (a rule other than ``None`` names
+    its methods ``method@rule``). Spaces are cached beside the image embeddings."""
     labels = data.class_names
     templates = data.templates if cfg.templates == "benchmark" else resolve_templates(cfg.templates)
-    spaces: dict[str, tuple[Any, str]] = {
-        "label": (cached_space(cache, model, tok, labels, lambda: None, [cfg.label_template], "label-only"), "label"),
-        "ensemble": (cached_space(cache, model, tok, labels, lambda: None, templates, "label-only"), "label"),
-    }
-    for spec in cfg.synonyms:
-        if spec == "wordnet":
-            name, tag = "wordnet", f"wordnet:{json.dumps(data.wnids)}"
-        else:
-            name, tag = Path(spec).stem, "file:" + hashlib.sha256(Path(spec).read_bytes()).hexdigest()
-        space = cached_space(cache, model, tok, labels, partial(synonym_source, spec, data), templates, tag)
-        for metric in cfg.metrics:
-            spaces[f"s3/{name}/{metric}"] = (space, metric)
+    spaces: dict[str, tuple[Any, str]] = {}
+    for rule in cfg.canonicalizations:
+        suffix = "" if rule is None else f"@{rule}"
+
+        def space(synonyms: Callable[[], Any], prompts: list[str], tag: str, rule: str | None = rule) -> Any:
+            return cached_space(cache, encoder, labels, synonyms, prompts, tag, rule)
+
+        spaces["label" + suffix] = (space(lambda: None, [cfg.label_template], "label-only"), "label")
+        spaces["ensemble" + suffix] = (space(lambda: None, templates, "label-only"), "label")
+        for spec in cfg.synonyms:
+            if spec == "wordnet":
+                name, tag = "wordnet", f"wordnet:{json.dumps(data.wnids)}"
+            else:
+                name, tag = Path(spec).stem, "file:" + hashlib.sha256(Path(spec).read_bytes()).hexdigest()
+            built = space(partial(synonym_source, spec, data), templates, tag)
+            for metric in cfg.metrics:
+                spaces[f"s3/{name}/{metric}{suffix}"] = (built, metric)
     return spaces
 
 
@@ -372,6 +398,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate every benchmark in ``cfg``; returns (and writes to ``cfg.out``) the combined results."""
     if registry.IMAGENET_SAMPLE in cfg.benchmarks:  # a missing data location is a usage error: say so up front
         registry.imagenet_sample_dir(cfg.imagenet_sample)
+    for rule in cfg.canonicalizations:
+        check_canonicalization(rule)
     from accelerate import Accelerator
 
     from s3_hf.engine import S3Engine
@@ -383,7 +411,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
     engine = S3Engine.from_pretrained(cfg.model, device=str(accelerator.device), dtype=cfg.dtype)
-    model, tok, proc, random_weights = engine.model, engine.tokenizer, engine.image_processor, engine.random_weights
+    encoder = engine.encoder
     key = cfg.key()
     import transformers
 
@@ -391,10 +419,11 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
 
     summary: dict[str, Any] = {
         "model": cfg.model,
-        "revision": getattr(model.config, "_commit_hash", None),
-        "random_weights": random_weights,
+        "revision": encoder.revision,
+        "random_weights": encoder.random_weights,
         "family": engine.family.family,
         "scoring": engine.family.scoring,
+        "canonicalizations": list(cfg.canonicalizations),
         "config": asdict(cfg),
         "versions": {"s3_hf": s3_hf.__version__, "transformers": transformers.__version__, "torch": torch.__version__},
         "processes": accelerator.num_processes,
@@ -418,11 +447,11 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
             summary["benchmarks"][Path(name).name] = {"name": Path(name).name, "error": str(err)}
             continue
         t0 = time.perf_counter()
-        emb, cached = image_embeddings(accelerator, model, proc, data, cfg, cache)
+        emb, cached = image_embeddings(accelerator, encoder, data, cfg, cache)
         t_img = time.perf_counter() - t0
         support: FewShotSupport | None = None
         fewshot: dict[str, Any] | None = None
-        if cfg.shots and not engine.family.has_patch_tokens:
+        if cfg.shots and not encoder.has_patch_tokens:
             fewshot = {"error": f"few-shot SSP needs patch tokens in the joint space; {engine.family.family} has none"}
             if main:
                 logger.error("No few-shot runs for %s: %s", bench.name, fewshot["error"])
@@ -437,13 +466,13 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
             else:
                 runs = support_indices(cfg, train)
                 union = sorted({i for idx in runs.values() for i in idx})
-                glob, local = support_features(accelerator, model, proc, train, union, cfg, cache)
+                glob, local = support_features(accelerator, encoder, train, union, cfg, cache)
                 support = FewShotSupport(runs, union, glob, local, train.labels)
             t_support = time.perf_counter() - t0
         if not main:
             continue
         t0 = time.perf_counter()
-        spaces = method_spaces(cfg, model, tok, data, cache)
+        spaces = method_spaces(cfg, encoder, data, cache)
         t_text = time.perf_counter() - t0
         t0 = time.perf_counter()
         methods, predictions = score_methods(emb.to(accelerator.device), data.labels, spaces)
@@ -465,7 +494,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
             "synonyms": {m: s.classes[0].source for m, (s, _) in spaces.items() if m.startswith("s3/")},
             "embeddings_cached": cached,
             "timings_s": {"images": t_img, "spaces": t_text, "scoring": t_score},
-            "random_weights": random_weights,
+            "random_weights": encoder.random_weights,
         }
         if fewshot is not None:
             record["fewshot"] = fewshot

@@ -194,18 +194,20 @@ class SynonymSpace:
         return self._states[key]
 
     def check_model(self, model: Any) -> None:
-        """Raise :class:`ModelMismatchError` unless ``model`` is the model this space was built with."""
-        from .families import embedding_dim, model_family
+        """Raise :class:`ModelMismatchError` unless ``model`` (a transformers model or an
+        :class:`~s3_hf.encoders.Encoder`) is the model this space was built with."""
+        from .encoders.base import as_encoder
 
-        dim = embedding_dim(model)
-        family = model_family(model).family
+        encoder = as_encoder(model)
+        dim = encoder.dim
+        family = encoder.family.family
         if self.config.model_family is not None and family != self.config.model_family:
             raise ModelMismatchError(
                 f"This space was built with a {self.config.model_family} model ({self.config.base_model!r}) but the "
                 f"model here is a {family} model: their embeddings are not comparable. Load "
                 f"{self.config.base_model!r}, or rebuild the space for this model with `s3 build --model`."
             )
-        name = str(getattr(model, "name_or_path", "") or model.config._name_or_path or "")
+        name = encoder.name
         if dim != self.config.embedding_dim:
             raise ModelMismatchError(
                 f"This space holds {self.config.embedding_dim}-d embeddings of {self.config.base_model!r}, but the "

@@ -10,9 +10,10 @@ from typing import Any
 import torch
 
 from .artifact import S3Config, SynonymSpace
-from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concepts, max_text_tokens, token_lengths
+from .encoders.base import Encoder, as_encoder
+from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concepts
 from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
-from .families import check_canonicalization, model_family
+from .families import check_canonicalization
 from .metrics import DEFAULT_METRIC, check_metric
 from .options import check_knn_k
 from .records import ClassRecord, ConceptRecord
@@ -58,23 +59,24 @@ def check_concept_format(concept_format: str) -> str:
     return concept_format
 
 
-def _too_long(tokenizer: Callable[..., Any], texts: list[str], templates: list[str], limit: int) -> list[bool]:
+def _too_long(encoder: Encoder, texts: list[str], templates: list[str], limit: int) -> list[bool]:
     """Whether any prompt of each text would be truncated. Exact: the longest template screens, and texts
     near the limit are checked against every template."""
-    widest = max(templates, key=lambda t: token_lengths(tokenizer, [t.format("")])[0])
-    approx = token_lengths(tokenizer, [widest.format(x) for x in texts])
+    token_lengths = encoder.token_lengths
+    widest = max(templates, key=lambda t: token_lengths([t.format("")])[0])
+    approx = token_lengths([widest.format(x) for x in texts])
     out = []
     for text, n in zip(texts, approx, strict=True):
         if n < limit - 4:
             out.append(False)
         else:
-            out.append(max(token_lengths(tokenizer, [t.format(text) for t in templates])) > limit)
+            out.append(max(token_lengths([t.format(text) for t in templates])) > limit)
     return out
 
 
 def build_synonym_space(
     model: Any,
-    tokenizer: Callable[..., Any],
+    tokenizer: Callable[..., Any] | None,
     labels: Sequence[str],
     synonyms: SynonymsLike = None,
     *,
@@ -99,8 +101,9 @@ def build_synonym_space(
     with ``kept=False``.
 
     Args:
-        model: a transformers ``CLIPModel`` (anything with ``get_text_features`` and a CLIP config).
-        tokenizer: its tokenizer.
+        model: a transformers dual encoder of a supported family, or an :class:`~s3_hf.encoders.Encoder` (such as
+            an open_clip checkpoint from :func:`s3_hf.load_encoder`).
+        tokenizer: the transformers model's tokenizer (``None`` with an ``Encoder``).
         labels: the class labels, non-empty and distinct (case-insensitively).
         synonyms: a mapping ``{label: [synonym, ...]}``, a JSON/YAML file of one, a :class:`SynonymSource`,
             or ``None`` for label-only spaces. A mapping or file may not name labels that are not classes.
@@ -140,7 +143,8 @@ def build_synonym_space(
     check_canonicalization(canonicalization)
     if tokenizer_kwargs is not None and not isinstance(tokenizer_kwargs, dict):
         raise InvalidConfigError(f"tokenizer_kwargs must be a dict, got {type(tokenizer_kwargs).__name__}.")
-    family = model_family(model)
+    encoder = as_encoder(model, tokenizer)
+    family = encoder.family
     source = resolve_source(synonyms)
     if isinstance(source, StaticSource):
         unknown = sorted(set(source.mapping) - set(labels))
@@ -158,8 +162,8 @@ def build_synonym_space(
             f"strings; it returned {str(raw)[:200]}. Fix the source."
         )
 
-    limit = max_text_tokens(model)
-    label_long = _too_long(tokenizer, labels, templates, limit)
+    limit = encoder.max_text_tokens
+    label_long = _too_long(encoder, labels, templates, limit)
     if any(label_long):
         bad = [lab for lab, long in zip(labels, label_long, strict=True) if long]
         raise InvalidLabelsError(
@@ -173,7 +177,7 @@ def build_synonym_space(
     for label in labels:
         concepts, removed = clean_concepts_with_drops(label, raw.get(label, []), max_concepts, other_labels=labels)
         cand = [concept_text(c, label, concept_format) for c in concepts]
-        long = _too_long(tokenizer, cand, templates, limit) if len(cand) > 1 else [False]
+        long = _too_long(encoder, cand, templates, limit) if len(cand) > 1 else [False]
         kept = [c for c, is_long in zip(concepts, long, strict=True) if not is_long]
         for c, is_long in zip(concepts, long, strict=True):
             if is_long:
@@ -185,8 +189,8 @@ def build_synonym_space(
         texts.extend(concept_text(c, label, concept_format) for c in kept)
 
     points = encode_concepts(
-        model,
-        tokenizer,
+        encoder,
+        None,
         texts,
         templates,
         batch_size=batch_size,
@@ -207,8 +211,8 @@ def build_synonym_space(
         ]
         classes.append(ClassRecord(label, records, float(geom.radius), list(geom.deaths), provenance, removed))
     config = S3Config(
-        base_model=base_model or str(getattr(model, "name_or_path", "") or "unknown"),
-        base_model_revision=getattr(model.config, "_commit_hash", None),
+        base_model=base_model or encoder.name or "unknown",
+        base_model_revision=encoder.revision,
         embedding_dim=int(points.shape[1]),
         class_names=labels,
         templates=templates,

@@ -128,8 +128,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise CLIUsageError("Pass a labels file, or --synonyms FILE whose classes are the labels.")
     engine = load_engine(args.model, args.device)
     space = build_synonym_space(
-        engine.model,
-        engine.tokenizer,
+        engine.encoder,
+        None,
         labels,
         args.synonyms,
         templates=_templates(args.templates),
@@ -187,7 +187,7 @@ def _compare(
     cannot be read stops the run when ``strict``, else it is reported and skipped."""
     from tqdm.auto import tqdm
 
-    from .encoding import load_image, pixel_values
+    from .encoding import load_image
     from .engine import rank
     from .errors import ImageLoadError
 
@@ -209,7 +209,7 @@ def _compare(
             batch_names.append(name)
         if not batch:
             continue
-        v = engine.encode_pixels(pixel_values(engine.image_processor, batch))
+        v = engine.encode_pixels(engine.image_inputs(batch))
         s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
         for b, name in enumerate(batch_names):
             results.append(
@@ -481,6 +481,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         fewshot_base=args.fewshot_base,
         fewshot=_json_options(args.fewshot_options),
         imagenet_sample=args.imagenet_sample,
+        canonicalizations={"none": (None,), "lower_no_punct": ("lower_no_punct",), "both": (None, "lower_no_punct")}[
+            args.canonicalization
+        ],
     )
     summary = runner.run(cfg)
     if summary["benchmarks"] and all("error" in r for r in summary["benchmarks"].values()):
@@ -696,6 +699,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fewshot-base", default="", help="zero-shot method few-shot builds on (default: S^3 local_center)")
     e.add_argument("--fewshot-options", default="", help='SSP options as JSON, e.g. \'{"top_s": 4, "lam": 0.5}\'')
     e.add_argument("--imagenet-sample", help="folder of the imagenet-sample benchmark (default: $S3_IMAGENET_SAMPLE)")
+    e.add_argument(
+        "--canonicalization",
+        choices=["none", "lower_no_punct", "both"],
+        default="none",
+        help="text canonicalisation of every zero-shot method; 'both' reports each method twice "
+        "(the lower_no_punct ones named method@lower_no_punct)",
+    )
     e.set_defaults(func=cmd_eval)
 
     k = sub.add_parser("card", help="write eval results into a space's model card (model-index)")

@@ -1,22 +1,21 @@
-"""Texts and images -> unit vectors with a transformers ``CLIPModel``."""
+"""Images in (paths, URLs, base64, PIL), concept texts and prompts; texts and images -> unit vectors through the
+encoder interface (:mod:`s3_hf.encoders`)."""
 
 from __future__ import annotations
 
 import io
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm.auto import tqdm
 
+from .encoders.base import as_encoder
 from .errors import ImageLoadError
-from .families import embedding_dim, model_family
-from .families import max_text_tokens as _family_max_text_tokens
 from .options import DEFAULT_CONCEPT_FORMAT
 
 logger = logging.getLogger(__name__)
@@ -35,11 +34,6 @@ def is_image_file(path: str | os.PathLike) -> bool:
 def list_images(folder: str | os.PathLike) -> list[str]:
     """The image files directly inside ``folder``, sorted by name."""
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if is_image_file(f))
-
-
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -138,41 +132,26 @@ def pixel_values(image_processor: Callable[..., Any], images: Sequence[Image.Ima
     return image_inputs(image_processor, images)["pixel_values"]
 
 
-def _features(out: Any) -> torch.Tensor:
-    """The projected embeddings of a ``get_*_features`` call (a model output with ``pooler_output``, or a tensor)."""
-    return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-
-@torch.inference_mode()
 def encode_pixels(model: Any, pixels: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Preprocessed images (``pixel_values``, or all of :func:`image_inputs`) -> unit image embeddings (on the
-    model's device, float32)."""
-    inputs = {"pixel_values": pixels} if isinstance(pixels, torch.Tensor) else dict(pixels)
-    moved = {
-        k: v.to(device=model.device, dtype=model.dtype) if v.is_floating_point() else v.to(model.device)
-        for k, v in inputs.items()
-    }
-    return F.normalize(_features(model.get_image_features(**moved)).float(), dim=-1)
+    model's device, float32). ``model`` is a transformers model or an :class:`~s3_hf.encoders.Encoder`."""
+    return as_encoder(model).encode_pixels(pixels)
 
 
 def encode_images(
     model: Any,
-    image_processor: Callable[..., Any],
+    image_processor: Callable[..., Any] | None,
     images: Sequence[ImageInput],
     batch_size: int = 32,
     progress: bool = False,
 ) -> torch.Tensor:
     """Images (paths, URLs or PIL) -> ``(N, D)`` unit vectors."""
-    chunks = []
-    for batch in tqdm(list(_batches(images, batch_size)), desc="Encoding images", disable=not progress):
-        chunks.append(encode_pixels(model, image_inputs(image_processor, [load_image(im) for im in batch])))
-    return torch.cat(chunks) if chunks else torch.empty(0, embedding_dim(model))
+    return as_encoder(model, None, image_processor).encode_images(images, batch_size=batch_size, progress=progress)
 
 
-@torch.inference_mode()
 def encode_texts(
     model: Any,
-    tokenizer: Callable[..., Any],
+    tokenizer: Callable[..., Any] | None,
     texts: Sequence[str],
     batch_size: int = 256,
     progress: bool = False,
@@ -180,22 +159,17 @@ def encode_texts(
 ) -> torch.Tensor:
     """Texts -> ``(N, D)`` unit vectors (float32, on the model's device). Tokenised as transformers' zero-shot
     pipeline does for the model's family (see :mod:`s3_hf.families`); ``tokenizer_kwargs`` override that."""
-    kwargs = {**model_family(model).tokenizer_kwargs, **(tokenizer_kwargs or {})}
-    chunks = []
-    for batch in tqdm(list(_batches(texts, batch_size)), desc="Encoding texts", disable=not progress):
-        tokens = tokenizer(list(batch), return_tensors="pt", **kwargs).to(model.device)
-        out = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
-        chunks.append(F.normalize(_features(out).float(), dim=-1))
-    return torch.cat(chunks) if chunks else torch.empty(0, embedding_dim(model))
+    encoder = as_encoder(model, tokenizer)
+    return encoder.encode_texts(texts, batch_size=batch_size, progress=progress, tokenizer_kwargs=tokenizer_kwargs)
 
 
 def max_text_tokens(model: Any) -> int:
     """The text encoder's context length (77 for CLIP; see :func:`s3_hf.families.max_text_tokens`)."""
-    return _family_max_text_tokens(model)
+    return as_encoder(model).max_text_tokens
 
 
 def token_lengths(tokenizer: Callable[..., Any], texts: Sequence[str]) -> list[int]:
-    """Number of tokens of each text, special tokens included, without truncation."""
+    """Number of tokens of each text, special tokens included, without truncation (a transformers tokenizer)."""
     return [len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]]
 
 
@@ -211,7 +185,7 @@ def concept_prompts(texts: Sequence[str], templates: Sequence[str]) -> list[str]
 
 def encode_concepts(
     model: Any,
-    tokenizer: Callable[..., Any],
+    tokenizer: Callable[..., Any] | None,
     texts: Sequence[str],
     templates: Sequence[str],
     batch_size: int = 256,
@@ -224,9 +198,8 @@ def encode_concepts(
     from .families import canonicalize
 
     prompts = [canonicalize(p, canonicalization) for p in concept_prompts(texts, templates)]
-    emb = encode_texts(
-        model, tokenizer, prompts, batch_size=batch_size, progress=progress, tokenizer_kwargs=tokenizer_kwargs
-    )
+    encoder = as_encoder(model, tokenizer)
+    emb = encoder.encode_texts(prompts, batch_size=batch_size, progress=progress, tokenizer_kwargs=tokenizer_kwargs)
     emb = emb.view(len(texts), len(templates), -1).mean(dim=1)
     return F.normalize(emb, dim=-1).cpu()
 

@@ -24,17 +24,9 @@ import torch
 
 from .artifact import REQUIRED_FILES, SynonymSpace, same_model
 from .build import build_synonym_space, check_concept_format, check_labels
-from .encoding import encode_images, encode_pixels, image_inputs
+from .encoders import Encoder, as_encoder
 from .errors import InvalidConfigError, InvalidLabelsError, ModelMismatchError, SynonymsError, TemplateError
-from .families import (
-    PATCH_TOKEN_FAMILIES,
-    check_canonicalization,
-    check_supported,
-    logit_bias,
-    logit_scale,
-    model_family,
-    probabilities,
-)
+from .families import FamilyInfo, check_canonicalization, check_supported, probabilities
 from .fewshot import (
     SSP_CONFIG_NAME,
     SSP_TENSORS_NAME,
@@ -310,18 +302,20 @@ class _LRU:
 # ------------------------------------------------------------------------------------------------ engine
 def check_dual_encoder(model: Any) -> None:
     """Raise :class:`~s3_hf.families.UnsupportedModelError` unless ``model`` is a dual encoder the engine can score
-    with: a family S^3 serves, with text and image features and a logit scale (or temperature)."""
-    check_supported(model)
+    with: an :class:`~s3_hf.encoders.Encoder`, or a transformers family S^3 serves, with text and image features and
+    a logit scale (or temperature)."""
+    if not isinstance(model, Encoder):
+        check_supported(model)
 
 
 class S3Engine:
-    """A dual-encoder model with its processors, the spaces and adapters resolved for it, and scoring.
+    """A dual encoder with its processors, the spaces and adapters resolved for it, and scoring.
 
     Args:
-        model: a dual encoder of a supported family (see :mod:`s3_hf.families`): text and image features and a
-            logit scale (or temperature).
-        tokenizer: its tokenizer.
-        image_processor: its image processor.
+        model: a transformers dual encoder of a supported family (see :mod:`s3_hf.families`), or an
+            :class:`~s3_hf.encoders.Encoder` (such as an open_clip checkpoint).
+        tokenizer: the transformers model's tokenizer (``None`` with an ``Encoder``).
+        image_processor: the transformers model's image processor (``None`` with an ``Encoder``).
         name: the checkpoint name recorded in spaces built here (default: the model's ``name_or_path``).
         max_cached: spaces and adapters kept, each (least recently used dropped first).
     """
@@ -329,19 +323,15 @@ class S3Engine:
     def __init__(
         self,
         model: Any,
-        tokenizer: Any,
-        image_processor: Any,
+        tokenizer: Any = None,
+        image_processor: Any = None,
         *,
         name: str | None = None,
         max_cached: int = MAX_CACHED,
     ) -> None:
-        check_dual_encoder(model)
-        self.model = model
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor
-        self.name = name or str(getattr(model, "name_or_path", "") or "")
-        self.family = model_family(model)
-        self.random_weights = False
+        self.encoder: Encoder = as_encoder(model, tokenizer, image_processor)
+        if name:
+            self.encoder.name = name
         self._spaces = _LRU(max_cached)
         self._adapters = _LRU(max_cached)
         self._last: OrderedDict[ClassifyRequest, Resolved] = OrderedDict()
@@ -356,7 +346,8 @@ class S3Engine:
         dtype: str | torch.dtype | None = None,
         revision: str | None = None,
     ) -> S3Engine:
-        """Load a checkpoint (Hub id or local folder) with :func:`s3_hf.models.load_model`.
+        """Load a checkpoint with :func:`s3_hf.encoders.load_encoder`: a transformers Hub id or folder, or an open_clip
+        ``hf-hub:org/name`` id or folder.
 
         Args:
             name_or_path: a Hub repo id or a local checkpoint folder.
@@ -364,27 +355,48 @@ class S3Engine:
             dtype: torch dtype or its name; default float32.
             revision: the Hub revision.
         """
-        from .models import load_model
+        from .encoders import load_encoder
 
-        loaded = load_model(name_or_path, device=device, dtype=dtype, revision=revision)
-        engine = cls(loaded.model, loaded.tokenizer, loaded.image_processor, name=loaded.name)
-        engine.random_weights = loaded.random_weights
-        return engine
+        return cls(load_encoder(name_or_path, device=device, dtype=dtype, revision=revision))
 
     # ------------------------------------------------------------------------------------------ model facts
     @property
+    def model(self) -> Any:
+        return self.encoder.model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.encoder.tokenizer
+
+    @property
+    def image_processor(self) -> Any:
+        return self.encoder.image_processor
+
+    @property
+    def name(self) -> str:
+        return self.encoder.name
+
+    @property
+    def family(self) -> FamilyInfo:
+        return self.encoder.family
+
+    @property
+    def random_weights(self) -> bool:
+        return self.encoder.random_weights
+
+    @property
     def device(self) -> torch.device:
-        return self.model.device
+        return self.encoder.device
 
     @property
     def logit_scale(self) -> float:
         """``τ``: ``exp(logit_scale)``, or ``1 / temperature`` for ALIGN and TIPSv2."""
-        return logit_scale(self.model)
+        return self.encoder.logit_scale
 
     @property
     def logit_bias(self) -> float:
         """``b``, the model's logit bias (0 for families without one)."""
-        return logit_bias(self.model)
+        return self.encoder.logit_bias
 
     # ------------------------------------------------------------------------------------------- requests
     def request(
@@ -524,8 +536,8 @@ class S3Engine:
     ) -> SynonymSpace:
         """Build a space with this engine's model (uncached; see :func:`s3_hf.build.build_synonym_space`)."""
         return build_synonym_space(
-            self.model,
-            self.tokenizer,
+            self.encoder,
+            None,
             labels,
             synonyms,
             templates=templates,
@@ -536,8 +548,8 @@ class S3Engine:
 
     def _build(self, request: SpaceRequest) -> SynonymSpace:
         return build_synonym_space(
-            self.model,
-            self.tokenizer,
+            self.encoder,
+            None,
             list(request.labels or ()),
             request.synonyms,
             templates=list(request.templates or ()),
@@ -564,7 +576,7 @@ class S3Engine:
                 if isinstance(synonym_space, SynonymSpace)
                 else SynonymSpace.from_pretrained(synonym_space)
             )
-            space.check_model(self.model)
+            space.check_model(self.encoder)
             return space
 
         return self._spaces.get(key, load)
@@ -585,18 +597,14 @@ class S3Engine:
             support = self._adapters.get((skey, _support_stamp(skey)), lambda: SSPAdapter.from_pretrained(support))
         if isinstance(support, SSPAdapter):
             return self._check_adapter(support, selection, metric)
-        if not self.family.has_patch_tokens:
-            raise InvalidConfigError(
-                f"Few-shot SSP needs the vision tower's patch tokens in the joint space; {self.family.family} models "
-                f"do not expose them here (supported: {', '.join(PATCH_TOKEN_FAMILIES)}). Classify zero-shot, or "
-                "use a CLIP-family model."
-            )
+        if not self.encoder.has_patch_tokens:
+            self.encoder.global_and_local({})  # raises the typed error that says what to use instead
         config = fewshot or SSPConfig()
         labels = selection.labels
 
         def fit() -> SSPAdapter:
             images, targets = read_support(support, labels)
-            glob, local = encode_support_images(self.model, self.image_processor, images, progress=len(images) > 64)
+            glob, local = encode_support_images(self.encoder, None, images, progress=len(images) > 64)
             return fit_for_space(
                 selection.space,
                 list(selection.index),
@@ -686,15 +694,15 @@ class S3Engine:
     # ---------------------------------------------------------------------------------------------- scoring
     def image_inputs(self, images: Sequence[Any]) -> dict[str, torch.Tensor]:
         """RGB PIL images -> the model's preprocessed image inputs."""
-        return image_inputs(self.image_processor, images)
+        return self.encoder.image_inputs(images)
 
     def encode_pixels(self, pixel_values: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Preprocessed images (``pixel_values`` or all image inputs) -> ``(B, D)`` unit image embeddings."""
-        return encode_pixels(self.model, pixel_values)
+        return self.encoder.encode_pixels(pixel_values)
 
     def encode_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> torch.Tensor:
         """Images (paths, URLs or PIL) -> ``(N, D)`` unit image embeddings."""
-        return encode_images(self.model, self.image_processor, images, batch_size=batch_size, progress=progress)
+        return self.encoder.encode_images(images, batch_size=batch_size, progress=progress)
 
     def scores(self, v: torch.Tensor, resolved: Resolved, details: bool = False) -> ClassScores:
         """Logits ``τ · s_c(v) + b`` (plus the few-shot terms) of unit image vectors ``v`` for the requested

@@ -24,8 +24,9 @@ SCORING_RULES = ("softmax", "sigmoid")
 #: (lower-cased, punctuation replaced by spaces, whitespace collapsed), as SigLIP 2's authors recommend.
 TEXT_CANONICALIZATIONS = (None, "lower_no_punct")
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
-#: Families whose vision tower exposes patch tokens that map into the joint space (few-shot SSP uses them).
-PATCH_TOKEN_FAMILIES = ("clip", "metaclip_2")
+#: transformers families whose vision tower exposes patch tokens that map into the joint space (few-shot SSP uses
+#: them; :data:`s3_hf.encoders.PATCH_TOKEN_HEADS` says how), besides open_clip ViTs.
+PATCH_TOKEN_FAMILIES = ("clip", "metaclip_2", "siglip", "siglip2")
 #: Families whose logits are cosine similarities divided by a learnt ``temperature`` (not times ``exp(logit_scale)``).
 TEMPERATURE_FAMILIES = ("align", "tipsv2")
 #: Families whose text positions start after the padding index (RoBERTa-style), so fewer tokens fit than there are
@@ -52,10 +53,6 @@ class FamilyInfo:
     family: str
     scoring: str = "softmax"
     tokenizer_kwargs: dict[str, Any] = field(default_factory=lambda: {"padding": True})
-
-    @property
-    def has_patch_tokens(self) -> bool:
-        return self.family in PATCH_TOKEN_FAMILIES
 
     @property
     def scale_parameter(self) -> str:

@@ -365,3 +365,25 @@ def make_tiny_family(path: Path, family: str, seed: int = 0) -> Path:
     tokenizer.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+def make_tiny_open_clip(path: Path, seed: int = 0, weights: bool = True, logit_bias: float | None = None) -> Path:
+    """Save a tiny random open_clip ViT, created offline from its config: ``open_clip_config.json`` and, with
+    ``weights``, ``open_clip_model.safetensors``. ``logit_bias`` makes a SigLIP-style model (scored with a sigmoid)."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    model_cfg: dict = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 4, "layers": 2},
+    }
+    if logit_bias is not None:
+        model_cfg["init_logit_bias"] = logit_bias
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": {}}))
+    if weights:
+        torch.manual_seed(seed)
+        model = open_clip.create_model(f"local-dir:{path}")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "open_clip_model.safetensors"))
+    return path

@@ -213,8 +213,10 @@ def test_synonyms_disagree_with_tensors(saved):
 def test_base_model_mismatch(small_space, tmp_path, s3_pipe, photos):
     from helpers import make_tiny_clip
 
+    from s3_hf.encoders import TransformersEncoder
+
     with pytest.raises(ModelMismatchError, match="built with"):
-        small_space.check_model(type("M", (), {"name_or_path": "org/other-clip", "config": s3_pipe.model.config})())
+        small_space.check_model(TransformersEncoder(s3_pipe.model, name="org/other-clip"))
     other_dim = make_tiny_clip(tmp_path / "tiny-clip", projection_dim=8)
     from transformers import pipeline
 

@@ -137,14 +137,58 @@ def test_spaces_record_and_enforce_their_family(pipes, checkpoints, photos, tmp_
         siglip_pipe(str(photos[0]), synonym_space=clip_space)
 
 
-def test_fewshot_needs_patch_tokens(pipes, photos):
-    siglip_pipe = pipes["siglip2"][0]
+@pytest.mark.parametrize("family", ["metaclip_2", "siglip", "siglip2"])
+def test_fewshot_with_patch_tokens(pipes, photos, family):
+    """SSP fits and classifies with every transformers family that has patch tokens in the joint space."""
+    support = [(str(p), lab) for p, lab in zip(photos[:3], LABELS[:3], strict=True)]
+    out = pipes[family][0](str(photos[3]), candidate_labels=LABELS[:3], support=support, fewshot={"alpha": 0.5})
+    assert {r["label"] for r in out} == set(LABELS[:3])
+    assert pipes[family][0].engine.encoder.has_patch_tokens
+
+
+@pytest.mark.parametrize("family", ["align", "blip", "chinese_clip"])
+def test_fewshot_needs_patch_tokens(pipes, photos, family):
     support = [(str(p), lab) for p, lab in zip(photos[:3], LABELS[:3], strict=True)]
     with pytest.raises(InvalidConfigError, match="patch tokens"):
-        siglip_pipe(str(photos[3]), candidate_labels=LABELS[:3], support=support)
-    metaclip = pipes["metaclip_2"][0]
-    out = metaclip(str(photos[3]), candidate_labels=LABELS[:3], support=support, fewshot={"alpha": 0.5})
-    assert {r["label"] for r in out} == set(LABELS[:3])
+        pipes[family][0](str(photos[3]), candidate_labels=LABELS[:3], support=support)
+
+
+def test_siglip_patch_tokens_are_map_pooled_single_tokens():
+    """With one patch, SigLIP's attention-pooling head sees one token, so the patch token's joint-space feature is
+    the image embedding itself; with several, each is that head applied to its token alone."""
+    from transformers import SiglipConfig, SiglipModel
+
+    from s3_hf.encoders import TransformersEncoder
+
+    layers = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
+    torch.manual_seed(0)
+    for size, patches in ((8, 1), (16, 4)):
+        vision = {**layers, "image_size": size, "patch_size": 8}
+        config = SiglipConfig(text_config={**layers, "vocab_size": 99}, vision_config=vision)
+        encoder = TransformersEncoder(SiglipModel(config).eval())
+        pixels = torch.randn(2, 3, size, size)
+        glob, local = encoder.global_and_local(pixels)
+        assert local.shape == (2, patches, 32)
+        assert torch.allclose(glob, encoder.encode_pixels(pixels), atol=1e-6)
+        if patches == 1:
+            assert torch.allclose(local[:, 0], glob, atol=1e-5)
+        else:
+            with torch.no_grad():
+                hidden = encoder.model.vision_model(pixel_values=pixels).last_hidden_state
+                want = torch.stack([encoder.model.vision_model.head(hidden[:, i : i + 1]) for i in range(patches)], 1)
+            assert torch.allclose(local, torch.nn.functional.normalize(want, dim=-1), atol=1e-5)
+
+
+def test_siglip2_padding_patches_get_no_feature(pipes, photos):
+    """SigLIP 2 pads every image to a fixed number of patches; padding patches get a zero local feature."""
+    encoder = pipes["siglip2"][0].engine.encoder
+    inputs = encoder.image_inputs([load_image(photos[0]), load_image(photos[4])])
+    glob, local = encoder.global_and_local(inputs)
+    mask = inputs["pixel_attention_mask"].bool()
+    assert not mask.all(), "the photos should need padding patches"
+    assert torch.equal(local[~mask], torch.zeros_like(local[~mask]))
+    assert torch.allclose(local[mask].norm(dim=-1), torch.ones(int(mask.sum())), atol=1e-5)
+    assert torch.allclose(glob, encoder.encode_pixels(inputs), atol=1e-6)
 
 
 TINY_UNSUPPORTED = {
@@ -236,3 +280,18 @@ def test_text_canonicalization_is_a_named_recorded_option(pipes, photos, tmp_pat
     assert again.config.text_canonicalization == "lower_no_punct"
     with pytest.raises(InvalidConfigError, match="canonicalization"):
         ours(image, candidate_labels=["cat", "dog"], canonicalization="upper")
+
+
+def test_open_clip_folder_without_the_extra_is_a_typed_error(tmp_path, monkeypatch):
+    """An open_clip checkpoint with the open_clip extra missing: a ModelLoadError that says what to install."""
+    import sys
+
+    from s3_hf.encoders import is_open_clip_name, load_encoder
+    from s3_hf.errors import ModelLoadError
+
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": {}}))
+    assert is_open_clip_name(tmp_path) and is_open_clip_name("hf-hub:org/name") and not is_open_clip_name("org/name")
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # what a missing package looks like to import
+    for name in (tmp_path, "hf-hub:org/name"):
+        with pytest.raises(ModelLoadError, match=r"s3-hf\[open_clip\]"):
+            load_encoder(name, device="cpu")

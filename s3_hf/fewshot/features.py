@@ -1,45 +1,45 @@
-"""Support images -> global and local (patch-token) features in CLIP's joint space."""
+"""Support images -> global and local (patch-token) features in the joint space (through the encoder interface:
+see :meth:`s3_hf.encoders.Encoder.global_and_local` for how each family maps its patch tokens)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..encoding import ImageInput, load_image, pixel_values
-from ..families import embedding_dim
+from ..encoders.base import as_encoder
+from ..encoding import ImageInput, load_image
 
 
-@torch.inference_mode()
-def global_and_local(model: Any, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, D)`` unit global embeddings (exactly ``get_image_features``) and ``(B, P, D)`` unit local features:
-    the last layer's patch tokens through the vision post-layernorm and the visual projection."""
-    out = model.get_image_features(pixel_values=pixels.to(device=model.device, dtype=model.dtype))
-    patches = out.last_hidden_state[:, 1:]  # drop the class token
-    local = model.visual_projection(model.vision_model.post_layernorm(patches))
-    return F.normalize(out.pooler_output.float(), dim=-1), F.normalize(local.float(), dim=-1)
+def global_and_local(
+    model: Any, pixels: torch.Tensor | Mapping[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, D)`` unit global embeddings (exactly the image embeddings) and ``(B, P, D)`` unit local features: the
+    last layer's patch tokens mapped into the joint space. ``model`` is a transformers model or an
+    :class:`~s3_hf.encoders.Encoder`; ``pixels`` its ``pixel_values`` or all its image inputs."""
+    return as_encoder(model).global_and_local(pixels)
 
 
 def encode_support_images(
     model: Any,
-    image_processor: Callable[..., Any],
+    image_processor: Callable[..., Any] | None,
     images: Sequence[ImageInput],
     batch_size: int = 32,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images -> ``(N, D)`` global and ``(N, P, D)`` local features, on the CPU."""
+    encoder = as_encoder(model, None, image_processor)
     glob, local = [], []
     starts = range(0, len(images), batch_size)
     for start in tqdm(starts, desc="Encoding support images", disable=not progress):
         batch = [load_image(im) for im in images[start : start + batch_size]]
-        g, loc = global_and_local(model, pixel_values(image_processor, batch))
+        g, loc = encoder.global_and_local(encoder.image_inputs(batch))
         glob.append(g.cpu())
         local.append(loc.cpu())
     if not glob:
-        dim = embedding_dim(model)
+        dim = encoder.dim
         return torch.empty(0, dim), torch.empty(0, 0, dim)
     return torch.cat(glob), torch.cat(local)
 

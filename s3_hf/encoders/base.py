@@ -1,0 +1,140 @@
+"""The encoder interface: everything S^3 needs from a vision-language dual encoder, and nothing more.
+
+Spaces, metrics, artifacts, few-shot SSP, eval, the bench and the app talk to an :class:`Encoder` only, so they
+are the same for every model family. Two implementations exist: :class:`~s3_hf.encoders.hf.TransformersEncoder`
+(every family of transformers' zero-shot image classification that S^3 can serve) and
+:class:`~s3_hf.encoders.openclip.OpenClipEncoder` (open_clip checkpoints, an optional extra).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import InvalidConfigError
+from ..families import FamilyInfo
+
+
+class Encoder(abc.ABC):
+    """A dual encoder: texts and images to unit vectors in one joint space, and the facts that turn their cosine
+    similarities into scores.
+
+    Attributes:
+        model: the underlying model (a transformers model or an open_clip model).
+        tokenizer: its tokenizer.
+        image_processor: its image preprocessing (a transformers image processor or an open_clip transform).
+        name: the checkpoint name recorded in spaces built with it.
+        random_weights: True when the checkpoint held no weights (timings only, never accuracy).
+    """
+
+    model: Any
+    tokenizer: Any
+    image_processor: Any
+    name: str
+    random_weights: bool = False
+
+    # ---------------------------------------------------------------------------------------------- facts
+    @property
+    @abc.abstractmethod
+    def family(self) -> FamilyInfo:
+        """The family, its scoring rule (softmax or sigmoid) and its tokenizer settings."""
+
+    @property
+    @abc.abstractmethod
+    def dim(self) -> int:
+        """The size of the joint embedding space."""
+
+    @property
+    @abc.abstractmethod
+    def max_text_tokens(self) -> int:
+        """The text encoder's context length in tokens, special tokens included."""
+
+    @property
+    @abc.abstractmethod
+    def logit_scale(self) -> float:
+        """``τ``, the factor from cosine similarity to logit."""
+
+    @property
+    @abc.abstractmethod
+    def logit_bias(self) -> float:
+        """``b``, added to every logit (0 where the family has none)."""
+
+    @property
+    def revision(self) -> str | None:
+        """The checkpoint's revision (commit hash) where known."""
+        return None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def has_patch_tokens(self) -> bool:
+        """Whether :meth:`global_and_local` is available (few-shot SSP needs it)."""
+        return False
+
+    # ---------------------------------------------------------------------------------------------- texts
+    @abc.abstractmethod
+    def encode_texts(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 256,
+        progress: bool = False,
+        tokenizer_kwargs: Mapping[str, Any] | None = None,
+    ) -> torch.Tensor:
+        """Texts -> ``(N, D)`` unit vectors (float32, on the model's device), tokenised as the family needs."""
+
+    @abc.abstractmethod
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Number of tokens of each text, special tokens included, without truncation."""
+
+    # --------------------------------------------------------------------------------------------- images
+    @abc.abstractmethod
+    def image_inputs(self, images: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """RGB PIL images -> the model's preprocessed image inputs (``pixel_values`` and any companions)."""
+
+    @abc.abstractmethod
+    def encode_pixels(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Preprocessed images (``pixel_values`` or all of :meth:`image_inputs`) -> ``(B, D)`` unit vectors."""
+
+    def global_and_local(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, D)`` unit global embeddings (exactly :meth:`encode_pixels`) and ``(B, P, D)`` unit patch tokens in
+        the joint space. Families without patch tokens raise :class:`~s3_hf.errors.InvalidConfigError`."""
+        raise InvalidConfigError(
+            f"{self.family.family} models ({self.name or type(self.model).__name__}) have no patch tokens in the "
+            "joint space, which few-shot SSP needs. Classify zero-shot, or use a ViT of CLIP, MetaCLIP 2, SigLIP, "
+            "SigLIP 2 or open_clip."
+        )
+
+    def encode_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> torch.Tensor:
+        """Images (paths, URLs or PIL) -> ``(N, D)`` unit vectors."""
+        from ..encoding import load_image
+
+        chunks = []
+        starts = range(0, len(images), batch_size)
+        for start in tqdm(starts, desc="Encoding images", disable=not progress):
+            batch = [load_image(im) for im in images[start : start + batch_size]]
+            chunks.append(self.encode_pixels(self.image_inputs(batch)))
+        return torch.cat(chunks) if chunks else torch.empty(0, self.dim)
+
+
+def moved(inputs: torch.Tensor | Mapping[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> dict:
+    """Image inputs as a dict on ``device``; floating tensors cast to ``dtype``."""
+    inputs = {"pixel_values": inputs} if isinstance(inputs, torch.Tensor) else dict(inputs)
+    return {k: v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device) for k, v in inputs.items()}
+
+
+def as_encoder(model: Any, tokenizer: Any = None, image_processor: Any = None) -> Encoder:
+    """``model`` itself if it is an :class:`Encoder`, else a transformers model wrapped with its processors."""
+    if isinstance(model, Encoder):
+        return model
+    from .hf import TransformersEncoder
+
+    return TransformersEncoder(model, tokenizer, image_processor)
+
+
+__all__ = ["Encoder", "as_encoder", "moved"]

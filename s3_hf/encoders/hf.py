@@ -1,0 +1,162 @@
+"""The transformers families behind the encoder interface: any model of ``AutoModelForZeroShotImageClassification``
+that S^3 can serve (see :mod:`s3_hf.families` for the rules that differ between them)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..families import (
+    FamilyInfo,
+    check_supported,
+    embedding_dim,
+    logit_bias,
+    logit_scale,
+    max_text_tokens,
+)
+from .base import Encoder, moved
+
+#: Families whose patch tokens map into the joint space through the vision tower's own head: ``projection`` (the
+#: last layer's tokens through the post-layernorm and the visual projection, as the class token is) or ``map``
+#: (SigLIP's attention-pooling head applied to each token on its own: pooling one token returns its value path).
+PATCH_TOKEN_HEADS = {"clip": "projection", "metaclip_2": "projection", "siglip": "map", "siglip2": "map"}
+
+
+def _features(out: Any) -> torch.Tensor:
+    """The projected embeddings of a ``get_*_features`` call (a model output with ``pooler_output``, or a tensor)."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+class TransformersEncoder(Encoder):
+    """A transformers dual encoder with its tokenizer and image processor.
+
+    Args:
+        model: a model of a family S^3 serves (text and image features, a logit scale or temperature).
+        tokenizer: its tokenizer.
+        image_processor: its image processor.
+        name: the checkpoint name (default: the model's ``name_or_path``).
+        random_weights: whether the checkpoint held no weights.
+
+    Raises:
+        UnsupportedModelError: the model's family cannot serve S^3 (the message says why).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        image_processor: Any = None,
+        *,
+        name: str | None = None,
+        random_weights: bool = False,
+    ) -> None:
+        self._family = check_supported(model)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        config = getattr(model, "config", None)
+        self.name = name or str(getattr(model, "name_or_path", "") or getattr(config, "_name_or_path", "") or "")
+        self.random_weights = random_weights
+
+    @property
+    def family(self) -> FamilyInfo:
+        return self._family
+
+    @property
+    def dim(self) -> int:
+        return embedding_dim(self.model)
+
+    @property
+    def max_text_tokens(self) -> int:
+        return max_text_tokens(self.model)
+
+    @property
+    def logit_scale(self) -> float:
+        return logit_scale(self.model)
+
+    @property
+    def logit_bias(self) -> float:
+        return logit_bias(self.model)
+
+    @property
+    def revision(self) -> str | None:
+        return getattr(self.model.config, "_commit_hash", None)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def has_patch_tokens(self) -> bool:
+        return self._patch_head() is not None
+
+    def _patch_head(self) -> str | None:
+        head = PATCH_TOKEN_HEADS.get(self._family.family)
+        vision = getattr(self.model, "vision_model", None)
+        if head == "projection" and hasattr(vision, "post_layernorm") and hasattr(self.model, "visual_projection"):
+            return head
+        if head == "map" and getattr(vision, "head", None) is not None:
+            return head
+        return None
+
+    # ---------------------------------------------------------------------------------------------- texts
+    @torch.inference_mode()
+    def encode_texts(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 256,
+        progress: bool = False,
+        tokenizer_kwargs: Mapping[str, Any] | None = None,
+    ) -> torch.Tensor:
+        kwargs = {**self._family.tokenizer_kwargs, **(tokenizer_kwargs or {})}
+        chunks = []
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="Encoding texts", disable=not progress):
+            batch = list(texts[start : start + batch_size])
+            tokens = self.tokenizer(batch, return_tensors="pt", **kwargs).to(self.model.device)
+            out = self.model.get_text_features(
+                input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask")
+            )
+            chunks.append(F.normalize(_features(out).float(), dim=-1))
+        return torch.cat(chunks) if chunks else torch.empty(0, self.dim)
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
+
+    # --------------------------------------------------------------------------------------------- images
+    def image_inputs(self, images: Sequence[Any]) -> dict[str, torch.Tensor]:
+        from ..encoding import image_inputs
+
+        return image_inputs(self.image_processor, images)
+
+    @torch.inference_mode()
+    def encode_pixels(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        out = self.model.get_image_features(**moved(inputs, self.model.device, self.model.dtype))
+        return F.normalize(_features(out).float(), dim=-1)
+
+    @torch.inference_mode()
+    def global_and_local(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        head = self._patch_head()
+        if head is None:
+            return super().global_and_local(inputs)
+        args = moved(inputs, self.model.device, self.model.dtype)
+        out = self.model.get_image_features(**args)
+        vision = self.model.vision_model
+        if head == "projection":
+            patches = out.last_hidden_state[:, 1:]  # drop the class token
+            local = self.model.visual_projection(vision.post_layernorm(patches))
+        else:
+            tokens = out.last_hidden_state  # already through the post-layernorm; SigLIP has no class token
+            b, p, d = tokens.shape
+            local = vision.head(tokens.reshape(b * p, 1, d)).reshape(b, p, -1)
+            mask = args.get("pixel_attention_mask")
+            if mask is not None:  # SigLIP 2 pads to a fixed number of patches: padding gets no feature
+                local = local * mask[..., None].to(local.dtype)
+        return F.normalize(_features(out).float(), dim=-1), F.normalize(local.float(), dim=-1)
+
+
+__all__ = ["PATCH_TOKEN_HEADS", "TransformersEncoder"]
