@@ -68,13 +68,18 @@ def run_eval(args: list[str], nproc: int, cwd: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-@pytest.mark.parametrize(("family", "scoring"), [("clip", "softmax"), ("siglip", "sigmoid")])
-def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path, family, scoring):
-    """2 processes equal 1, for a softmax and a sigmoid family; the results say which family and rule they used."""
+@pytest.mark.parametrize(
+    ("family", "scoring", "canonicalization"),
+    [("clip", "softmax", "none"), ("siglip", "sigmoid", "none"), ("siglip2", "sigmoid", "both")],
+)
+def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path, family, scoring, canonicalization):
+    """2 processes equal 1, for a softmax and two sigmoid families (SigLIP 2 with its patch-mask image inputs, and
+    both text canonicalisations); the results say which family, rule and canonicalisations they used."""
     from helpers import make_tiny_family
 
     model = tiny_clip_dir if family == "clip" else make_tiny_family(tmp_path / f"tiny-{family}", family)
     args = ["--benchmarks", str(folder), "--model", str(model), "--batch-size", "2", "--synonyms", "none"]
+    args += ["--canonicalization", canonicalization]
     run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
     run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
     name = folder.name
@@ -83,9 +88,15 @@ def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path, family, scorin
     assert len(one["labels"]) == 7 and one == two
     m1 = json.loads((tmp_path / "one" / f"{name}.json").read_text())["methods"]
     m2 = json.loads((tmp_path / "two" / f"{name}.json").read_text())["methods"]
-    assert m1 == m2 and set(m1) == {"label", "ensemble"}
+    methods = {"label", "ensemble"}
+    rules = [None]
+    if canonicalization == "both":
+        methods |= {"label@lower_no_punct", "ensemble@lower_no_punct"}
+        rules.append("lower_no_punct")
+    assert m1 == m2 and set(m1) == methods
     summary = json.loads((tmp_path / "two" / "results.json").read_text())
     assert (summary["family"], summary["scoring"], summary["processes"]) == (family, scoring, 2)
+    assert summary["canonicalizations"] == rules
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +142,20 @@ def test_fewshot_two_processes_equal_one(split_folder, tiny_clip_dir, tmp_path):
     assert set(one["fewshot"]["summary"]) == {"1", "2"}
     table = (tmp_path / "one" / "results.md").read_text()
     assert "Few-shot top-1" in table and f"| {split_folder.name} | 2 | 2 |" in table
+
+
+def test_fewshot_eval_with_siglip2(split_folder, tmp_path, runner):
+    """Few-shot eval with SigLIP 2: support images go through the data loader with their patch masks, and SSP fits
+    on the MAP-pooled patch tokens."""
+    from helpers import make_tiny_family
+
+    model = make_tiny_family(tmp_path / "tiny-siglip2", "siglip2")
+    cfg = runner.EvalConfig(
+        model=str(model), benchmarks=[str(split_folder)], out=str(tmp_path / "out"), synonyms=[], shots=[2], seeds=[1]
+    )
+    rec = runner.run(cfg)["benchmarks"][split_folder.name]
+    (run,) = rec["fewshot"]["runs"]
+    assert run["support_images"] == 6 and 0 <= run["ssp"]["top1"] <= 1
 
 
 def test_fewshot_needs_a_train_split(folder, tiny_clip_dir, tmp_path, runner):
