@@ -32,10 +32,11 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
     cfg = space.config
     summary = space.summary()
     base = cfg.base_model
+    hub_id = base.removeprefix("hf-hub:")  # open_clip names its Hub checkpoints hf-hub:org/name
     card_data = ModelCardData(
         library_name="s3-hf",
         pipeline_tag="zero-shot-image-classification",
-        base_model=base if "/" in base and not Path(base).exists() else None,
+        base_model=hub_id if "/" in hub_id and not Path(hub_id).exists() and ":" not in hub_id else None,
         tags=["s3-hf", "synonym-space", "zero-shot-image-classification", cfg.model_family or "clip"],
     )
     rows = [

@@ -114,6 +114,9 @@ def test_space_records_family_and_refuses_other_models(engine, tmp_path, tiny_cl
     loaded = SynonymSpace.from_pretrained(folder)
     loaded.check_model(engine.encoder)
     assert "open_clip" in (folder / "README.md").read_text()
+    hub_space = engine.build_space(LABELS, templates=[TEMPLATE], base_model="hf-hub:org/tiny-open-clip")
+    card = hub_space.save_pretrained(tmp_path / "hub-space") / "README.md"
+    assert "base_model: org/tiny-open-clip" in card.read_text() and "- open_clip" in card.read_text()
     out = engine.classify([str(photos[0])], engine.request(synonym_space=folder))
     assert {p.label for p in out[0]} == set(LABELS)
     clip = S3Engine.from_pretrained(tiny_clip_dir, device="cpu")
@@ -199,3 +202,27 @@ def test_bench_on_an_open_clip_folder(oc_dir, tmp_path, photos):
     assert row["transformers_img_s"] is None and row["s3_local_center_img_s"] > 0 and row["bare_img_s"] > 0
     assert results["fewshot"]["patches"] == 16
     assert "n/a (not a transformers model)" in (out / "bench.md").read_text()
+
+
+def test_app_serves_an_open_clip_model(oc_dir, photos, monkeypatch):
+    """The Gradio app with S3_MODEL set to an open_clip folder: S^3 and the label-only scores, side by side."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("S3_MODEL", str(oc_dir))
+    path = Path(__file__).resolve().parents[1] / "space_app" / "app.py"
+    spec = importlib.util.spec_from_file_location("space_app_open_clip", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    assert module.ENGINE.family.family == "open_clip"
+    import shutil
+
+    from gradio.utils import get_upload_folder
+
+    upload = Path(get_upload_folder()) / "open-clip-test"  # the app reads uploaded files only
+    upload.mkdir(parents=True, exist_ok=True)
+    image = str(shutil.copy(photos[0], upload / photos[0].name))
+    s3, clip, rows, _figure = module.classify(image, "cat, dog, airplane", "", "local_center", [["cat", "kitty"]], 3)
+    assert set(s3) == set(clip) == {"cat", "dog", "airplane"} and rows
