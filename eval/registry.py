@@ -205,9 +205,16 @@ TEMPLATES_FILE = "zeroshot_classification_templates.txt"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
-def _load_hub(bench: Benchmark, cache_dir: str | None = None, split: str | None = None) -> BenchmarkData:
+def _load_hub(
+    bench: Benchmark,
+    cache_dir: str | None = None,
+    split: str | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
+) -> BenchmarkData:
     """One split of a CLIP_benchmark webdataset repo: ``<split>/*.tar`` shards of ``<key>.<image ext>`` +
-    ``<key>.cls`` samples, read in shard order, with the repo's ``classnames.txt`` and templates file."""
+    ``<key>.cls`` samples, read in shard order, with the repo's ``classnames.txt`` and templates file. With
+    ``per_class``, only the shards :func:`_stream_shards` streams until every class has that many samples."""
     split = split or bench.split
     folder = _download(bench, (CLASSNAMES_FILE, TEMPLATES_FILE), optional=(TEMPLATES_FILE,), cache_dir=cache_dir)
     revision = folder.name if _COMMIT.match(folder.name) else None
@@ -219,6 +226,8 @@ def _load_hub(bench: Benchmark, cache_dir: str | None = None, split: str | None 
         else None
     )
     shards = _shards(bench, split, revision, cache_dir)
+    if per_class:
+        shards = _stream_shards(bench, split, shards, len(names), per_class, seed, revision, cache_dir)
     _download(bench, shards, revision=revision, cache_dir=cache_dir)
     ds = _read_shards(bench, split, [folder / s for s in shards], cache_dir)
     columns, labels = _checked_samples(bench, split, ds, names)
@@ -230,6 +239,60 @@ def _load_hub(bench: Benchmark, cache_dir: str | None = None, split: str | None 
         templates=_templates(bench.templates, hub_templates),
         fingerprint=f"{bench.hub_id}@{revision}:{split}:{ds._fingerprint}",
     )
+
+
+def _shard_labels(path: Path, label_column: str) -> list[int]:
+    """The class indices of a shard's samples, read from its ``.<label_column>`` members (no image is decoded)."""
+    import tarfile
+
+    labels = []
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith(f".{label_column}"):
+                    data = tar.extractfile(member)
+                    labels.append(int((data.read() if data else b"-1").strip() or -1))
+    except (tarfile.TarError, OSError, ValueError):
+        return []  # counted as nothing; the full read reports a damaged shard
+    return labels
+
+
+def _stream_shards(
+    bench: Benchmark,
+    split: str,
+    shards: list[str],
+    num_classes: int,
+    per_class: int,
+    seed: int,
+    revision: str | None,
+    cache_dir: str | None,
+) -> list[str]:
+    """Download shards one at a time, in an order shuffled by ``seed`` (the same on every process), until every
+    class has at least ``per_class`` samples; the shards read, in that order. Few-shot support for a 16-shot run
+    of ImageNet so reads a small share of the train split instead of all of it."""
+    import random
+
+    order = list(shards)
+    random.Random(f"stream:{seed}").shuffle(order)
+    counts = [0] * num_classes
+    read: list[str] = []
+    for name in order:
+        folder = _download(bench, [name], revision=revision, cache_dir=cache_dir)  # the file's own folder
+        read.append(name)
+        for label in _shard_labels(folder / Path(name).name, bench.label_column):
+            if 0 <= label < num_classes:
+                counts[label] += 1
+        if min(counts) >= per_class:
+            break
+    logger.info(
+        "%s: streamed %d of %d %s shards for few-shot support (at least %d samples per class).",
+        bench.name,
+        len(read),
+        len(shards),
+        split,
+        min(counts),
+    )
+    return read
 
 
 def _download(
@@ -476,12 +539,20 @@ def load(bench: Benchmark, cache_dir: str | None = None) -> BenchmarkData:
     return _load_folder(bench)
 
 
-def load_train(bench: Benchmark, test: BenchmarkData, cache_dir: str | None = None) -> BenchmarkData:
-    """The split few-shot support images are sampled from; its classes must be the test split's."""
+def load_train(
+    bench: Benchmark,
+    test: BenchmarkData,
+    cache_dir: str | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
+) -> BenchmarkData:
+    """The split few-shot support images are sampled from; its classes must be the test split's. From the Hub,
+    ``per_class`` streams shards (in an order shuffled by ``seed``) only until every class has that many samples
+    (see :func:`_stream_shards`); ``None`` reads the whole split."""
     if bench.train_split is None:
         raise BenchmarkUnavailable(f"{bench.name} has no train split to sample few-shot support images from.")
     if bench.hub_id:
-        data = _load_hub(bench, cache_dir, split=bench.train_split)
+        data = _load_hub(bench, cache_dir, split=bench.train_split, per_class=per_class, seed=seed)
     else:
         data = _load_folder(bench, split="train")
     if data.class_names != test.class_names:

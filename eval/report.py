@@ -54,7 +54,7 @@ def fewshot_markdown(summary: dict[str, Any]) -> list[str]:
         if not fs:
             continue
         if "error" in fs:
-            rows.append(f"| {name} | – | – | {fs['error']} | | |")
+            rows.append(f"| {name} | – | – | {fs['error']} | | | |")
             continue
         seeds = len({r["seed"] for r in fs["runs"]})
         for k, methods in fs["summary"].items():
@@ -67,10 +67,10 @@ def fewshot_markdown(summary: dict[str, Any]) -> list[str]:
         "",
         f"## Few-shot top-1 accuracy (%), on top of `{base}`",
         "",
-        "Mean ± standard deviation over support samples; α, β, γ tuned on a split of each support set.",
+        "Mean ± standard deviation over support samples; α, β, γ (and GDA's α) tuned on a split of each support set.",
         "",
-        "| benchmark | shots | seeds | zero-shot | cache | SSP |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| benchmark | shots | seeds | zero-shot | cache | SSP | GDA |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *rows,
     ]
 

@@ -29,6 +29,7 @@ from s3_hf.encoders import Encoder
 from s3_hf.encoding import load_image
 from s3_hf.families import check_canonicalization
 from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_shots
+from s3_hf.fewshot.gda import fit_gda
 from s3_hf.fileio import save_tensors, write_json
 from s3_hf.metrics import METRICS, score
 from s3_hf.templates import resolve_templates
@@ -50,7 +51,7 @@ class EvalConfig:
             results are marked ``random_weights``).
         benchmarks: registered names (``s3 eval --list``) or image folders (one sub-folder per class).
         out: the results folder (``results.json``, ``results.md``, ``gains.png``, one JSON per benchmark).
-        synonyms: synonym sources to build S^3 spaces from: ``"wordnet"`` or synonyms files.
+        synonyms: synonym sources to build S^3 spaces from: ``"wordnet"``, ``"curated"`` or synonyms files.
         metrics: the S^3 metrics to score (every one by default).
         label_template: the single template of the ``label`` baseline.
         templates: the prompts of ``ensemble`` and S^3: ``"benchmark"`` (its own) or a named set.
@@ -62,6 +63,11 @@ class EvalConfig:
         fewshot_base: the zero-shot method few-shot adds to (default: the first S^3 ``local_center`` method).
         fewshot: :class:`~s3_hf.fewshot.SSPConfig` options.
         imagenet_sample: the imagenet-sample folder (default ``$S3_IMAGENET_SAMPLE``).
+        dclip: DCLIP's descriptors: a JSON file ``{class: [descriptor, ...]}`` or ``"curated"`` (the benchmark's
+            curated list); ``None`` leaves DCLIP out.
+        cupl: CuPL's prompts, a JSON file ``{class: [prompt, ...]}``; ``None`` leaves CuPL out.
+        waffle: WaffleCLIP's number of random descriptor pairs (0, the default, leaves it out; the paper uses 15).
+        descriptors: also score S^3 with descriptors for every synonym source that has them.
         canonicalizations: the text canonicalisations to score every zero-shot method with: ``None`` (the text as
             written, transformers' behaviour) and/or ``"lower_no_punct"``; methods of a canonicalisation other than
             ``None`` are named with the suffix ``@rule``.
@@ -83,6 +89,10 @@ class EvalConfig:
     fewshot_base: str = ""  # the zero-shot method few-shot adds to; "" = the first S^3 local_center method
     fewshot: dict[str, Any] = field(default_factory=dict)  # SSPConfig options
     imagenet_sample: str | None = None  # the imagenet-sample folder; default $S3_IMAGENET_SAMPLE
+    dclip: str | None = None
+    cupl: str | None = None
+    waffle: int = 0
+    descriptors: bool = False
     canonicalizations: Sequence[str | None] = (None,)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -203,12 +213,35 @@ def support_features(
 
 # ------------------------------------------------------------------------------------------------ methods
 def synonym_source(spec: str, data: registry.BenchmarkData) -> Any:
+    """The synonym source of ``spec``: ``"wordnet"``, ``"curated"`` (the benchmark's curated list) or a file."""
     if spec == "wordnet":
         from s3_hf.synonyms import WordNetSource
 
         senses = dict(zip(data.class_names, data.wnids, strict=True)) if data.wnids else {}
         return WordNetSource(senses=senses)
+    if spec == "curated":
+        from s3_hf.synonyms import CuratedSource
+
+        return CuratedSource(data.name)
     return spec  # a synonyms file
+
+
+def _source_tag(spec: str, data: registry.BenchmarkData) -> tuple[str, str]:
+    """(method name, cache tag) of a synonym or descriptor spec."""
+    if spec == "wordnet":
+        return "wordnet", f"wordnet:{json.dumps(data.wnids)}"
+    if spec == "curated":
+        from s3_hf.synonyms.curated import read_curated
+
+        content = json.dumps([(e.label, e.synonyms, e.descriptors) for e in read_curated(data.name).entries])
+        return "curated", "curated:" + hashlib.sha256(content.encode()).hexdigest()
+    return Path(spec).stem, "file:" + hashlib.sha256(Path(spec).read_bytes()).hexdigest()
+
+
+def _has_curated(data: registry.BenchmarkData) -> bool:
+    from s3_hf.synonyms.curated import available
+
+    return data.name in available()
 
 
 def cached_space(
@@ -219,14 +252,37 @@ def cached_space(
     templates: list[str],
     tag: str,
     canonicalization: str | None = None,
+    method: str = "s3",
+    **options: Any,
 ) -> SynonymSpace:
     """Build a space, or load it from ``cache`` when the same (model, labels, synonyms, templates,
-    canonicalisation) was built before. ``synonyms`` makes the synonym source, only when the space has to be
-    built."""
+    canonicalisation, method) was built before. ``synonyms`` makes the synonym source, only when the space has to
+    be built; ``method`` is ``"s3"`` (``options``: ``descriptors=True`` for S^3 with descriptors) or a baseline of
+    :mod:`s3_hf.baselines` (``options``: its descriptors, prompts or waffle settings; ``tag`` must name them)."""
 
     def build() -> SynonymSpace:
+        if method != "s3":
+            from s3_hf.baselines import build_method_space
+
+            return build_method_space(
+                encoder,
+                None,
+                labels,
+                method,
+                templates=templates,
+                progress=True,
+                canonicalization=canonicalization,
+                **options,
+            )
         return build_synonym_space(
-            encoder, None, labels, synonyms(), templates=templates, progress=True, canonicalization=canonicalization
+            encoder,
+            None,
+            labels,
+            synonyms(),
+            templates=templates,
+            progress=True,
+            canonicalization=canonicalization,
+            **options,
         )
 
     if cache is None:
@@ -234,6 +290,8 @@ def cached_space(
     parts = [encoder.name, str(encoder.revision), json.dumps(labels), tag, json.dumps(templates)]
     if canonicalization is not None:
         parts.append(canonicalization)
+    if method != "s3" or options:
+        parts.append(json.dumps([method, sorted(options)]))
     folder = cache / "spaces" / hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
     if (folder / "s3_config.json").is_file():
         return SynonymSpace.from_pretrained(folder)
@@ -246,26 +304,55 @@ def method_spaces(
     cfg: EvalConfig, encoder: Encoder, data: registry.BenchmarkData, cache: Path | None = None
 ) -> dict[str, tuple[Any, str]]:
     """method name -> (space, metric), for each text canonicalisation of ``cfg`` (a rule other than ``None`` names
-    its methods ``method@rule``). Spaces are cached beside the image embeddings."""
+    its methods ``method@rule``). Spaces are cached beside the image embeddings.
+
+    Methods: ``label``, ``ensemble``; ``dclip``, ``cupl`` and ``waffle`` where configured; per synonym source
+    ``s3/<source>/<metric>`` and, with ``cfg.descriptors``, ``s3/<source>+descriptors/<metric>``."""
+    from s3_hf.baselines import BASELINE_METRICS
+
     labels = data.class_names
     templates = data.templates if cfg.templates == "benchmark" else resolve_templates(cfg.templates)
     spaces: dict[str, tuple[Any, str]] = {}
+    sources = [s for s in cfg.synonyms if s != "curated" or _has_curated(data)]
+    if len(sources) < len(cfg.synonyms):
+        logger.error("%s has no curated synonym list; its curated methods are skipped.", data.name)
     for rule in cfg.canonicalizations:
         suffix = "" if rule is None else f"@{rule}"
 
-        def space(synonyms: Callable[[], Any], prompts: list[str], tag: str, rule: str | None = rule) -> Any:
-            return cached_space(cache, encoder, labels, synonyms, prompts, tag, rule)
+        def space(synonyms: Callable[[], Any], texts: list[str], tag: str, rule: str | None = rule, **kw: Any) -> Any:
+            return cached_space(cache, encoder, labels, synonyms, texts, tag, rule, **kw)
 
         spaces["label" + suffix] = (space(lambda: None, [cfg.label_template], "label-only"), "label")
         spaces["ensemble" + suffix] = (space(lambda: None, templates, "label-only"), "label")
-        for spec in cfg.synonyms:
-            if spec == "wordnet":
-                name, tag = "wordnet", f"wordnet:{json.dumps(data.wnids)}"
+        for method, spec in (("dclip", cfg.dclip), ("cupl", cfg.cupl)):
+            if not spec or (spec == "curated" and not _has_curated(data)):
+                continue
+            if spec == "curated":
+                texts = synonym_source("curated", data).descriptors(labels)
+                tag = _source_tag("curated", data)[1]
             else:
-                name, tag = Path(spec).stem, "file:" + hashlib.sha256(Path(spec).read_bytes()).hexdigest()
-            built = space(partial(synonym_source, spec, data), templates, tag)
+                texts, tag = spec, _source_tag(spec, data)[1]
+            key = "descriptors" if method == "dclip" else "prompts"
+            # DCLIP and WaffleCLIP use one template, as their papers do; CuPL's prompts are used as written
+            built = space(lambda: None, [cfg.label_template], f"{method}:{tag}", method=method, **{key: texts})
+            spaces[method + suffix] = (built, BASELINE_METRICS[method])
+        if cfg.waffle:
+            built = space(
+                lambda: None, [cfg.label_template], f"waffle:{cfg.waffle}", method="waffle", waffle_count=cfg.waffle
+            )
+            spaces["waffle" + suffix] = (built, BASELINE_METRICS["waffle"])
+        for spec in sources:
+            name, tag = _source_tag(spec, data)
+            source = partial(synonym_source, spec, data)
+            built = space(source, templates, tag)
             for metric in cfg.metrics:
                 spaces[f"s3/{name}/{metric}{suffix}"] = (built, metric)
+            if cfg.descriptors:
+                with_desc = space(source, templates, tag, descriptors=True)
+                if not any(c.descriptors for c in with_desc.classes):
+                    continue  # the source gives no descriptors: nothing to compare
+                for metric in cfg.metrics:
+                    spaces[f"s3/{name}+descriptors/{metric}{suffix}"] = (with_desc, metric)
     return spaces
 
 
@@ -308,7 +395,10 @@ def score_methods(
 
 
 # ---------------------------------------------------------------------------------------------- few-shot
-FEWSHOT_METHODS = ("zero-shot", "cache", "ssp")
+FEWSHOT_METHODS = ("zero-shot", "cache", "ssp", "gda")
+#: Few-shot support from a Hub train split is sampled from the shards streamed until every class has this many
+#: times the largest shot count.
+STREAM_FACTOR = 4
 
 
 def fewshot_base(cfg: EvalConfig, spaces: dict[str, tuple[Any, str]]) -> str:
@@ -356,8 +446,8 @@ def score_fewshot(
     tau: float,
     chunk: int = 1024,
 ) -> dict[str, Any]:
-    """Per (shots, seed): top-1 and mean per-class accuracy of zero-shot, the cache alone and SSP; and per shots
-    the mean and standard deviation over seeds. Hyper-parameters are tuned on the support set only."""
+    """Per (shots, seed): top-1 and mean per-class accuracy of zero-shot, the cache alone, SSP and GDA; and per
+    shots the mean and standard deviation over seeds. Hyper-parameters are tuned on the support set only."""
     top_k, per_class = load_metric("top_k_accuracy"), load_metric("mean_per_class_accuracy")
     state = space.scoring_state()
     classes = list(range(space.num_classes))
@@ -377,6 +467,17 @@ def score_fewshot(
             )
             predictions[mode] = out.argmax(-1).tolist()
             entry[f"{mode}_params"] = {x: getattr(adapter.info, x) for x in ("alpha", "beta", "gamma", "tuned")}
+        support_zero_shot = tau * score(glob.to(state.points.device), state, metric).cpu()
+        val_fraction = SSPConfig(**cfg.fewshot).val_fraction
+        gda = fit_gda(glob, y, len(classes), support_zero_shot, seed=seed, val_fraction=val_fraction)
+        predictions["gda"] = (
+            torch.cat(
+                [gda.logits(emb[i : i + chunk], tau * zero_shot[i : i + chunk]) for i in range(0, len(emb), chunk)]
+            )
+            .argmax(-1)
+            .tolist()
+        )
+        entry["gda_params"] = {"alpha": gda.alpha, "tuned": gda.tuned}
         for method, pred in predictions.items():
             pc = per_class.compute(predictions=pred, references=labels)["mean_per_class_accuracy"]
             top1 = top_k.compute(predictions=[[p] for p in pred], references=labels, k=1)["top_k_accuracy"]
@@ -458,7 +559,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         elif cfg.shots:
             t0 = time.perf_counter()
             try:
-                train = registry.load_train(bench, data)
+                # stream train shards until every class has 4x the largest shot count (not the whole split)
+                train = registry.load_train(bench, data, per_class=STREAM_FACTOR * max(cfg.shots))
             except registry.BenchmarkUnavailable as err:
                 if main:
                     logger.error("No few-shot runs for %s: %s", bench.name, err)

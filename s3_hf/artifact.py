@@ -31,7 +31,7 @@ from .families import SCORING_RULES, TEXT_CANONICALIZATIONS
 from .fileio import write_files
 from .hub import download, upload
 from .metrics import ScoringState
-from .options import DEFAULT_KNN_K, DEFAULT_METRIC, METRIC_NAMES, SpaceParams
+from .options import DEFAULT_KNN_K, DEFAULT_METRIC, METHODS, METRIC_NAMES, SpaceParams
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceTensors
 
@@ -80,6 +80,8 @@ class S3Config:
     scoring: str = "softmax"  # how logits become scores: "softmax" over classes or a per-class "sigmoid"
     tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)  # how the concepts' prompts were tokenised
     text_canonicalization: str | None = None  # how the prompts were rewritten before tokenising (None: as written)
+    descriptor_format: str | None = None  # how a concept carries its class's descriptors (None: built without them)
+    method: str = "s3"  # "s3", or the baseline the space encodes ("cupl", "dclip", "waffle"; see s3_hf.baselines)
     tensors_sha256: str | None = None  # of s3_space.safetensors, set when saved and checked when loaded
     provenance: dict[str, Any] = field(default_factory=dict)
     library_version: str = __version__
@@ -145,7 +147,9 @@ def _check_config_types(data: dict[str, Any]) -> None:
         raise bad("text_canonicalization", f"one of {TEXT_CANONICALIZATIONS}")
     if "tokenizer_kwargs" in data and not isinstance(data["tokenizer_kwargs"], dict):
         raise bad("tokenizer_kwargs", "an object")
-    for key in ("base_model_revision", "library_version", "tensors_sha256", "model_family"):
+    if "method" in data and data["method"] not in METHODS:
+        raise bad("method", f"one of {', '.join(METHODS)}")
+    for key in ("base_model_revision", "library_version", "tensors_sha256", "model_family", "descriptor_format"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise bad(key, "a string or null")
     if "provenance" in data and not isinstance(data["provenance"], dict):

@@ -11,15 +11,15 @@ import torch
 
 from .artifact import S3Config, SynonymSpace
 from .encoders.base import Encoder, as_encoder
-from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concepts
+from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concept_groups
 from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
 from .families import check_canonicalization
 from .metrics import DEFAULT_METRIC, check_metric
-from .options import check_knn_k
+from .options import DEFAULT_DESCRIPTOR_FORMAT, check_knn_k
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceParams, build_space
 from .synonyms import MAX_CONCEPTS, StaticSource, SynonymsLike, resolve_source
-from .synonyms.base import clean_concepts_with_drops
+from .synonyms.base import clean_concepts_with_drops, clean_descriptors, source_descriptors
 from .templates import resolve_templates
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,53 @@ def _too_long(encoder: Encoder, texts: list[str], templates: list[str], limit: i
     return out
 
 
+def _descriptor_map(
+    descriptors: bool | Mapping[str, Sequence[str]] | None, source: Any, labels: list[str]
+) -> dict[str, list[str]] | None:
+    if descriptors is None or descriptors is False:
+        return None
+    if descriptors is True:
+        return source_descriptors(source, labels)
+    if not isinstance(descriptors, Mapping) or not all(
+        isinstance(v, Sequence) and not isinstance(v, str) and all(isinstance(x, str) for x in v)
+        for v in descriptors.values()
+    ):
+        raise SynonymsError("descriptors must be True, None or a mapping {label: [descriptor, ...]}.")
+    unknown = sorted(set(descriptors) - set(labels))
+    if unknown:
+        raise SynonymsError(f"The descriptors name labels that are not classes: {unknown[:10]}. Fix the spelling.")
+    return {label: clean_descriptors(descriptors.get(label, [])) for label in labels}
+
+
+def _check_descriptor_format(descriptor_format: str) -> None:
+    if (
+        not isinstance(descriptor_format, str)
+        or "{concept}" not in descriptor_format
+        or "{descriptor}" not in (descriptor_format)
+    ):
+        raise TemplateError(
+            f"descriptor_format {descriptor_format!r} must contain {{concept}} and {{descriptor}}, as "
+            f"{DEFAULT_DESCRIPTOR_FORMAT!r} does."
+        )
+    try:
+        descriptor_format.format(concept="x", descriptor="y")
+    except (KeyError, IndexError, ValueError) as err:
+        raise TemplateError(f"descriptor_format {descriptor_format!r} is not a valid format string: {err}.") from err
+
+
+def _fitting_descriptors(
+    encoder: Encoder, label: str, descs: list[str], descriptor_format: str, templates: list[str], limit: int
+) -> list[str]:
+    """The descriptors whose texts with the bare label fit the text encoder (others are dropped with a warning)."""
+    if not descs:
+        return []
+    long = _too_long(encoder, [descriptor_format.format(concept=label, descriptor=d) for d in descs], templates, limit)
+    for d, is_long in zip(descs, long, strict=True):
+        if is_long:
+            logger.warning("Dropping descriptor %r of %r: its prompts exceed %d tokens.", d, label, limit)
+    return [d for d, is_long in zip(descs, long, strict=True) if not is_long]
+
+
 def build_synonym_space(
     model: Any,
     tokenizer: Callable[..., Any] | None,
@@ -91,6 +138,8 @@ def build_synonym_space(
     progress: bool = False,
     tokenizer_kwargs: dict[str, Any] | None = None,
     canonicalization: str | None = None,
+    descriptors: bool | Mapping[str, Sequence[str]] | None = None,
+    descriptor_format: str = DEFAULT_DESCRIPTOR_FORMAT,
 ) -> SynonymSpace:
     """Build the synonym space of ``labels`` with a CLIP ``model`` and its ``tokenizer`` (the steps are in the
     README, section Method).
@@ -119,6 +168,11 @@ def build_synonym_space(
         progress: show progress bars.
         tokenizer_kwargs: keyword arguments passed to the tokenizer when encoding prompts (default
             ``padding=True``).
+        canonicalization: rewrite every prompt before tokenising (``"lower_no_punct"``), or ``None``.
+        descriptors: S^3 with visual descriptors: ``True`` takes them from the synonym source (its
+            ``descriptors`` method), a mapping ``{label: [descriptor, ...]}`` gives them; each concept's point is
+            then the mean over ``descriptor_format`` texts, one per descriptor of its class. ``None``: none.
+        descriptor_format: how a concept text carries a descriptor, with ``{concept}`` and ``{descriptor}``.
 
     Returns:
         The validated :class:`SynonymSpace`, ready to score or ``save_pretrained``.
@@ -146,6 +200,9 @@ def build_synonym_space(
     encoder = as_encoder(model, tokenizer)
     family = encoder.family
     source = resolve_source(synonyms)
+    descriptor_map = _descriptor_map(descriptors, source, labels)
+    if descriptor_map is not None:
+        _check_descriptor_format(descriptor_format)
     if isinstance(source, StaticSource):
         unknown = sorted(set(source.mapping) - set(labels))
         if unknown:
@@ -173,11 +230,25 @@ def build_synonym_space(
 
     class_concepts: list[list[str]] = []
     class_removed: list[list[ConceptRecord]] = []
-    texts: list[str] = []
+    class_descriptors: list[list[str]] = []
+    groups: list[list[str]] = []
     for label in labels:
         concepts, removed = clean_concepts_with_drops(label, raw.get(label, []), max_concepts, other_labels=labels)
-        cand = [concept_text(c, label, concept_format) for c in concepts]
-        long = _too_long(encoder, cand, templates, limit) if len(cand) > 1 else [False]
+        descs = _fitting_descriptors(
+            encoder, label, (descriptor_map or {}).get(label, []), descriptor_format, templates, limit
+        )
+
+        def group(text: str, descs: list[str] = descs) -> list[str]:
+            return [descriptor_format.format(concept=text, descriptor=d) for d in descs] or [text]
+
+        cand = [group(concept_text(c, label, concept_format)) for c in concepts]
+        if len(cand) > 1:
+            flat = _too_long(encoder, [x for g in cand for x in g], templates, limit)
+            sizes = [len(g) for g in cand]
+            starts = [sum(sizes[:i]) for i in range(len(sizes))]
+            long = [False] + [any(flat[a : a + n]) for a, n in zip(starts[1:], sizes[1:], strict=True)]
+        else:
+            long = [False]
         kept = [c for c, is_long in zip(concepts, long, strict=True) if not is_long]
         for c, is_long in zip(concepts, long, strict=True):
             if is_long:
@@ -186,12 +257,13 @@ def build_synonym_space(
                 removed.append(ConceptRecord.dropped(c, "truncated", reason))
         class_concepts.append(kept)
         class_removed.append(removed)
-        texts.extend(concept_text(c, label, concept_format) for c in kept)
+        class_descriptors.append(descs)
+        groups.extend(group(concept_text(c, label, concept_format)) for c in kept)
 
-    points = encode_concepts(
+    points = encode_concept_groups(
         encoder,
         None,
-        texts,
+        groups,
         templates,
         batch_size=batch_size,
         progress=progress,
@@ -203,13 +275,16 @@ def build_synonym_space(
 
     provenance = {**source.provenance(), "built": datetime.now(UTC).isoformat(timespec="seconds")}
     classes = []
-    for label, concepts, removed, geom in zip(labels, class_concepts, class_removed, geoms, strict=True):
+    rows = zip(labels, class_concepts, class_removed, geoms, class_descriptors, strict=True)
+    for label, concepts, removed, geom, descs in rows:
         pruned = f"outside the compact component at radius {geom.radius:.4f}"
         records = [
             ConceptRecord(concept, True) if kept else ConceptRecord.dropped(concept, "pruned", pruned)
             for concept, kept in zip(concepts, geom.kept.tolist(), strict=True)
         ]
-        classes.append(ClassRecord(label, records, float(geom.radius), list(geom.deaths), provenance, removed))
+        classes.append(
+            ClassRecord(label, records, float(geom.radius), list(geom.deaths), provenance, removed, list(descs))
+        )
     config = S3Config(
         base_model=base_model or encoder.name or "unknown",
         base_model_revision=encoder.revision,
@@ -224,6 +299,7 @@ def build_synonym_space(
         scoring=family.scoring,
         tokenizer_kwargs={**family.tokenizer_kwargs, **(tokenizer_kwargs or {})},
         text_canonicalization=canonicalization,
+        descriptor_format=descriptor_format if any(class_descriptors) else None,
         provenance=provenance,
     )
     return SynonymSpace(config, classes, tensors)

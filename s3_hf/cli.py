@@ -331,9 +331,14 @@ def make_source(args: argparse.Namespace, senses: dict[str, str]) -> Any:
     from .synonyms import OpenAICompatSource, TransformersChatSource, WordNetSource
 
     common = {"max_synonyms": args.max_synonyms}
+    if args.source == "curated":
+        from .synonyms import CuratedSource
+
+        return CuratedSource(args.benchmark)
     if args.source == "wordnet":
         return WordNetSource(senses=senses, ambiguous=args.ambiguous, **common)
     llm = {**common, "domain": args.domain, "cache": False if args.no_cache else True, "progress": True}
+    llm["descriptors"] = args.descriptors
     if args.source == "openai":
         if not args.model:
             raise InvalidLabelsError("--source openai needs --model (the endpoint's model name).")
@@ -352,11 +357,29 @@ def make_source(args: argparse.Namespace, senses: dict[str, str]) -> Any:
     return TransformersChatSource(args.model, device=device, batch_size=args.batch_size, **llm)
 
 
+def _curated() -> list[str]:
+    from .synonyms.curated import available
+
+    return available()
+
+
 def cmd_synonyms(args: argparse.Namespace) -> int:
     from .build import check_labels
-    from .synonyms import clean_concepts, write_synonyms_file
+    from .synonyms import clean_concepts, source_descriptors, write_synonyms_file
 
-    labels, ids = read_label_table(args.labels)
+    if args.source == "curated":
+        if not args.benchmark:
+            raise CLIUsageError("--source curated needs --benchmark NAME (one of: " + ", ".join(_curated()) + ").")
+    elif args.benchmark:
+        raise CLIUsageError("--benchmark only goes with --source curated.")
+    if args.labels is None and args.source != "curated":
+        raise CLIUsageError("Pass a labels file (or --source curated --benchmark NAME, whose classes are the labels).")
+    if args.labels is None:
+        from .synonyms.curated import read_curated
+
+        labels, ids = read_curated(args.benchmark).labels, []
+    else:
+        labels, ids = read_label_table(args.labels)
     senses = dict(zip(labels, ids, strict=True)) if ids else {}
     if ids and len({x.casefold() for x in labels}) < len(labels):
         from .synonyms import WordNetSource
@@ -367,7 +390,8 @@ def cmd_synonyms(args: argparse.Namespace) -> int:
     raw = source.synonyms(labels)
     mapping = {label: clean_concepts(label, raw.get(label, []), args.max_synonyms, labels)[1:] for label in labels}
     empty = [label for label, syn in mapping.items() if not syn]
-    out = write_synonyms_file(args.out, mapping, source.provenance(), fallback=empty)
+    descriptors = source_descriptors(source, labels)
+    out = write_synonyms_file(args.out, mapping, source.provenance(), fallback=empty, descriptors=descriptors)
     counts = [len(v) for v in mapping.values()]
     print(
         f"Wrote {out}: {len(labels)} labels, {sum(counts)} synonyms "
@@ -481,6 +505,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         fewshot_base=args.fewshot_base,
         fewshot=_json_options(args.fewshot_options),
         imagenet_sample=args.imagenet_sample,
+        dclip=args.dclip,
+        cupl=args.cupl,
+        waffle=args.waffle,
+        descriptors=args.descriptors,
         canonicalizations={"none": (None,), "lower_no_punct": ("lower_no_punct",), "both": (None, "lower_no_punct")}[
             args.canonicalization
         ],
@@ -641,8 +669,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     y = sub.add_parser("synonyms", help="labels -> a human-editable synonyms file (WordNet or an LLM)")
-    y.add_argument("labels", help="labels file (.txt, .json, or .tsv/.csv with a label/clip_name and wnid column)")
-    y.add_argument("--source", choices=["wordnet", "transformers", "openai"], default="wordnet")
+    y.add_argument(
+        "labels",
+        nargs="?",
+        help="labels file (.txt, .json, or .tsv/.csv with a label/clip_name and wnid column); with --source curated "
+        "the benchmark's classes by default",
+    )
+    y.add_argument("--source", choices=["wordnet", "transformers", "openai", "curated"], default="wordnet")
+    y.add_argument("--benchmark", help="curated: the benchmark whose shipped list to write (e.g. imagenet1k)")
     y.add_argument("--out", required=True, help="synonyms file to write (.yaml or .json)")
     y.add_argument("--max-synonyms", type=NON_NEGATIVE, default=MAX_CONCEPTS)
     y.add_argument("--model", help="LLM: Hub id or folder (transformers), model name (openai)")
@@ -656,6 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--domain", help="LLM: what the dataset is about, e.g. 'aircraft models'")
     y.add_argument("--ambiguous", choices=["first", "label-only", "error"], default="first", help="wordnet")
     y.add_argument("--no-cache", action="store_true", help="LLM: ignore and do not write the on-disk cache")
+    y.add_argument(
+        "--descriptors", action="store_true", help="LLM: also ask for up to 5 visual descriptors per label (kept)"
+    )
     y.add_argument("--device", default="auto")
     y.add_argument("--batch-size", type=POSITIVE, default=8, help="transformers: labels per generate call")
     y.set_defaults(func=cmd_synonyms)
@@ -686,7 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--list", action="store_true", help="list the registered benchmarks")
     e.add_argument("--model", default=DEFAULT_MODEL)
     e.add_argument("--out", default="eval_results")
-    e.add_argument("--synonyms", default="wordnet", help="comma list: 'wordnet', synonyms files, or 'none'")
+    e.add_argument("--synonyms", default="wordnet", help="comma list: 'wordnet', 'curated', synonyms files, or 'none'")
     e.add_argument("--metrics", default="all", help="S^3 metrics to score (default all)")
     e.add_argument(
         "--templates", default="benchmark", help="prompts for ensemble and S^3: 'benchmark' (its own) or a set name"
@@ -699,6 +736,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fewshot-base", default="", help="zero-shot method few-shot builds on (default: S^3 local_center)")
     e.add_argument("--fewshot-options", default="", help='SSP options as JSON, e.g. \'{"top_s": 4, "lam": 0.5}\'')
     e.add_argument("--imagenet-sample", help="folder of the imagenet-sample benchmark (default: $S3_IMAGENET_SAMPLE)")
+    e.add_argument("--dclip", help="DCLIP's descriptors: a JSON file {class: [descriptor, ...]} or 'curated'")
+    e.add_argument("--cupl", help="CuPL's prompts: a JSON file {class: [prompt, ...]}")
+    e.add_argument(
+        "--waffle", type=NON_NEGATIVE, default=0, help="WaffleCLIP with N random descriptor pairs (the paper: 15)"
+    )
+    e.add_argument(
+        "--descriptors", action="store_true", help="also score S^3 with descriptors for sources that have them"
+    )
     e.add_argument(
         "--canonicalization",
         choices=["none", "lower_no_punct", "both"],

@@ -195,13 +195,42 @@ def encode_concepts(
 ) -> torch.Tensor:
     """Each concept text -> the template ensemble ``n(mean_j n(g(p_j(x))))``, shape ``(len(texts), D)``; each
     prompt is first put through the text ``canonicalization`` (see :func:`s3_hf.families.canonicalize`)."""
+    return encode_concept_groups(
+        model,
+        tokenizer,
+        [[t] for t in texts],
+        templates,
+        batch_size=batch_size,
+        progress=progress,
+        tokenizer_kwargs=tokenizer_kwargs,
+        canonicalization=canonicalization,
+    )
+
+
+def encode_concept_groups(
+    model: Any,
+    tokenizer: Callable[..., Any] | None,
+    groups: Sequence[Sequence[str]],
+    templates: Sequence[str],
+    batch_size: int = 256,
+    progress: bool = False,
+    tokenizer_kwargs: dict[str, Any] | None = None,
+    canonicalization: str | None = None,
+) -> torch.Tensor:
+    """Each group of texts (a concept with its descriptors, or a class with its prompts) -> one unit vector, the
+    mean over its texts and the templates, ``n(mean_{x, j} n(g(p_j(x))))``; shape ``(len(groups), D)``."""
     from .families import canonicalize
 
-    prompts = [canonicalize(p, canonicalization) for p in concept_prompts(texts, templates)]
+    if any(not g for g in groups):
+        raise ValueError("every group needs at least one text")
+    flat = [x for g in groups for x in g]
+    prompts = [canonicalize(p, canonicalization) for p in concept_prompts(flat, templates)]
     encoder = as_encoder(model, tokenizer)
     emb = encoder.encode_texts(prompts, batch_size=batch_size, progress=progress, tokenizer_kwargs=tokenizer_kwargs)
-    emb = emb.view(len(texts), len(templates), -1).mean(dim=1)
-    return F.normalize(emb, dim=-1).cpu()
+    sizes = torch.tensor([len(g) * len(templates) for g in groups], device=emb.device)
+    owner = torch.repeat_interleave(torch.arange(len(groups), device=emb.device), sizes)
+    sums = torch.zeros(len(groups), emb.shape[-1], device=emb.device, dtype=emb.dtype).index_add_(0, owner, emb)
+    return F.normalize(sums / sizes[:, None], dim=-1).cpu()
 
 
 __all__ = [
@@ -209,6 +238,7 @@ __all__ = [
     "ImageInput",
     "concept_prompts",
     "concept_text",
+    "encode_concept_groups",
     "encode_concepts",
     "encode_images",
     "encode_pixels",

@@ -84,8 +84,14 @@ class SpaceRequest:
     canonicalization: str | None = None
     synonyms_key: Hashable = None
     space_key: Hashable = None
+    method: str = "s3"
+    descriptors_key: Hashable = None
+    prompts_key: Hashable = None
+    waffle: tuple[tuple[str, Any], ...] = ()
     synonyms: Any = field(default=None, compare=False, repr=False)
     synonym_space: Any = field(default=None, compare=False, repr=False)
+    descriptors: Any = field(default=None, compare=False, repr=False)
+    prompts: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -202,18 +208,75 @@ def synonyms_key(synonyms: Any) -> Hashable:
                 raise SynonymsError(f"The synonyms of {label!r} must all be strings, got {list(values)!r}.")
             items.append((label, tuple(values)))
         return ("mapping", tuple(sorted(items)))
+    if isinstance(synonyms, str) and synonyms.startswith("curated:"):
+        from .synonyms.curated import read_curated
+
+        read_curated(synonyms.removeprefix("curated:"))  # a typed error now if there is no such list
+        return ("curated", synonyms)
     if isinstance(synonyms, str | os.PathLike):
         path = Path(synonyms)
         if not path.is_file():
             raise SynonymsError(
                 f"Synonyms file {os.fspath(synonyms)} does not exist. Pass a JSON/YAML file, a mapping "
-                "{label: [synonym, ...]} or a synonym source."
+                "{label: [synonym, ...]}, curated:<benchmark> or a synonym source."
             )
         return ("file", str(path.resolve()), _file_digest(path))
     raise SynonymsError(
         f"synonyms must be a mapping {{label: [synonym, ...]}}, a JSON/YAML file or a SynonymSource, got "
         f"{type(synonyms).__name__}."
     )
+
+
+def _texts_key(value: Any, what: str) -> Hashable:
+    """A cache key for per-class texts (descriptors or prompts): ``True`` (from the synonym source), a mapping or a
+    JSON file; a typed error for anything else."""
+    if value is None or value is True:
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return ("mapping", tuple(sorted((str(k), tuple(v)) for k, v in value.items())))
+        except TypeError as err:
+            raise SynonymsError(f"{what} must map each class to a list of strings.") from err
+    if isinstance(value, str | os.PathLike):
+        path = Path(value)
+        if not path.is_file():
+            raise SynonymsError(f"{what} file {os.fspath(value)} does not exist. Pass a JSON file {{class: [...]}}.")
+        return ("file", str(path.resolve()), _file_digest(path))
+    raise SynonymsError(f"{what} must be a mapping {{class: [text, ...]}} or a JSON file, got {type(value).__name__}.")
+
+
+def _method_fields(method: str, descriptors: Any, prompts: Any, waffle: Any, synonyms: Any) -> dict[str, Any]:
+    """The method fields of a :class:`SpaceRequest`, validated."""
+    from .options import METHODS
+
+    if method not in METHODS:
+        raise InvalidConfigError(f"Unknown method {method!r}; use one of {METHODS}.")
+    if method == "cupl" and prompts is None:
+        raise InvalidConfigError("method='cupl' needs prompts= (a JSON file or {label: [prompt, ...]}).")
+    if method == "dclip" and descriptors is None:
+        raise InvalidConfigError("method='dclip' needs descriptors= (a JSON file, {label: [...]} or True).")
+    if prompts is not None and method != "cupl":
+        raise InvalidConfigError("prompts= are CuPL's; pass method='cupl' with them.")
+    if waffle is not None and method != "waffle":
+        raise InvalidConfigError("waffle= options are WaffleCLIP's; pass method='waffle' with them.")
+    if method in ("cupl", "waffle") and synonyms is not None:
+        raise InvalidConfigError(f"method={method!r} uses no synonyms; drop synonyms=.")
+    if method in ("cupl", "waffle") and descriptors is not None:
+        raise InvalidConfigError(f"method={method!r} uses no descriptors; drop descriptors=.")
+    options: tuple[tuple[str, Any], ...] = ()
+    if waffle is not None:
+        if not isinstance(waffle, Mapping) or set(waffle) - {"count", "seed", "concept"}:
+            raise InvalidConfigError(f"waffle= takes {{'count', 'seed', 'concept'}}, got {waffle!r}.")
+        names = {"count": "waffle_count", "seed": "seed", "concept": "concept"}
+        options = tuple(sorted((names[k], v) for k, v in waffle.items()))
+    return {
+        "method": method,
+        "descriptors_key": _texts_key(descriptors, "Descriptors"),
+        "descriptors": descriptors,
+        "prompts_key": _texts_key(prompts, "CuPL prompts"),
+        "prompts": prompts,
+        "waffle": options,
+    }
 
 
 def _space_key(synonym_space: Any) -> Hashable:
@@ -415,6 +478,10 @@ class S3Engine:
         text_vector: str = DEFAULT_TEXT_VECTOR,
         tokenizer_kwargs: Mapping[str, Any] | None = None,
         canonicalization: str | None = None,
+        method: str = "s3",
+        descriptors: Any = None,
+        prompts: Any = None,
+        waffle: Mapping[str, Any] | None = None,
         **space_options: Any,
     ) -> ClassifyRequest:
         """Validate the options of a classification and return them as a request (cheap: nothing is built).
@@ -433,6 +500,13 @@ class S3Engine:
             fewshot: :class:`~s3_hf.fewshot.SSPConfig` or a dict of its options.
             text_vector: the class text vector SSP builds on, ``"global_center"`` or ``"label"``.
             tokenizer_kwargs: extra tokenizer arguments used when texts are encoded (part of the cache key).
+            canonicalization: rewrite every prompt before tokenising (``"lower_no_punct"``), or ``None``.
+            method: ``"s3"`` (default) or a baseline of :mod:`s3_hf.baselines`: ``"cupl"``, ``"dclip"``,
+                ``"waffle"``.
+            descriptors: visual descriptors per class: ``{label: [...]}``, a JSON file (DCLIP's format) or
+                ``True`` (from the synonym source). With ``"s3"``, S^3 with descriptors; ``"dclip"`` needs them.
+            prompts: CuPL's prompts per class, ``{label: [...]}`` or its JSON file (``"cupl"``).
+            waffle: WaffleCLIP's options ``{"count": 15, "seed": 0, "concept": None}`` (``"waffle"``).
             canonicalization: rewrite prompts before tokenising: ``None`` (as written, transformers' behaviour) or
                 ``"lower_no_punct"`` (as SigLIP 2's authors recommend).
             **space_options: ``radius``, ``gap_ratio``, ``min_points``, ``max_dim`` (see :class:`SpaceParams`).
@@ -456,12 +530,18 @@ class S3Engine:
             fewshot = SSPConfig.from_dict(dict(fewshot))
         tok = _tokenizer_kwargs(tokenizer_kwargs)
         check_canonicalization(canonicalization)
+        method_fields = _method_fields(method, descriptors, prompts, waffle, synonyms)
         labels = tuple(check_labels(candidate_labels)) if candidate_labels is not None else None
         if synonym_space is not None:
             if synonyms is not None or templates is not None or hypothesis_template is not None:
                 raise InvalidConfigError(
                     "synonym_space already fixes the synonyms and templates; do not pass synonyms=, templates= "
                     "or hypothesis_template= with it."
+                )
+            if method != "s3" or descriptors is not None or prompts is not None or waffle is not None:
+                raise InvalidConfigError(
+                    "synonym_space was built already; method=, descriptors=, prompts= and waffle= only apply when "
+                    "a space is built from candidate_labels."
                 )
             if space_options or concept_format != DEFAULT_CONCEPT_FORMAT or tok or canonicalization:
                 raise InvalidConfigError(
@@ -486,6 +566,7 @@ class S3Engine:
                 canonicalization=canonicalization,
                 synonyms_key=synonyms_key(synonyms),
                 synonyms=synonyms,
+                **method_fields,
             )
         return ClassifyRequest(
             space,
@@ -547,6 +628,30 @@ class S3Engine:
         )
 
     def _build(self, request: SpaceRequest) -> SynonymSpace:
+        labels = list(request.labels or ())
+        descriptors = request.descriptors
+        if isinstance(descriptors, str | os.PathLike | Mapping):
+            from .baselines import match_class_texts, read_class_texts
+
+            descriptors = match_class_texts(read_class_texts(descriptors, "Descriptors"), labels)[0]
+        if request.method != "s3":
+            from .baselines import build_method_space
+            from .synonyms import resolve_source, source_descriptors
+
+            if descriptors is True:
+                descriptors = source_descriptors(resolve_source(request.synonyms), labels)
+            return build_method_space(
+                self.encoder,
+                None,
+                labels,
+                request.method,
+                descriptors=descriptors,
+                prompts=request.prompts,
+                templates=list(request.templates or ()),
+                base_model=self.name or None,
+                canonicalization=request.canonicalization,
+                **dict(request.waffle),
+            )
         return build_synonym_space(
             self.encoder,
             None,
@@ -558,6 +663,7 @@ class S3Engine:
             base_model=self.name or None,
             tokenizer_kwargs=dict(request.tokenizer_kwargs),
             canonicalization=request.canonicalization,
+            descriptors=descriptors,
         )
 
     def _load_space(self, synonym_space: SynonymSpace | str | os.PathLike) -> SynonymSpace:

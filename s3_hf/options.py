@@ -28,6 +28,10 @@ METRIC_NAMES: tuple[str, ...] = (
     "local_center",
     "local_center_knn",
 )
+#: How a concept's text carries one of its class's visual descriptors (S^3 with descriptors).
+DEFAULT_DESCRIPTOR_FORMAT = "{concept}, which has {descriptor}"
+#: Zero-shot methods a space can encode: S^3 itself, and the baselines of :mod:`s3_hf.baselines`.
+METHODS: tuple[str, ...] = ("s3", "cupl", "dclip", "waffle")
 #: The class text vectors SSP can build its language side on.
 TEXT_VECTORS: tuple[str, ...] = ("global_center", "label")
 DEFAULT_TEXT_VECTOR = "global_center"
@@ -85,11 +89,13 @@ def check_knn_k(k: int) -> int:
 
 __all__ = [
     "DEFAULT_CONCEPT_FORMAT",
+    "DEFAULT_DESCRIPTOR_FORMAT",
     "DEFAULT_KNN_K",
     "DEFAULT_METRIC",
     "DEFAULT_MODEL",
     "DEFAULT_TEXT_VECTOR",
     "MAX_CONCEPTS",
+    "METHODS",
     "METRIC_NAMES",
     "TEXT_VECTORS",
     "RadiusRule",

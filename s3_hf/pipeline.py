@@ -94,6 +94,10 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         support: Any = None,
         fewshot: Any = None,
         text_vector: str = DEFAULT_TEXT_VECTOR,
+        method: str = "s3",
+        descriptors: Any = None,
+        prompts: Any = None,
+        waffle: Any = None,
         **space_options: Any,
     ) -> tuple[dict, dict, dict]:
         preprocess = {"timeout": timeout} if timeout is not None else {}
@@ -115,6 +119,10 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
             text_vector=text_vector,
             tokenizer_kwargs=tokenizer_kwargs,
             canonicalization=canonicalization,
+            method=method,
+            descriptors=descriptors,
+            prompts=prompts,
+            waffle=waffle,
             **space_options,
         )
         details = bool(return_details)

@@ -73,7 +73,8 @@ class ConceptRecord:
 class ClassRecord:
     """One class of a space. ``concepts`` has one entry per point of the class in the tensors (kept or pruned),
     label first; ``removed`` lists the concepts dropped before embedding (no point), each with kind and reason.
-    ``deaths`` are the class's H0 death times, ``source`` the provenance of its synonyms."""
+    ``deaths`` are the class's H0 death times, ``source`` the provenance of its synonyms; ``descriptors`` the
+    visual descriptors its concepts' texts carry (empty when the space was built without them)."""
 
     label: str
     concepts: list[ConceptRecord]
@@ -81,6 +82,7 @@ class ClassRecord:
     deaths: list[float]
     source: dict[str, Any]
     removed: list[ConceptRecord] = field(default_factory=list)
+    descriptors: list[str] = field(default_factory=list)
 
     def texts(self, kept: bool | None = None) -> list[str]:
         """Texts of the concepts with a point; ``kept=True/False`` filters kept or pruned ones."""
@@ -92,7 +94,7 @@ class ClassRecord:
         return [*self.removed, *(x for x in self.concepts if not x.kept)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "label": self.label,
             "concepts": [x.to_dict() for x in self.concepts],
             "removed": [x.to_dict() for x in self.removed],
@@ -100,6 +102,9 @@ class ClassRecord:
             "deaths": list(self.deaths),
             "source": self.source,
         }
+        if self.descriptors:
+            out["descriptors"] = list(self.descriptors)
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "class") -> ClassRecord:
@@ -131,6 +136,9 @@ class ClassRecord:
             raise _corrupt(where, f"'deaths' must be a list of numbers, got {deaths!r}")
         if not isinstance(source, dict):
             raise _corrupt(where, f"'source' must be an object, got {type(source).__name__}")
+        descriptors = data.get("descriptors", [])
+        if not isinstance(descriptors, list) or not all(isinstance(d, str) for d in descriptors):
+            raise _corrupt(where, f"'descriptors' must be a list of strings, got {descriptors!r}")
         return cls(
             label=label,
             concepts=points,
@@ -138,6 +146,7 @@ class ClassRecord:
             deaths=[float(d) for d in deaths],
             source=source,
             removed=dropped,
+            descriptors=list(descriptors),
         )
 
 

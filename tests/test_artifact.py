@@ -258,15 +258,15 @@ def planted_space(tiny_model, tiny_clip_dir):
 
     from s3_hf import build_synonym_space
 
-    def encode(model, tokenizer, texts, templates, **kwargs):
-        rad = np.radians([ANGLES[t.split(",")[0]] for t in texts])
-        points = torch.zeros(len(texts), 16)
+    def encode(model, tokenizer, groups, templates, **kwargs):
+        rad = np.radians([ANGLES[g[0].split(",")[0]] for g in groups])
+        points = torch.zeros(len(groups), 16)
         points[:, 0], points[:, 1] = torch.tensor(np.cos(rad)), torch.tensor(np.sin(rad))
         return points
 
     synonyms = {"cat": ["kitty", "CAT", "Kitty", "dog", LONG, "tabby", "feline", "sphinx"], "dog": ["puppy"]}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("s3_hf.build.encode_concepts", encode)
+        mp.setattr("s3_hf.build.encode_concept_groups", encode)
         return build_synonym_space(*tiny_model, ["cat", "dog"], synonyms, base_model=str(tiny_clip_dir))
 
 

@@ -293,3 +293,23 @@ def test_s3_eval_end_to_end_on_the_replica(samples, hub_home, tiny_clip_dir, tmp
     assert (
         "test/1.tar (700 bytes, not whole 512-byte tar blocks) is not a" in summary["benchmarks"]["toy-broken"]["error"]
     )
+
+
+def test_train_shards_are_streamed_only_until_every_class_has_enough(hub_home):
+    """Few-shot support from a Hub train split: shards are downloaded one at a time, in a seeded order, until every
+    class has the samples asked for; the rest of the split is never fetched."""
+    one_each = [(name, label) for name, label in (("chelsea", 0), ("coffee", 1), ("astronaut", 2), ("rocket", 3))]
+    train = split_samples([("png", one_each)] * 4)  # 4 shards, each with one sample of every class
+    samples = {"test": split_samples(TEST_SHARDS), "train": train}
+    bench = registry.Benchmark("toy-wds", hub_id=REPO)
+    with fake_hub({REPO: replica(samples)}) as hub:
+        test = registry.load(bench)
+        before = len(hub.requests)
+        two = registry.load_train(bench, test, per_class=2, seed=5)
+        fetched = [p for _, p in hub.requests[before:] if "/train/" in p and p.endswith(".tar")]
+    assert len(set(fetched)) == 2 and len(two.labels) == 8 and sorted(set(two.labels)) == [0, 1, 2, 3]
+    with fake_hub({REPO: replica(samples)}):
+        again = registry.load_train(bench, test, per_class=2, seed=5)
+        whole = registry.load_train(bench, test)
+    assert again.fingerprint == two.fingerprint and again.labels == two.labels  # the same on every process
+    assert len(whole.labels) == 16

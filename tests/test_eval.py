@@ -305,3 +305,37 @@ def test_model_card_results(small_space, tmp_path, capsys):
     results.write_text(json.dumps({**summary, "random_weights": True}))
     assert main(["card", str(space_dir), "--results", str(results)]) == 2
     assert "random weights" in capsys.readouterr().err
+
+
+def test_every_method_side_by_side_two_processes_equal_one(split_folder, tiny_clip_dir, tmp_path):
+    """Zero-shot (label, ensemble, DCLIP, CuPL, WaffleCLIP, S^3 and S^3 with descriptors) and few-shot (cache, SSP,
+    GDA) in one run; 2 processes give exactly the results of 1."""
+    syn = tmp_path / "syn.json"
+    syn.write_text(
+        json.dumps(
+            {
+                "classes": {"cat": ["kitty"], "coins": ["money"]},
+                "descriptors": {"cat": ["whiskers"], "rocket": ["a pointed nose cone"]},
+            }
+        )
+    )
+    dclip = tmp_path / "dclip.json"
+    dclip.write_text(json.dumps({"cat": ["pointed ears", "whiskers"], "Coins": ["a round shape"]}))
+    cupl = tmp_path / "cupl.json"
+    cupl.write_text(json.dumps({"cat": ["A cat sitting.", "A furry cat."], "rocket": ["A rocket in flight."]}))
+    args = ["--benchmarks", str(split_folder), "--model", str(tiny_clip_dir), "--batch-size", "2"]
+    args += ["--synonyms", str(syn), "--metrics", "local_center", "--descriptors", "--dclip", str(dclip)]
+    args += ["--cupl", str(cupl), "--waffle", "2", "--shots", "2", "--seeds", "1"]
+    run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
+    run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
+    one = json.loads((tmp_path / "one" / f"{split_folder.name}.json").read_text())
+    two = json.loads((tmp_path / "two" / f"{split_folder.name}.json").read_text())
+    methods = {"label", "ensemble", "dclip", "cupl", "waffle", "s3/syn/local_center", "s3/syn+descriptors/local_center"}
+    assert set(one["methods"]) == methods and one["methods"] == two["methods"]
+    for rec in (one, two):
+        rec["fewshot"].pop("timings_s")
+    assert one["fewshot"] == two["fewshot"]
+    (run,) = one["fewshot"]["runs"]
+    assert {"zero-shot", "cache", "ssp", "gda"} <= set(run) and "alpha" in run["gda_params"]
+    table = (tmp_path / "one" / "results.md").read_text()
+    assert "| GDA |" in table and "waffle" in table and "dclip" in table

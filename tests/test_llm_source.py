@@ -71,3 +71,28 @@ def test_thousand_labels_cached(tmp_path):
     third = CountingSource(cache=tmp_path / "cache", domain="numbers")  # other context: a new question
     third.synonyms(labels[:3])
     assert third.calls == 3
+
+
+class DescribingSource(CountingSource):
+    """Answers with synonyms and, when the prompt asks for them, visual descriptors."""
+
+    def _generate(self, batch):
+        self.calls += len(batch)
+        out = []
+        for messages in batch:
+            label = messages[-1]["content"].split('"')[1]
+            asked = "descriptors" in messages[-1]["content"]
+            desc = f', "descriptors": ["{label} fur", "{label} tail", "{label} fur"]' if asked else ""
+            out.append(f'{{"synonyms": ["{label} variant"]{desc}}}')
+        return out
+
+
+def test_llm_descriptors_are_asked_for_kept_and_cached(tmp_path, tiny_model):
+    src = DescribingSource(cache=tmp_path / "cache", descriptors=True)
+    assert src.descriptors(["cat", "dog"]) == {"cat": ["cat fur", "cat tail"], "dog": ["dog fur", "dog tail"]}
+    again = DescribingSource(cache=tmp_path / "cache", descriptors=True)
+    assert again.descriptors(["cat", "dog"])["cat"] == ["cat fur", "cat tail"] and again.calls == 0  # cached
+    plain = DescribingSource(cache=tmp_path / "cache")
+    assert plain.descriptors(["cat", "dog"])["cat"] == [] and plain.calls == 2  # another question: no descriptors
+    space = build_synonym_space(*tiny_model, ["cat", "dog"], src, descriptors=True)
+    assert [c.descriptors for c in space.classes] == [["cat fur", "cat tail"], ["dog fur", "dog tail"]]

@@ -6,28 +6,34 @@ import os
 from collections.abc import Mapping, Sequence
 
 from ..errors import SynonymSourceError, WordNetMissingError
-from .base import MAX_CONCEPTS, SynonymSource, clean_concepts
+from .base import MAX_CONCEPTS, MAX_DESCRIPTORS, SynonymSource, clean_concepts, source_descriptors
+from .curated import CuratedSource
 from .llm import PROMPT_VERSION, LLMSource, TransformersChatSource, build_messages
 from .openai_compat import OpenAICompatSource
 from .parsing import parse_answer
-from .static import LabelOnlySource, StaticSource, read_synonyms_file, write_synonyms_file
+from .static import LabelOnlySource, StaticSource, read_descriptors_file, read_synonyms_file, write_synonyms_file
 from .wordnet import WordNetSource
 
 SynonymsLike = SynonymSource | Mapping[str, Sequence[str]] | str | os.PathLike | None
 
 
 def resolve_source(synonyms: SynonymsLike) -> SynonymSource:
-    """``None`` -> label only, a mapping or a file path -> static, a source -> itself."""
+    """``None`` -> label only, ``"curated:<benchmark>"`` -> a curated list, a mapping or a file path -> static, a
+    source -> itself."""
     if synonyms is None:
         return LabelOnlySource()
     if isinstance(synonyms, SynonymSource):
         return synonyms
+    if isinstance(synonyms, str) and synonyms.startswith("curated:"):
+        return CuratedSource(synonyms)
     return StaticSource(synonyms)
 
 
 __all__ = [
     "MAX_CONCEPTS",
+    "MAX_DESCRIPTORS",
     "PROMPT_VERSION",
+    "CuratedSource",
     "LLMSource",
     "LabelOnlySource",
     "OpenAICompatSource",
@@ -41,7 +47,9 @@ __all__ = [
     "build_messages",
     "clean_concepts",
     "parse_answer",
+    "read_descriptors_file",
     "read_synonyms_file",
     "resolve_source",
+    "source_descriptors",
     "write_synonyms_file",
 ]

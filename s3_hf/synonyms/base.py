@@ -14,6 +14,8 @@ from ..records import ConceptRecord
 logger = logging.getLogger(__name__)
 
 MAX_WORDS = 5
+#: Visual descriptors kept per class.
+MAX_DESCRIPTORS = 5
 
 
 @runtime_checkable
@@ -22,6 +24,8 @@ class SynonymSource(Protocol):
 
     ``synonyms`` returns, per label, candidate concepts (the label itself need not be included; cleaning puts
     it first). ``provenance`` describes where they came from (source, model, prompt, date) for the artifact.
+    A source may also have ``descriptors(labels) -> {label: [descriptor, ...]}``: short visual descriptors per
+    class (see :func:`source_descriptors`).
     """
 
     name: str
@@ -29,6 +33,26 @@ class SynonymSource(Protocol):
     def synonyms(self, labels: Sequence[str]) -> dict[str, list[str]]: ...
 
     def provenance(self) -> dict[str, Any]: ...
+
+
+def source_descriptors(source: Any, labels: Sequence[str]) -> dict[str, list[str]]:
+    """The visual descriptors ``source`` gives each label (cleaned: at most :data:`MAX_DESCRIPTORS`, no blanks or
+    case-insensitive repeats); empty lists for a source without descriptors."""
+    get = getattr(source, "descriptors", None)
+    raw = get(labels) if callable(get) else {}
+    return {label: clean_descriptors(raw.get(label, [])) for label in labels}
+
+
+def clean_descriptors(descriptors: Iterable[str], max_descriptors: int = MAX_DESCRIPTORS) -> list[str]:
+    """Descriptors stripped, de-duplicated case-insensitively, blanks dropped, at most ``max_descriptors``."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for raw in descriptors:
+        text = normalise(raw)
+        if text and text.casefold() not in seen and len(out) < max_descriptors:
+            seen.add(text.casefold())
+            out.append(text)
+    return out
 
 
 def normalise(text: str) -> str:
@@ -100,9 +124,12 @@ def clean_concepts_with_drops(
 
 
 __all__ = [
+    "MAX_DESCRIPTORS",
     "MAX_WORDS",
     "SynonymSource",
     "clean_concepts",
     "clean_concepts_with_drops",
+    "clean_descriptors",
     "normalise",
+    "source_descriptors",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..errors import SynonymSourceError
-from .base import MAX_CONCEPTS, clean_concepts
+from .base import MAX_CONCEPTS, MAX_DESCRIPTORS, clean_concepts, clean_descriptors
 from .cache import SynonymCache
 from .parsing import parse_answer
 
@@ -30,8 +30,10 @@ def build_messages(
     max_synonyms: int = MAX_CONCEPTS,
     domain: str | None = None,
     other_labels: Sequence[str] = (),
+    descriptors: bool = False,
 ) -> Messages:
-    """The chat messages asking for synonyms of one label (``PROMPT_VERSION``)."""
+    """The chat messages asking for synonyms of one label (``PROMPT_VERSION``), and with ``descriptors`` also for
+    up to :data:`~s3_hf.synonyms.base.MAX_DESCRIPTORS` short visual descriptors."""
     where = f" in a dataset of {domain}" if domain else ""
     lines = [
         f'List up to {max_synonyms} synonymous names for the visual category "{label}"{where}.',
@@ -46,7 +48,14 @@ def build_messages(
         lines.append(
             "The other classes of this dataset are: " + "; ".join(others) + ". Give no name that also fits one of them."
         )
-    lines.append('Answer as JSON: {"synonyms": ["...", ...]}')
+    if descriptors:
+        lines.append(
+            f'Also list up to {MAX_DESCRIPTORS} short visual descriptors of "{label}" (at most eight words each, what '
+            'a photo shows, as noun phrases such as "pointed ears").'
+        )
+        lines.append('Answer as JSON: {"synonyms": ["...", ...], "descriptors": ["...", ...]}')
+    else:
+        lines.append('Answer as JSON: {"synonyms": ["...", ...]}')
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 
 
@@ -59,13 +68,20 @@ class FailedRequest:
 
 def _parse(answer: object) -> list[str] | None:
     """The synonyms of an answer; ``None`` unless it is text that parses into a list of strings."""
+    return _parse_both(answer)[0]
+
+
+def _parse_both(answer: object) -> tuple[list[str] | None, list[str]]:
+    """(synonyms or ``None``, descriptors) of an answer."""
     if not isinstance(answer, str):
-        return None
+        return None, []
     try:
-        syn, _ = parse_answer(answer)
+        syn, desc = parse_answer(answer)
     except (ValueError, RecursionError):
-        return None
-    return syn if isinstance(syn, list) and all(isinstance(x, str) for x in syn) else None
+        return None, []
+    ok = isinstance(syn, list) and all(isinstance(x, str) for x in syn)
+    desc = [d for d in desc if isinstance(d, str)] if isinstance(desc, list) else []
+    return (syn if ok else None), desc
 
 
 class LLMSource:
@@ -87,9 +103,12 @@ class LLMSource:
         domain: str | None = None,
         cache: SynonymCache | str | bool | None = True,
         progress: bool = False,
+        descriptors: bool = False,
     ) -> None:
         self.max_synonyms = max_synonyms
         self.domain = domain
+        self.ask_descriptors = descriptors
+        self._descriptors: dict[str, list[str]] = {}
         if cache is True or cache is None:
             self.cache: SynonymCache | None = SynonymCache()
         elif cache is False:
@@ -111,7 +130,10 @@ class LLMSource:
 
     # ------------------------------------------------------------------------------ protocol
     def provenance(self) -> dict[str, Any]:
-        return {"name": self.name, **self.settings(), "prompt_version": PROMPT_VERSION, "date": self._date}
+        prov = {"name": self.name, **self.settings(), "prompt_version": PROMPT_VERSION, "date": self._date}
+        if self.ask_descriptors:
+            prov["descriptors"] = True
+        return prov
 
     def synonyms(self, labels: Sequence[str]) -> dict[str, list[str]]:
         labels = list(labels)
@@ -121,7 +143,7 @@ class LLMSource:
         failures: dict[str, str] = {}
         todo: list[tuple[str, Messages, str]] = []
         for label in labels:
-            messages = build_messages(label, self.max_synonyms, self.domain, labels)
+            messages = build_messages(label, self.max_synonyms, self.domain, labels, self.ask_descriptors)
             key = SynonymCache.key(
                 source=self.name, settings=settings, prompt=PROMPT_VERSION, label=label, messages=messages
             )
@@ -160,6 +182,7 @@ class LLMSource:
 
         result: dict[str, list[str]] = {}
         self.fallbacks = []
+        self._descriptors = {label: clean_descriptors(_parse_both(answers.get(label))[1]) for label in labels}
         for label in labels:
             concepts = clean_concepts(label, parsed.get(label, []), self.max_synonyms, other_labels=labels)[1:]
             if not concepts:
@@ -171,6 +194,13 @@ class LLMSource:
                 self.fallbacks.append(label)
             result[label] = concepts
         return result
+
+    def descriptors(self, labels: Sequence[str]) -> dict[str, list[str]]:
+        """The visual descriptors of the answers to :meth:`synonyms` (asked for with ``descriptors=True``; answers
+        that carry them anyway are kept too). Runs :meth:`synonyms` first (served from the cache) if needed."""
+        if any(label not in self._descriptors for label in labels):
+            self.synonyms(labels)
+        return {label: list(self._descriptors.get(label, [])) for label in labels}
 
 
 def _failure_reason(answer: object) -> str:

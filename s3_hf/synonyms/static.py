@@ -40,7 +40,7 @@ def _check_mapping(data: Any, origin: str) -> dict[str, list[str]]:
     return out
 
 
-_FILE_KEYS = {"classes", "provenance", "fallback"}
+_FILE_KEYS = {"classes", "provenance", "fallback", "descriptors"}
 
 
 class _StringLoader(yaml.SafeLoader):
@@ -58,7 +58,8 @@ def read_synonyms_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], d
     """Read a synonyms file (``.json``, ``.yaml`` or ``.yml``): ``(mapping, provenance)``.
 
     The file is either a plain mapping ``{label: [synonym, ...]}`` or, as ``s3 synonyms`` writes it,
-    ``{"provenance": {...}, "classes": {label: [...]}, "fallback": [labels that got no synonyms]}``.
+    ``{"provenance": {...}, "classes": {label: [...]}, "fallback": [labels that got no synonyms]}``, optionally
+    with ``"descriptors": {label: [descriptor, ...]}`` (read by :func:`read_descriptors_file`).
     """
     path = Path(path)
     if not path.is_file():
@@ -74,17 +75,34 @@ def read_synonyms_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], d
     return _check_mapping(data, str(path)), {}
 
 
+def read_descriptors_file(path: str | os.PathLike) -> dict[str, list[str]]:
+    """The ``"descriptors"`` mapping of a synonyms file (empty when it has none)."""
+    path = Path(path)
+    text = read_user_text(path, SynonymsError, "Synonyms file")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.load(text, Loader=_StringLoader)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise SynonymsError(f"Cannot parse synonyms file {path}: {err}") from err
+    if isinstance(data, Mapping) and "classes" in data and set(data) <= _FILE_KEYS:
+        return _check_mapping(data.get("descriptors") or {}, f"{path} (descriptors)")
+    return {}
+
+
 def write_synonyms_file(
     path: str | os.PathLike,
     synonyms: Mapping[str, Sequence[str]],
     provenance: Mapping[str, Any] | None = None,
     fallback: Sequence[str] = (),
+    descriptors: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
-    """Write a human-editable synonyms file (YAML, or JSON for a ``.json`` suffix) atomically."""
+    """Write a human-editable synonyms file (YAML, or JSON for a ``.json`` suffix) atomically; ``descriptors``
+    (short visual descriptors per label) are kept under their own key."""
     path = Path(path)
     data = {"provenance": dict(provenance or {}), "classes": {k: list(v) for k, v in synonyms.items()}}
     if fallback:
         data["fallback"] = list(fallback)
+    if descriptors and any(descriptors.values()):
+        data["descriptors"] = {k: list(v) for k, v in descriptors.items() if v}
     if path.suffix.lower() == ".json":
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:
@@ -104,18 +122,29 @@ class StaticSource:
 
     name = "static"
 
-    def __init__(self, synonyms: Mapping[str, Sequence[str]] | str | os.PathLike) -> None:
+    def __init__(
+        self,
+        synonyms: Mapping[str, Sequence[str]] | str | os.PathLike,
+        descriptors: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.generated_by: dict[str, Any] = {}
         if isinstance(synonyms, str | os.PathLike):
             self.path: str | None = str(synonyms)
             self.mapping, self.generated_by = read_synonyms_file(synonyms)
+            self.descriptor_map = read_descriptors_file(synonyms)
         else:
             self.path = None
             self.mapping = _check_mapping(synonyms, "synonyms")
+            self.descriptor_map = {}
+        if descriptors is not None:
+            self.descriptor_map = _check_mapping(descriptors, "descriptors")
         self.created = datetime.now(UTC).isoformat(timespec="seconds")
 
     def synonyms(self, labels: Sequence[str]) -> dict[str, list[str]]:
         return {label: list(self.mapping.get(label, [])) for label in labels}
+
+    def descriptors(self, labels: Sequence[str]) -> dict[str, list[str]]:
+        return {label: list(self.descriptor_map.get(label, [])) for label in labels}
 
     def provenance(self) -> dict[str, Any]:
         prov: dict[str, Any] = {"name": self.name, "date": self.created}
@@ -129,6 +158,7 @@ class StaticSource:
 __all__ = [
     "LabelOnlySource",
     "StaticSource",
+    "read_descriptors_file",
     "read_synonyms_file",
     "write_synonyms_file",
 ]

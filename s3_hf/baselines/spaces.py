@@ -1,0 +1,161 @@
+"""The descriptor and prompt baselines as spaces, so that every face scores them with the one metric
+implementation S^3 uses (:mod:`s3_hf.metrics`):
+
+- ``cupl``: one point per class, the mean of its prompts' embeddings (``n(mean_k n(g(prompt_k)))``), scored with
+  the ``label`` metric. With one prompt per class it is the ``label`` baseline with that prompt as template.
+- ``dclip``: one point per descriptor text, scored with ``mean_similarity`` (the mean of ``v · t`` over the
+  class's texts): DCLIP's mean similarity over its descriptors.
+- ``waffle``: one point per random-descriptor text, scored with ``mean_similarity``.
+
+No point is pruned (these methods have no complex); a space records its method in ``S3Config.method``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+
+from ..artifact import S3Config, SynonymSpace
+from ..build import check_labels
+from ..encoders.base import as_encoder
+from ..encoding import encode_concept_groups
+from ..errors import InvalidConfigError
+from ..families import check_canonicalization
+from ..options import SpaceParams
+from ..records import ClassRecord, ConceptRecord
+from ..space import build_space
+from ..templates import DEFAULT_TEMPLATE, resolve_templates
+from .texts import (
+    DEFAULT_WAFFLE_COUNT,
+    MatchReport,
+    dclip_texts,
+    match_class_texts,
+    read_class_texts,
+    waffle_descriptors,
+    waffle_texts,
+)
+
+logger = logging.getLogger(__name__)
+
+BASELINES = ("cupl", "dclip", "waffle")
+#: The metric each baseline is scored with.
+BASELINE_METRICS = {"cupl": "label", "dclip": "mean_similarity", "waffle": "mean_similarity"}
+
+
+def build_method_space(
+    model: Any,
+    tokenizer: Callable[..., Any] | None,
+    labels: Sequence[str],
+    method: str,
+    *,
+    descriptors: Mapping[str, Sequence[str]] | str | None = None,
+    prompts: Mapping[str, Sequence[str]] | str | None = None,
+    templates: str | Sequence[str] | None = None,
+    waffle_count: int = DEFAULT_WAFFLE_COUNT,
+    seed: int = 0,
+    concept: str | None = None,
+    base_model: str | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
+    canonicalization: str | None = None,
+) -> SynonymSpace:
+    """The space of a baseline ``method`` (``"cupl"``, ``"dclip"`` or ``"waffle"``) for ``labels``.
+
+    Args:
+        model: a transformers dual encoder or an :class:`~s3_hf.encoders.Encoder`.
+        tokenizer: the transformers model's tokenizer (``None`` with an ``Encoder``).
+        labels: the class labels.
+        method: the baseline.
+        descriptors: DCLIP's descriptors, ``{class: [descriptor, ...]}`` or its JSON file (``dclip``).
+        prompts: CuPL's prompts, ``{class: [prompt, ...]}`` or its JSON file (``cupl``).
+        templates: prompt templates of ``dclip`` and ``waffle`` texts, and of ``cupl`` classes without prompts.
+        waffle_count: pairs of random descriptors (``waffle``).
+        seed: the seed of the random descriptors (``waffle``).
+        concept: WaffleCLIP's high-level concept (``"food"``, ``"a type of pet"``), or ``None``.
+        base_model: the model name recorded in the config.
+        batch_size: texts per forward pass.
+        progress: show progress bars.
+        canonicalization: rewrite every text before tokenising (``"lower_no_punct"``), or ``None``.
+
+    Class names of a file are matched to ``labels`` loosely (case, underscores); classes without an entry fall
+    back to the label alone (with the templates), and the match report is logged and kept in the provenance.
+    """
+    if method not in BASELINES:
+        raise InvalidConfigError(f"Unknown baseline {method!r}; use one of {BASELINES}.")
+    labels = check_labels(labels)
+    templates = resolve_templates(templates if templates is not None else DEFAULT_TEMPLATE)
+    check_canonicalization(canonicalization)
+    encoder = as_encoder(model, tokenizer)
+    provenance: dict[str, Any] = {"name": method, "built": datetime.now(UTC).isoformat(timespec="seconds")}
+    report: MatchReport | None = None
+    if method == "cupl":
+        if prompts is None:
+            raise InvalidConfigError("cupl needs prompts= (a JSON file or a mapping {class: [prompt, ...]}).")
+        matched, report = match_class_texts(read_class_texts(prompts, "CuPL prompts"), labels)
+        # a class's prompts are used verbatim (template "{}"); a class without any falls back to the templates
+        groups = [[p for p in matched.get(lab, [])] or [t.format(lab) for t in templates] for lab in labels]
+        point_texts = [[lab] for lab in labels]
+        text_templates = ["{}"]
+        if isinstance(prompts, str):
+            provenance["file"] = prompts
+    else:
+        if method == "dclip":
+            if descriptors is None:
+                raise InvalidConfigError("dclip needs descriptors= (a JSON file or a mapping {class: [...]}).")
+            matched, report = match_class_texts(read_class_texts(descriptors, "DCLIP descriptors"), labels)
+            per_class = [dclip_texts(lab, matched.get(lab, [])) for lab in labels]
+            if isinstance(descriptors, str):
+                provenance["file"] = descriptors
+        else:
+            shared = waffle_descriptors(waffle_count, seed)
+            per_class = [waffle_texts(lab, shared, concept) for lab in labels]
+            provenance.update(count=waffle_count, seed=seed, concept=concept)
+        point_texts = per_class
+        groups = [[t] for texts in per_class for t in texts]
+        text_templates = templates
+    if report is not None:
+        logger.info("%s: %s", method, report.summary())
+        provenance["match"] = {"missing": report.missing, "unused": report.unused, "empty": report.empty}
+    limit = encoder.max_text_tokens
+    tokenizer_kwargs = {} if encoder.family.family == "open_clip" else {"truncation": True, "max_length": limit}
+    points = encode_concept_groups(
+        encoder,
+        None,
+        groups,
+        text_templates,
+        batch_size=batch_size,
+        progress=progress,
+        tokenizer_kwargs=tokenizer_kwargs,
+        canonicalization=canonicalization,
+    )
+    counts = torch.tensor([len(t) for t in point_texts])
+    point_class = torch.repeat_interleave(torch.arange(len(labels)), counts)
+    tensors, geoms = build_space(points, point_class, SpaceParams(radius=None))
+    classes = [
+        ClassRecord(lab, [ConceptRecord(t, True) for t in texts], float(g.radius), list(g.deaths), provenance)
+        for lab, texts, g in zip(labels, point_texts, geoms, strict=True)
+    ]
+    config = S3Config(
+        base_model=base_model or encoder.name or "unknown",
+        base_model_revision=encoder.revision,
+        embedding_dim=int(points.shape[1]),
+        class_names=labels,
+        templates=list(text_templates),
+        concept_format="{concept}",
+        metric=BASELINE_METRICS[method],
+        space=SpaceParams(radius=None),
+        model_family=encoder.family.family,
+        scoring=encoder.family.scoring,
+        tokenizer_kwargs={**encoder.family.tokenizer_kwargs, **tokenizer_kwargs},
+        text_canonicalization=canonicalization,
+        method=method,
+        provenance=provenance,
+    )
+    return SynonymSpace(config, classes, tensors)
+
+
+__all__ = ["BASELINES", "BASELINE_METRICS", "build_method_space"]
