@@ -831,6 +831,31 @@ class S3Engine:
         out = self.scores(v, resolved, details)
         return [rank(out, b, resolved, top_k, details) for b in range(len(v))]
 
+    def segment(self, image: Any, request: ClassifyRequest, options: Any = None) -> Segmentation:
+        """Open-vocabulary segmentation of one image (a path, URL or PIL image) against the classes of ``request``
+        (see :mod:`s3_hf.segmentation`); ``options`` a :class:`~s3_hf.segmentation.SegmentOptions`."""
+        from .encoding import load_image
+        from .segmentation import SegmentOptions, label_map, segment_logits
+
+        options = options or SegmentOptions()
+        resolved = self.resolve(request)
+        if resolved.adapter is not None:
+            raise InvalidConfigError("Few-shot support applies to classification only; drop support= to segment.")
+        if not self.encoder.has_dense_features:
+            self.encoder.dense_features(torch.zeros(1, 3, 1, 1), options.variant)  # raises the typed error
+        logits = segment_logits(self, load_image(image), resolved, options)
+        return Segmentation(resolved.labels, logits, label_map(logits, resolved.labels, options.background_threshold))
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """One image's segmentation: the class ``labels``, per-pixel ``logits`` ``(C, H, W)`` and the ``label_map``
+    ``(H, W)`` of class indices."""
+
+    labels: list[str]
+    logits: torch.Tensor
+    label_map: torch.Tensor
+
 
 def _tokenizer_kwargs(value: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
     if not value:

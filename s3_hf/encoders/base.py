@@ -110,6 +110,29 @@ class Encoder(abc.ABC):
             "SigLIP 2 or open_clip."
         )
 
+    @property
+    def has_dense_features(self) -> bool:
+        """Whether :meth:`dense_features` is available (open-vocabulary segmentation needs it)."""
+        return False
+
+    def dense_features(self, pixels: torch.Tensor, variant: str | None = "naclip") -> torch.Tensor:
+        """``(B, h, w, D)`` unit patch features in the joint space of normalised pixels ``(B, 3, H, W)`` of any size
+        (a multiple of the patch size), with the last block replaced by ``variant`` (see :mod:`s3_hf.dense`)."""
+        raise InvalidConfigError(
+            f"{self.family.family} models ({self.name or type(self.model).__name__}) give no dense patch features "
+            "here; open-vocabulary segmentation needs a ViT of CLIP, MetaCLIP 2 or open_clip."
+        )
+
+    def pixel_stats(self) -> tuple[list[float], list[float]]:
+        """The mean and standard deviation the image preprocessing normalises with, per channel."""
+        processor = self.image_processor
+        return list(processor.image_mean), list(processor.image_std)
+
+    @property
+    def patch_size(self) -> int:
+        """The vision tower's patch size in pixels."""
+        raise InvalidConfigError(f"{self.family.family} models have no patch grid here.")
+
     def encode_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> torch.Tensor:
         """Images (paths, URLs or PIL) -> ``(N, D)`` unit vectors."""
         from ..encoding import load_image

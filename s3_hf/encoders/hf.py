@@ -103,6 +103,45 @@ class TransformersEncoder(Encoder):
             return head
         return None
 
+    @property
+    def has_dense_features(self) -> bool:
+        return self._patch_head() == "projection"
+
+    @property
+    def patch_size(self) -> int:
+        if not self.has_dense_features:
+            return super().patch_size
+        return int(self.model.config.vision_config.patch_size)
+
+    @torch.inference_mode()
+    def dense_features(self, pixels: torch.Tensor, variant: str | None = "naclip") -> torch.Tensor:
+        from ..dense import BlockParts, last_block
+
+        if not self.has_dense_features:
+            return super().dense_features(pixels, variant)
+        vision = self.model.vision_model
+        px = pixels.to(device=self.model.device, dtype=self.model.dtype)
+        b, _, height, width = px.shape
+        grid = (height // self.patch_size, width // self.patch_size)
+        hidden = vision.pre_layrnorm(vision.embeddings(px, interpolate_pos_encoding=True))
+        layers = vision.encoder.layers
+        for layer in layers[:-1]:
+            hidden = layer(hidden, None)
+        last = layers[-1]
+        attn = last.self_attn
+        parts = BlockParts(
+            ln_1=last.layer_norm1,
+            qkv=lambda y: (attn.q_proj(y), attn.k_proj(y), attn.v_proj(y)),
+            out=attn.out_proj,
+            ln_2=last.layer_norm2,
+            mlp=last.mlp,
+            heads=attn.num_heads,
+            own=lambda t: last(t, None),
+        )
+        tokens = last_block(hidden, parts, variant, grid)
+        local = self.model.visual_projection(vision.post_layernorm(tokens[:, 1:]))
+        return F.normalize(local.float(), dim=-1).reshape(b, grid[0], grid[1], -1)
+
     # ---------------------------------------------------------------------------------------------- texts
     @torch.inference_mode()
     def encode_texts(

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import ModelLoadError
+from ..errors import InvalidConfigError, ModelLoadError
 from ..families import FamilyInfo
 from .base import Encoder, moved
 
@@ -198,6 +198,59 @@ class OpenClipEncoder(Encoder):
             and not getattr(visual, "final_ln_after_pool", False)
             and getattr(visual, "proj", None) is not None
         )
+
+    @property
+    def has_dense_features(self) -> bool:
+        return self.has_patch_tokens
+
+    @property
+    def patch_size(self) -> int:
+        if not self.has_dense_features:
+            return super().patch_size
+        return int(self.model.visual.patch_size[0])
+
+    def pixel_stats(self) -> tuple[list[float], list[float]]:
+        for t in getattr(self.image_processor, "transforms", []):
+            if hasattr(t, "mean") and hasattr(t, "std"):
+                return [float(x) for x in t.mean], [float(x) for x in t.std]
+        raise InvalidConfigError("The open_clip transform has no Normalize step to read the pixel statistics from.")
+
+    @torch.inference_mode()
+    def dense_features(self, pixels: torch.Tensor, variant: str | None = "naclip") -> torch.Tensor:
+        from ..dense import BlockParts, interpolate_positions, last_block
+
+        if not self.has_dense_features:
+            return super().dense_features(pixels, variant)
+        visual = self.model.visual
+        px = pixels.to(device=self.device, dtype=self._dtype())
+        b, _, height, width = px.shape
+        grid = (height // self.patch_size, width // self.patch_size)
+        x = visual.conv1(px).flatten(2).transpose(1, 2)
+        cls = visual.class_embedding.to(x.dtype).expand(b, 1, -1)
+        x = torch.cat([cls, x], 1) + interpolate_positions(visual.positional_embedding, grid).to(x.dtype)
+        x = visual.ln_pre(visual.patch_dropout(x))
+        blocks = visual.transformer.resblocks
+        if not getattr(visual.transformer, "batch_first", True):
+            raise InvalidConfigError(
+                "This open_clip vision tower runs sequence-first; dense features need batch-first."
+            )
+        for block in blocks[:-1]:
+            x = block(x)
+        last = blocks[-1]
+        parts = BlockParts(
+            ln_1=last.ln_1,
+            qkv=lambda y: F.linear(y, last.attn.in_proj_weight, last.attn.in_proj_bias).chunk(3, dim=-1),
+            out=last.attn.out_proj,
+            ln_2=last.ln_2,
+            mlp=last.mlp,
+            heads=last.attn.num_heads,
+            own=last,
+            scale_1=last.ls_1,
+            scale_2=last.ls_2,
+        )
+        tokens = last_block(x, parts, variant, grid)
+        local = visual.ln_post(tokens[:, 1:]) @ visual.proj
+        return F.normalize(local.float(), dim=-1).reshape(b, grid[0], grid[1], -1)
 
     # ---------------------------------------------------------------------------------------------- texts
     @torch.inference_mode()

@@ -1,0 +1,172 @@
+"""Dense (per-patch) features of CLIP-family ViTs without training: the last transformer block is replaced at
+inference by a named variant, the weights are never changed.
+
+Variants of the last block, on its input ``x`` (class token first, then the patch grid), with ``y = ln_1(x)``,
+``q, k, v`` its per-head projections and ``s = head_dim^-1/2``:
+
+- ``None``: the model's own block (its patch tokens, as the classification path computes them);
+- ``"maskclip"``: the value path only, ``out(v)``: no query/key attention, no residual, no FFN (MaskCLIP);
+- ``"sclip"``: attention ``softmax(s q qᵀ) + softmax(s k kᵀ)``, residual and FFN kept (SCLIP);
+- ``"clearclip"``: attention ``softmax(s q qᵀ)``, no residual, no FFN (ClearCLIP);
+- ``"naclip"``: attention ``softmax(s k kᵀ + G)`` with ``G`` a Gaussian of the patch-grid distance (std
+  :data:`NACLIP_STD` patches, ``G_ij = exp(-d_ij² / 2σ²)`` between patches, 0 where the class token is involved),
+  no residual, no FFN (NACLIP).
+
+The block's output patch tokens go through the vision tower's final layer norm and projection into the joint
+space and are normalised (see :meth:`s3_hf.encoders.Encoder.dense_features`). Position embeddings are
+interpolated for inputs of another size than the pretraining one. :func:`sliding_logits` runs a per-window
+function over an image with the published defaults (short side :data:`SHORT_SIDE`, window :data:`WINDOW`, stride
+:data:`STRIDE`) and averages overlapping logits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InvalidConfigError
+
+VARIANTS: tuple[str | None, ...] = (None, "maskclip", "sclip", "clearclip", "naclip")
+DEFAULT_VARIANT = "naclip"
+NACLIP_STD = 5.0
+SHORT_SIDE = 336
+WINDOW = 224
+STRIDE = 112
+
+
+def check_variant(variant: str | None) -> str | None:
+    """``variant`` itself, or an :class:`InvalidConfigError` listing :data:`VARIANTS`."""
+    if variant not in VARIANTS:
+        raise InvalidConfigError(f"Unknown dense variant {variant!r}; use one of {VARIANTS}.")
+    return variant
+
+
+@dataclass
+class BlockParts:
+    """The pieces of a pre-norm transformer block the variants need. ``qkv`` maps the normalised input
+    ``(B, N, W)`` to ``(q, k, v)``, each ``(B, N, W)``; ``own`` is the block's own forward."""
+
+    ln_1: Callable[[torch.Tensor], torch.Tensor]
+    qkv: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    out: Callable[[torch.Tensor], torch.Tensor]
+    ln_2: Callable[[torch.Tensor], torch.Tensor]
+    mlp: Callable[[torch.Tensor], torch.Tensor]
+    heads: int
+    own: Callable[[torch.Tensor], torch.Tensor]
+    scale_1: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # layer scale of the attention branch
+    scale_2: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # layer scale of the FFN branch
+
+
+def gaussian_window(grid: tuple[int, int], std: float = NACLIP_STD, prefix: int = 1) -> torch.Tensor:
+    """``(N, N)`` NACLIP's neighbourhood bias over ``prefix`` tokens and a ``grid`` of patches (row-major):
+    ``exp(-d² / 2σ²)`` between patches, 0 in the rows and columns of the prefix tokens."""
+    h, w = grid
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    pos = torch.stack([rows.flatten(), cols.flatten()], -1).double()
+    d2 = torch.cdist(pos, pos) ** 2
+    out = torch.zeros(prefix + h * w, prefix + h * w, dtype=torch.float64)
+    out[prefix:, prefix:] = torch.exp(-d2 / (2 * std**2))
+    return out
+
+
+def last_block(x: torch.Tensor, parts: BlockParts, variant: str | None, grid: tuple[int, int]) -> torch.Tensor:
+    """The last block's output tokens ``(B, N, W)`` under ``variant`` (see the module docstring)."""
+    check_variant(variant)
+    if variant is None:
+        return parts.own(x)
+    b, n, width = x.shape
+    hd = width // parts.heads
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(b, n, parts.heads, hd).transpose(1, 2)
+
+    q, k, v = (heads(t) for t in parts.qkv(parts.ln_1(x)))
+    scale = hd**-0.5
+    if variant == "maskclip":
+        o = v
+    else:
+        if variant == "sclip":
+            attn = (scale * q @ q.transpose(-1, -2)).softmax(-1) + (scale * k @ k.transpose(-1, -2)).softmax(-1)
+        elif variant == "clearclip":
+            attn = (scale * q @ q.transpose(-1, -2)).softmax(-1)
+        else:  # naclip
+            bias = gaussian_window(grid, NACLIP_STD, n - grid[0] * grid[1]).to(k)
+            attn = (scale * k @ k.transpose(-1, -2) + bias).softmax(-1)
+        o = attn @ v
+    o = parts.out(o.transpose(1, 2).reshape(b, n, width))
+    if variant == "sclip":  # residual and FFN kept
+        x = x + parts.scale_1(o)
+        return x + parts.scale_2(parts.mlp(parts.ln_2(x)))
+    return o
+
+
+def interpolate_positions(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1) -> torch.Tensor:
+    """Position embeddings ``(prefix + n, W)`` of a square pretraining grid resized (bicubic) to ``grid``."""
+    side = math.isqrt(pos.shape[0] - prefix)
+    if (side, side) == grid:
+        return pos
+    patch = pos[prefix:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+    patch = F.interpolate(patch, size=grid, mode="bicubic", align_corners=False)
+    patch = patch.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(pos.dtype)
+    return torch.cat([pos[:prefix], patch])
+
+
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows along one side: every ``stride``, plus one flush with the end."""
+    if size <= window:
+        return [0]
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] != size - window:
+        starts.append(size - window)
+    return starts
+
+
+def sliding_logits(
+    pixels: torch.Tensor,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    window: int = WINDOW,
+    stride: int = STRIDE,
+) -> torch.Tensor:
+    """``(C, H, W)`` logits of an image ``pixels`` ``(3, H, W)``: ``fn`` maps each window ``(1, 3, h, w)`` to its
+    logits ``(C, h, w)``; overlapping windows are averaged. A window covering the image makes it one pass."""
+    _, height, width = pixels.shape
+    total = None
+    count = torch.zeros(1, height, width, dtype=torch.float64)
+    for y in window_starts(height, window, stride):
+        for x in window_starts(width, window, stride):
+            crop = pixels[:, y : y + window, x : x + window]
+            out = fn(crop[None]).double()
+            if total is None:
+                total = torch.zeros(out.shape[0], height, width, dtype=torch.float64)
+            total[:, y : y + crop.shape[1], x : x + crop.shape[2]] += out
+            count[:, y : y + crop.shape[1], x : x + crop.shape[2]] += 1
+    assert total is not None
+    return (total / count).float()
+
+
+def resize_short_side(height: int, width: int, short: int = SHORT_SIDE) -> tuple[int, int]:
+    """The size with the short side ``short`` and the aspect ratio kept."""
+    scale = short / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+__all__ = [
+    "DEFAULT_VARIANT",
+    "NACLIP_STD",
+    "SHORT_SIDE",
+    "STRIDE",
+    "VARIANTS",
+    "WINDOW",
+    "BlockParts",
+    "check_variant",
+    "gaussian_window",
+    "interpolate_positions",
+    "last_block",
+    "resize_short_side",
+    "sliding_logits",
+    "window_starts",
+]

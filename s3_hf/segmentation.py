@@ -1,0 +1,142 @@
+"""Open-vocabulary semantic segmentation with synonym spaces: every patch of an image is scored against the class
+spaces by the same engine, metrics and spaces that classify images.
+
+An image is resized to a short side of ``short_side`` pixels and normalised as the model's preprocessing does;
+windows of ``window`` pixels every ``stride`` pixels go through the vision tower with its last block replaced by a
+dense variant (:mod:`s3_hf.dense`); each patch feature is scored with :meth:`S3Engine.scores` (the logits of the
+requested metric, ``τ · s_c(v) + b``); patch logits are upsampled bilinearly to the window, averaged where windows
+overlap, and upsampled to the image. The label map is the per-pixel argmax; a pixel whose top probability
+(softmax over classes) is below ``background_threshold`` goes to the class named ``background``.
+
+With one name per class and metric ``label`` this is the base segmenter's own scoring; with several names per class
+(a space of names, no pruning) and ``nearest_point`` it is the "max over names" rule of SCLIP and NACLIP; S^3
+replaces that max with a point-to-space score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .dense import DEFAULT_VARIANT, SHORT_SIDE, STRIDE, WINDOW, check_variant, resize_short_side, sliding_logits
+from .errors import InvalidConfigError
+
+BACKGROUND = "background"
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """How dense inference runs: the last-block ``variant``, the resize and the sliding window, and the background
+    rule (``background_threshold``: ``None`` for none, else a probability; it needs a class named
+    ``background``)."""
+
+    variant: str | None = DEFAULT_VARIANT
+    short_side: int = SHORT_SIDE
+    window: int = WINDOW
+    stride: int = STRIDE
+    background_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        check_variant(self.variant)
+        for name in ("short_side", "window", "stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}.")
+        t = self.background_threshold
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 1):
+            raise InvalidConfigError(f"background_threshold must be a probability in [0, 1] or None, got {t!r}.")
+
+
+def image_pixels(image: Image.Image, mean: list[float], std: list[float], short_side: int) -> torch.Tensor:
+    """``(3, h, w)`` the RGB image resized (bicubic) to a short side of ``short_side``, scaled to [0, 1] and
+    normalised with ``mean`` and ``std``."""
+    h, w = resize_short_side(image.height, image.width, short_side)
+    arr = np.asarray(image.convert("RGB").resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
+    x = torch.from_numpy(arr).permute(2, 0, 1)
+    return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+
+
+def window_logits(engine: Any, resolved: Any, crop: torch.Tensor, variant: str | None) -> torch.Tensor:
+    """``(C, h, w)`` logits of one window ``(1, 3, h, w)``: each patch scored by the engine, upsampled bilinearly."""
+    feats = engine.encoder.dense_features(crop, variant)[0]  # (gh, gw, D)
+    gh, gw, d = feats.shape
+    logits = engine.scores(feats.reshape(-1, d), resolved).logits.float()  # (gh * gw, C)
+    grid = logits.T.reshape(1, -1, gh, gw).cpu()
+    return F.interpolate(grid, size=tuple(crop.shape[-2:]), mode="bilinear", align_corners=False)[0]
+
+
+def segment_logits(engine: Any, image: Image.Image, resolved: Any, options: SegmentOptions) -> torch.Tensor:
+    """``(C, H, W)`` per-pixel logits of ``image`` (its own size) for the classes of ``resolved``."""
+    mean, std = engine.encoder.pixel_stats()
+    pixels = image_pixels(image, mean, std, options.short_side)
+    logits = sliding_logits(
+        pixels,
+        lambda crop: window_logits(engine, resolved, crop, options.variant),
+        options.window,
+        options.stride,
+    )
+    return F.interpolate(logits[None], size=(image.height, image.width), mode="bilinear", align_corners=False)[0]
+
+
+def label_map(logits: torch.Tensor, labels: list[str], background_threshold: float | None = None) -> torch.Tensor:
+    """``(H, W)`` class indices: the per-pixel argmax; below ``background_threshold`` top probability (softmax
+    over classes), the ``background`` class."""
+    out = logits.argmax(0)
+    if background_threshold is not None:
+        names = [lab.casefold() for lab in labels]
+        if BACKGROUND not in names:
+            raise InvalidConfigError(
+                "background_threshold needs a class named 'background' (give it its own names, as "
+                "'background: sky, wall, ...' files do); add one or drop the threshold."
+            )
+        top = logits.float().softmax(0).amax(0)
+        out = torch.where(top < background_threshold, torch.tensor(names.index(BACKGROUND)), out)
+    return out
+
+
+def class_masks(logits: torch.Tensor, labels: list[str], label_ids: torch.Tensor) -> list[dict[str, Any]]:
+    """transformers' ``image-segmentation`` output: per class present, ``{"score", "label", "mask"}`` with the mean
+    probability over its pixels and a PIL mask (255 inside), in decreasing area."""
+    probs = logits.float().softmax(0)
+    out = []
+    for c in torch.unique(label_ids).tolist():
+        inside = label_ids == c
+        mask = Image.fromarray((inside.numpy() * 255).astype(np.uint8))  # 2-D uint8: mode L
+        out.append(
+            {"score": float(probs[c][inside].mean()), "label": labels[c], "mask": mask, "_area": int(inside.sum())}
+        )
+    out.sort(key=lambda r: -r.pop("_area"))
+    return out
+
+
+def read_class_names(text: str) -> tuple[list[str], dict[str, list[str]]]:
+    """A class-name file: one class per line, several comma-separated names allowed (the first is the label), as
+    SCLIP's and NACLIP's ``cls_*.txt`` files are. Returns ``(labels, {label: [other names]})``."""
+    labels: list[str] = []
+    names: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",") if p.strip()]
+        if not parts:
+            continue
+        labels.append(parts[0])
+        names[parts[0]] = parts[1:]
+    if not labels:
+        raise InvalidConfigError("The class-name file holds no class.")
+    return labels, names
+
+
+__all__ = [
+    "BACKGROUND",
+    "SegmentOptions",
+    "class_masks",
+    "image_pixels",
+    "label_map",
+    "read_class_names",
+    "segment_logits",
+    "window_logits",
+]

@@ -1,0 +1,279 @@
+"""Open-vocabulary segmentation: dense features without training (each last-block variant against a hand-written
+reference), the sliding window, scoring through the classification engine, and the mIoU module."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from s3_hf.dense import VARIANTS, gaussian_window, sliding_logits, window_starts
+from s3_hf.engine import S3Engine
+from s3_hf.errors import InvalidConfigError
+from s3_hf.segmentation import SegmentOptions, label_map, read_class_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_clip_dir):
+    return S3Engine.from_pretrained(tiny_clip_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def miou():
+    spec = importlib.util.spec_from_file_location(
+        "mean_iou_module", ROOT / "eval" / "metrics" / "mean_iou" / "mean_iou.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------------------------- features
+def reference_block(layer, x: torch.Tensor, variant: str, grid: tuple[int, int]) -> torch.Tensor:
+    """The variants written out head by head, token by token, from their definitions."""
+    attn = layer.self_attn
+    heads, width = attn.num_heads, x.shape[-1]
+    hd = width // heads
+    y = layer.layer_norm1(x)[0]  # one image: (N, W)
+    q, k, v = attn.q_proj(y), attn.k_proj(y), attn.v_proj(y)
+    n = y.shape[0]
+    out = torch.zeros(n, width)
+    bias = gaussian_window(grid, 5.0, 1).float()
+    for h in range(heads):
+        sl = slice(h * hd, (h + 1) * hd)
+        qh, kh, vh = q[:, sl], k[:, sl], v[:, sl]
+        for i in range(n):
+            if variant == "maskclip":
+                out[i, sl] = vh[i]
+                continue
+            qq = torch.stack([qh[i] @ qh[j] for j in range(n)]) / hd**0.5
+            kk = torch.stack([kh[i] @ kh[j] for j in range(n)]) / hd**0.5
+            if variant == "sclip":
+                w = torch.softmax(qq, 0) + torch.softmax(kk, 0)
+            elif variant == "clearclip":
+                w = torch.softmax(qq, 0)
+            else:
+                w = torch.softmax(kk + bias[i], 0)
+            out[i, sl] = (w[:, None] * vh).sum(0)
+    o = attn.out_proj(out)[None]
+    if variant == "sclip":
+        x = x + o
+        return x + layer.mlp(layer.layer_norm2(x))
+    return o
+
+
+def tokens_before_last(model, pixels: torch.Tensor) -> torch.Tensor:
+    vision = model.vision_model
+    h = vision.pre_layrnorm(vision.embeddings(pixels))
+    for layer in vision.encoder.layers[:-1]:
+        h = layer(h, None)
+    return h
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v is not None])
+def test_each_variant_matches_its_hand_written_block(engine, variant):
+    model = engine.model
+    pixels = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        x = tokens_before_last(model, pixels)
+        ref = reference_block(model.vision_model.encoder.layers[-1], x, variant, (4, 4))
+        want = F.normalize(model.visual_projection(model.vision_model.post_layernorm(ref[:, 1:])), dim=-1)
+    got = engine.encoder.dense_features(pixels, variant)
+    assert got.shape == (1, 4, 4, 16)
+    assert torch.allclose(got.reshape(1, 16, 16), want, atol=1e-5)
+
+
+def test_without_a_variant_the_tokens_are_the_models_own(engine, photos):
+    inputs = engine.image_inputs([Image.open(photos[0]).convert("RGB")])
+    model = engine.model
+    with torch.no_grad():
+        out = model.get_image_features(**inputs)
+        own = model.visual_projection(model.vision_model.post_layernorm(out.last_hidden_state[:, 1:]))
+    dense = engine.encoder.dense_features(inputs["pixel_values"], None)
+    assert torch.allclose(dense.reshape(1, 16, -1), F.normalize(own, dim=-1), atol=1e-5)
+    _glob, local = engine.encoder.global_and_local(inputs)  # SSP's patch tokens are the same
+    assert torch.allclose(local, dense.reshape(1, 16, -1), atol=1e-5)
+
+
+def test_dense_inference_changes_no_weight_and_not_the_classification_path(engine, photos):
+    inputs = engine.image_inputs([Image.open(photos[1]).convert("RGB")])
+    before = {k: v.clone() for k, v in engine.model.state_dict().items()}
+    v0 = engine.encode_pixels(inputs)
+    for variant in VARIANTS:
+        engine.encoder.dense_features(torch.randn(1, 3, 48, 64), variant)  # other sizes: positions interpolated
+    assert all(torch.equal(before[k], v) for k, v in engine.model.state_dict().items())
+    assert torch.equal(engine.encode_pixels(inputs), v0)
+
+
+def test_larger_inputs_interpolate_the_positions(engine):
+    out = engine.encoder.dense_features(torch.randn(2, 3, 48, 64), "naclip")
+    assert out.shape == (2, 6, 8, 16) and torch.allclose(out.norm(dim=-1), torch.ones(2, 6, 8), atol=1e-5)
+
+
+def test_families_without_dense_features_are_refused(tmp_path, photos):
+    from helpers import make_tiny_family
+
+    engine = S3Engine.from_pretrained(make_tiny_family(tmp_path / "siglip", "siglip"), device="cpu")
+    request = engine.request(["cat", "dog"])
+    with pytest.raises(InvalidConfigError, match="dense patch features"):
+        engine.segment(str(photos[0]), request)
+
+
+# ------------------------------------------------------------------------------------------ sliding window
+def test_window_starts_cover_the_side():
+    assert window_starts(336, 224, 112) == [0, 112]
+    assert window_starts(500, 224, 112) == [0, 112, 224, 276]
+    assert window_starts(200, 224, 112) == [0]
+
+
+def test_a_window_covering_the_image_is_a_single_pass():
+    image = torch.randn(3, 40, 56)
+    fn = lambda crop: crop[0, :2] * 3.0  # noqa: E731 - a planted per-window "model"
+    assert torch.allclose(sliding_logits(image, fn, window=64, stride=32), image[:2] * 3.0)
+
+
+def test_overlapping_windows_average_exactly():
+    planted = torch.randn(2, 50, 70, dtype=torch.float64)
+    calls = []
+
+    def fn(crop: torch.Tensor) -> torch.Tensor:
+        y, x = int(crop[0, 0, 0, 0]), int(crop[0, 1, 0, 0])  # the window's position, written into its pixels
+        calls.append((y, x))
+        # each window returns the planted map plus an offset that cancels on average over its overlaps
+        return planted[:, y : y + crop.shape[2], x : x + crop.shape[3]] + (len(calls) % 2) - 0.5
+
+    rows, cols = torch.meshgrid(torch.arange(50.0), torch.arange(70.0), indexing="ij")
+    image = torch.stack([rows, cols, torch.zeros(50, 70)])
+    out = sliding_logits(image, fn, window=30, stride=20)
+    assert len(calls) == len(window_starts(50, 30, 20)) * len(window_starts(70, 30, 20))
+    # by hand: the mean over the windows covering each pixel of (planted + offset of that window)
+    total, count = torch.zeros(2, 50, 70, dtype=torch.float64), torch.zeros(50, 70, dtype=torch.float64)
+    for n, (y, x) in enumerate(calls, start=1):
+        total[:, y : y + 30, x : x + 30] += planted[:, y : y + 30, x : x + 30] + (n % 2) - 0.5
+        count[y : y + 30, x : x + 30] += 1
+    assert torch.allclose(out.double(), total / count, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def test_one_name_per_class_with_label_is_the_base_segmenters_scoring(engine, photos):
+    labels = ["cat", "coffee", "sky"]
+    image = Image.open(photos[0]).convert("RGB")
+    options = SegmentOptions(variant="sclip", short_side=40, window=32, stride=16)
+    seg = engine.segment(image, engine.request(labels, hypothesis_template="a photo of a {}.", metric="label"), options)
+    text = engine.encoder.encode_texts([f"a photo of a {lab}." for lab in labels])
+
+    def base(crop: torch.Tensor) -> torch.Tensor:  # the base segmenter: tau * cosine to each class text
+        f = engine.encoder.dense_features(crop, "sclip")[0]
+        logits = engine.logit_scale * f.reshape(-1, f.shape[-1]) @ text.T
+        grid = logits.T.reshape(1, len(labels), *f.shape[:2])
+        return F.interpolate(grid, size=crop.shape[-2:], mode="bilinear", align_corners=False)[0]
+
+    from s3_hf.segmentation import image_pixels
+
+    mean, std = engine.encoder.pixel_stats()
+    want = sliding_logits(image_pixels(image, mean, std, 40), base, 32, 16)
+    want = F.interpolate(want[None], size=(image.height, image.width), mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(seg.logits, want, atol=1e-4)
+    assert seg.label_map.shape == (image.height, image.width)
+
+
+def test_several_names_with_nearest_point_is_the_max_over_names(engine, photos):
+    text = "background, sky, wall\ncat, kitty, house cat\ncup, coffee cup, mug"
+    labels, names = read_class_names(text)
+    assert labels == ["background", "cat", "cup"] and names["cat"] == ["kitty", "house cat"]
+    image = Image.open(photos[1]).convert("RGB")
+    options = SegmentOptions(variant="naclip", short_side=40, window=32, stride=16)
+    request = engine.request(
+        labels,
+        synonyms=names,
+        concept_format="{concept}",
+        hypothesis_template="{}",
+        metric="nearest_point",
+        radius=None,
+    )
+    seg = engine.segment(image, request, options)
+    all_names = [[lab, *names[lab]] for lab in labels]
+    emb = [engine.encoder.encode_texts(n) for n in all_names]
+
+    def max_over_names(crop: torch.Tensor) -> torch.Tensor:
+        f = engine.encoder.dense_features(crop, "naclip")[0]
+        flat = f.reshape(-1, f.shape[-1])
+        logits = torch.stack([(flat @ e.T).amax(-1) for e in emb], -1) * engine.logit_scale
+        grid = logits.T.reshape(1, len(labels), *f.shape[:2])
+        return F.interpolate(grid, size=crop.shape[-2:], mode="bilinear", align_corners=False)[0]
+
+    from s3_hf.segmentation import image_pixels
+
+    mean, std = engine.encoder.pixel_stats()
+    want = sliding_logits(image_pixels(image, mean, std, 40), max_over_names, 32, 16)
+    want = F.interpolate(want[None], size=(image.height, image.width), mode="bilinear", align_corners=False)[0]
+    assert torch.equal(seg.label_map, want.argmax(0))
+
+
+def test_planted_features_give_the_known_label_map_and_miou(engine, monkeypatch, miou):
+    """Dense features forced onto the class spaces in known regions: the known label map, and a hand-computed mIoU."""
+    labels = ["cat", "dog", "sky"]
+    space = engine.space(candidate_labels=labels, hypothesis_template="a photo of a {}.").space
+    points = space.tensors.points  # one label point per class
+
+    def planted(pixels: torch.Tensor, variant: str | None = None) -> torch.Tensor:
+        _, _, h, w = pixels.shape
+        gh, gw = h // 8, w // 8
+        out = torch.empty(1, gh, gw, points.shape[1])
+        out[0, :, : gw // 2] = points[0]  # left half: cat
+        out[0, :, gw // 2 :] = points[2]  # right half: sky
+        out[0, : gh // 2, gw // 2 :] = points[1]  # top right: dog
+        return out
+
+    monkeypatch.setattr(engine.encoder, "dense_features", planted)
+    image = Image.new("RGB", (64, 64))
+    options = SegmentOptions(short_side=64, window=64, stride=64)
+    seg = engine.segment(image, engine.request(labels, hypothesis_template="a photo of a {}.", metric="label"), options)
+    lm = seg.label_map.numpy()
+    assert (lm[:, :24] == 0).all() and (lm[:24, 40:] == 1).all() and (lm[40:, 40:] == 2).all()
+    truth = np.zeros((64, 64), dtype=np.int64)
+    truth[:, 32:] = 2
+    truth[:32, 32:] = 1
+    truth[0, 0] = 255  # ignored
+    conf = miou.confusion_matrix(lm, truth, 3)
+    tp = np.diag(conf)
+    by_hand = np.mean([tp[c] / (conf[c].sum() + conf[:, c].sum() - tp[c]) for c in range(3)])
+    assert miou.scores(conf)["mean_iou"] == pytest.approx(by_hand)
+    assert conf.sum() == 64 * 64 - 1
+
+
+def test_background_threshold_needs_a_background_class():
+    logits = torch.tensor([[[2.0, 0.1]], [[1.9, 0.0]], [[0.0, 0.05]]])  # 3 classes, 1x2 pixels
+    assert label_map(logits, ["background", "cat", "dog"]).tolist() == [[0, 0]]
+    # pixel 0: top probability 0.49 (kept at 0.45); pixel 1: 0.35 (below: background)
+    assert label_map(logits, ["cat", "background", "dog"], 0.45).tolist() == [[0, 1]]
+    with pytest.raises(InvalidConfigError, match="background"):
+        label_map(logits, ["cat", "dog", "cow"], 0.5)
+    with pytest.raises(InvalidConfigError, match="dense variant"):
+        SegmentOptions(variant="maskclip2")
+
+
+# --------------------------------------------------------------------------------------------------- mIoU
+def test_miou_matches_a_hand_computation(miou):
+    pred = np.array([[0, 0, 1, 1], [0, 2, 2, 1], [3, 3, 3, 3]])
+    ref = np.array([[0, 0, 1, 255], [0, 0, 2, 1], [255, 255, 255, 255]])
+    out = miou.scores(miou.confusion_matrix(pred, ref, num_labels=5))
+    # 7 pixels are scored (255 is ignored). class 0: TP 3, FN 1 -> 3/4; class 1: TP 2 (its prediction at (0, 3)
+    # sits on an ignored pixel) -> 1; class 2: TP 1, FP 1 -> 1/2; classes 3 and 4: absent from both (the 3s sit on
+    # ignored pixels) -> no IoU; 6 of the 7 pixels are right
+    assert out["per_class_iou"][:3] == pytest.approx([0.75, 1.0, 0.5])
+    assert np.isnan(out["per_class_iou"][3]) and np.isnan(out["per_class_iou"][4])
+    assert out["mean_iou"] == pytest.approx(np.mean([0.75, 1.0, 0.5]))
+    assert out["pixel_accuracy"] == pytest.approx(6 / 7)
+    metric = miou.MeanIoU()
+    via_evaluate = metric.compute(predictions=[pred], references=[ref], num_labels=5)
+    assert via_evaluate["mean_iou"] == pytest.approx(out["mean_iou"])
+    ade = miou.confusion_matrix(np.array([[0, 1]]), np.array([[0, 2]]), num_labels=2, reduce_zero_label=True)
+    assert ade.tolist() == [[0, 0], [0, 1]]  # reference 0 ignored, 2 -> class 1
