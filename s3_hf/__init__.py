@@ -30,7 +30,7 @@ from .errors import (
     UnsupportedModelError,
     WordNetMissingError,
 )
-from .tasks import TASK, install
+from .tasks import SEGMENTATION_TASK, TASK, install
 
 __version__ = "0.1.0"
 
@@ -55,18 +55,29 @@ _LAZY = {
     "SSPAdapter": ".fewshot",
     "SSPConfig": ".fewshot",
     "load_model": ".models",
+    "load_encoder": ".encoders",
+    "Encoder": ".encoders",
+    "CuratedSource": ".synonyms",
+    "build_method_space": ".baselines",
+    "SegmentOptions": ".segmentation",
+    "Segmentation": ".engine",
+    "S3OpenVocabularySegmentationPipeline": ".segment_pipeline",
 }
 
 if TYPE_CHECKING:
     from .artifact import S3Config, SynonymSpace
+    from .baselines import build_method_space
     from .build import build_synonym_space
-    from .engine import ClassifyRequest, Prediction, S3Engine
+    from .encoders import Encoder, load_encoder
+    from .engine import ClassifyRequest, Prediction, S3Engine, Segmentation
     from .fewshot import SSPAdapter, SSPConfig
     from .metrics import METRICS, score
     from .models import load_model
     from .options import METRIC_NAMES, SpaceParams
     from .pipeline import S3ZeroShotImageClassificationPipeline
-    from .synonyms import LabelOnlySource, StaticSource, SynonymSource
+    from .segment_pipeline import S3OpenVocabularySegmentationPipeline
+    from .segmentation import SegmentOptions
+    from .synonyms import CuratedSource, LabelOnlySource, StaticSource, SynonymSource
     from .templates import IMAGENET_TEMPLATES, resolve_templates
 
 
@@ -88,6 +99,7 @@ __all__ = [
     "IMAGENET_TEMPLATES",
     "METRICS",
     "METRIC_NAMES",
+    "SEGMENTATION_TASK",
     "TASK",
     "ArtifactCorruptError",
     "ArtifactError",
@@ -96,6 +108,8 @@ __all__ = [
     "ArtifactValueError",
     "CLIUsageError",
     "ClassifyRequest",
+    "CuratedSource",
+    "Encoder",
     "EvalError",
     "FormatVersionError",
     "HubError",
@@ -109,9 +123,12 @@ __all__ = [
     "S3Config",
     "S3Engine",
     "S3Error",
+    "S3OpenVocabularySegmentationPipeline",
     "S3ZeroShotImageClassificationPipeline",
     "SSPAdapter",
     "SSPConfig",
+    "SegmentOptions",
+    "Segmentation",
     "SpaceBuildError",
     "SpaceParams",
     "StaticSource",
@@ -123,7 +140,9 @@ __all__ = [
     "UnsupportedModelError",
     "WordNetMissingError",
     "__version__",
+    "build_method_space",
     "build_synonym_space",
+    "load_encoder",
     "load_model",
     "resolve_templates",
     "score",

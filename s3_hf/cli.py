@@ -290,6 +290,54 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segment(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from .encoding import load_image
+    from .fileio import write_files, write_json
+    from .segmentation import SegmentOptions, overlay, read_class_names
+
+    if args.class_names:
+        if args.space or args.labels:
+            raise CLIUsageError("Pass one of --class-names, --labels or --space.")
+        labels, names = read_class_names(read_user_text(args.class_names, InvalidLabelsError, "Class-name file"))
+        kwargs: dict[str, Any] = {"candidate_labels": labels, "synonyms": names, "concept_format": "{concept}"}
+        kwargs["templates"] = _templates(args.templates)
+    else:
+        kwargs = _space_kwargs(args)
+    variant = None if args.variant == "none" else args.variant
+    options = SegmentOptions(variant, args.short_side, args.window, args.stride, args.background_threshold)
+    images = _images(args.images)
+    engine = load_engine(args.model, args.device)
+    request = engine.request(metric=args.metric, **kwargs)
+    out = Path(args.out)
+    summary = []
+    for path in images:
+        image = load_image(path)
+        seg = engine.segment(image, request, options)
+        ids = seg.label_map.numpy()
+        stem = Path(str(path)).stem
+        index = Image.fromarray(ids.astype(np.uint8 if len(seg.labels) <= 256 else np.uint16))
+        shown = overlay(image, seg.label_map, seg.labels)
+
+        write_files(
+            out,
+            {
+                f"{stem}.png": lambda p, im=index: im.save(p, format="PNG"),
+                f"{stem}_overlay.png": lambda p, im=shown: im.save(p, format="PNG"),
+            },
+        )
+        present = {seg.labels[c]: int((ids == c).sum()) for c in np.unique(ids)}
+        summary.append({"image": str(path), "classes": present})
+        print(
+            f"{path}: " + ", ".join(f"{k} {v / ids.size:.0%}" for k, v in sorted(present.items(), key=lambda x: -x[1]))
+        )
+    write_json(out / "segments.json", {"labels": seg.labels, "images": summary})
+    print(f"Wrote index maps (<image>.png, class indices), overlays (<image>_overlay.png) and segments.json to {out}.")
+    return 0
+
+
 def cmd_fewshot(args: argparse.Namespace) -> int:
     kwargs = _space_kwargs(args)
     out = args.out or args.space
@@ -651,6 +699,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")
     model_args(c)
     c.set_defaults(func=cmd_classify)
+
+    g2 = sub.add_parser("segment", help="open-vocabulary segmentation: index maps and colour overlays with a legend")
+    g2.add_argument("images", nargs="+", help="image files, folders or URLs")
+    space_args(g2)
+    g2.add_argument("--class-names", help="a class-name file: one class a line, comma-separated names (cls_*.txt)")
+    g2.add_argument("--out", required=True, help="folder to write <image>.png, <image>_overlay.png, segments.json")
+    g2.add_argument("--metric", choices=METRIC_NAMES, help="default: the space's metric (local_center)")
+    g2.add_argument("--variant", default="naclip", choices=["naclip", "sclip", "clearclip", "maskclip", "none"])
+    g2.add_argument("--short-side", type=POSITIVE, default=336)
+    g2.add_argument("--window", type=POSITIVE, default=224)
+    g2.add_argument("--stride", type=POSITIVE, default=112)
+    g2.add_argument("--background-threshold", type=float, help="below this top probability: the 'background' class")
+    model_args(g2)
+    g2.set_defaults(func=cmd_segment)
 
     f = sub.add_parser("fewshot", help="fit SSP on a folder of labelled images and save it beside a space")
     f.add_argument("support", help="folder with one sub-folder of images per class")

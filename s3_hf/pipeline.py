@@ -18,7 +18,7 @@ from .encoding import load_image
 from .engine import ClassifyRequest, ClassScores, S3Engine, rank
 from .errors import InvalidConfigError, InvalidLabelsError
 from .options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
-from .tasks import TASK
+from .tasks import SEGMENTATION_TASK, TASK
 
 
 class S3ZeroShotImageClassificationPipeline(Pipeline):
@@ -167,16 +167,22 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
 
 
 def register() -> None:
-    """Register the task with transformers (done when transformers' pipelines are imported after ``s3_hf``)."""
-    if TASK in PIPELINE_REGISTRY.supported_tasks:
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        TASK,
-        pipeline_class=S3ZeroShotImageClassificationPipeline,
-        pt_model=AutoModelForZeroShotImageClassification,
-        default=SUPPORTED_TASKS["zero-shot-image-classification"]["default"],
-        type="multimodal",
-    )
+    """Register the tasks with transformers (done when transformers' pipelines are imported after ``s3_hf``)."""
+    from .segment_pipeline import S3OpenVocabularySegmentationPipeline
+
+    for task, cls in (
+        (TASK, S3ZeroShotImageClassificationPipeline),
+        (SEGMENTATION_TASK, S3OpenVocabularySegmentationPipeline),
+    ):
+        if task in PIPELINE_REGISTRY.supported_tasks:
+            continue
+        PIPELINE_REGISTRY.register_pipeline(
+            task,
+            pipeline_class=cls,
+            pt_model=AutoModelForZeroShotImageClassification,
+            default=SUPPORTED_TASKS["zero-shot-image-classification"]["default"],
+            type="multimodal",
+        )
 
 
 register()

@@ -114,6 +114,41 @@ def class_masks(logits: torch.Tensor, labels: list[str], label_ids: torch.Tensor
     return out
 
 
+def palette(n: int) -> np.ndarray:
+    """``(n, 3)`` uint8 colours: PASCAL VOC's colour map (bit-interleaved class index), so class 0 is black."""
+    out = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        out[i] = (r, g, b)
+    return out
+
+
+def overlay(image: Image.Image, label_ids: torch.Tensor, labels: list[str], alpha: float = 0.5) -> Image.Image:
+    """The image with its label map blended in (``alpha``) and a legend of the classes present on the right."""
+    from PIL import ImageDraw
+
+    ids = label_ids.numpy()
+    colours = palette(len(labels))
+    blend = (1 - alpha) * np.asarray(image.convert("RGB"), dtype=np.float32) + alpha * colours[ids].astype(np.float32)
+    present = [int(c) for c in np.unique(ids)]
+    row, box = 18, 12
+    legend_w = 16 + 8 * max((len(labels[c]) for c in present), default=0) + box
+    canvas = Image.new("RGB", (image.width + legend_w, max(image.height, row * len(present) + 8)), "white")
+    canvas.paste(Image.fromarray(blend.clip(0, 255).astype(np.uint8)), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for k, c in enumerate(present):
+        y = 4 + k * row
+        x = image.width + 6
+        draw.rectangle([x, y, x + box, y + box], fill=tuple(int(v) for v in colours[c]), outline="black")
+        draw.text((x + box + 6, y), labels[c], fill="black")
+    return canvas
+
+
 def read_class_names(text: str) -> tuple[list[str], dict[str, list[str]]]:
     """A class-name file: one class per line, several comma-separated names allowed (the first is the label), as
     SCLIP's and NACLIP's ``cls_*.txt`` files are. Returns ``(labels, {label: [other names]})``."""
@@ -136,6 +171,8 @@ __all__ = [
     "class_masks",
     "image_pixels",
     "label_map",
+    "overlay",
+    "palette",
     "read_class_names",
     "segment_logits",
     "window_logits",

@@ -1,6 +1,7 @@
 """The pipeline task name and its lazy registration with transformers.
 
-``import s3_hf`` must stay light (no transformers) yet make ``pipeline("s3-zero-shot-classification")`` work.
+``import s3_hf`` must stay light (no transformers) yet make ``pipeline("s3-zero-shot-classification")`` and
+``pipeline("s3-open-vocabulary-segmentation")`` work.
 So registration is deferred: if transformers' pipelines are already imported the task is registered at once,
 otherwise a one-shot import hook registers it right after ``transformers.pipelines`` finishes loading.
 """
@@ -15,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 TASK = "s3-zero-shot-classification"
+SEGMENTATION_TASK = "s3-open-vocabulary-segmentation"
 _TARGET = "transformers.pipelines"
 _lock = threading.Lock()
 
@@ -78,4 +80,4 @@ def install() -> None:
             sys.meta_path.insert(0, _finder)
 
 
-__all__ = ["TASK", "install"]
+__all__ = ["SEGMENTATION_TASK", "TASK", "install"]

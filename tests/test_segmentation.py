@@ -4,6 +4,7 @@ reference), the sliding window, scoring through the classification engine, and t
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +278,47 @@ def test_miou_matches_a_hand_computation(miou):
     assert via_evaluate["mean_iou"] == pytest.approx(out["mean_iou"])
     ade = miou.confusion_matrix(np.array([[0, 1]]), np.array([[0, 2]]), num_labels=2, reduce_zero_label=True)
     assert ade.tolist() == [[0, 0], [0, 1]]  # reference 0 ignored, 2 -> class 1
+
+
+# --------------------------------------------------------------------------------------------------- faces
+def test_pipeline_output_follows_image_segmentation(tiny_clip_dir, photos, tmp_path):
+    from transformers import pipeline
+
+    import s3_hf
+
+    seg = pipeline(s3_hf.SEGMENTATION_TASK, model=str(tiny_clip_dir))
+    options = {"short_side": 40, "window": 32, "stride": 16}
+    out = seg(str(photos[0]), candidate_labels=["cat", "coffee", "sky"], **options)
+    assert out and all(set(r) == {"score", "label", "mask"} for r in out)
+    image = Image.open(photos[0])
+    masks = [np.asarray(r["mask"]) for r in out]
+    assert all(m.shape == (image.height, image.width) and set(np.unique(m)) <= {0, 255} for m in masks)
+    assert (sum(m // 255 for m in masks) == 1).all()  # the masks partition the image
+    # one space serves both tasks
+    space = seg.engine.build_space(["cat", "coffee", "sky"], {"cat": ["kitty"]})
+    folder = space.save_pretrained(tmp_path / "space")
+    both = seg(str(photos[0]), synonym_space=str(folder), return_label_map=True, variant="sclip", **options)
+    assert set(both) == {"segments", "label_map"} and both["label_map"].size == image.size
+    many = seg([str(photos[0]), str(photos[1])], candidate_labels=["cat", "sky"], **options)
+    assert len(many) == 2
+    with pytest.raises(InvalidConfigError, match="dense variant"):
+        seg(str(photos[0]), candidate_labels=["cat"], variant="bogus")
+
+
+def test_cli_segment_writes_index_maps_and_overlays(tiny_clip_dir, photos, tmp_path, capsys):
+    from s3_hf.cli import main
+
+    names = tmp_path / "cls.txt"
+    names.write_text("background, sky, wall\ncat, kitty\ncup, mug\n")
+    out = tmp_path / "out"
+    args = ["segment", str(photos[0]), str(photos[1]), "--class-names", str(names), "--out", str(out)]
+    args += ["--model", str(tiny_clip_dir), "--short-side", "40", "--window", "32", "--stride", "16"]
+    assert main([*args, "--metric", "nearest_point", "--background-threshold", "0.2"]) == 0
+    for p in photos[:2]:
+        index = np.asarray(Image.open(out / f"{p.stem}.png"))
+        assert index.shape == Image.open(p).size[::-1] and index.max() <= 2
+        assert Image.open(out / f"{p.stem}_overlay.png").width > Image.open(p).width  # the legend
+    summary = json.loads((out / "segments.json").read_text())
+    assert summary["labels"] == ["background", "cat", "cup"] and len(summary["images"]) == 2
+    assert main(["segment", str(photos[0]), "--out", str(out), "--model", str(tiny_clip_dir)]) == 2
+    assert "--space" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""The ``s3-open-vocabulary-segmentation`` pipeline: per-pixel classification against synonym spaces, with the
+output of transformers' ``image-segmentation`` pipeline.
+
+A thin face over :meth:`S3Engine.segment`: the classes come as in classification (``candidate_labels`` with
+``synonyms``, or a ``synonym_space``: one space serves both tasks); dense options route to
+:class:`~s3_hf.segmentation.SegmentOptions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from transformers import Pipeline
+
+from .encoding import load_image
+from .engine import ClassifyRequest, S3Engine, Segmentation
+from .errors import InvalidLabelsError
+from .options import DEFAULT_CONCEPT_FORMAT
+from .segmentation import SegmentOptions, class_masks
+
+_DENSE = ("variant", "short_side", "window", "stride", "background_threshold")
+
+
+class S3OpenVocabularySegmentationPipeline(Pipeline):
+    """Open-vocabulary semantic segmentation against synonym spaces (S^3).
+
+    Returns, per image, transformers' ``image-segmentation`` output: a list of ``{"score", "label", "mask"}``, one
+    per class present, ``mask`` a PIL image (255 inside the class), ``score`` the mean probability over its pixels.
+    With ``return_label_map=True`` it returns ``{"segments": [...], "label_map": PIL image of class indices}``.
+
+    Classes: ``candidate_labels`` (with ``synonyms``, ``templates``/``hypothesis_template``, ``concept_format`` and
+    the space options, as in classification) or ``synonym_space``; ``metric`` and ``knn_k`` as in classification.
+    Dense options: ``variant`` (``"naclip"`` by default; ``"sclip"``, ``"clearclip"``, ``"maskclip"`` or ``None``
+    for the model's own last block), ``short_side`` (336), ``window`` (224), ``stride`` (112) and
+    ``background_threshold`` (``None``; a probability below which a pixel goes to the class named
+    ``background``). The engine behind the pipeline is ``pipe.engine``.
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.engine = S3Engine(self.model, self.tokenizer, self.image_processor)
+
+    def __call__(self, image: Any = None, candidate_labels: Sequence[str] | None = None, **kwargs: Any) -> Any:
+        """Segment one image or a list of images. See the class docstring for the options."""
+        if "images" in kwargs:
+            image = kwargs.pop("images")
+        if image is None:
+            raise InvalidLabelsError("No image given: pass an image path, URL or PIL image (or a list of them).")
+        if isinstance(image, list | tuple) and not image:
+            return []
+        return super().__call__(image, candidate_labels=candidate_labels, **kwargs)
+
+    def _sanitize_parameters(
+        self,
+        candidate_labels: Sequence[str] | None = None,
+        hypothesis_template: str | None = None,
+        synonyms: Any = None,
+        synonym_space: Any = None,
+        templates: str | Sequence[str] | None = None,
+        metric: str | None = None,
+        knn_k: int | None = None,
+        concept_format: str = DEFAULT_CONCEPT_FORMAT,
+        return_label_map: bool = False,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> tuple[dict, dict, dict]:
+        preprocess = {"timeout": timeout} if timeout is not None else {}
+        if candidate_labels is None and synonym_space is None:
+            return preprocess, {}, {}  # pipeline construction: nothing to route yet
+        dense = SegmentOptions(**{k: options.pop(k) for k in _DENSE if k in options})
+        request = self.engine.request(
+            candidate_labels,
+            synonyms=synonyms,
+            synonym_space=synonym_space,
+            templates=templates,
+            hypothesis_template=hypothesis_template,
+            concept_format=concept_format,
+            metric=metric,
+            knn_k=knn_k,
+            **options,
+        )
+        return preprocess, {"request": request, "options": dense}, {"label_map": bool(return_label_map)}
+
+    def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, Any]:
+        return {"image": load_image(image, timeout=timeout)}
+
+    def _forward(
+        self, model_inputs: dict[str, Any], request: ClassifyRequest | None = None, options: Any = None
+    ) -> dict[str, Any]:
+        if request is None:
+            raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
+        return {"segmentation": self.engine.segment(model_inputs["image"], request, options)}
+
+    def postprocess(self, model_outputs: dict[str, Any], label_map: bool = False) -> Any:
+        seg: Segmentation = model_outputs["segmentation"]
+        segments = class_masks(seg.logits, seg.labels, seg.label_map)
+        if not label_map:
+            return segments
+        ids = seg.label_map.numpy()
+        image = Image.fromarray(ids.astype(np.uint8 if ids.max(initial=0) < 256 else np.int32))
+        return {"segments": segments, "label_map": image}
+
+
+__all__ = ["S3OpenVocabularySegmentationPipeline"]
