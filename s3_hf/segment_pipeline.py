@@ -109,4 +109,12 @@ class S3OpenVocabularySegmentationPipeline(Pipeline):
         return {"segments": segments, "label_map": image}
 
 
+def _register() -> None:
+    from .pipeline import register
+
+    register()
+
+
+_register()
+
 __all__ = ["S3OpenVocabularySegmentationPipeline"]

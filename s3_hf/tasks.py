@@ -25,6 +25,9 @@ def _register() -> None:
     pipeline = sys.modules.get(f"{__package__}.pipeline")
     if pipeline is not None and not hasattr(pipeline, "register"):
         return  # s3_hf.pipeline is being imported (it imports transformers' pipelines) and registers itself
+    segment = sys.modules.get(f"{__package__}.segment_pipeline")
+    if segment is not None and not hasattr(segment, "S3OpenVocabularySegmentationPipeline"):
+        return  # likewise s3_hf.segment_pipeline: it registers both tasks once its class exists
     from .pipeline import register
 
     register()
