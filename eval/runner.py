@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from s3_hf import SynonymSpace, build_synonym_space
 from s3_hf.encoders import Encoder
 from s3_hf.encoding import load_image
+from s3_hf.errors import EvalError
 from s3_hf.families import check_canonicalization
 from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_shots
 from s3_hf.fewshot.gda import fit_gda
@@ -71,6 +72,15 @@ class EvalConfig:
         canonicalizations: the text canonicalisations to score every zero-shot method with: ``None`` (the text as
             written, transformers' behaviour) and/or ``"lower_no_punct"``; methods of a canonicalisation other than
             ``None`` are named with the suffix ``@rule``.
+        task: ``"classification"`` or ``"segmentation"`` (benchmarks are then ``NAME=FOLDER`` or folders; see
+            :mod:`s3_hf.eval.segmentation`).
+        class_names: segmentation: a class-name file used instead of each folder's ``classes.txt``.
+        variant: segmentation: the dense last-block variant (``"naclip"``, ``"sclip"``, ``"clearclip"``,
+            ``"maskclip"`` or ``None``).
+        short_side: segmentation: images are resized to this short side.
+        window: segmentation: the sliding window.
+        stride: segmentation: the window stride.
+        background_threshold: segmentation: below this top probability a pixel goes to the ``background`` class.
         extra: free-form notes recorded with the results.
     """
 
@@ -94,6 +104,13 @@ class EvalConfig:
     waffle: int = 0
     descriptors: bool = False
     canonicalizations: Sequence[str | None] = (None,)
+    task: str = "classification"  # or "segmentation" (see s3_hf.eval.segmentation)
+    class_names: str | None = None  # segmentation: a class-name file instead of each folder's classes.txt
+    variant: str | None = "naclip"  # segmentation: the dense last-block variant
+    short_side: int = 336
+    window: int = 224
+    stride: int = 112
+    background_threshold: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
@@ -495,6 +512,37 @@ def score_fewshot(
 
 
 # --------------------------------------------------------------------------------------------------- run
+def _run_segmentation(cfg: EvalConfig, engine: Any, accelerator: Any, out: Path) -> dict[str, Any]:
+    from s3_hf.segmentation import SegmentOptions
+
+    from . import segmentation
+
+    options = SegmentOptions(cfg.variant, cfg.short_side, cfg.window, cfg.stride, cfg.background_threshold)
+    results = segmentation.run_segmentation(cfg, engine, accelerator, options)
+    import s3_hf
+
+    summary = {
+        "task": "segmentation",
+        "model": cfg.model,
+        "revision": engine.encoder.revision,
+        "random_weights": engine.encoder.random_weights,
+        "family": engine.family.family,
+        "options": {
+            "variant": cfg.variant,
+            "short_side": cfg.short_side,
+            "window": cfg.window,
+            "stride": cfg.stride,
+            "background_threshold": cfg.background_threshold,
+        },
+        "processes": accelerator.num_processes,
+        "versions": {"s3_hf": s3_hf.__version__, "torch": torch.__version__},
+        "benchmarks": results,
+    }
+    if accelerator.is_main_process:
+        segmentation.write(summary, out)
+    return summary
+
+
 def run(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate every benchmark in ``cfg``; returns (and writes to ``cfg.out``) the combined results."""
     if registry.IMAGENET_SAMPLE in cfg.benchmarks:  # a missing data location is a usage error: say so up front
@@ -513,6 +561,10 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
     engine = S3Engine.from_pretrained(cfg.model, device=str(accelerator.device), dtype=cfg.dtype)
     encoder = engine.encoder
+    if cfg.task == "segmentation":
+        return _run_segmentation(cfg, engine, accelerator, out)
+    if cfg.task != "classification":
+        raise EvalError(f"Unknown task {cfg.task!r}: use classification or segmentation.")
     key = cfg.key()
     import transformers
 

@@ -557,6 +557,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cupl=args.cupl,
         waffle=args.waffle,
         descriptors=args.descriptors,
+        task=args.task,
+        class_names=args.class_names,
+        variant=None if args.variant == "none" else args.variant,
+        short_side=args.short_side,
+        window=args.window,
+        stride=args.stride,
+        background_threshold=args.background_threshold,
         canonicalizations={"none": (None,), "lower_no_punct": ("lower_no_punct",), "both": (None, "lower_no_punct")}[
             args.canonicalization
         ],
@@ -798,6 +805,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fewshot-base", default="", help="zero-shot method few-shot builds on (default: S^3 local_center)")
     e.add_argument("--fewshot-options", default="", help='SSP options as JSON, e.g. \'{"top_s": 4, "lam": 0.5}\'')
     e.add_argument("--imagenet-sample", help="folder of the imagenet-sample benchmark (default: $S3_IMAGENET_SAMPLE)")
+    e.add_argument("--task", choices=["classification", "segmentation"], default="classification")
+    e.add_argument("--class-names", help="segmentation: a class-name file instead of each folder's classes.txt")
+    e.add_argument("--variant", default="naclip", choices=["naclip", "sclip", "clearclip", "maskclip", "none"])
+    e.add_argument("--short-side", type=POSITIVE, default=336, help="segmentation: resize to this short side")
+    e.add_argument("--window", type=POSITIVE, default=224, help="segmentation: sliding window")
+    e.add_argument("--stride", type=POSITIVE, default=112, help="segmentation: window stride")
+    e.add_argument("--background-threshold", type=float, help="segmentation: below it, the 'background' class")
     e.add_argument("--dclip", help="DCLIP's descriptors: a JSON file {class: [descriptor, ...]} or 'curated'")
     e.add_argument("--cupl", help="CuPL's prompts: a JSON file {class: [prompt, ...]}")
     e.add_argument(

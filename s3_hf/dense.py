@@ -133,19 +133,30 @@ def sliding_logits(
 ) -> torch.Tensor:
     """``(C, H, W)`` logits of an image ``pixels`` ``(3, H, W)``: ``fn`` maps each window ``(1, 3, h, w)`` to its
     logits ``(C, h, w)``; overlapping windows are averaged. A window covering the image makes it one pass."""
+    return sliding_logits_many(pixels, lambda crop: [fn(crop)], window, stride)[0]
+
+
+def sliding_logits_many(
+    pixels: torch.Tensor,
+    fn: Callable[[torch.Tensor], list[torch.Tensor]],
+    window: int = WINDOW,
+    stride: int = STRIDE,
+) -> list[torch.Tensor]:
+    """:func:`sliding_logits` for a ``fn`` that returns several logit maps per window (one per request, from the
+    same features); each is averaged over the windows on its own."""
     _, height, width = pixels.shape
-    total = None
+    totals: list[torch.Tensor] = []
     count = torch.zeros(1, height, width, dtype=torch.float64)
     for y in window_starts(height, window, stride):
         for x in window_starts(width, window, stride):
             crop = pixels[:, y : y + window, x : x + window]
-            out = fn(crop[None]).double()
-            if total is None:
-                total = torch.zeros(out.shape[0], height, width, dtype=torch.float64)
-            total[:, y : y + crop.shape[1], x : x + crop.shape[2]] += out
-            count[:, y : y + crop.shape[1], x : x + crop.shape[2]] += 1
-    assert total is not None
-    return (total / count).float()
+            h, w = crop.shape[1:]
+            for k, out in enumerate(fn(crop[None])):
+                if k == len(totals):
+                    totals.append(torch.zeros(out.shape[0], height, width, dtype=torch.float64))
+                totals[k][:, y : y + h, x : x + w] += out.double()
+            count[:, y : y + h, x : x + w] += 1
+    return [(t / count).float() for t in totals]
 
 
 def resize_short_side(height: int, width: int, short: int = SHORT_SIDE) -> tuple[int, int]:
@@ -168,5 +179,6 @@ __all__ = [
     "last_block",
     "resize_short_side",
     "sliding_logits",
+    "sliding_logits_many",
     "window_starts",
 ]

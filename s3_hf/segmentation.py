@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .dense import DEFAULT_VARIANT, SHORT_SIDE, STRIDE, WINDOW, check_variant, resize_short_side, sliding_logits
+from .dense import DEFAULT_VARIANT, SHORT_SIDE, STRIDE, WINDOW, check_variant, resize_short_side, sliding_logits_many
 from .errors import InvalidConfigError
 
 BACKGROUND = "background"
@@ -63,24 +63,37 @@ def image_pixels(image: Image.Image, mean: list[float], std: list[float], short_
 
 def window_logits(engine: Any, resolved: Any, crop: torch.Tensor, variant: str | None) -> torch.Tensor:
     """``(C, h, w)`` logits of one window ``(1, 3, h, w)``: each patch scored by the engine, upsampled bilinearly."""
-    feats = engine.encoder.dense_features(crop, variant)[0]  # (gh, gw, D)
+    return _windows_logits(engine, [resolved], crop, variant)[0]
+
+
+def _windows_logits(engine: Any, resolveds: list[Any], crop: torch.Tensor, variant: str | None) -> list[torch.Tensor]:
+    feats = engine.encoder.dense_features(crop, variant)[0]  # (gh, gw, D), computed once for every request
     gh, gw, d = feats.shape
-    logits = engine.scores(feats.reshape(-1, d), resolved).logits.float()  # (gh * gw, C)
-    grid = logits.T.reshape(1, -1, gh, gw).cpu()
-    return F.interpolate(grid, size=tuple(crop.shape[-2:]), mode="bilinear", align_corners=False)[0]
+    flat = feats.reshape(-1, d)
+    out = []
+    for resolved in resolveds:
+        logits = engine.scores(flat, resolved).logits.float()  # (gh * gw, C)
+        grid = logits.T.reshape(1, -1, gh, gw).cpu()
+        out.append(F.interpolate(grid, size=tuple(crop.shape[-2:]), mode="bilinear", align_corners=False)[0])
+    return out
 
 
 def segment_logits(engine: Any, image: Image.Image, resolved: Any, options: SegmentOptions) -> torch.Tensor:
     """``(C, H, W)`` per-pixel logits of ``image`` (its own size) for the classes of ``resolved``."""
+    return segment_logits_many(engine, image, [resolved], options)[0]
+
+
+def segment_logits_many(
+    engine: Any, image: Image.Image, resolveds: list[Any], options: SegmentOptions
+) -> list[torch.Tensor]:
+    """:func:`segment_logits` for several requests on the same dense features (each window is encoded once)."""
     mean, std = engine.encoder.pixel_stats()
     pixels = image_pixels(image, mean, std, options.short_side)
-    logits = sliding_logits(
-        pixels,
-        lambda crop: window_logits(engine, resolved, crop, options.variant),
-        options.window,
-        options.stride,
+    maps = sliding_logits_many(
+        pixels, lambda crop: _windows_logits(engine, resolveds, crop, options.variant), options.window, options.stride
     )
-    return F.interpolate(logits[None], size=(image.height, image.width), mode="bilinear", align_corners=False)[0]
+    size = (image.height, image.width)
+    return [F.interpolate(m[None], size=size, mode="bilinear", align_corners=False)[0] for m in maps]
 
 
 def label_map(logits: torch.Tensor, labels: list[str], background_threshold: float | None = None) -> torch.Tensor:
@@ -175,5 +188,6 @@ __all__ = [
     "palette",
     "read_class_names",
     "segment_logits",
+    "segment_logits_many",
     "window_logits",
 ]

@@ -322,3 +322,61 @@ def test_cli_segment_writes_index_maps_and_overlays(tiny_clip_dir, photos, tmp_p
     assert summary["labels"] == ["background", "cat", "cup"] and len(summary["images"]) == 2
     assert main(["segment", str(photos[0]), "--out", str(out), "--model", str(tiny_clip_dir)]) == 2
     assert "--space" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------- eval
+@pytest.fixture(scope="module")
+def seg_folder(tmp_path_factory, photos):
+    """Three real photos with planted masks (uneven for two processes), classes.txt with several names a line."""
+    root = tmp_path_factory.mktemp("segbench")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for i, p in enumerate(photos[:3]):
+        image = Image.open(p).convert("RGB").resize((48, 40))
+        image.save(root / "images" / f"{i}.jpg")
+        mask = np.zeros((40, 48), dtype=np.uint8)
+        mask[:, 24:] = 1 + i % 2
+        mask[0, :] = 255
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+    (root / "classes.txt").write_text("background, sky, wall\ncat, kitty\ncup, mug\n")
+    return root
+
+
+def test_segmentation_eval_two_processes_equal_one(seg_folder, tiny_clip_dir, tmp_path):
+    from test_eval import run_eval
+
+    args = ["--task", "segmentation", "--benchmarks", str(seg_folder)]
+    args += ["--model", str(tiny_clip_dir), "--templates", "a photo of a {}.", "--metrics", "local_center,label"]
+    args += ["--short-side", "40", "--window", "32", "--stride", "16"]
+    run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
+    run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
+    one = json.loads((tmp_path / "one" / "segmentation.json").read_text())
+    two = json.loads((tmp_path / "two" / "segmentation.json").read_text())
+    rec1, rec2 = one["benchmarks"][seg_folder.name], two["benchmarks"][seg_folder.name]
+    assert set(rec1["methods"]) == {"label", "names", "s3/local_center", "s3/label"}
+    for m in rec1["methods"]:
+        assert rec1["methods"][m]["confusion"] == rec2["methods"][m]["confusion"]
+        assert sum(map(sum, rec1["methods"][m]["confusion"])) == 3 * (40 * 48 - 48)  # 255 pixels not scored
+    assert (
+        two["processes"] == 2
+        and "| " + seg_folder.name + " | 3 |" in (tmp_path / "two" / "segmentation.md").read_text()
+    )
+
+
+@pytest.mark.parametrize(("name", "folder"), [("voc21", "voc-sample"), ("ade20k", "ade20k-sample")])
+def test_the_voc_and_ade_samples_run_end_to_end(name, folder, tiny_clip_dir, tmp_path):
+    from helpers import SHARED
+
+    from s3_hf.cli import main
+
+    data = SHARED / "data" / folder
+    if not data.is_dir():
+        pytest.skip(f"{data} (the shared {folder}) is absent")
+    args = ["eval", "--task", "segmentation", "--benchmarks", f"{name}={data}", "--model", str(tiny_clip_dir)]
+    args += ["--templates", "a photo of a {}.", "--metrics", "local_center", "--out", str(tmp_path)]
+    assert main([*args, "--short-side", "64", "--window", "32", "--stride", "32"]) == 0
+    rec = json.loads((tmp_path / "segmentation.json").read_text())["benchmarks"][name]
+    assert rec["images"] == (30 if name == "voc21" else 15) and rec["reduce_zero_label"] is (name == "ade20k")
+    assert set(rec["methods"]) == {"label", "names", "s3/local_center"} and rec["classes"] == (
+        21 if name == "voc21" else 150
+    )

@@ -1,0 +1,254 @@
+"""`s3 eval --task segmentation`: open-vocabulary segmentation benchmarks, every method on the same dense features,
+sharded with accelerate.
+
+A benchmark is a local folder: images (``images/`` or ``JPEGImages/``), index-PNG masks paired by file name
+(``masks/``, ``annotations/`` or ``SegmentationClass/``; 255 = ignore) and a class-name file (``classes.txt``, or
+``--class-names``), one class a line, several comma-separated names allowed (the first is the label, as in
+SCLIP's and NACLIP's ``cls_*.txt``). Pass it as ``NAME=FOLDER`` with a name of :data:`SEG_REGISTRY` (which fixes the
+benchmark's conventions, e.g. ADE20K's 0 = "other") or as a bare folder. No public Hub copy of these benchmarks in
+this format is registered: download them and pass their folders.
+
+Methods, per benchmark: ``label`` (the first name of each class, metric ``label``: the base segmenter), ``names``
+(every name of a class, the max over names: the rule of SCLIP and NACLIP) and ``s3/<metric>`` (S^3 over the names as
+a synonym space). Each image's dense features are computed once per window and scored by every method; per-image
+confusion matrices are summed across processes, so 2 processes give exactly the numbers of 1. Dense features are not
+cached (a 336 px image at ViT-B/16 is about 900 features per window); built spaces are (text is encoded once).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from s3_hf.encoding import is_image_file, load_image
+from s3_hf.errors import EvalError
+from s3_hf.fileio import read_user_text, write_json
+from s3_hf.segmentation import SegmentOptions, label_map, read_class_names, segment_logits_many
+from s3_hf.templates import resolve_templates
+
+logger = logging.getLogger("s3_hf.eval")
+METRIC_FILE = Path(__file__).resolve().parent / "metrics" / "mean_iou" / "mean_iou.py"
+IMAGE_DIRS = ("images", "JPEGImages", "img")
+MASK_DIRS = ("masks", "annotations", "SegmentationClass", "labels")
+
+
+@dataclass(frozen=True)
+class SegBenchmark:
+    """A segmentation benchmark's conventions: ``reduce_zero_label`` (mask 0 is "other", not scored, and classes are
+    1-based: ADE20K; VOC and Context without background), its class count, and a note."""
+
+    name: str
+    num_classes: int
+    reduce_zero_label: bool = False
+    note: str = ""
+
+
+SEG_REGISTRY: dict[str, SegBenchmark] = {
+    "voc21": SegBenchmark("voc21", 21, note="PASCAL VOC 2012 val with background (index 0)"),
+    "voc20": SegBenchmark("voc20", 20, True, "PASCAL VOC 2012 val, background not scored"),
+    "context60": SegBenchmark("context60", 60, note="PASCAL Context with background"),
+    "context59": SegBenchmark("context59", 59, True, "PASCAL Context, background not scored"),
+    "coco-stuff": SegBenchmark("coco-stuff", 171, note="COCO-Stuff 164k val, 171 classes"),
+    "coco-object": SegBenchmark("coco-object", 81, note="COCO-Object: background + 80 things"),
+    "cityscapes": SegBenchmark("cityscapes", 19, note="Cityscapes val, 19 train ids (255 ignore)"),
+    "ade20k": SegBenchmark("ade20k", 150, True, "ADE20K val (ADEChallengeData2016: 0 = other)"),
+}
+
+
+@dataclass
+class SegData:
+    """A loaded benchmark: image and mask paths, the class labels and their other names."""
+
+    name: str
+    images: list[Path]
+    masks: list[Path]
+    labels: list[str]
+    names: dict[str, list[str]]
+    reduce_zero_label: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _first_dir(root: Path, names: tuple[str, ...], what: str) -> Path:
+    for n in names:
+        if (root / n).is_dir():
+            return root / n
+    raise EvalError(f"{root} has no {what} folder (one of {', '.join(names)}).")
+
+
+def load(spec: str, class_names: str | None = None) -> SegData:
+    """A benchmark from ``NAME=FOLDER`` or ``FOLDER`` (see the module docstring); a typed error saying what is
+    missing otherwise."""
+    name, _, folder = spec.rpartition("=")
+    bench = SEG_REGISTRY.get(name) if name else None
+    if name and bench is None:
+        raise EvalError(f"Unknown segmentation benchmark {name!r}; use one of {', '.join(SEG_REGISTRY)} or a folder.")
+    root = Path(folder)
+    if not root.is_dir():
+        raise EvalError(f"Segmentation benchmark folder {root} not found. Pass NAME=FOLDER or a folder.")
+    image_dir, mask_dir = _first_dir(root, IMAGE_DIRS, "image"), _first_dir(root, MASK_DIRS, "mask")
+    names_file = Path(class_names) if class_names else root / "classes.txt"
+    if not names_file.is_file():
+        raise EvalError(f"No class-name file: {names_file} is missing. Add classes.txt or pass --class-names FILE.")
+    labels, names = read_class_names(read_user_text(names_file, EvalError, "Class-name file"))
+    labels, names = _distinct(labels, names)
+    if bench is not None and len(labels) != bench.num_classes:
+        raise EvalError(f"{name} has {bench.num_classes} classes but {names_file} lists {len(labels)}.")
+    masks = {p.stem: p for p in sorted(mask_dir.iterdir()) if p.suffix.lower() == ".png"}
+    images = [p for p in sorted(image_dir.iterdir()) if is_image_file(p) and p.stem in masks]
+    if not images:
+        raise EvalError(f"No image in {image_dir} has a mask of the same name in {mask_dir}.")
+    return SegData(
+        name or root.name,
+        images,
+        [masks[p.stem] for p in images],
+        labels,
+        names,
+        bench.reduce_zero_label if bench else False,
+    )
+
+
+def _distinct(labels: list[str], names: dict[str, list[str]]) -> tuple[list[str], dict[str, list[str]]]:
+    """Repeated labels (ADE20K names two classes "screen") get their index appended; the bare name stays one of
+    the class's names."""
+    seen: set[str] = set()
+    out, out_names = [], {}
+    for i, lab in enumerate(labels):
+        others = names.get(lab, [])
+        if lab.casefold() in seen:
+            renamed = f"{lab} (class {i})"
+            logger.warning("Repeated class name %r: class %d is labelled %r.", lab, i, renamed)
+            out.append(renamed)
+            out_names[renamed] = [lab, *others]
+        else:
+            out.append(lab)
+            out_names[lab] = others
+        seen.add(lab.casefold())
+    return out, out_names
+
+
+def _miou_module() -> Any:
+    spec = importlib.util.spec_from_file_location("s3_hf_mean_iou", METRIC_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def method_requests(engine: Any, data: SegData, metrics: list[str], templates: Any) -> dict[str, Any]:
+    """method -> request: ``label``, ``names`` (max over names) and ``s3/<metric>``."""
+    names = {lab: others for lab, others in data.names.items() if others}
+    out = {
+        "label": engine.request(data.labels, templates=templates, metric="label"),
+        "names": engine.request(
+            data.labels,
+            synonyms=names or None,
+            templates=templates,
+            concept_format="{concept}",
+            metric="nearest_point",
+            radius=None,
+        ),
+    }
+    for metric in metrics:
+        out[f"s3/{metric}"] = engine.request(data.labels, synonyms=names or None, templates=templates, metric=metric)
+    return out
+
+
+def run_segmentation(cfg: Any, engine: Any, accelerator: Any, options: SegmentOptions) -> dict[str, Any]:
+    """Evaluate every segmentation benchmark of ``cfg``; per benchmark and method mIoU, pixel accuracy and
+    per-class IoU (written by the caller)."""
+    miou = _miou_module()
+    results: dict[str, Any] = {}
+    for spec in cfg.benchmarks:
+        data = load(spec, cfg.class_names)
+        templates = resolve_templates("imagenet80" if cfg.templates == "benchmark" else cfg.templates)
+        requests = method_requests(engine, data, list(cfg.metrics), templates)
+        resolved = {m: engine.resolve(r) for m, r in requests.items()}  # texts encoded once, before the images
+        k = len(data.labels)
+        confusion = {m: np.zeros((k, k), dtype=np.int64) for m in requests}
+        mine = list(range(len(data.images)))[accelerator.process_index :: accelerator.num_processes]
+        start = time.perf_counter()
+        for i in mine:
+            image = load_image(data.images[i])
+            truth = np.asarray(Image.open(data.masks[i]))
+            if truth.shape != (image.height, image.width):
+                raise EvalError(f"{data.masks[i]} is {truth.shape[::-1]}, its image {image.size}: they must match.")
+            logits = segment_logits_many(engine, image, list(resolved.values()), options)
+            for method, lg in zip(resolved, logits, strict=True):
+                pred = label_map(lg, data.labels, options.background_threshold).numpy()
+                confusion[method] += miou.confusion_matrix(pred, truth, k, 255, data.reduce_zero_label)
+        seconds = time.perf_counter() - start
+        summed = {}
+        for method, conf in confusion.items():
+            total = accelerator.reduce(torch.from_numpy(conf).to(accelerator.device), reduction="sum")
+            summed[method] = total.cpu().numpy()
+        methods = {}
+        for method, conf in summed.items():
+            scores = miou.scores(conf)
+            scores["per_class_iou"] = dict(zip(data.labels, scores["per_class_iou"], strict=True))
+            methods[method] = scores
+        results[data.name] = {
+            "name": data.name,
+            "images": len(data.images),
+            "classes": k,
+            "reduce_zero_label": data.reduce_zero_label,
+            "methods": methods,
+            "seconds_per_image": seconds / max(len(mine), 1),
+        }
+        if accelerator.is_main_process:
+            best = max(methods, key=lambda m: methods[m]["mean_iou"] if np.isfinite(methods[m]["mean_iou"]) else -1)
+            logger.info(
+                "%s: label mIoU %.4f, best %s %.4f",
+                data.name,
+                methods["label"]["mean_iou"],
+                best,
+                methods[best]["mean_iou"],
+            )
+    return results
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The results table: mIoU (%) per benchmark and method, and pixel accuracy."""
+    benches = summary["benchmarks"]
+    methods = list(dict.fromkeys(m for r in benches.values() for m in r["methods"]))
+    lines = [
+        f"# s3 eval --task segmentation: {summary['model']}",
+        "",
+        ("Random weights: timings and format only, no mIoU is meaningful. " if summary["random_weights"] else "")
+        + f"Dense variant {summary['options']['variant']}, short side {summary['options']['short_side']}, window "
+        f"{summary['options']['window']}, stride {summary['options']['stride']}.",
+        "",
+        "| benchmark | images | " + " | ".join(f"{m} mIoU" for m in methods) + " | pixel acc. (label) |",
+        "| --- | --- | " + " | ".join("---" for _ in methods) + " | --- |",
+    ]
+    for name, r in benches.items():
+        cells = [f"{100 * r['methods'][m]['mean_iou']:.2f}" if m in r["methods"] else "–" for m in methods]
+        lines.append(
+            f"| {name} | {r['images']} | "
+            + " | ".join(cells)
+            + f" | {100 * r['methods']['label']['pixel_accuracy']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(summary: dict[str, Any], out: Path) -> None:
+    write_json(out / "segmentation.json", summary)
+    (out / "segmentation.md").write_text(markdown(summary), encoding="utf-8")
+
+
+__all__ = [
+    "SEG_REGISTRY",
+    "SegBenchmark",
+    "SegData",
+    "load",
+    "markdown",
+    "method_requests",
+    "run_segmentation",
+    "write",
+]
