@@ -461,6 +461,86 @@ def classify(
     )
 
 
+VARIANTS = ["naclip", "sclip", "clearclip", "maskclip"]
+
+
+def matched_concepts(image: Image.Image, ids: torch.Tensor, resolved: Any, variant: str) -> dict[int, str]:
+    """Per class present in the label map ``ids``, the concept of its space nearest to the class's pooled dense
+    features (one pass over the image at the model's window size)."""
+    import torch.nn.functional as F
+
+    from s3_hf.segmentation import image_pixels
+
+    encoder = ENGINE.encoder
+    mean, std = encoder.pixel_stats()
+    pixels = image_pixels(image, mean, std, 224)
+    p = encoder.patch_size
+    pixels = pixels[:, : pixels.shape[1] // p * p, : pixels.shape[2] // p * p]
+    feats = encoder.dense_features(pixels[None], variant)[0]  # (gh, gw, D)
+    small = F.interpolate(ids[None, None].float(), size=feats.shape[:2], mode="nearest")[0, 0].long()
+    present = [int(c) for c in torch.unique(ids)]
+    pooled, classes = [], []
+    for c in present:
+        inside = feats[small.to(feats.device) == c]
+        if len(inside):
+            pooled.append(F.normalize(inside.mean(0), dim=-1))
+            classes.append(c)
+    if not pooled:
+        return {}
+    out = ENGINE.scores(torch.stack(pooled), resolved, details=True)
+    found = {}
+    for row, c in enumerate(classes):
+        ranked = rank(out, row, resolved, details=True)
+        found[c] = next(r.details["matched_concept"] for r in ranked if r.label == resolved.labels[c])
+    return found
+
+
+def segment(
+    image: Any, labels_text: str, space_id: str, metric: str, synonyms_table: Any, variant: str
+) -> tuple[Image.Image, list[list[Any]]]:
+    """Open-vocabulary segmentation: the overlay with a legend and, per class present, its area, mean score and the
+    concept of its space that matched."""
+    from s3_hf.segmentation import SegmentOptions, class_masks, overlay
+
+    image = prepare_image(image)
+    labels = parse_labels(labels_text)
+    choice = parse_space(space_id)
+    metric = parse_metric(metric)
+    table = parse_synonyms(synonyms_table)
+    if variant not in VARIANTS:
+        raise gr.Error(f"Unknown dense variant; choose one of {', '.join(VARIANTS)}.")
+    if not labels and choice is None:
+        raise gr.Error("No classes: type some labels (comma-separated) or enter a synonym space's Hub repo id.")
+    kwargs: dict[str, Any] = {"candidate_labels": labels or None}
+    if choice is None:
+        syn = {k2: v for k2, v in (table or {}).items() if k2 in labels}
+        kwargs["synonyms"] = syn or None
+        kwargs["templates"] = "imagenet7"
+    try:
+        if choice is not None:
+            kwargs["synonym_space"] = hub_space_folder(choice.location) if choice.hub else choice.location
+        request = ENGINE.request(metric=metric, **kwargs)
+        seg = ENGINE.segment(image, request, SegmentOptions(variant=variant))
+        concepts = matched_concepts(image, seg.label_map, ENGINE.resolve(request), variant)
+    except (ArtifactError, HubError) as err:
+        if choice is None:
+            logger.exception("segmentation failed")
+            raise gr.Error(FAILED) from err
+        raise gr.Error(space_error(choice, err)) from err
+    except s3_hf.S3Error as err:
+        raise gr.Error(str(err)) from err
+    except Exception as err:
+        logger.exception("segmentation failed")
+        raise gr.Error(FAILED) from err
+    area = seg.label_map.numel()
+    rows = []
+    for r in class_masks(seg.logits, seg.labels, seg.label_map):
+        c = seg.labels.index(r["label"])
+        share = float((seg.label_map == c).sum()) / area
+        rows.append([r["label"], f"{share:.1%}", round(r["score"], 4), concepts.get(c, "–")])
+    return overlay(image, seg.label_map, seg.labels), rows
+
+
 # --------------------------------------------------------------------------------------------------- UI
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="S^3 zero-shot classification") as demo:
@@ -510,6 +590,22 @@ def build_demo() -> gr.Blocks:
             api_name="classify",
             preprocess=False,  # classify() decodes the image itself, so an undecodable file gets a clear message
         )
+        with gr.Accordion("Segmentation: every pixel against the class spaces", open=False):
+            with gr.Row():
+                variant = gr.Dropdown(VARIANTS, value="naclip", label="Dense variant (last block, no training)")
+                seg_button = gr.Button("Segment", variant="primary", elem_id="segment")
+            with gr.Row():
+                seg_image = gr.Image(label="Segmentation (legend on the right)", type="pil", elem_id="seg-result")
+                seg_rows = gr.Dataframe(
+                    headers=["class", "area", "mean score", "matched concept"], label="Per class", interactive=False
+                )
+        seg_button.click(
+            segment,
+            [image, labels, space, metric, synonyms, variant],
+            [seg_image, seg_rows],
+            api_name="segment",
+            preprocess=False,
+        )
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 
@@ -533,5 +629,6 @@ __all__ = [
     "parse_top_k",
     "prepare_image",
     "projection_figure",
+    "segment",
     "space_error",
 ]

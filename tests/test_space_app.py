@@ -371,3 +371,24 @@ def test_bundled_examples_and_a_hub_space(app, client, small_space, tmp_path, mo
     with fake_hub({"org/pets-s3": files}):
         s3, *_ = classify(client, examples[0], labels="", space="org/pets-s3")
     assert {c["label"] for c in s3["confidences"]} == set(small_space.labels)
+
+
+def test_segmentation_tab(client, photos):
+    """Segment through the app's API: an overlay with a legend and, per class present, its area, score and the
+    concept of its space that matched."""
+    from gradio_client import handle_file
+
+    table = {"headers": ["label", "synonyms (comma-separated)"], "data": [["cat", "kitty, house cat"]]}
+    overlay, rows = client.predict(
+        handle_file(str(photos[0])), "cat, dog, sky", "", "local_center", table, "sclip", api_name="/segment"
+    )
+    shown = Image.open(overlay if isinstance(overlay, str) else overlay["path"])
+    assert shown.width > Image.open(photos[0]).width  # the legend sits on the right
+    data = rows["data"]
+    assert data and {r[0] for r in data} <= {"cat", "dog", "sky"}
+    for label, area, score, concept in data:
+        assert area.endswith("%") and 0 <= float(score) <= 1 and concept
+        if label == "cat":
+            assert concept in {"cat", "kitty", "house cat"}
+    with pytest.raises(Exception, match="dense variant"):
+        client.predict(handle_file(str(photos[0])), "cat", "", "local_center", table, "nope", api_name="/segment")
