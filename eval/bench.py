@@ -72,6 +72,9 @@ class BenchConfig:
     parts: Sequence[str] = ("inference", "build", "artifact")  # plus memory when `memory`; "fewshot" on request
     fewshot_classes: int = 1000
     fewshot_shots: Sequence[int] = (1, 4, 16)
+    seg_classes: int = 150  # segmentation part: classes (ADE20K's count) ...
+    seg_short_sides: Sequence[int] = (336, 448)  # ... short sides ...
+    seg_images: int = 4  # ... and images
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -356,6 +359,98 @@ def save_space(cfg: BenchConfig, classes: int, folder: Path) -> dict[str, Any]:
     return {"classes": classes, "concepts": cfg.concepts, "bytes": sum(files.values()), "files": files}
 
 
+# ------------------------------------------------------------------------------------------ segmentation
+def bench_segmentation(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    """Dense inference per variant at short sides ``cfg.seg_short_sides``: images/s end to end (sliding windows,
+    scoring, upsampling), the dense forward alone, S^3's per-patch scoring alone (``cfg.seg_classes`` classes x
+    ``cfg.concepts`` concepts, ``local_center``) and its share of the dense forward, next to one plain forward of
+    the whole image at the same size (the model's own last block, positions interpolated); and the peak memory of
+    a segmentation in a fresh process."""
+    from s3_hf.dense import VARIANTS
+    from s3_hf.segmentation import SegmentOptions, image_pixels
+
+    engine = load_engine(cfg.model, cfg.device)
+    sync = _sync(cfg.device)
+    labels = class_names(cfg.seg_classes, cfg.images)
+    space = engine.build_space(labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
+    resolved = engine.resolve(engine.request(synonym_space=space, metric="local_center"))
+    images = [load_image(p) for p in image_paths(cfg.images, cfg.seg_images)]
+    mean, std = engine.encoder.pixel_stats()
+    p = engine.encoder.patch_size
+    rows = []
+    for short in cfg.seg_short_sides:
+        pixels = [image_pixels(im, mean, std, short) for im in images]
+        whole = [x[:, : x.shape[1] // p * p, : x.shape[2] // p * p] for x in pixels]
+        plain = median_time(partial(_plain_forward, engine, whole), cfg.repeats, sync)
+        for variant in VARIANTS:
+            options = SegmentOptions(variant=variant, short_side=short)
+            feats: list[torch.Tensor] = []
+            dense = median_time(partial(_dense_only, engine, pixels, variant, feats), cfg.repeats, sync)
+            flat = [f.reshape(-1, f.shape[-1]) for f in feats]  # the windows of one run
+            scoring = median_time(partial(_score_all, engine, flat, resolved), cfg.repeats, sync)
+            total = median_time(partial(_segment_all, engine, images, resolved, options), cfg.repeats, sync)
+            n = len(images)
+            row = {
+                "short_side": short,
+                "variant": variant or "none",
+                "img_s": n / total,
+                "dense_img_s": n / dense,
+                "plain_img_s": n / plain,
+                "scoring_ms": 1000 * scoring / n,
+                "scoring_share": scoring / dense,
+                "patches_per_image": sum(len(f) for f in flat) // n,
+            }
+            rows.append(row)
+            log(
+                f"[segment {short}px {row['variant']}] {row['img_s']:.2f} img/s end to end, dense forward "
+                f"{row['dense_img_s']:.2f} img/s, plain forward {row['plain_img_s']:.2f} img/s; S^3 scoring "
+                f"{row['scoring_ms']:.1f} ms/image = {row['scoring_share']:.1%} of the dense forward"
+            )
+    out: dict[str, Any] = {"classes": cfg.seg_classes, "concepts": cfg.concepts, "images": len(images), "rows": rows}
+    if cfg.memory:
+        out["memory"] = _segment_memory(cfg)
+    return out
+
+
+def _plain_forward(engine: Any, whole: list[torch.Tensor]) -> None:
+    for x in whole:  # the whole image at once, the model's own last block
+        engine.encoder.dense_features(x[None], None)
+
+
+def _dense_only(engine: Any, pixels: list[torch.Tensor], variant: str | None, store: list[torch.Tensor]) -> None:
+    from s3_hf.dense import sliding_logits
+
+    store.clear()
+
+    def window(crop: torch.Tensor) -> torch.Tensor:
+        store.append(engine.encoder.dense_features(crop, variant)[0])
+        return torch.zeros(1, 1, 1)  # the sliding window needs something to average
+
+    for x in pixels:
+        sliding_logits(x, window)
+
+
+def _score_all(engine: Any, flat: list[torch.Tensor], resolved: Any) -> None:
+    for f in flat:
+        engine.scores(f, resolved)
+
+
+def _segment_all(engine: Any, images: list[Any], resolved: Any, options: Any) -> None:
+    from s3_hf.segmentation import segment_logits
+
+    for im in images:
+        segment_logits(engine, im, resolved, options)
+
+
+def _segment_memory(cfg: BenchConfig) -> dict[str, int]:
+    payload = json.dumps({k: v for k, v in cfg.__dict__.items() if k != "extra"})
+    script = _MEMORY_SCRIPT.format(cfg=payload, mode="segment", space="")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"memory measurement (segment) failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 # ----------------------------------------------------------------------------------------------- memory
 _MEMORY_SCRIPT = """
 import json, resource, sys, torch
@@ -366,6 +461,11 @@ paths = bench.image_paths(cfg.images, 32)
 if {mode!r} == "bare":
     from s3_hf.encoding import load_image
     engine.encode_pixels(engine.image_inputs([load_image(p) for p in paths]))
+elif {mode!r} == "segment":
+    from s3_hf.segmentation import SegmentOptions
+    labels = bench.class_names(cfg.seg_classes, cfg.images)
+    request = engine.request(labels, synonyms=bench.synthetic_synonyms(labels, cfg.concepts))
+    engine.segment(paths[0], request, SegmentOptions(short_side=max(cfg.seg_short_sides)))
 else:
     bench.s3_classifier(engine, cfg.device)(paths, synonym_space={space!r}, batch_size=32)
 if cfg.device.startswith("cuda"):
@@ -474,6 +574,27 @@ def markdown(results: dict[str, Any]) -> str:
                 for r in f["inference"]
             ],
         ]
+    if results.get("segmentation"):
+        g = results["segmentation"]
+        lines += [
+            "",
+            f"## Segmentation: dense inference at {g['classes']} classes x {g['concepts']} concepts "
+            f"({g['images']} images)",
+            "",
+            "| short side | variant | end to end img/s | dense forward img/s | plain forward img/s "
+            "| S^3 scoring ms/img | scoring share of the dense forward |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *[
+                f"| {r['short_side']} | {r['variant']} | {r['img_s']:.2f} | {r['dense_img_s']:.2f} | "
+                f"{r['plain_img_s']:.2f} | {r['scoring_ms']:.1f} | {r['scoring_share']:.1%} |"
+                for r in g["rows"]
+            ],
+        ]
+        if g.get("memory"):
+            lines += [
+                "",
+                f"Peak memory of one segmentation in a fresh process: {g['memory']['peak_bytes'] / 2**20:,.0f} MiB.",
+            ]
     if results.get("memory"):
         m = results["memory"]
         lines += [
@@ -559,6 +680,8 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     results["build"] = bench_build(cfg, log) if "build" in cfg.parts and cfg.build_classes else []
     if "fewshot" in cfg.parts:
         results["fewshot"] = bench_fewshot(cfg, log)
+    if "segmentation" in cfg.parts:
+        results["segmentation"] = bench_segmentation(cfg, log)
     with tempfile.TemporaryDirectory() as tmp:
         space_dir = Path(tmp) / "space"
         if "artifact" in cfg.parts or cfg.memory:
@@ -584,6 +707,7 @@ __all__ = [
     "bench_fewshot",
     "bench_inference",
     "bench_memory",
+    "bench_segmentation",
     "class_names",
     "image_paths",
     "load_engine",

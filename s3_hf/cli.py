@@ -495,6 +495,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         parts=args.parts.split(","),
         fewshot_classes=args.fewshot_classes,
         fewshot_shots=_int_list(args.fewshot_shots, "--fewshot-shots"),
+        seg_classes=args.seg_classes,
+        seg_short_sides=_int_list(args.seg_short_sides, "--seg-short-sides", minimum=1),
+        seg_images=args.seg_images,
     )
     bench.run(cfg)
     return 0
@@ -781,10 +784,15 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--repeats", type=POSITIVE, default=3)
     n.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess runs")
     n.add_argument(
-        "--parts", default="inference,build,artifact", help="which parts to run (comma list; 'fewshot' adds SSP)"
+        "--parts",
+        default="inference,build,artifact",
+        help="which parts to run (comma list; 'fewshot' adds SSP, 'segmentation' dense inference)",
     )
     n.add_argument("--fewshot-classes", type=POSITIVE, default=1000, help="classes of the few-shot part")
     n.add_argument("--fewshot-shots", default="1,4,16", help="support images per class to time fitting at")
+    n.add_argument("--seg-classes", type=POSITIVE, default=150, help="segmentation: classes (default 150, ADE20K)")
+    n.add_argument("--seg-short-sides", default="336,448", help="segmentation: short sides to time (default 336,448)")
+    n.add_argument("--seg-images", type=POSITIVE, default=4, help="segmentation: images to time (default 4)")
     n.set_defaults(func=cmd_bench)
 
     e = sub.add_parser("eval", help="every method side by side on benchmarks (accelerate launch -m s3_hf.cli eval)")

@@ -95,3 +95,26 @@ def test_unknown_shapes_are_an_eval_error(tmp_path):
 
     with pytest.raises(EvalError, match="Unknown shapes"):
         write_shapes("vit-huge", tmp_path, tmp_path)
+
+
+def test_bench_segmentation_part(tiny_clip_dir, photos, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--model", str(tiny_clip_dir), "--images", str(photos[0].parent), "--out", str(out)]
+    args += ["--parts", "segmentation", "--repeats", "1", "--device", "cpu", "--seg-classes", "5"]
+    args += ["--seg-short-sides", "48,64", "--seg-images", "1"]
+    from s3_hf.eval import bench
+
+    cfg_defaults = bench.BenchConfig(model="", images="")
+    assert cfg_defaults.seg_classes == 150 and tuple(cfg_defaults.seg_short_sides) == (336, 448)
+    assert main(args) == 0
+    seg = json.loads((out / "bench.json").read_text())["segmentation"]
+    assert [r["variant"] for r in seg["rows"] if r["short_side"] == 48] == [
+        "none",
+        "maskclip",
+        "sclip",
+        "clearclip",
+        "naclip",
+    ]
+    for r in seg["rows"]:
+        assert r["img_s"] > 0 and r["dense_img_s"] > 0 and r["plain_img_s"] > 0 and r["scoring_share"] > 0
+    assert seg["memory"]["peak_bytes"] > 0 and "## Segmentation" in (out / "bench.md").read_text()
