@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from helpers import fake_hub, folder_files, make_tiny_open_clip
 from PIL import Image
 
-from s3_hf import SynonymSpace
+from s3_hf import SegmentOptions, SynonymSpace
 from s3_hf.cli import main
 from s3_hf.encoders import OpenClipEncoder, load_encoder
 from s3_hf.engine import S3Engine
@@ -226,3 +226,19 @@ def test_app_serves_an_open_clip_model(oc_dir, photos, monkeypatch):
     image = str(shutil.copy(photos[0], upload / photos[0].name))
     s3, clip, rows, _figure = module.classify(image, "cat, dog, airplane", "", "local_center", [["cat", "kitty"]], 3)
     assert set(s3) == set(clip) == {"cat", "dog", "airplane"} and rows
+
+
+def test_dense_features_of_an_open_clip_vit(engine, photos):
+    """Segmentation's dense features through open_clip: without a variant they are the ViT's own patch tokens
+    through ln_post and the projection (SSP's local features); variants and other sizes keep the grid."""
+    enc = engine.encoder
+    inputs = enc.image_inputs([Image.open(photos[0]).convert("RGB")])
+    _, local = enc.global_and_local(inputs)
+    dense = enc.dense_features(inputs["pixel_values"], None)
+    assert dense.shape == (1, 4, 4, 16) and torch.allclose(dense.reshape(1, 16, 16), local, atol=1e-5)
+    for variant in ("maskclip", "sclip", "clearclip", "naclip"):
+        out = enc.dense_features(torch.randn(1, 3, 48, 64), variant)
+        assert out.shape == (1, 6, 8, 16) and torch.allclose(out.norm(dim=-1), torch.ones(1, 6, 8), atol=1e-5)
+    options = SegmentOptions(short_side=40, window=32, stride=16)
+    seg = engine.segment(str(photos[0]), engine.request(LABELS), options)
+    assert seg.label_map.shape == Image.open(photos[0]).size[::-1]
