@@ -72,6 +72,10 @@ class EvalConfig:
         canonicalizations: the text canonicalisations to score every zero-shot method with: ``None`` (the text as
             written, transformers' behaviour) and/or ``"lower_no_punct"``; methods of a canonicalisation other than
             ``None`` are named with the suffix ``@rule``.
+        fast_decode: decode JPEGs at the smallest DCT scale that still covers the model's resize target (default);
+            ``False`` decodes every pixel, exactly as transformers does.
+        workers: data-loader worker processes that decode and preprocess images while the model runs (default:
+            0 on CPUs, up to 8 on a GPU).
         task: ``"classification"`` or ``"segmentation"`` (benchmarks are then ``NAME=FOLDER`` or folders; see
             :mod:`s3_hf.eval.segmentation`).
         class_names: segmentation: a class-name file used instead of each folder's ``classes.txt``.
@@ -104,6 +108,8 @@ class EvalConfig:
     waffle: int = 0
     descriptors: bool = False
     canonicalizations: Sequence[str | None] = (None,)
+    fast_decode: bool = True  # JPEGs decoded at reduced size, never below the model's resize target
+    workers: int | None = None  # image-decoding worker processes of the data loader; None: see resolved_workers
     task: str = "classification"  # or "segmentation" (see s3_hf.eval.segmentation)
     class_names: str | None = None  # segmentation: a class-name file instead of each folder's classes.txt
     variant: str | None = "naclip"  # segmentation: the dense last-block variant
@@ -113,9 +119,16 @@ class EvalConfig:
     background_threshold: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def resolved_workers(self) -> int:
+        """Decode workers: as given, else 0 on CPUs (the decoder would take cores from the encoder; with the fast
+        JPEG path decoding is a small share of CPU time) and up to 8 on a GPU, where decoding is the whole cost."""
+        if self.workers is not None:
+            return self.workers
+        return min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
+
     def key(self) -> str:
         d = asdict(self)
-        for k in ("out", "cache_dir", "benchmarks", "batch_size", "imagenet_sample", "extra"):
+        for k in ("out", "cache_dir", "benchmarks", "batch_size", "imagenet_sample", "extra", "workers"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -124,14 +137,15 @@ class EvalConfig:
 class _Images(torch.utils.data.Dataset):
     """One image's inputs (``pixel_values`` and, for SigLIP 2, its patch mask and shapes) and its index."""
 
-    def __init__(self, images: Sequence[Any], encoder: Encoder) -> None:
+    def __init__(self, images: Sequence[Any], encoder: Encoder, fast_decode: bool = True) -> None:
         self.images, self.encoder = images, encoder
+        self.min_side = encoder.decode_min_side() if fast_decode else None
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], int]:
-        inputs = self.encoder.image_inputs([load_image(self.images[i])])
+        inputs = self.encoder.image_inputs([load_image(self.images[i], min_side=self.min_side)])
         return {k: v[0] for k, v in inputs.items()}, i
 
 
@@ -145,6 +159,8 @@ def _preprocessing(encoder: Encoder) -> str:
 def embedding_key(cfg: EvalConfig, encoder: Encoder, data: registry.BenchmarkData) -> str:
     prep = _preprocessing(encoder)
     parts = [cfg.model, str(encoder.revision), data.fingerprint, prep, cfg.dtype]
+    if cfg.fast_decode:
+        parts.append(f"fast-decode:{encoder.decode_min_side()}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
@@ -155,9 +171,18 @@ def encode_sharded(
     batch_size: int,
     encode: Callable[[Encoder, dict[str, torch.Tensor]], tuple[torch.Tensor, ...]],
     desc: str,
+    fast_decode: bool = True,
+    workers: int = 0,
 ) -> list[torch.Tensor]:
     """``encode(encoder, inputs)`` over ``images``, sharded across processes and gathered back in input order."""
-    loader = torch.utils.data.DataLoader(_Images(images, encoder), batch_size=batch_size, shuffle=False)
+    loader = torch.utils.data.DataLoader(
+        _Images(images, encoder, fast_decode),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=2 if workers else None,
+    )
     loader = accelerator.prepare(loader)
     chunks: list[list[torch.Tensor]] = []
     order = []
@@ -192,6 +217,8 @@ def image_embeddings(
         cfg.batch_size,
         lambda e, px: (e.encode_pixels(px),),
         f"Encoding {data.name}",
+        cfg.fast_decode,
+        cfg.resolved_workers(),
     )
     if accelerator.is_main_process:
         save_tensors(path, {"embeddings": out, "labels": torch.tensor(data.labels)})
@@ -221,6 +248,8 @@ def support_features(
         cfg.batch_size,
         lambda e, px: tuple(x.half() if x.dim() == 3 else x for x in global_and_local(e, px)),
         f"Encoding {train.name} support",
+        cfg.fast_decode,
+        cfg.resolved_workers(),
     )
     if accelerator.is_main_process:
         save_tensors(path, {"global": glob, "local": local})
@@ -517,7 +546,9 @@ def _run_segmentation(cfg: EvalConfig, engine: Any, accelerator: Any, out: Path)
 
     from . import segmentation
 
-    options = SegmentOptions(cfg.variant, cfg.short_side, cfg.window, cfg.stride, cfg.background_threshold)
+    options = SegmentOptions(
+        cfg.variant, cfg.short_side, cfg.window, cfg.stride, cfg.background_threshold, cfg.fast_decode
+    )
     results = segmentation.run_segmentation(cfg, engine, accelerator, options)
     import s3_hf
 

@@ -17,7 +17,6 @@ cached (a 336 px image at ViT-B/16 is about 900 features per window); built spac
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,14 +27,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from s3_hf.encoding import is_image_file, load_image
+from s3_hf.encoding import is_image_file, load_image, original_size
 from s3_hf.errors import EvalError
 from s3_hf.fileio import read_user_text, write_json
 from s3_hf.segmentation import SegmentOptions, label_map, read_class_names, segment_logits_many
 from s3_hf.templates import resolve_templates
 
 logger = logging.getLogger("s3_hf.eval")
-METRIC_FILE = Path(__file__).resolve().parent / "metrics" / "mean_iou" / "mean_iou.py"
 IMAGE_DIRS = ("images", "JPEGImages", "img")
 MASK_DIRS = ("masks", "annotations", "SegmentationClass", "labels")
 
@@ -135,10 +133,10 @@ def _distinct(labels: list[str], names: dict[str, list[str]]) -> tuple[list[str]
 
 
 def _miou_module() -> Any:
-    spec = importlib.util.spec_from_file_location("s3_hf_mean_iou", METRIC_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    """The project's ``mean_iou`` evaluate module, loaded by path (it works offline)."""
+    from .runner import load_metric
+
+    return load_metric("mean_iou")
 
 
 def method_requests(engine: Any, data: SegData, metrics: list[str], templates: Any) -> dict[str, Any]:
@@ -175,10 +173,11 @@ def run_segmentation(cfg: Any, engine: Any, accelerator: Any, options: SegmentOp
         mine = list(range(len(data.images)))[accelerator.process_index :: accelerator.num_processes]
         start = time.perf_counter()
         for i in mine:
-            image = load_image(data.images[i])
+            image = load_image(data.images[i], min_side=options.short_side if options.fast_decode else None)
             truth = np.asarray(Image.open(data.masks[i]))
-            if truth.shape != (image.height, image.width):
-                raise EvalError(f"{data.masks[i]} is {truth.shape[::-1]}, its image {image.size}: they must match.")
+            size = original_size(image)
+            if truth.shape != size[::-1]:
+                raise EvalError(f"{data.masks[i]} is {truth.shape[::-1]}, its image {size}: they must match.")
             logits = segment_logits_many(engine, image, list(resolved.values()), options)
             for method, lg in zip(resolved, logits, strict=True):
                 pred = label_map(lg, data.labels, options.background_threshold).numpy()

@@ -182,13 +182,18 @@ def _compare(
     fewshot: dict[str, Any] | None = None,
     batch_size: int = 32,
     strict: bool = True,
+    fast_decode: bool = True,
 ) -> list[dict[str, Any]]:
     """S^3 (with details, and few-shot when asked) next to vanilla CLIP; every image is encoded once. An image that
-    cannot be read stops the run when ``strict``, else it is reported and skipped."""
+    cannot be read stops the run when ``strict``, else it is reported and skipped. ``fast_decode``: JPEGs decoded
+    at reduced size (never below the model's resize target)."""
     from tqdm.auto import tqdm
 
-    from .encoding import load_image
     from .engine import rank
+
+    def load_image(image: Any) -> Any:
+        return engine.load_image(image, fast=fast_decode)
+
     from .errors import ImageLoadError
 
     s3 = engine.resolve(engine.request(metric=metric, **options, **(fewshot or {})))
@@ -285,7 +290,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     metric = args.metric or DEFAULT_METRIC
     fewshot = _fewshot_kwargs(args)
     method = "S^3" if not fewshot else f"S^3 + {args.fewshot_mode.upper()}"
-    results = _compare(engine, images, images, kwargs, metric, args.top_k, fewshot, args.batch_size, args.strict)
+    results = _compare(
+        engine, images, images, kwargs, metric, args.top_k, fewshot, args.batch_size, args.strict, not args.exact_decode
+    )
     _report(results, metric, args.json, method=method)
     return 0
 
@@ -307,14 +314,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
     else:
         kwargs = _space_kwargs(args)
     variant = None if args.variant == "none" else args.variant
-    options = SegmentOptions(variant, args.short_side, args.window, args.stride, args.background_threshold)
+    options = SegmentOptions(
+        variant, args.short_side, args.window, args.stride, args.background_threshold, not args.exact_decode
+    )
     images = _images(args.images)
     engine = load_engine(args.model, args.device)
     request = engine.request(metric=args.metric, **kwargs)
     out = Path(args.out)
     summary = []
     for path in images:
-        image = load_image(path)
+        image = load_image(path, min_side=args.short_side if not args.exact_decode else None)
         seg = engine.segment(image, request, options)
         ids = seg.label_map.numpy()
         stem = Path(str(path)).stem
@@ -560,6 +569,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cupl=args.cupl,
         waffle=args.waffle,
         descriptors=args.descriptors,
+        fast_decode=not args.exact_decode,
+        workers=args.workers,
         task=args.task,
         class_names=args.class_names,
         variant=None if args.variant == "none" else args.variant,
@@ -705,6 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--top-k", type=POSITIVE, default=5)
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     c.add_argument("--strict", action="store_true", help="stop at the first image that cannot be read")
+    c.add_argument(
+        "--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced-size JPEG decoding)"
+    )
     c.add_argument("--support", help="few-shot: a folder of <class>/<image> files, or a fitted adapter's folder")
     c.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")
     model_args(c)
@@ -721,6 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     g2.add_argument("--window", type=POSITIVE, default=224)
     g2.add_argument("--stride", type=POSITIVE, default=112)
     g2.add_argument("--background-threshold", type=float, help="below this top probability: the 'background' class")
+    g2.add_argument("--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced size)")
     model_args(g2)
     g2.set_defaults(func=cmd_segment)
 
@@ -814,6 +829,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fewshot-options", default="", help='SSP options as JSON, e.g. \'{"top_s": 4, "lam": 0.5}\'')
     e.add_argument("--imagenet-sample", help="folder of the imagenet-sample benchmark (default: $S3_IMAGENET_SAMPLE)")
     e.add_argument("--task", choices=["classification", "segmentation"], default="classification")
+    e.add_argument("--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced size)")
+    e.add_argument("--workers", type=NON_NEGATIVE, help="decode worker processes (default: 0 on CPU, 8 on GPU)")
     e.add_argument("--class-names", help="segmentation: a class-name file instead of each folder's classes.txt")
     e.add_argument("--variant", default="naclip", choices=["naclip", "sclip", "clearclip", "maskclip", "none"])
     e.add_argument("--short-side", type=POSITIVE, default=336, help="segmentation: resize to this short side")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -36,8 +37,21 @@ def list_images(folder: str | os.PathLike) -> list[str]:
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if is_image_file(f))
 
 
+#: ``image.info`` key of a JPEG decoded at reduced size: its full (width, height), upright.
+ORIGINAL_SIZE = "s3_original_size"
+
+
+def original_size(image: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of the image as a full decode gives it (differs from ``image.size`` after
+    :func:`draft_jpeg`)."""
+    return tuple(image.info.get(ORIGINAL_SIZE, image.size))  # type: ignore[return-value]
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Upright 8-bit RGB. 16-bit and 32-bit greyscale are rescaled, transparency is composited on white."""
+    full = image.info.get(ORIGINAL_SIZE)
+    if full is not None and image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF rotations by 90 degrees
+        full = full[::-1]
     image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(image, dtype=np.float64)
@@ -47,11 +61,32 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return image.convert("RGB")
+    image = image.convert("RGB")
+    if full is not None:
+        image.info[ORIGINAL_SIZE] = tuple(full)
+    return image
 
 
-def load_image(image: ImageInput, timeout: float | None = None) -> Image.Image:
+def draft_jpeg(image: Image.Image, min_side: int | None) -> Image.Image:
+    """Ask a JPEG file's decoder for the smallest DCT scale (1/2, 1/4 or 1/8) whose short side is still at least
+    ``min_side`` (``Image.draft``), before the image is loaded; anything else, or ``None``, is left as is. Never
+    upsamples: a JPEG whose short side is already at most ``min_side`` decodes at full size."""
+    if not min_side or getattr(image, "format", None) not in ("JPEG", "MPO"):  # MPO: cameras' multi-picture JPEG
+        return image
+    w, h = image.size
+    scale = min_side / min(w, h)
+    if scale < 1:
+        image.draft(image.mode, (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+        if image.size != (w, h):
+            image.info[ORIGINAL_SIZE] = (w, h)
+    return image
+
+
+def load_image(image: ImageInput, timeout: float | None = None, min_side: int | None = None) -> Image.Image:
     """Read a path, URL, base64 string or PIL image into an upright RGB PIL image.
+
+    ``min_side``: decode JPEG files, bytes and base64 data at reduced size (:func:`draft_jpeg`) while the short side
+    stays at least ``min_side`` (the model's resize target: the fast path); ``None`` decodes every pixel.
 
     Raises :class:`ImageLoadError` (naming the input) for a missing, unreadable, truncated or non-image file.
     """
@@ -65,10 +100,14 @@ def load_image(image: ImageInput, timeout: float | None = None) -> Image.Image:
             raise ImageLoadError(f"{short} is a folder, not an image file. Pass the image files inside it.")
         if isinstance(image, os.PathLike | str) and os.path.isfile(image):
             with Image.open(image) as im:
-                im.load()
+                draft_jpeg(im, min_side).load()
                 return _to_rgb(im)
         if isinstance(image, os.PathLike) or (isinstance(image, str) and _looks_like_path(image)):
             raise ImageLoadError(f"Could not read image {short}: no such file. Check the path.")
+        if isinstance(image, str) and min_side and not image.startswith(("http://", "https://")):
+            data = _base64_bytes(image)
+            if data is not None:
+                return image_from_bytes(data, min_side)
         if isinstance(image, str):
             from transformers.image_utils import load_image as hf_load_image
 
@@ -110,11 +149,23 @@ def _looks_like_path(text: str) -> bool:
     return text.startswith(("./", "../", "~")) or ("." in text and len(text) < 4096)
 
 
-def image_from_bytes(data: bytes) -> Image.Image:
-    """Decode image bytes with the same checks as :func:`load_image`."""
+def _base64_bytes(text: str) -> bytes | None:
+    """The bytes of base64 image data (with or without a ``data:`` prefix), or ``None`` if it is not base64."""
+    import base64
+    import binascii
+
+    payload = text.split(",", 1)[1] if text.startswith("data:") and "," in text else text
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def image_from_bytes(data: bytes, min_side: int | None = None) -> Image.Image:
+    """Decode image bytes with the same checks as :func:`load_image` (and its reduced-size JPEG decoding)."""
     try:
         with Image.open(io.BytesIO(data)) as im:
-            im.load()
+            draft_jpeg(im, min_side).load()
             return _to_rgb(im)
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageLoadError(f"Could not decode image bytes: {err}.") from err
@@ -235,9 +286,11 @@ def encode_concept_groups(
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "ORIGINAL_SIZE",
     "ImageInput",
     "concept_prompts",
     "concept_text",
+    "draft_jpeg",
     "encode_concept_groups",
     "encode_concepts",
     "encode_images",
@@ -249,6 +302,7 @@ __all__ = [
     "list_images",
     "load_image",
     "max_text_tokens",
+    "original_size",
     "pixel_values",
     "token_lengths",
 ]

@@ -798,6 +798,14 @@ class S3Engine:
             self._last.clear()
 
     # ---------------------------------------------------------------------------------------------- scoring
+    def load_image(self, image: Any, fast: bool = True, timeout: float | None = None) -> Any:
+        """Read an image (path, URL, base64, bytes-backed or PIL) as an upright RGB PIL image. ``fast``: JPEG data
+        decoded at the smallest DCT scale that still covers the model's resize target (not pixel-identical to a
+        full decode; see the README, section Images); ``False``: every pixel, exactly as transformers reads it."""
+        from .encoding import load_image
+
+        return load_image(image, timeout=timeout, min_side=self.encoder.decode_min_side() if fast else None)
+
     def image_inputs(self, images: Sequence[Any]) -> dict[str, torch.Tensor]:
         """RGB PIL images -> the model's preprocessed image inputs."""
         return self.encoder.image_inputs(images)
@@ -843,7 +851,8 @@ class S3Engine:
             raise InvalidConfigError("Few-shot support applies to classification only; drop support= to segment.")
         if not self.encoder.has_dense_features:
             self.encoder.dense_features(torch.zeros(1, 3, 1, 1), options.variant)  # raises the typed error
-        logits = segment_logits(self, load_image(image), resolved, options)
+        min_side = options.short_side if options.fast_decode else None
+        logits = segment_logits(self, load_image(image, min_side=min_side), resolved, options)
         return Segmentation(resolved.labels, logits, label_map(logits, resolved.labels, options.background_threshold))
 
 

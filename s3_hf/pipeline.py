@@ -14,7 +14,6 @@ import torch
 from transformers import AutoModelForZeroShotImageClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY, SUPPORTED_TASKS
 
-from .encoding import load_image
 from .engine import ClassifyRequest, ClassScores, S3Engine, rank
 from .errors import InvalidConfigError, InvalidLabelsError
 from .options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
@@ -34,6 +33,9 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
     - ``templates``: a list of prompt templates or a named set (``"imagenet80"``);
     - ``metric``: one of :data:`s3_hf.options.METRIC_NAMES` (default ``"local_center"``), ``knn_k`` for the kNN
       metric;
+    - ``fast_decode=True``: decode JPEGs at the smallest DCT scale that still covers the model's resize target
+      (several times faster on large photos; scores move slightly, see the README). Off by default, so that scores
+      equal transformers' own pipeline;
     - ``top_k``: keep the ``top_k`` best classes; ``return_details``: add per class the matched concept, the
       kept and dropped concepts and the concepts forming the centre used;
     - space options ``concept_format``, ``radius``, ``gap_ratio``, ``min_points``, ``max_dim``, and
@@ -88,6 +90,7 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         top_k: int | None = None,
         return_details: bool = False,
         timeout: float | None = None,
+        fast_decode: bool = False,
         concept_format: str = DEFAULT_CONCEPT_FORMAT,
         tokenizer_kwargs: Mapping[str, Any] | None = None,
         canonicalization: str | None = None,
@@ -100,7 +103,9 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
         waffle: Any = None,
         **space_options: Any,
     ) -> tuple[dict, dict, dict]:
-        preprocess = {"timeout": timeout} if timeout is not None else {}
+        preprocess: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+        if fast_decode:
+            preprocess["fast_decode"] = True
         if candidate_labels is None and synonym_space is None:
             return preprocess, {}, {}  # pipeline construction: nothing to route yet
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
@@ -132,8 +137,10 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
             {"request": request, "top_k": top_k, "details": details},
         )
 
-    def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
-        inputs = self.engine.image_inputs([load_image(image, timeout=timeout)])
+    def preprocess(
+        self, image: Any, timeout: float | None = None, fast_decode: bool = False
+    ) -> dict[str, torch.Tensor]:
+        inputs = self.engine.image_inputs([self.engine.load_image(image, fast=fast_decode, timeout=timeout)])
         return {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
 
     def _forward(

@@ -21,7 +21,7 @@ from .errors import InvalidLabelsError
 from .options import DEFAULT_CONCEPT_FORMAT
 from .segmentation import SegmentOptions, class_masks
 
-_DENSE = ("variant", "short_side", "window", "stride", "background_threshold")
+_DENSE = ("variant", "short_side", "window", "stride", "background_threshold", "fast_decode")
 
 
 class S3OpenVocabularySegmentationPipeline(Pipeline):

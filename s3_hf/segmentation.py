@@ -40,6 +40,7 @@ class SegmentOptions:
     window: int = WINDOW
     stride: int = STRIDE
     background_threshold: float | None = None
+    fast_decode: bool = True  # JPEGs decoded at reduced size, never below short_side
 
     def __post_init__(self) -> None:
         check_variant(self.variant)
@@ -79,7 +80,8 @@ def _windows_logits(engine: Any, resolveds: list[Any], crop: torch.Tensor, varia
 
 
 def segment_logits(engine: Any, image: Image.Image, resolved: Any, options: SegmentOptions) -> torch.Tensor:
-    """``(C, H, W)`` per-pixel logits of ``image`` (its own size) for the classes of ``resolved``."""
+    """``(C, H, W)`` per-pixel logits of ``image`` (at its full size, also when decoded at reduced size) for the
+    classes of ``resolved``."""
     return segment_logits_many(engine, image, [resolved], options)[0]
 
 
@@ -92,8 +94,10 @@ def segment_logits_many(
     maps = sliding_logits_many(
         pixels, lambda crop: _windows_logits(engine, resolveds, crop, options.variant), options.window, options.stride
     )
-    size = (image.height, image.width)
-    return [F.interpolate(m[None], size=size, mode="bilinear", align_corners=False)[0] for m in maps]
+    from .encoding import original_size
+
+    width, height = original_size(image)  # a JPEG decoded at reduced size is labelled at its full size
+    return [F.interpolate(m[None], size=(height, width), mode="bilinear", align_corners=False)[0] for m in maps]
 
 
 def label_map(logits: torch.Tensor, labels: list[str], background_threshold: float | None = None) -> torch.Tensor:
@@ -146,6 +150,8 @@ def overlay(image: Image.Image, label_ids: torch.Tensor, labels: list[str], alph
     from PIL import ImageDraw
 
     ids = label_ids.numpy()
+    if image.size != (ids.shape[1], ids.shape[0]):  # decoded at reduced size: shown at the label map's size
+        image = image.resize((ids.shape[1], ids.shape[0]), Image.Resampling.BILINEAR)
     colours = palette(len(labels))
     blend = (1 - alpha) * np.asarray(image.convert("RGB"), dtype=np.float32) + alpha * colours[ids].astype(np.float32)
     present = [int(c) for c in np.unique(ids)]

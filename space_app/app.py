@@ -38,7 +38,7 @@ from PIL import Image
 
 import s3_hf
 from s3_hf.artifact import CONFIG_NAME, REQUIRED_FILES
-from s3_hf.encoding import load_image
+from s3_hf.encoding import ORIGINAL_SIZE, draft_jpeg, load_image
 from s3_hf.engine import S3Engine, rank
 from s3_hf.errors import (
     ArtifactError,
@@ -319,7 +319,7 @@ def _uploaded(path: str) -> bool:
         return False
 
 
-def prepare_image(image: Any) -> Image.Image:
+def prepare_image(image: Any, min_side: int | None = None) -> Image.Image:
     """Decode the image ourselves (the event skips Gradio's preprocessing) so bad files get a clear message."""
     if isinstance(image, dict):  # a FileData payload
         image = image.get("path")
@@ -332,7 +332,7 @@ def prepare_image(image: Any) -> Image.Image:
         with Image.open(image) as im:  # reads the header only: the size is known before anything is decoded
             if im.width * im.height > MAX_PIXELS:
                 raise gr.Error(IMAGE_TOO_LARGE)
-            image = load_image(im)
+            image = load_image(draft_jpeg(im, min_side or ENGINE.encoder.decode_min_side()))
     except gr.Error:
         raise
     except (Image.DecompressionBombError, ImageLoadError) as err:
@@ -345,6 +345,7 @@ def prepare_image(image: Any) -> Image.Image:
     if max(image.size) > MAX_SIDE:
         image = image.copy()
         image.thumbnail((MAX_SIDE, MAX_SIDE))  # huge images are downscaled; CLIP sees 224 px anyway
+        image.info.pop(ORIGINAL_SIZE, None)  # segment what is shown
     return image
 
 
@@ -502,7 +503,7 @@ def segment(
     concept of its space that matched."""
     from s3_hf.segmentation import SegmentOptions, class_masks, overlay
 
-    image = prepare_image(image)
+    image = prepare_image(image, SegmentOptions().short_side)
     labels = parse_labels(labels_text)
     choice = parse_space(space_id)
     metric = parse_metric(metric)

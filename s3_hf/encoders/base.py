@@ -123,6 +123,22 @@ class Encoder(abc.ABC):
             "here; open-vocabulary segmentation needs a ViT of CLIP, MetaCLIP 2 or open_clip."
         )
 
+    def decode_min_side(self) -> int | None:
+        """The smallest short side a decoded image needs for this model's preprocessing (its resize target, which
+        covers its crop), or ``None`` where the preprocessing has no fixed target (SigLIP 2's patch budget). The
+        fast decoding path (:func:`s3_hf.encoding.draft_jpeg`) never decodes below it."""
+        size = getattr(self.image_processor, "size", None)
+        get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+        if get("shortest_edge"):
+            crop = getattr(self.image_processor, "crop_size", None)
+            crop_sides = [v for v in (getattr(crop, "height", None), getattr(crop, "width", None)) if v]
+            if isinstance(crop, dict):
+                crop_sides = [v for v in (crop.get("height"), crop.get("width")) if v]
+            return int(max([get("shortest_edge"), *crop_sides]))
+        if get("height") and get("width"):
+            return int(max(get("height"), get("width")))
+        return None
+
     def pixel_stats(self) -> tuple[list[float], list[float]]:
         """The mean and standard deviation the image preprocessing normalises with, per channel."""
         processor = self.image_processor

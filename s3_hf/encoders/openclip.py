@@ -209,6 +209,13 @@ class OpenClipEncoder(Encoder):
             return super().patch_size
         return int(self.model.visual.patch_size[0])
 
+    def decode_min_side(self) -> int | None:
+        for t in getattr(self.image_processor, "transforms", []):
+            size = getattr(t, "size", None)
+            if type(t).__name__ == "Resize" and size is not None:
+                return int(size) if isinstance(size, int) else int(max(size))
+        return None
+
     def pixel_stats(self) -> tuple[list[float], list[float]]:
         for t in getattr(self.image_processor, "transforms", []):
             if hasattr(t, "mean") and hasattr(t, "std"):

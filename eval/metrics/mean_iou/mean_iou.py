@@ -68,6 +68,10 @@ class MeanIoU(evaluate.Metric):
             ),
         )
 
+    # per-image use without building Arrow tables of pixels: sum confusion matrices, then score them once
+    confusion_matrix = staticmethod(confusion_matrix)
+    scores = staticmethod(scores)
+
     def _compute(self, predictions, references, num_labels, ignore_index=255, reduce_zero_label=False):
         total = np.zeros((num_labels, num_labels), dtype=np.int64)
         for pred, ref in zip(predictions, references, strict=True):

@@ -1,0 +1,89 @@
+"""The image path: reduced-size JPEG decoding (the fast path) against full decoding (the exact path)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import SHARED
+from PIL import Image
+
+from s3_hf.encoding import draft_jpeg, image_from_bytes, load_image
+from s3_hf.engine import S3Engine
+
+SAMPLE = SHARED / "data" / "imagenet-sample" / "images"
+#: Measured on 50 ImageNet-sample photos upscaled to 12 MP (JPEG quality 90), ViT-B/32 preprocessing: the mean
+#: absolute difference of the normalised pixel values was 0.050 on average and 0.200 for the worst photo.
+MEAN_BOUND, WORST_BOUND = 0.06, 0.25
+
+
+@pytest.fixture(scope="module")
+def vit_b32():
+    """The full-size ViT-B/32 preprocessing the bound was measured with (random weights: pixels only)."""
+    folder = SHARED / "models" / "clip-vit-b32-shapes"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} (the shared ViT-B/32 shapes) is absent")
+    return S3Engine.from_pretrained(folder, device="cpu")
+
+
+def big_jpeg(src, path, megapixels: float = 12.0) -> str:
+    im = Image.open(src).convert("RGB")
+    s = (megapixels * 1e6 / (im.width * im.height)) ** 0.5
+    im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.BICUBIC).save(path, quality=90)
+    return str(path)
+
+
+def test_exact_path_is_full_decoding(photos):
+    for p in photos:
+        assert np.array_equal(np.asarray(load_image(p)), np.asarray(Image.open(p).convert("RGB")))
+
+
+def test_fast_path_decodes_large_jpegs_small_but_never_below_the_target(photos, tmp_path):
+    path = big_jpeg(photos[0], tmp_path / "big.jpg")
+    full, fast = load_image(path), load_image(path, min_side=224)
+    assert min(fast.size) >= 224 and fast.size[0] < full.size[0] / 4  # 1/8 of a 12 MP photo
+    assert abs(fast.size[0] / fast.size[1] - full.size[0] / full.size[1]) < 0.01
+    with open(path, "rb") as f:
+        data = f.read()
+    assert image_from_bytes(data, 224).size == fast.size
+    import base64
+
+    assert load_image(base64.b64encode(data).decode(), min_side=224).size == fast.size
+
+
+def test_small_jpegs_and_other_formats_are_unchanged(photos, tmp_path):
+    small = tmp_path / "small.jpg"
+    Image.open(photos[0]).convert("RGB").resize((300, 200)).save(small, quality=90)  # short side 200 < 224
+    assert np.array_equal(np.asarray(load_image(small, min_side=224)), np.asarray(load_image(small)))
+    png = tmp_path / "big.png"
+    Image.open(photos[0]).convert("RGB").resize((1600, 1200)).save(png)
+    assert np.array_equal(np.asarray(load_image(png, min_side=224)), np.asarray(load_image(png)))
+    with Image.open(png) as im:
+        assert draft_jpeg(im, 224) is im and im.size == (1600, 1200)
+
+
+def test_pipeline_decodes_exactly_by_default(s3_pipe, photos, tmp_path):
+    path = big_jpeg(photos[1], tmp_path / "big.jpg", 4.0)
+    exact = s3_pipe(path, candidate_labels=["cat", "rocket"])
+    again = s3_pipe(Image.open(path), candidate_labels=["cat", "rocket"])  # transformers reads every pixel
+    assert exact == again
+    fast = s3_pipe(path, candidate_labels=["cat", "rocket"], fast_decode=True)
+    assert {r["label"] for r in fast} == {"cat", "rocket"}
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"{SAMPLE} (the shared imagenet-sample) is absent")
+def test_fast_path_stays_within_the_measured_bound_on_real_photos(vit_b32, tmp_path):
+    engine = vit_b32
+    paths = sorted(SAMPLE.iterdir())[::100]  # 10 photos, upscaled to 12 MP as phones take them
+    min_side = engine.encoder.decode_min_side()
+    diffs = []
+    for p in paths:
+        big = big_jpeg(p, tmp_path / p.name)
+        exact = engine.image_inputs([load_image(big)])["pixel_values"]
+        fast = engine.image_inputs([load_image(big, min_side=min_side)])["pixel_values"]
+        diffs.append(float((exact - fast).abs().mean()))
+        assert torch.isfinite(fast).all()
+    assert max(diffs) <= WORST_BOUND and float(np.mean(diffs)) <= MEAN_BOUND, diffs
+    # the original sample photos (about 500 x 375) are too small to decode at reduced size: identical
+    for p in paths[:3]:
+        assert np.array_equal(np.asarray(load_image(p, min_side=min_side)), np.asarray(load_image(p)))
