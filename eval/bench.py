@@ -24,6 +24,7 @@ import torch
 
 from s3_hf import TASK, SynonymSpace, models
 from s3_hf.encoding import list_images, load_image
+from s3_hf.engine import rank
 from s3_hf.errors import EvalError
 from s3_hf.fileio import write_json
 from s3_hf.metrics import METRICS
@@ -75,6 +76,8 @@ class BenchConfig:
     seg_classes: int = 150  # segmentation part: classes (ADE20K's count) ...
     seg_short_sides: Sequence[int] = (336, 448)  # ... short sides ...
     seg_images: int = 4  # ... and images
+    large_images: str | None = None  # image part: photos to upscale to 12 MP (default: images)
+    image_batch: int = 8  # image part: batch size
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -359,6 +362,121 @@ def save_space(cfg: BenchConfig, classes: int, folder: Path) -> dict[str, Any]:
     return {"classes": classes, "concepts": cfg.concepts, "bytes": sum(files.values()), "files": files}
 
 
+# ---------------------------------------------------------------------------------------------- image path
+def large_photos(images: str, n: int, folder: Path, megapixels: float = 12.0) -> list[str]:
+    """``n`` photos of ``images`` upscaled to ``megapixels`` and saved as JPEG quality 90 in ``folder`` (the size
+    phones take), unless ``images`` already holds large photos."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for src in image_paths(images, n):
+        im = load_image(src)
+        scale = (megapixels * 1e6 / (im.width * im.height)) ** 0.5
+        dst = folder / (Path(src).stem + ".jpg")
+        if scale > 1 and not dst.exists():
+            im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BICUBIC).save(
+                dst, quality=90
+            )
+        out.append(str(dst) if scale > 1 else src)
+    return out
+
+
+def _image_rows(
+    cfg: BenchConfig,
+    engine: Any,
+    hf: Any,
+    resolved: Any,
+    labels: list[str],
+    name: str,
+    paths: list[str],
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """One photo set's rows of :func:`bench_images`: exact and fast decoding."""
+    sync = _sync(cfg.device)
+    n = len(paths)
+    rows = []
+    inputs = engine.image_inputs([load_image(p) for p in paths])
+
+    def bare() -> None:
+        for i in range(0, n, cfg.image_batch):
+            engine.encode_pixels(_rows(inputs, i, i + cfg.image_batch))
+
+    for fast in (False, True):
+
+        def decode(fast: bool = fast) -> None:
+            for p in paths:
+                engine.image_inputs([engine.load_image(p, fast=fast)])
+
+        def s3(fast: bool = fast) -> None:
+            for i in range(0, n, cfg.image_batch):
+                batch = [engine.load_image(p, fast=fast) for p in paths[i : i + cfg.image_batch]]
+                out = engine.scores(engine.encode_pixels(engine.image_inputs(batch)), resolved)
+                for b in range(len(batch)):
+                    rank(out, b, resolved)
+
+        def transformers(fast: bool = fast) -> None:
+            images = [engine.load_image(p, fast=True) for p in paths] if fast else paths
+            hf(images, candidate_labels=labels, hypothesis_template=TEMPLATE, batch_size=cfg.image_batch)
+
+        times: dict[str, list[float]] = {"bare": [], "decode": [], "s3": [], "transformers": []}
+        calls = {"bare": bare, "decode": decode, "s3": s3}
+        if hf is not None:
+            calls["transformers"] = transformers
+        for fn in calls.values():
+            fn()  # warm-up
+        for _ in range(cfg.repeats):  # alternating, so drift on a shared machine hits every column alike
+            for key, fn in calls.items():
+                times[key].append(median_time(fn, 1, sync, warmup=False))
+        row: dict[str, Any] = {"set": name, "decode": "fast" if fast else "exact", "images": n}
+        for key in calls:
+            row[f"{key}_img_s"] = n / statistics.median(times[key])
+        row["s3_over_bare"] = statistics.median([b / t for b, t in zip(times["bare"], times["s3"], strict=True)])
+        if hf is not None:
+            row["s3_over_transformers"] = statistics.median(
+                [t / s for s, t in zip(times["s3"], times["transformers"], strict=True)]
+            )
+        rows.append(row)
+        log(
+            f"[images {name} {row['decode']}] decode+preprocess {row['decode_img_s']:.1f} img/s, bare "
+            f"encoder {row['bare_img_s']:.1f}, S^3 end to end {row['s3_img_s']:.1f} "
+            f"({row['s3_over_bare']:.2f}x of bare)"
+            + (f", transformers {row['transformers_img_s']:.2f}" if hf is not None else "")
+        )
+    return rows
+
+
+def bench_images(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The image path on the normal and a large-photo set, with exact and fast decoding: images/s of decode +
+    preprocess alone, the bare encoder, end-to-end S^3 (10 labels) and transformers' pipeline; and of the eval
+    data loader with and without decode workers. Alternating runs in one process, medians."""
+    from transformers import pipeline
+
+    from s3_hf.encoders import TransformersEncoder
+
+    engine = load_engine(cfg.model, cfg.device)
+    labels = class_names(10, cfg.images)
+    resolved = engine.resolve(engine.request(labels, hypothesis_template=TEMPLATE))
+    hf = None
+    if isinstance(engine.encoder, TransformersEncoder):
+        hf = pipeline(
+            "zero-shot-image-classification",
+            model=engine.model,
+            tokenizer=engine.tokenizer,
+            image_processor=engine.image_processor,
+            device=cfg.device,
+        )
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = {
+            "normal": image_paths(cfg.images, cfg.num_images),
+            "12MP": large_photos(cfg.large_images or cfg.images, cfg.num_images, Path(tmp) / "large"),
+        }
+        for name, paths in sets.items():
+            rows += _image_rows(cfg, engine, hf, resolved, labels, name, paths, log)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------ segmentation
 def bench_segmentation(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
     """Dense inference per variant at short sides ``cfg.seg_short_sides``: images/s end to end (sliding windows,
@@ -574,6 +692,26 @@ def markdown(results: dict[str, Any]) -> str:
                 for r in f["inference"]
             ],
         ]
+    if results.get("images"):
+        rows = results["images"]
+        lines += [
+            "",
+            "## The image path (images/s; exact = every pixel decoded, fast = reduced-size JPEG decoding)",
+            "",
+            "| set | decode | decode + preprocess | bare encoder | S^3 end to end (10 labels) | x of bare "
+            "| transformers pipeline | S^3 x of transformers |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            *[
+                f"| {r['set']} | {r['decode']} | {r['decode_img_s']:.1f} | {r['bare_img_s']:.1f} | "
+                f"{r['s3_img_s']:.1f} | {r['s3_over_bare']:.2f} | "
+                + (
+                    f"{r['transformers_img_s']:.2f} | {r['s3_over_transformers']:.2f} |"
+                    if "transformers_img_s" in r
+                    else "– | – |"
+                )
+                for r in rows
+            ],
+        ]
     if results.get("segmentation"):
         g = results["segmentation"]
         lines += [
@@ -682,6 +820,8 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
         results["fewshot"] = bench_fewshot(cfg, log)
     if "segmentation" in cfg.parts:
         results["segmentation"] = bench_segmentation(cfg, log)
+    if "images" in cfg.parts:
+        results["images"] = bench_images(cfg, log)
     with tempfile.TemporaryDirectory() as tmp:
         space_dir = Path(tmp) / "space"
         if "artifact" in cfg.parts or cfg.memory:
@@ -705,6 +845,7 @@ __all__ = [
     "BenchConfig",
     "bench_build",
     "bench_fewshot",
+    "bench_images",
     "bench_inference",
     "bench_memory",
     "bench_segmentation",

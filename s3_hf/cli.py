@@ -507,6 +507,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seg_classes=args.seg_classes,
         seg_short_sides=_int_list(args.seg_short_sides, "--seg-short-sides", minimum=1),
         seg_images=args.seg_images,
+        large_images=args.large_images,
     )
     bench.run(cfg)
     return 0
@@ -801,13 +802,15 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--parts",
         default="inference,build,artifact",
-        help="which parts to run (comma list; 'fewshot' adds SSP, 'segmentation' dense inference)",
+        help="which parts to run (comma list; 'fewshot' adds SSP, 'segmentation' dense inference, "
+        "'images' the decode path on normal and 12 MP photos)",
     )
     n.add_argument("--fewshot-classes", type=POSITIVE, default=1000, help="classes of the few-shot part")
     n.add_argument("--fewshot-shots", default="1,4,16", help="support images per class to time fitting at")
     n.add_argument("--seg-classes", type=POSITIVE, default=150, help="segmentation: classes (default 150, ADE20K)")
     n.add_argument("--seg-short-sides", default="336,448", help="segmentation: short sides to time (default 336,448)")
     n.add_argument("--seg-images", type=POSITIVE, default=4, help="segmentation: images to time (default 4)")
+    n.add_argument("--large-images", help="images part: photos to upscale to 12 MP (default: --images)")
     n.set_defaults(func=cmd_bench)
 
     e = sub.add_parser("eval", help="every method side by side on benchmarks (accelerate launch -m s3_hf.cli eval)")

@@ -118,3 +118,21 @@ def test_bench_segmentation_part(tiny_clip_dir, photos, tmp_path):
     for r in seg["rows"]:
         assert r["img_s"] > 0 and r["dense_img_s"] > 0 and r["plain_img_s"] > 0 and r["scoring_share"] > 0
     assert seg["memory"]["peak_bytes"] > 0 and "## Segmentation" in (out / "bench.md").read_text()
+
+
+def test_bench_images_part(tiny_clip_dir, photos, tmp_path):
+    """The image path on normal and 12 MP photos, exact and fast decoding; the large set is made on the fly."""
+    out = tmp_path / "bench"
+    args = ["bench", "--model", str(tiny_clip_dir), "--images", str(photos[0].parent), "--out", str(out)]
+    args += ["--parts", "images", "--repeats", "1", "--device", "cpu", "--num-images", "2", "--no-memory"]
+    assert main(args) == 0
+    rows = json.loads((out / "bench.json").read_text())["images"]
+    assert [(r["set"], r["decode"]) for r in rows] == [
+        ("normal", "exact"),
+        ("normal", "fast"),
+        ("12MP", "exact"),
+        ("12MP", "fast"),
+    ]
+    for r in rows:
+        assert r["decode_img_s"] > 0 and r["s3_img_s"] > 0 and r["transformers_img_s"] > 0 and r["s3_over_bare"] > 0
+    assert "## The image path" in (out / "bench.md").read_text()
