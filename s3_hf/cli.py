@@ -183,47 +183,65 @@ def _compare(
     batch_size: int = 32,
     strict: bool = True,
     fast_decode: bool = True,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     """S^3 (with details, and few-shot when asked) next to vanilla CLIP; every image is encoded once. An image that
     cannot be read stops the run when ``strict``, else it is reported and skipped. ``fast_decode``: JPEGs decoded
-    at reduced size (never below the model's resize target)."""
+    at reduced size (never below the model's resize target); ``workers``: decode the next batch in a background
+    thread while this one is encoded (0: decode in turn)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     from .engine import rank
-
-    def load_image(image: Any) -> Any:
-        return engine.load_image(image, fast=fast_decode)
-
     from .errors import ImageLoadError
+
+    def load(image: Any) -> Any:
+        try:
+            return engine.load_image(image, fast=fast_decode)
+        except ImageLoadError as err:
+            return err
 
     s3 = engine.resolve(engine.request(metric=metric, **options, **(fewshot or {})))
     clip = engine.resolve(engine.request(metric="label", **options))
     results: list[dict[str, Any]] = []
     skipped = 0
-    for start in tqdm(range(0, len(images), batch_size), desc="Classifying", disable=len(images) <= batch_size):
-        batch, batch_names = [], []
-        for image, name in zip(images[start : start + batch_size], names[start : start + batch_size], strict=True):
-            try:
-                batch.append(load_image(image))
-            except ImageLoadError as err:
-                if strict:
-                    raise
-                logger.warning("Skipping %s: %s", name, err)
-                skipped += 1
-                continue
-            batch_names.append(name)
-        if not batch:
-            continue
-        v = engine.encode_pixels(engine.image_inputs(batch))
-        s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
-        for b, name in enumerate(batch_names):
-            results.append(
-                {
-                    "image": name,
-                    "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
-                    "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
-                }
+    starts = list(range(0, len(images), batch_size))
+    # a worker decodes the next batch while the model encodes this one (PIL releases the GIL while decoding)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+
+        def submit(start: int) -> Any:
+            chunk = images[start : start + batch_size]
+            return pool.submit(lambda: [load(im) for im in chunk]) if workers else None
+
+        pending = submit(starts[0]) if starts else None
+        for k, start in enumerate(tqdm(starts, desc="Classifying", disable=len(images) <= batch_size)):
+            loaded = (
+                pending.result() if pending is not None else [load(im) for im in images[start : start + batch_size]]
             )
+            pending = submit(starts[k + 1]) if k + 1 < len(starts) else None
+            batch, batch_names = [], []
+            for image, name in zip(loaded, names[start : start + batch_size], strict=True):
+                if isinstance(image, ImageLoadError):
+                    if strict:
+                        raise image
+                    logger.warning("Skipping %s: %s", name, image)
+                    skipped += 1
+                    continue
+                batch.append(image)
+                batch_names.append(name)
+            if not batch:
+                continue
+            v = engine.encode_pixels(engine.image_inputs(batch))
+            s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
+            for b, name in enumerate(batch_names):
+                results.append(
+                    {
+                        "image": name,
+                        "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
+                        "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
+                    }
+                )
     if not results:
         raise CLIUsageError(f"None of the {len(images)} images could be read (see the warnings above).")
     if skipped:
@@ -291,7 +309,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
     fewshot = _fewshot_kwargs(args)
     method = "S^3" if not fewshot else f"S^3 + {args.fewshot_mode.upper()}"
     results = _compare(
-        engine, images, images, kwargs, metric, args.top_k, fewshot, args.batch_size, args.strict, not args.exact_decode
+        engine,
+        images,
+        images,
+        kwargs,
+        metric,
+        args.top_k,
+        fewshot,
+        args.batch_size,
+        args.strict,
+        not args.exact_decode,
+        args.workers,
     )
     _report(results, metric, args.json, method=method)
     return 0
@@ -719,6 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true", help="stop at the first image that cannot be read")
     c.add_argument(
         "--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced-size JPEG decoding)"
+    )
+    c.add_argument(
+        "--workers", type=NON_NEGATIVE, default=1, help="decode the next batch while encoding this one (0: off)"
     )
     c.add_argument("--support", help="few-shot: a folder of <class>/<image> files, or a fitted adapter's folder")
     c.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")

@@ -87,3 +87,21 @@ def test_fast_path_stays_within_the_measured_bound_on_real_photos(vit_b32, tmp_p
     # the original sample photos (about 500 x 375) are too small to decode at reduced size: identical
     for p in paths[:3]:
         assert np.array_equal(np.asarray(load_image(p, min_side=min_side)), np.asarray(load_image(p)))
+
+
+def test_decode_workers_change_nothing_but_time(tiny_clip_dir, s3_pipe, photos, capsys):
+    """The CLI decodes the next batch in a worker while this one is encoded; the pipeline's num_workers preprocess
+    in a data loader: both give exactly the results of decoding in turn."""
+    import json
+
+    from s3_hf.cli import main
+
+    outs = []
+    for workers in ("0", "2"):
+        args = ["classify", *map(str, photos), "--labels", "cat, rocket, coffee", "--model", str(tiny_clip_dir)]
+        assert main([*args, "--json", "--batch-size", "2", "--workers", workers]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    assert outs[0] == outs[1] and len(outs[0]) == len(photos)
+    images = [str(p) for p in photos]
+    plain = s3_pipe(images, candidate_labels=["cat", "rocket"], batch_size=2)
+    assert s3_pipe(images, candidate_labels=["cat", "rocket"], num_workers=2, batch_size=2) == plain
