@@ -146,17 +146,17 @@ def sliding_logits_many(
     same features); each is averaged over the windows on its own."""
     _, height, width = pixels.shape
     totals: list[torch.Tensor] = []
-    count = torch.zeros(1, height, width, dtype=torch.float64)
+    count = torch.zeros(1, height, width)
     for y in window_starts(height, window, stride):
         for x in window_starts(width, window, stride):
             crop = pixels[:, y : y + window, x : x + window]
             h, w = crop.shape[1:]
             for k, out in enumerate(fn(crop[None])):
                 if k == len(totals):
-                    totals.append(torch.zeros(out.shape[0], height, width, dtype=torch.float64))
-                totals[k][:, y : y + h, x : x + w] += out.double()
+                    totals.append(torch.zeros(out.shape[0], height, width))
+                totals[k][:, y : y + h, x : x + w] += out.float()
             count[:, y : y + h, x : x + w] += 1
-    return [(t / count).float() for t in totals]
+    return [t.div_(count) for t in totals]
 
 
 def resize_short_side(height: int, width: int, short: int = SHORT_SIDE) -> tuple[int, int]:
