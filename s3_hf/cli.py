@@ -189,10 +189,9 @@ def _compare(
     cannot be read stops the run when ``strict``, else it is reported and skipped. ``fast_decode``: JPEGs decoded
     at reduced size (never below the model's resize target); ``workers``: decode the next batch in a background
     thread while this one is encoded (0: decode in turn)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm.auto import tqdm
 
+    from .encoding import prefetch_batches
     from .engine import rank
     from .errors import ImageLoadError
 
@@ -206,42 +205,33 @@ def _compare(
     clip = engine.resolve(engine.request(metric="label", **options))
     results: list[dict[str, Any]] = []
     skipped = 0
-    starts = list(range(0, len(images), batch_size))
-    # a worker decodes the next batch while the model encodes this one (PIL releases the GIL while decoding)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-
-        def submit(start: int) -> Any:
-            chunk = images[start : start + batch_size]
-            return pool.submit(lambda: [load(im) for im in chunk]) if workers else None
-
-        pending = submit(starts[0]) if starts else None
-        for k, start in enumerate(tqdm(starts, desc="Classifying", disable=len(images) <= batch_size)):
-            loaded = (
-                pending.result() if pending is not None else [load(im) for im in images[start : start + batch_size]]
-            )
-            pending = submit(starts[k + 1]) if k + 1 < len(starts) else None
-            batch, batch_names = [], []
-            for image, name in zip(loaded, names[start : start + batch_size], strict=True):
-                if isinstance(image, ImageLoadError):
-                    if strict:
-                        raise image
-                    logger.warning("Skipping %s: %s", name, image)
-                    skipped += 1
-                    continue
-                batch.append(image)
-                batch_names.append(name)
-            if not batch:
+    batches = prefetch_batches(images, batch_size, load, workers)  # the next batch decodes while this one encodes
+    starts = range(0, len(images), batch_size)
+    for start, loaded in zip(
+        tqdm(starts, desc="Classifying", disable=len(images) <= batch_size), batches, strict=False
+    ):
+        batch, batch_names = [], []
+        for image, name in zip(loaded, names[start : start + batch_size], strict=True):
+            if isinstance(image, ImageLoadError):
+                if strict:
+                    raise image
+                logger.warning("Skipping %s: %s", name, image)
+                skipped += 1
                 continue
-            v = engine.encode_pixels(engine.image_inputs(batch))
-            s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
-            for b, name in enumerate(batch_names):
-                results.append(
-                    {
-                        "image": name,
-                        "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
-                        "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
-                    }
-                )
+            batch.append(image)
+            batch_names.append(name)
+        if not batch:
+            continue
+        v = engine.encode_pixels(engine.image_inputs(batch))
+        s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
+        for b, name in enumerate(batch_names):
+            results.append(
+                {
+                    "image": name,
+                    "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
+                    "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
+                }
+            )
     if not results:
         raise CLIUsageError(f"None of the {len(images)} images could be read (see the warnings above).")
     if skipped:
