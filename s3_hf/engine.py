@@ -703,8 +703,7 @@ class S3Engine:
             support = self._adapters.get((skey, _support_stamp(skey)), lambda: SSPAdapter.from_pretrained(support))
         if isinstance(support, SSPAdapter):
             return self._check_adapter(support, selection, metric)
-        if not self.encoder.has_patch_tokens:
-            self.encoder.global_and_local({})  # raises the typed error that says what to use instead
+        self.encoder.require_patch_tokens()
         config = fewshot or SSPConfig()
         labels = selection.labels
 
@@ -849,8 +848,7 @@ class S3Engine:
         resolved = self.resolve(request)
         if resolved.adapter is not None:
             raise InvalidConfigError("Few-shot support applies to classification only; drop support= to segment.")
-        if not self.encoder.has_dense_features:
-            self.encoder.dense_features(torch.zeros(1, 3, 1, 1), options.variant)  # raises the typed error
+        self.encoder.require_dense_features()
         min_side = options.short_side if options.fast_decode else None
         logits = segment_logits(self, load_image(image, min_side=min_side), resolved, options)
         return Segmentation(resolved.labels, logits, label_map(logits, resolved.labels, options.background_threshold))

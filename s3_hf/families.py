@@ -24,9 +24,6 @@ SCORING_RULES = ("softmax", "sigmoid")
 #: (lower-cased, punctuation replaced by spaces, whitespace collapsed), as SigLIP 2's authors recommend.
 TEXT_CANONICALIZATIONS = (None, "lower_no_punct")
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
-#: transformers families whose vision tower exposes patch tokens that map into the joint space (few-shot SSP uses
-#: them; :data:`s3_hf.encoders.PATCH_TOKEN_HEADS` says how), besides open_clip ViTs.
-PATCH_TOKEN_FAMILIES = ("clip", "metaclip_2", "siglip", "siglip2")
 #: Families whose logits are cosine similarities divided by a learnt ``temperature`` (not times ``exp(logit_scale)``).
 TEMPERATURE_FAMILIES = ("align", "tipsv2")
 #: Families whose text positions start after the padding index (RoBERTa-style), so fewer tokens fit than there are
@@ -152,7 +149,6 @@ def canonicalize(text: str, rule: str | None) -> str:
 
 __all__ = [
     "OFFSET_POSITION_FAMILIES",
-    "PATCH_TOKEN_FAMILIES",
     "SCORING_RULES",
     "TEMPERATURE_FAMILIES",
     "TEXT_CANONICALIZATIONS",

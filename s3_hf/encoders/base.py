@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import InvalidConfigError
@@ -78,7 +79,7 @@ class Encoder(abc.ABC):
         return False
 
     # ---------------------------------------------------------------------------------------------- texts
-    @abc.abstractmethod
+    @torch.inference_mode()
     def encode_texts(
         self,
         texts: Sequence[str],
@@ -86,7 +87,19 @@ class Encoder(abc.ABC):
         progress: bool = False,
         tokenizer_kwargs: Mapping[str, Any] | None = None,
     ) -> torch.Tensor:
-        """Texts -> ``(N, D)`` unit vectors (float32, on the model's device), tokenised as the family needs."""
+        """Texts -> ``(N, D)`` unit vectors (float32, on the model's device), tokenised as the family needs;
+        ``tokenizer_kwargs`` override the family's settings."""
+        kwargs = {**self.family.tokenizer_kwargs, **(tokenizer_kwargs or {})}
+        chunks = []
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="Encoding texts", disable=not progress):
+            batch = list(texts[start : start + batch_size])
+            chunks.append(F.normalize(self._text_features(batch, kwargs).float(), dim=-1))
+        return torch.cat(chunks) if chunks else torch.empty(0, self.dim)
+
+    @abc.abstractmethod
+    def _text_features(self, texts: list[str], tokenizer_kwargs: dict[str, Any]) -> torch.Tensor:
+        """One batch of texts -> ``(n, D)`` text embeddings in the joint space (not yet normalised)."""
 
     @abc.abstractmethod
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
@@ -101,27 +114,41 @@ class Encoder(abc.ABC):
     def encode_pixels(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Preprocessed images (``pixel_values`` or all of :meth:`image_inputs`) -> ``(B, D)`` unit vectors."""
 
+    def require_patch_tokens(self) -> None:
+        """Raise :class:`~s3_hf.errors.InvalidConfigError` (saying what to use instead) unless the family has patch
+        tokens in the joint space (:meth:`global_and_local`)."""
+        if not self.has_patch_tokens:
+            raise InvalidConfigError(
+                f"{self.family.family} models ({self.name or type(self.model).__name__}) have no patch tokens in the "
+                "joint space, which few-shot SSP needs. Classify zero-shot, or use a ViT of CLIP, MetaCLIP 2, "
+                "SigLIP, SigLIP 2 or open_clip."
+            )
+
     def global_and_local(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, D)`` unit global embeddings (exactly :meth:`encode_pixels`) and ``(B, P, D)`` unit patch tokens in
         the joint space. Families without patch tokens raise :class:`~s3_hf.errors.InvalidConfigError`."""
-        raise InvalidConfigError(
-            f"{self.family.family} models ({self.name or type(self.model).__name__}) have no patch tokens in the "
-            "joint space, which few-shot SSP needs. Classify zero-shot, or use a ViT of CLIP, MetaCLIP 2, SigLIP, "
-            "SigLIP 2 or open_clip."
-        )
+        self.require_patch_tokens()
+        raise NotImplementedError  # a family with patch tokens implements this
 
     @property
     def has_dense_features(self) -> bool:
         """Whether :meth:`dense_features` is available (open-vocabulary segmentation needs it)."""
         return False
 
+    def require_dense_features(self) -> None:
+        """Raise :class:`~s3_hf.errors.InvalidConfigError` (saying what to use instead) unless
+        :meth:`dense_features` is available."""
+        if not self.has_dense_features:
+            raise InvalidConfigError(
+                f"{self.family.family} models ({self.name or type(self.model).__name__}) give no dense patch "
+                "features here; open-vocabulary segmentation needs a ViT of CLIP, MetaCLIP 2 or open_clip."
+            )
+
     def dense_features(self, pixels: torch.Tensor, variant: str | None = "naclip") -> torch.Tensor:
         """``(B, h, w, D)`` unit patch features in the joint space of normalised pixels ``(B, 3, H, W)`` of any size
         (a multiple of the patch size), with the last block replaced by ``variant`` (see :mod:`s3_hf.dense`)."""
-        raise InvalidConfigError(
-            f"{self.family.family} models ({self.name or type(self.model).__name__}) give no dense patch features "
-            "here; open-vocabulary segmentation needs a ViT of CLIP, MetaCLIP 2 or open_clip."
-        )
+        self.require_dense_features()
+        raise NotImplementedError  # a family with dense features implements this
 
     def decode_min_side(self) -> int | None:
         """The smallest short side a decoded image needs for this model's preprocessing (its resize target, which

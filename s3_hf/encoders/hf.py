@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..families import (
     FamilyInfo,
@@ -117,8 +116,7 @@ class TransformersEncoder(Encoder):
     def dense_features(self, pixels: torch.Tensor, variant: str | None = "naclip") -> torch.Tensor:
         from ..dense import BlockParts, last_block
 
-        if not self.has_dense_features:
-            return super().dense_features(pixels, variant)
+        self.require_dense_features()
         vision = self.model.vision_model
         px = pixels.to(device=self.model.device, dtype=self.model.dtype)
         b, _, height, width = px.shape
@@ -143,25 +141,11 @@ class TransformersEncoder(Encoder):
         return F.normalize(local.float(), dim=-1).reshape(b, grid[0], grid[1], -1)
 
     # ---------------------------------------------------------------------------------------------- texts
-    @torch.inference_mode()
-    def encode_texts(
-        self,
-        texts: Sequence[str],
-        batch_size: int = 256,
-        progress: bool = False,
-        tokenizer_kwargs: Mapping[str, Any] | None = None,
-    ) -> torch.Tensor:
-        kwargs = {**self._family.tokenizer_kwargs, **(tokenizer_kwargs or {})}
-        chunks = []
-        starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, desc="Encoding texts", disable=not progress):
-            batch = list(texts[start : start + batch_size])
-            tokens = self.tokenizer(batch, return_tensors="pt", **kwargs).to(self.model.device)
-            out = self.model.get_text_features(
-                input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask")
-            )
-            chunks.append(F.normalize(_features(out).float(), dim=-1))
-        return torch.cat(chunks) if chunks else torch.empty(0, self.dim)
+    def _text_features(self, texts: list[str], tokenizer_kwargs: dict[str, Any]) -> torch.Tensor:
+        tokens = self.tokenizer(texts, return_tensors="pt", **tokenizer_kwargs).to(self.model.device)
+        return _features(
+            self.model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
+        )
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
@@ -179,9 +163,8 @@ class TransformersEncoder(Encoder):
 
     @torch.inference_mode()
     def global_and_local(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        self.require_patch_tokens()
         head = self._patch_head()
-        if head is None:
-            return super().global_and_local(inputs)
         args = moved(inputs, self.model.device, self.model.dtype)
         out = self.model.get_image_features(**args)
         vision = self.model.vision_model

@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..errors import InvalidConfigError, ModelLoadError
 from ..families import FamilyInfo
@@ -226,8 +225,7 @@ class OpenClipEncoder(Encoder):
     def dense_features(self, pixels: torch.Tensor, variant: str | None = "naclip") -> torch.Tensor:
         from ..dense import BlockParts, interpolate_positions, last_block
 
-        if not self.has_dense_features:
-            return super().dense_features(pixels, variant)
+        self.require_dense_features()
         visual = self.model.visual
         px = pixels.to(device=self.device, dtype=self._dtype())
         b, _, height, width = px.shape
@@ -260,23 +258,8 @@ class OpenClipEncoder(Encoder):
         return F.normalize(local.float(), dim=-1).reshape(b, grid[0], grid[1], -1)
 
     # ---------------------------------------------------------------------------------------------- texts
-    @torch.inference_mode()
-    def encode_texts(
-        self,
-        texts: Sequence[str],
-        batch_size: int = 256,
-        progress: bool = False,
-        tokenizer_kwargs: Mapping[str, Any] | None = None,
-    ) -> torch.Tensor:
-        kwargs = {**self._family.tokenizer_kwargs, **(tokenizer_kwargs or {})}
-        chunks = []
-        starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, desc="Encoding texts", disable=not progress):
-            tokens = self.tokenizer(list(texts[start : start + batch_size]), **kwargs).to(self.device)
-            chunks.append(F.normalize(self.model.encode_text(tokens).float(), dim=-1))
-        if chunks:
-            return torch.cat(chunks)
-        return torch.empty(0, self.dim)
+    def _text_features(self, texts: list[str], tokenizer_kwargs: dict[str, Any]) -> torch.Tensor:
+        return self.model.encode_text(self.tokenizer(texts, **tokenizer_kwargs).to(self.device))
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         inner = getattr(self.tokenizer, "tokenizer", None)
@@ -298,8 +281,7 @@ class OpenClipEncoder(Encoder):
 
     @torch.inference_mode()
     def global_and_local(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.has_patch_tokens:
-            return super().global_and_local(inputs)
+        self.require_patch_tokens()
         visual = self.model.visual
         pixels = moved(inputs, self.device, self._dtype())["pixel_values"]
         # VisionTransformer.forward, keeping the tokens: ln_post, then the projection, for the class token and
