@@ -7,6 +7,7 @@ cached by the engine) and scored in ``_forward``, and ``postprocess`` ranks the 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,7 +21,37 @@ from .options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
 from .tasks import SEGMENTATION_TASK, TASK
 
 
-class S3ZeroShotImageClassificationPipeline(Pipeline):
+class S3Pipeline(Pipeline):
+    """What the S^3 pipelines share: their engine (``pipe.engine``) and the checks of the call's inputs."""
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.engine = S3Engine(self.model, self.tokenizer, self.image_processor)
+
+    def __call__(self, image: Any = None, candidate_labels: Sequence[str] | None = None, **kwargs: Any) -> Any:
+        """Run on one image or a list of images. See the class docstring for the options."""
+        if "images" in kwargs:
+            image = kwargs.pop("images")
+        if image is None:
+            raise InvalidLabelsError("No image given: pass an image path, URL or PIL image (or a list of them).")
+        if isinstance(image, list | tuple) and not image:
+            return []
+        for name, low in (("batch_size", 1), ("num_workers", 0)):
+            value = kwargs.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+        timeout = kwargs.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+            raise InvalidConfigError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+        return super().__call__(image, candidate_labels=candidate_labels, **kwargs)
+
+
+class S3ZeroShotImageClassificationPipeline(S3Pipeline):
     """Zero-shot image classification against synonym spaces (S^3).
 
     Accepts everything transformers' ``zero-shot-image-classification`` accepts (an image path, URL, PIL image
@@ -51,32 +82,6 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
     few-shot adapters are cached the same way: support images are encoded once. The engine behind the pipeline
     is ``pipe.engine``.
     """
-
-    _load_processor = False
-    _load_image_processor = True
-    _load_feature_extractor = False
-    _load_tokenizer = True
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.engine = S3Engine(self.model, self.tokenizer, self.image_processor)
-
-    def __call__(self, image: Any = None, candidate_labels: Sequence[str] | None = None, **kwargs: Any) -> Any:
-        """Classify one image or a list of images. See the class docstring for the options."""
-        if "images" in kwargs:
-            image = kwargs.pop("images")
-        if image is None:
-            raise InvalidLabelsError("No image given: pass an image path, URL or PIL image (or a list of them).")
-        if isinstance(image, list | tuple) and not image:
-            return []
-        for name, low in (("batch_size", 1), ("num_workers", 0)):
-            value = kwargs.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
-        timeout = kwargs.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
-            raise InvalidConfigError(f"timeout must be a positive number of seconds, got {timeout!r}.")
-        return super().__call__(image, candidate_labels=candidate_labels, **kwargs)
 
     def _sanitize_parameters(
         self,
@@ -175,12 +180,14 @@ class S3ZeroShotImageClassificationPipeline(Pipeline):
 
 def register() -> None:
     """Register the tasks with transformers (done when transformers' pipelines are imported after ``s3_hf``)."""
-    from .segment_pipeline import S3OpenVocabularySegmentationPipeline
+    tasks: list[tuple[str, type[Pipeline]]] = [(TASK, S3ZeroShotImageClassificationPipeline)]
+    segment = sys.modules.get(f"{__package__}.segment_pipeline")
+    if segment is None or hasattr(segment, "S3OpenVocabularySegmentationPipeline"):
+        from .segment_pipeline import S3OpenVocabularySegmentationPipeline
 
-    for task, cls in (
-        (TASK, S3ZeroShotImageClassificationPipeline),
-        (SEGMENTATION_TASK, S3OpenVocabularySegmentationPipeline),
-    ):
+        tasks.append((SEGMENTATION_TASK, S3OpenVocabularySegmentationPipeline))
+    # else s3_hf.segment_pipeline is being imported (it builds on this module) and registers itself at its end
+    for task, cls in tasks:
         if task in PIPELINE_REGISTRY.supported_tasks:
             continue
         PIPELINE_REGISTRY.register_pipeline(
@@ -194,4 +201,4 @@ def register() -> None:
 
 register()
 
-__all__ = ["TASK", "S3ZeroShotImageClassificationPipeline", "register"]
+__all__ = ["TASK", "S3Pipeline", "S3ZeroShotImageClassificationPipeline", "register"]

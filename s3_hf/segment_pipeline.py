@@ -13,18 +13,18 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from transformers import Pipeline
 
 from .encoding import load_image
-from .engine import ClassifyRequest, S3Engine, Segmentation
+from .engine import ClassifyRequest, Segmentation
 from .errors import InvalidLabelsError
 from .options import DEFAULT_CONCEPT_FORMAT
+from .pipeline import S3Pipeline, register
 from .segmentation import SegmentOptions, class_masks
 
 _DENSE = ("variant", "short_side", "window", "stride", "background_threshold", "fast_decode")
 
 
-class S3OpenVocabularySegmentationPipeline(Pipeline):
+class S3OpenVocabularySegmentationPipeline(S3Pipeline):
     """Open-vocabulary semantic segmentation against synonym spaces (S^3).
 
     Returns, per image, transformers' ``image-segmentation`` output: a list of ``{"score", "label", "mask"}``, one
@@ -38,25 +38,6 @@ class S3OpenVocabularySegmentationPipeline(Pipeline):
     ``background_threshold`` (``None``; a probability below which a pixel goes to the class named
     ``background``). The engine behind the pipeline is ``pipe.engine``.
     """
-
-    _load_processor = False
-    _load_image_processor = True
-    _load_feature_extractor = False
-    _load_tokenizer = True
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.engine = S3Engine(self.model, self.tokenizer, self.image_processor)
-
-    def __call__(self, image: Any = None, candidate_labels: Sequence[str] | None = None, **kwargs: Any) -> Any:
-        """Segment one image or a list of images. See the class docstring for the options."""
-        if "images" in kwargs:
-            image = kwargs.pop("images")
-        if image is None:
-            raise InvalidLabelsError("No image given: pass an image path, URL or PIL image (or a list of them).")
-        if isinstance(image, list | tuple) and not image:
-            return []
-        return super().__call__(image, candidate_labels=candidate_labels, **kwargs)
 
     def _sanitize_parameters(
         self,
@@ -109,12 +90,6 @@ class S3OpenVocabularySegmentationPipeline(Pipeline):
         return {"segments": segments, "label_map": image}
 
 
-def _register() -> None:
-    from .pipeline import register
-
-    register()
-
-
-_register()
+register()  # the segmentation task, now that its class exists (see s3_hf.pipeline.register)
 
 __all__ = ["S3OpenVocabularySegmentationPipeline"]

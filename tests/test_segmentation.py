@@ -303,6 +303,8 @@ def test_pipeline_output_follows_image_segmentation(tiny_clip_dir, photos, tmp_p
     assert len(many) == 2
     with pytest.raises(InvalidConfigError, match="dense variant"):
         seg(str(photos[0]), candidate_labels=["cat"], variant="bogus")
+    with pytest.raises(InvalidConfigError, match="batch_size"):  # the call's checks are the classification pipeline's
+        seg([str(photos[0])], candidate_labels=["cat"], batch_size=0)
 
 
 def test_cli_segment_writes_index_maps_and_overlays(tiny_clip_dir, photos, tmp_path, capsys):
