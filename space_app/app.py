@@ -22,6 +22,8 @@ import math
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -393,6 +395,38 @@ def projection_figure(space: s3_hf.SynonymSpace, classes: list[int], v: torch.Te
     return fig
 
 
+def class_options(labels: list[str], choice: SpaceChoice | None, table: dict[str, list[str]] | None) -> dict[str, Any]:
+    """The engine's class options from the form: typed labels with the synonyms table's rows for them, or a space
+    (downloaded here when it is a Hub repo). Raises ``gr.Error`` when there are no classes."""
+    if not labels and choice is None:
+        raise gr.Error("No classes: type some labels (comma-separated) or enter a synonym space's Hub repo id.")
+    kwargs: dict[str, Any] = {"candidate_labels": labels or None}
+    if choice is None:
+        # rows for labels that are not among the classes are ignored: the table often outlives a label edit
+        syn = {k2: v for k2, v in (table or {}).items() if k2 in labels}
+        kwargs["synonyms"] = syn or None
+        kwargs["templates"] = "imagenet7"
+    return kwargs
+
+
+@contextmanager
+def user_errors(choice: SpaceChoice | None, what: str) -> Iterator[None]:
+    """Turn every failure of a request into a ``gr.Error`` that names no server path and shows no stack trace (the
+    log keeps them): the space's own message for a space that cannot be had, the library's for bad options."""
+    try:
+        yield
+    except (ArtifactError, HubError) as err:
+        if choice is None:
+            logger.exception("%s failed", what)
+            raise gr.Error(FAILED) from err
+        raise gr.Error(space_error(choice, err)) from err
+    except s3_hf.S3Error as err:  # labels, synonyms, options: the library's messages name no server paths
+        raise gr.Error(str(err)) from err
+    except Exception as err:
+        logger.exception("%s failed", what)
+        raise gr.Error(FAILED) from err
+
+
 def classify(
     image: Any, labels_text: str, space_id: str, metric: str, synonyms_table: Any, top_k: float
 ) -> tuple[dict[str, float], dict[str, float], list[list[Any]], plt.Figure]:
@@ -402,16 +436,8 @@ def classify(
     choice = parse_space(space_id)
     metric = parse_metric(metric)
     k = parse_top_k(top_k)
-    table = parse_synonyms(synonyms_table)
-    if not labels and choice is None:
-        raise gr.Error("No classes: type some labels (comma-separated) or enter a synonym space's Hub repo id.")
-    kwargs: dict[str, Any] = {"candidate_labels": labels or None}
-    if choice is None:
-        # rows for labels that are not among the classes are ignored: the table often outlives a label edit
-        syn = {k2: v for k2, v in (table or {}).items() if k2 in labels}
-        kwargs["synonyms"] = syn or None
-        kwargs["templates"] = "imagenet7"
-    try:
+    kwargs = class_options(labels, choice, parse_synonyms(synonyms_table))
+    with user_errors(choice, "classification"):
         if choice is not None:
             kwargs["synonym_space"] = hub_space_folder(choice.location) if choice.hub else choice.location
         s3_req = ENGINE.resolve(ENGINE.request(metric=metric, **kwargs))
@@ -419,16 +445,6 @@ def classify(
         vs = ENGINE.encode_pixels(ENGINE.image_inputs([image]))
         s3 = rank(ENGINE.scores(vs, s3_req, details=True), 0, s3_req, details=True)
         clip = rank(ENGINE.scores(vs, clip_req), 0, clip_req)
-    except (ArtifactError, HubError) as err:
-        if choice is None:
-            logger.exception("classification failed")
-            raise gr.Error(FAILED) from err
-        raise gr.Error(space_error(choice, err)) from err
-    except s3_hf.S3Error as err:  # labels, synonyms, options: the library's messages name no server paths
-        raise gr.Error(str(err)) from err
-    except Exception as err:  # never a stack trace or an internal message in the UI; the log keeps them
-        logger.exception("classification failed")
-        raise gr.Error(FAILED) from err
     space = s3_req.space
     v = vs[0].float()
     state = space.scoring_state(v.device)
@@ -507,32 +523,15 @@ def segment(
     labels = parse_labels(labels_text)
     choice = parse_space(space_id)
     metric = parse_metric(metric)
-    table = parse_synonyms(synonyms_table)
     if variant not in VARIANTS:
         raise gr.Error(f"Unknown dense variant; choose one of {', '.join(VARIANTS)}.")
-    if not labels and choice is None:
-        raise gr.Error("No classes: type some labels (comma-separated) or enter a synonym space's Hub repo id.")
-    kwargs: dict[str, Any] = {"candidate_labels": labels or None}
-    if choice is None:
-        syn = {k2: v for k2, v in (table or {}).items() if k2 in labels}
-        kwargs["synonyms"] = syn or None
-        kwargs["templates"] = "imagenet7"
-    try:
+    kwargs = class_options(labels, choice, parse_synonyms(synonyms_table))
+    with user_errors(choice, "segmentation"):
         if choice is not None:
             kwargs["synonym_space"] = hub_space_folder(choice.location) if choice.hub else choice.location
         request = ENGINE.request(metric=metric, **kwargs)
         seg = ENGINE.segment(image, request, SegmentOptions(variant=variant))
         concepts = matched_concepts(image, seg.label_map, ENGINE.resolve(request), variant)
-    except (ArtifactError, HubError) as err:
-        if choice is None:
-            logger.exception("segmentation failed")
-            raise gr.Error(FAILED) from err
-        raise gr.Error(space_error(choice, err)) from err
-    except s3_hf.S3Error as err:
-        raise gr.Error(str(err)) from err
-    except Exception as err:
-        logger.exception("segmentation failed")
-        raise gr.Error(FAILED) from err
     area = seg.label_map.numel()
     rows = []
     for r in class_masks(seg.logits, seg.labels, seg.label_map):
