@@ -91,17 +91,26 @@ def load_engine(path: str, device: str, dtype: torch.dtype = torch.float32) -> A
     return S3Engine.from_pretrained(path, device=device, dtype=dtype)
 
 
+def transformers_pipeline(engine: Any, task: str, device: str) -> Any:
+    """The transformers pipeline ``task`` on the engine's model and processors, or ``None`` for a model
+    transformers cannot load (open_clip)."""
+    from s3_hf.encoders import TransformersEncoder
+
+    if not isinstance(engine.encoder, TransformersEncoder):
+        return None
+    from transformers import pipeline
+
+    return pipeline(
+        task, model=engine.model, tokenizer=engine.tokenizer, image_processor=engine.image_processor, device=device
+    )
+
+
 def s3_classifier(engine: Any, device: str) -> Callable[..., Any]:
     """S^3 end to end, as a user runs it: transformers' pipeline face for transformers models, the engine's
     ``classify`` for open_clip ones (which that pipeline cannot load)."""
-    from s3_hf.encoders import TransformersEncoder
-
-    if isinstance(engine.encoder, TransformersEncoder):
-        from transformers import pipeline
-
-        return pipeline(
-            TASK, model=engine.model, tokenizer=engine.tokenizer, image_processor=engine.image_processor, device=device
-        )
+    pipe = transformers_pipeline(engine, TASK, device)
+    if pipe is not None:
+        return pipe
 
     def classify(images: Sequence[str], batch_size: int = 32, **options: Any) -> Any:
         return engine.classify(images, engine.request(**options), batch_size=batch_size)
@@ -173,22 +182,10 @@ def s3_own_work(engine: Any, space: SynonymSpace, metric: str, bs: int, device: 
 
 
 def bench_inference(cfg: BenchConfig, dtype_name: str, log: Callable[[str], None]) -> list[dict[str, Any]]:
-    from transformers import pipeline
-
-    from s3_hf.encoders import TransformersEncoder
-
     dtype = getattr(torch, dtype_name)
     engine = load_engine(cfg.model, cfg.device, dtype)
     s3 = s3_classifier(engine, cfg.device)
-    hf = None  # transformers' own pipeline: for transformers models only
-    if isinstance(engine.encoder, TransformersEncoder):
-        hf = pipeline(
-            "zero-shot-image-classification",
-            model=engine.model,
-            tokenizer=engine.tokenizer,
-            image_processor=engine.image_processor,
-            device=cfg.device,
-        )
+    hf = transformers_pipeline(engine, "zero-shot-image-classification", cfg.device)  # None for open_clip
     sync = _sync(cfg.device)
     paths = image_paths(cfg.images, cfg.num_images)
     few = paths[: max(cfg.hf_images, 1)]
@@ -408,16 +405,9 @@ def _image_rows(
             for p in paths:
                 engine.image_inputs([engine.load_image(p, fast=fast)])
 
-        def s3(fast: bool = fast) -> None:
-            for i in range(0, n, cfg.image_batch):
-                batch = [engine.load_image(p, fast=fast) for p in paths[i : i + cfg.image_batch]]
-                out = engine.scores(engine.encode_pixels(engine.image_inputs(batch)), resolved)
-                for b in range(len(batch)):
-                    rank(out, b, resolved)
-
-        def s3_worker(fast: bool = fast) -> None:  # the next batch decodes in a thread meanwhile
+        def s3(fast: bool = fast, workers: int = 0) -> None:  # workers=1: the next batch decodes meanwhile
             load = partial(engine.load_image, fast=fast)
-            for batch in prefetch_batches(paths, cfg.image_batch, load, 1):
+            for batch in prefetch_batches(paths, cfg.image_batch, load, workers):
                 out = engine.scores(engine.encode_pixels(engine.image_inputs(batch)), resolved)
                 for b in range(len(batch)):
                     rank(out, b, resolved)
@@ -427,7 +417,7 @@ def _image_rows(
             hf(images, candidate_labels=labels, hypothesis_template=TEMPLATE, batch_size=cfg.image_batch)
 
         times: dict[str, list[float]] = {"bare": [], "decode": [], "s3": [], "s3_worker": [], "transformers": []}
-        calls = {"bare": bare, "decode": decode, "s3": s3, "s3_worker": s3_worker}
+        calls = {"bare": bare, "decode": decode, "s3": s3, "s3_worker": partial(s3, workers=1)}
         if hf is not None:
             calls["transformers"] = transformers
         for fn in calls.values():
@@ -461,22 +451,11 @@ def bench_images(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str,
     """The image path on the normal and a large-photo set, with exact and fast decoding: images/s of decode +
     preprocess alone, the bare encoder, end-to-end S^3 (10 labels) and transformers' pipeline; and of the eval
     data loader with and without decode workers. Alternating runs in one process, medians."""
-    from transformers import pipeline
-
-    from s3_hf.encoders import TransformersEncoder
 
     engine = load_engine(cfg.model, cfg.device)
     labels = class_names(10, cfg.images)
     resolved = engine.resolve(engine.request(labels, hypothesis_template=TEMPLATE))
-    hf = None
-    if isinstance(engine.encoder, TransformersEncoder):
-        hf = pipeline(
-            "zero-shot-image-classification",
-            model=engine.model,
-            tokenizer=engine.tokenizer,
-            image_processor=engine.image_processor,
-            device=cfg.device,
-        )
+    hf = transformers_pipeline(engine, "zero-shot-image-classification", cfg.device)  # None for open_clip
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sets = {
