@@ -214,17 +214,23 @@ def synonyms_key(synonyms: Any) -> Hashable:
         read_curated(synonyms.removeprefix("curated:"))  # a typed error now if there is no such list
         return ("curated", synonyms)
     if isinstance(synonyms, str | os.PathLike):
-        path = Path(synonyms)
-        if not path.is_file():
-            raise SynonymsError(
-                f"Synonyms file {os.fspath(synonyms)} does not exist. Pass a JSON/YAML file, a mapping "
-                "{label: [synonym, ...]}, curated:<benchmark> or a synonym source."
-            )
-        return ("file", str(path.resolve()), _file_digest(path))
+        return _file_key(
+            synonyms,
+            f"Synonyms file {os.fspath(synonyms)} does not exist. Pass a JSON/YAML file, a mapping "
+            "{label: [synonym, ...]}, curated:<benchmark> or a synonym source.",
+        )
     raise SynonymsError(
         f"synonyms must be a mapping {{label: [synonym, ...]}}, a JSON/YAML file or a SynonymSource, got "
         f"{type(synonyms).__name__}."
     )
+
+
+def _file_key(value: str | os.PathLike, missing: str) -> Hashable:
+    """A cache key for a user's file, by its content; :class:`SynonymsError` with ``missing`` if there is none."""
+    path = Path(value)
+    if not path.is_file():
+        raise SynonymsError(missing)
+    return ("file", str(path.resolve()), _file_digest(path))
 
 
 def _texts_key(value: Any, what: str) -> Hashable:
@@ -238,10 +244,7 @@ def _texts_key(value: Any, what: str) -> Hashable:
         except TypeError as err:
             raise SynonymsError(f"{what} must map each class to a list of strings.") from err
     if isinstance(value, str | os.PathLike):
-        path = Path(value)
-        if not path.is_file():
-            raise SynonymsError(f"{what} file {os.fspath(value)} does not exist. Pass a JSON file {{class: [...]}}.")
-        return ("file", str(path.resolve()), _file_digest(path))
+        return _file_key(value, f"{what} file {os.fspath(value)} does not exist. Pass a JSON file {{class: [...]}}.")
     raise SynonymsError(f"{what} must be a mapping {{class: [text, ...]}} or a JSON file, got {type(value).__name__}.")
 
 
