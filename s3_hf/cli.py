@@ -317,11 +317,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     import numpy as np
-    from PIL import Image
 
     from .encoding import load_image
     from .fileio import write_files, write_json
-    from .segmentation import SegmentOptions, overlay, read_class_names
+    from .segmentation import SegmentOptions, index_image, overlay, read_class_names
 
     if args.class_names:
         if args.space or args.labels:
@@ -345,7 +344,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         seg = engine.segment(image, request, options)
         ids = seg.label_map.numpy()
         stem = Path(str(path)).stem
-        index = Image.fromarray(ids.astype(np.uint8 if len(seg.labels) <= 256 else np.uint16))
+        index = index_image(seg.label_map, len(seg.labels))
         shown = overlay(image, seg.label_map, seg.labels)
 
         write_files(

@@ -11,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from .encoding import load_image
 from .engine import ClassifyRequest, Segmentation
 from .errors import InvalidLabelsError
 from .options import DEFAULT_CONCEPT_FORMAT
 from .pipeline import S3Pipeline, register
-from .segmentation import SegmentOptions, class_masks
+from .segmentation import SegmentOptions, class_masks, index_image
 
 _DENSE = ("variant", "short_side", "window", "stride", "background_threshold", "fast_decode")
 
@@ -85,9 +82,7 @@ class S3OpenVocabularySegmentationPipeline(S3Pipeline):
         segments = class_masks(seg.logits, seg.labels, seg.label_map)
         if not label_map:
             return segments
-        ids = seg.label_map.numpy()
-        image = Image.fromarray(ids.astype(np.uint8 if ids.max(initial=0) < 256 else np.int32))
-        return {"segments": segments, "label_map": image}
+        return {"segments": segments, "label_map": index_image(seg.label_map, len(seg.labels))}
 
 
 register()  # the segmentation task, now that its class exists (see s3_hf.pipeline.register)

@@ -131,6 +131,12 @@ def class_masks(logits: torch.Tensor, labels: list[str], label_ids: torch.Tensor
     return out
 
 
+def index_image(label_ids: torch.Tensor, num_labels: int) -> Image.Image:
+    """The label map as an index image: 8-bit (mode ``L``) up to 256 classes, else 16-bit."""
+    ids = label_ids.numpy()
+    return Image.fromarray(ids.astype(np.uint8 if num_labels <= 256 else np.uint16))
+
+
 def palette(n: int) -> np.ndarray:
     """``(n, 3)`` uint8 colours: PASCAL VOC's colour map (bit-interleaved class index), so class 0 is black."""
     out = np.zeros((n, 3), dtype=np.uint8)
@@ -189,6 +195,7 @@ __all__ = [
     "SegmentOptions",
     "class_masks",
     "image_pixels",
+    "index_image",
     "label_map",
     "overlay",
     "palette",
