@@ -15,8 +15,10 @@ from .errors import CLIUsageError, InvalidLabelsError, S3Error, TemplateError
 from .fileio import read_user_text
 from .options import (
     DEFAULT_CONCEPT_FORMAT,
+    DEFAULT_DENSE_VARIANT,
     DEFAULT_METRIC,
     DEFAULT_MODEL,
+    DENSE_VARIANTS,
     MAX_CONCEPTS,
     METRIC_NAMES,
     SpaceParams,
@@ -24,6 +26,8 @@ from .options import (
 )
 
 logger = logging.getLogger("s3_hf")
+#: Dense variants as the command line spells them ("none": the model's own last block).
+VARIANT_CHOICES = [v or "none" for v in DENSE_VARIANTS]
 
 if TYPE_CHECKING:
     from .engine import S3Engine
@@ -751,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     g2.add_argument("--class-names", help="a class-name file: one class a line, comma-separated names (cls_*.txt)")
     g2.add_argument("--out", required=True, help="folder to write <image>.png, <image>_overlay.png, segments.json")
     g2.add_argument("--metric", choices=METRIC_NAMES, help="default: the space's metric (local_center)")
-    g2.add_argument("--variant", default="naclip", choices=["naclip", "sclip", "clearclip", "maskclip", "none"])
+    g2.add_argument("--variant", default=DEFAULT_DENSE_VARIANT, choices=VARIANT_CHOICES)
     g2.add_argument("--short-side", type=POSITIVE, default=336)
     g2.add_argument("--window", type=POSITIVE, default=224)
     g2.add_argument("--stride", type=POSITIVE, default=112)
@@ -855,7 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced size)")
     e.add_argument("--workers", type=NON_NEGATIVE, help="decode worker processes (default: 0 on CPU, 8 on GPU)")
     e.add_argument("--class-names", help="segmentation: a class-name file instead of each folder's classes.txt")
-    e.add_argument("--variant", default="naclip", choices=["naclip", "sclip", "clearclip", "maskclip", "none"])
+    e.add_argument("--variant", default=DEFAULT_DENSE_VARIANT, choices=VARIANT_CHOICES)
     e.add_argument("--short-side", type=POSITIVE, default=336, help="segmentation: resize to this short side")
     e.add_argument("--window", type=POSITIVE, default=224, help="segmentation: sliding window")
     e.add_argument("--stride", type=POSITIVE, default=112, help="segmentation: window stride")

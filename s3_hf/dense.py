@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InvalidConfigError
+from .options import DEFAULT_DENSE_VARIANT, DENSE_VARIANTS
 
-VARIANTS: tuple[str | None, ...] = (None, "maskclip", "sclip", "clearclip", "naclip")
-DEFAULT_VARIANT = "naclip"
+VARIANTS = DENSE_VARIANTS
+DEFAULT_VARIANT = DEFAULT_DENSE_VARIANT
 NACLIP_STD = 5.0
 SHORT_SIDE = 336
 WINDOW = 224

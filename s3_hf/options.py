@@ -32,6 +32,9 @@ METRIC_NAMES: tuple[str, ...] = (
 DEFAULT_DESCRIPTOR_FORMAT = "{concept}, which has {descriptor}"
 #: Zero-shot methods a space can encode: S^3 itself, and the baselines of :mod:`s3_hf.baselines`.
 METHODS: tuple[str, ...] = ("s3", "cupl", "dclip", "waffle")
+#: Dense last-block variants of segmentation (``None``: the model's own block; see :mod:`s3_hf.dense`).
+DENSE_VARIANTS: tuple[str | None, ...] = (None, "maskclip", "sclip", "clearclip", "naclip")
+DEFAULT_DENSE_VARIANT = "naclip"
 #: The class text vectors SSP can build its language side on.
 TEXT_VECTORS: tuple[str, ...] = ("global_center", "label")
 DEFAULT_TEXT_VECTOR = "global_center"
@@ -89,11 +92,13 @@ def check_knn_k(k: int) -> int:
 
 __all__ = [
     "DEFAULT_CONCEPT_FORMAT",
+    "DEFAULT_DENSE_VARIANT",
     "DEFAULT_DESCRIPTOR_FORMAT",
     "DEFAULT_KNN_K",
     "DEFAULT_METRIC",
     "DEFAULT_MODEL",
     "DEFAULT_TEXT_VECTOR",
+    "DENSE_VARIANTS",
     "MAX_CONCEPTS",
     "METHODS",
     "METRIC_NAMES",

@@ -52,7 +52,7 @@ from s3_hf.errors import (
 )
 from s3_hf.hub import download
 from s3_hf.metrics import centre_members, nearest_match
-from s3_hf.options import DEFAULT_METRIC, DEFAULT_MODEL, METRIC_NAMES
+from s3_hf.options import DEFAULT_DENSE_VARIANT, DEFAULT_METRIC, DEFAULT_MODEL, DENSE_VARIANTS, METRIC_NAMES
 
 logger = logging.getLogger("s3_hf.space_app")
 
@@ -478,7 +478,7 @@ def classify(
     )
 
 
-VARIANTS = ["naclip", "sclip", "clearclip", "maskclip"]
+VARIANTS = [v for v in DENSE_VARIANTS if v is not None]
 
 
 def matched_concepts(image: Image.Image, ids: torch.Tensor, resolved: Any, variant: str) -> dict[int, str]:
@@ -592,7 +592,9 @@ def build_demo() -> gr.Blocks:
         )
         with gr.Accordion("Segmentation: every pixel against the class spaces", open=False):
             with gr.Row():
-                variant = gr.Dropdown(VARIANTS, value="naclip", label="Dense variant (last block, no training)")
+                variant = gr.Dropdown(
+                    VARIANTS, value=DEFAULT_DENSE_VARIANT, label="Dense variant (last block, no training)"
+                )
                 seg_button = gr.Button("Segment", variant="primary", elem_id="segment")
             with gr.Row():
                 seg_image = gr.Image(label="Segmentation (legend on the right)", type="pil", elem_id="seg-result")
