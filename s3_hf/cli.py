@@ -342,6 +342,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
     engine = load_engine(args.model, args.device)
     request = engine.request(metric=args.metric, **kwargs)
     out = Path(args.out)
+    stems = [Path(str(p)).stem for p in images]
+    targets = [out / n for stem in stems for n in (f"{stem}.png", f"{stem}_overlay.png")] + [out / "segments.json"]
+    existing = [t for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        raise CLIUsageError(
+            f"{existing[0]} exists (and {len(existing) - 1} more of the files s3 segment writes): pass another --out, "
+            "or --overwrite to replace them."
+        )
+    if len(set(stems)) < len(stems):
+        raise CLIUsageError("Two images share a file name; their outputs would collide. Segment them separately.")
     summary = []
     for path in images:
         image = load_image(path, min_side=args.short_side if not args.exact_decode else None)
@@ -761,6 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     g2.add_argument("--stride", type=POSITIVE, default=112)
     g2.add_argument("--background-threshold", type=float, help="below this top probability: the 'background' class")
     g2.add_argument("--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced size)")
+    g2.add_argument("--overwrite", action="store_true", help="replace outputs already in --out")
     model_args(g2)
     g2.set_defaults(func=cmd_segment)
 

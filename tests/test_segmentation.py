@@ -324,6 +324,11 @@ def test_cli_segment_writes_index_maps_and_overlays(tiny_clip_dir, photos, tmp_p
     assert summary["labels"] == ["background", "cat", "cup"] and len(summary["images"]) == 2
     assert main(["segment", str(photos[0]), "--out", str(out), "--model", str(tiny_clip_dir)]) == 2
     assert "--space" in capsys.readouterr().err
+    # no file is written over unless asked: an earlier run's outputs, or an input PNG in the output folder
+    before = (out / "segments.json").read_bytes()
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+    assert (out / "segments.json").read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0
 
 
 # ---------------------------------------------------------------------------------------------------- eval
