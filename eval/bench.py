@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from s3_hf import TASK, SynonymSpace, models
-from s3_hf.encoding import list_images, load_image, prefetch_batches
+from s3_hf.encoding import list_images, load_image
 from s3_hf.engine import rank
 from s3_hf.errors import EvalError
 from s3_hf.fileio import write_json
@@ -78,6 +78,7 @@ class BenchConfig:
     seg_images: int = 4  # ... and images
     large_images: str | None = None  # image part: photos to upscale to 12 MP (default: images)
     image_batch: int = 8  # image part: batch size
+    image_workers: int | None = None  # image part: workers (None: the device's default)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -390,14 +391,25 @@ def _image_rows(
     log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     """One photo set's rows of :func:`bench_images`: exact and fast decoding."""
+    from accelerate import Accelerator
+
+    from s3_hf.parallel import batched, default_image_workers, map_batches, threads_per_worker
+
+    from .runner import encode_sharded
+
     sync = _sync(cfg.device)
     n = len(paths)
+    workers = default_image_workers(cfg.device) if cfg.image_workers is None else cfg.image_workers
     rows = []
+    encoder = engine.encoder
     inputs = engine.image_inputs([load_image(p) for p in paths])
+    chunks = batched(range(n), cfg.image_batch)
+    accelerator = Accelerator(cpu=cfg.device == "cpu")
 
-    def bare() -> None:
-        for i in range(0, n, cfg.image_batch):
-            engine.encode_pixels(_rows(inputs, i, i + cfg.image_batch))
+    def bare(w: int = 0) -> None:  # the encoder alone on preprocessed tensors; w > 0: batches side by side
+        threads = threads_per_worker(w) if w else None
+        for _ in map_batches(chunks, lambda c: engine.encode_pixels(_rows(inputs, c[0], c[-1] + 1)), w, threads):
+            pass
 
     for fast in (False, True):
 
@@ -405,52 +417,98 @@ def _image_rows(
             for p in paths:
                 engine.image_inputs([engine.load_image(p, fast=fast)])
 
-        def s3(fast: bool = fast, workers: int = 0) -> None:  # workers=1: the next batch decodes meanwhile
-            load = partial(engine.load_image, fast=fast)
-            for batch in prefetch_batches(paths, cfg.image_batch, load, workers):
-                out = engine.scores(engine.encode_pixels(engine.image_inputs(batch)), resolved)
-                for b in range(len(batch)):
+        def s3(fast: bool = fast, w: int = 0) -> None:
+            for batch in encoder.encode_image_batches(paths, cfg.image_batch, fast=fast, workers=w):
+                out = engine.scores(batch.features, resolved)
+                for b in range(len(batch.indices)):
                     rank(out, b, resolved)
+
+        def evaluation(fast: bool = fast, w: int = 0) -> None:  # eval's sharded loader (1 process here)
+            encode_sharded(
+                accelerator, encoder, paths, cfg.image_batch, lambda e, px: (e.encode_pixels(px),), "", fast, w
+            )
 
         def transformers(fast: bool = fast) -> None:
             images = [engine.load_image(p, fast=True) for p in paths] if fast else paths
             hf(images, candidate_labels=labels, hypothesis_template=TEMPLATE, batch_size=cfg.image_batch)
 
-        times: dict[str, list[float]] = {"bare": [], "decode": [], "s3": [], "s3_worker": [], "transformers": []}
-        calls = {"bare": bare, "decode": decode, "s3": s3, "s3_worker": partial(s3, workers=1)}
+        calls = {
+            "bare": bare,
+            "bare_workers": partial(bare, workers),
+            "decode": decode,
+            "s3": s3,
+            "s3_workers": partial(s3, w=workers),
+            "eval": evaluation,
+            "eval_workers": partial(evaluation, w=workers),
+        }
         if hf is not None:
             calls["transformers"] = transformers
+        times: dict[str, list[float]] = {key: [] for key in calls}
         for fn in calls.values():
             fn()  # warm-up
         for _ in range(cfg.repeats):  # alternating, so drift on a shared machine hits every column alike
             for key, fn in calls.items():
                 times[key].append(median_time(fn, 1, sync, warmup=False))
-        row: dict[str, Any] = {"set": name, "decode": "fast" if fast else "exact", "images": n}
+
+        def ratio(a: str, b: str, times: dict[str, list[float]] = times) -> float:
+            """Median over the alternating runs of speed(a) / speed(b)."""
+            return statistics.median([tb / ta for ta, tb in zip(times[a], times[b], strict=True)])
+
+        row: dict[str, Any] = {"set": name, "decode": "fast" if fast else "exact", "images": n, "workers": workers}
+        row["processor"] = type(encoder.image_processor).__name__
         for key in calls:
             row[f"{key}_img_s"] = n / statistics.median(times[key])
-        row["s3_over_bare"] = statistics.median([b / t for b, t in zip(times["bare"], times["s3"], strict=True)])
-        row["s3_worker_over_bare"] = statistics.median(
-            [b / t for b, t in zip(times["bare"], times["s3_worker"], strict=True)]
-        )
+        row["s3_over_bare"] = ratio("s3", "bare")
+        row["s3_workers_over_bare"] = ratio("s3_workers", "bare")
+        row["s3_workers_over_bare_workers"] = ratio("s3_workers", "bare_workers")
+        row["eval_workers_over_eval"] = ratio("eval_workers", "eval")
         if hf is not None:
-            row["s3_over_transformers"] = statistics.median(
-                [t / s for s, t in zip(times["s3_worker"], times["transformers"], strict=True)]
-            )
+            row["s3_over_transformers"] = ratio("s3_workers", "transformers")
         rows.append(row)
         log(
-            f"[images {name} {row['decode']}] decode+preprocess {row['decode_img_s']:.1f} img/s, bare "
-            f"encoder {row['bare_img_s']:.1f}, S^3 end to end {row['s3_img_s']:.1f} "
-            f"({row['s3_over_bare']:.2f}x of bare; with a decode worker {row['s3_worker_img_s']:.1f}, "
-            f"{row['s3_worker_over_bare']:.2f}x)"
+            f"[images {name} {row['decode']}] decode+preprocess {row['decode_img_s']:.1f} img/s, bare encoder "
+            f"{row['bare_img_s']:.1f} ({row['bare_workers_img_s']:.1f} with {workers} workers), S^3 end to end "
+            f"{row['s3_img_s']:.1f} ({row['s3_over_bare']:.2f}x of bare; with {workers} workers "
+            f"{row['s3_workers_img_s']:.1f}, {row['s3_workers_over_bare']:.2f}x), eval {row['eval_img_s']:.1f} "
+            f"({row['eval_workers_img_s']:.1f} with workers)"
             + (f", transformers {row['transformers_img_s']:.2f}" if hf is not None else "")
         )
     return rows
 
 
-def bench_images(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, Any]]:
+def bench_backends(cfg: BenchConfig, paths: list[str], log: Callable[[str], None]) -> dict[str, Any] | None:
+    """Decode + preprocess with transformers' PIL and torchvision image-processor backends (fast decoding), where
+    torchvision is installed and the model has a transformers image processor; else ``None``."""
+    import importlib.util
+
+    from transformers import AutoImageProcessor
+
+    from s3_hf.encoders import is_open_clip_name
+    from s3_hf.encoding import image_inputs
+
+    if importlib.util.find_spec("torchvision") is None or is_open_clip_name(cfg.model):
+        return None
+    min_side = load_engine(cfg.model, "cpu").encoder.decode_min_side()
+    images = [load_image(p, min_side=min_side) for p in paths]
+    processors = {b: AutoImageProcessor.from_pretrained(cfg.model, backend=b) for b in ("pil", "torchvision")}
+    times: dict[str, list[float]] = {b: [] for b in processors}
+    for _ in range(cfg.repeats):
+        for b, proc in processors.items():
+            times[b].append(median_time(lambda proc=proc: [image_inputs(proc, [im]) for im in images], 1, _sync("cpu")))
+    out = {f"{b}_preprocess_img_s": len(images) / statistics.median(t) for b, t in times.items()}
+    out["processors"] = {b: type(p).__name__ for b, p in processors.items()}
+    log(
+        f"[images backends] preprocessing of fast-decoded photos: PIL {out['pil_preprocess_img_s']:.0f} img/s, "
+        f"torchvision {out['torchvision_preprocess_img_s']:.0f} img/s"
+    )
+    return out
+
+
+def bench_images(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
     """The image path on the normal and a large-photo set, with exact and fast decoding: images/s of decode +
-    preprocess alone, the bare encoder, end-to-end S^3 (10 labels) and transformers' pipeline; and of the eval
-    data loader with and without decode workers. Alternating runs in one process, medians."""
+    preprocess alone, the bare encoder, end-to-end S^3 (10 labels) and transformers' pipeline, and of eval's
+    loader, each without and with image workers; and the two image-processor backends where torchvision is
+    installed. Alternating runs in one process, medians."""
 
     engine = load_engine(cfg.model, cfg.device)
     labels = class_names(10, cfg.images)
@@ -464,7 +522,8 @@ def bench_images(cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str,
         }
         for name, paths in sets.items():
             rows += _image_rows(cfg, engine, hf, resolved, labels, name, paths, log)
-    return rows
+        backends = bench_backends(cfg, sets["12MP"], log)
+    return {"rows": rows, "backends": backends}
 
 
 # ------------------------------------------------------------------------------------------ segmentation
@@ -683,18 +742,23 @@ def markdown(results: dict[str, Any]) -> str:
             ],
         ]
     if results.get("images"):
-        rows = results["images"]
+        rows = results["images"]["rows"]
         lines += [
             "",
             "## The image path (images/s; exact = every pixel decoded, fast = reduced-size JPEG decoding)",
             "",
-            "| set | decode | decode + preprocess | bare encoder | S^3 end to end (10 labels) | x of bare "
-            "| S^3, decode worker | x of bare | transformers pipeline | S^3 (worker) x of transformers |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            f"Workers: {rows[0]['workers']} (image worker threads; see s3_hf.parallel). Ratios are medians over "
+            "alternating runs.",
+            "",
+            "| set | decode | decode + preprocess | bare encoder | bare, workers | S^3 end to end (10 labels) "
+            "| S^3, workers | x of bare | x of bare with workers | eval loader | eval, workers "
+            "| transformers pipeline | S^3 x of transformers |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             *[
                 f"| {r['set']} | {r['decode']} | {r['decode_img_s']:.1f} | {r['bare_img_s']:.1f} | "
-                f"{r['s3_img_s']:.1f} | {r['s3_over_bare']:.2f} | {r['s3_worker_img_s']:.1f} | "
-                f"{r['s3_worker_over_bare']:.2f} | "
+                f"{r['bare_workers_img_s']:.1f} | {r['s3_img_s']:.1f} | {r['s3_workers_img_s']:.1f} | "
+                f"{r['s3_workers_over_bare']:.2f} | {r['s3_workers_over_bare_workers']:.2f} | {r['eval_img_s']:.1f} | "
+                f"{r['eval_workers_img_s']:.1f} | "
                 + (
                     f"{r['transformers_img_s']:.2f} | {r['s3_over_transformers']:.2f} |"
                     if "transformers_img_s" in r
@@ -703,6 +767,13 @@ def markdown(results: dict[str, Any]) -> str:
                 for r in rows
             ],
         ]
+        backends = results["images"].get("backends")
+        if backends:
+            lines += [
+                "",
+                f"Preprocessing of fast-decoded 12 MP photos: PIL backend {backends['pil_preprocess_img_s']:.0f} "
+                f"img/s, torchvision backend {backends['torchvision_preprocess_img_s']:.0f} img/s.",
+            ]
     if results.get("segmentation"):
         g = results["segmentation"]
         lines += [

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -33,6 +33,7 @@ from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_sho
 from s3_hf.fewshot.gda import fit_gda
 from s3_hf.fileio import save_tensors, write_json
 from s3_hf.metrics import METRICS, score
+from s3_hf.parallel import default_image_workers, map_batches, threads_per_worker
 from s3_hf.templates import resolve_templates
 
 from . import registry
@@ -74,8 +75,8 @@ class EvalConfig:
             ``None`` are named with the suffix ``@rule``.
         fast_decode: decode JPEGs at the smallest DCT scale that still covers the model's resize target (default);
             ``False`` decodes every pixel, exactly as transformers does.
-        workers: data-loader worker processes that decode and preprocess images while the model runs (default:
-            0 on CPUs, up to 8 on a GPU).
+        workers: image workers: on a CPU, threads that each decode, preprocess and encode a batch (default 2); on a
+            GPU, data-loader processes that decode and preprocess ahead of the model (default: up to 8).
         task: ``"classification"`` or ``"segmentation"`` (benchmarks are then ``NAME=FOLDER`` or folders; see
             :mod:`s3_hf.eval.segmentation`).
         class_names: segmentation: a class-name file used instead of each folder's ``classes.txt``.
@@ -109,7 +110,7 @@ class EvalConfig:
     descriptors: bool = False
     canonicalizations: Sequence[str | None] = (None,)
     fast_decode: bool = True  # JPEGs decoded at reduced size, never below the model's resize target
-    workers: int | None = None  # image-decoding worker processes of the data loader; None: see resolved_workers
+    workers: int | None = None  # image workers; None: see resolved_workers
     task: str = "classification"  # or "segmentation" (see s3_hf.eval.segmentation)
     class_names: str | None = None  # segmentation: a class-name file instead of each folder's classes.txt
     variant: str | None = "naclip"  # segmentation: the dense last-block variant
@@ -120,11 +121,11 @@ class EvalConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved_workers(self) -> int:
-        """Decode workers: as given, else 0 on CPUs (the decoder would take cores from the encoder; with the fast
-        JPEG path decoding is a small share of CPU time) and up to 8 on a GPU, where decoding is the whole cost."""
+        """Image workers: as given, else :func:`s3_hf.parallel.default_image_workers` for the device (2 encoding
+        threads on a CPU with 2 or more of torch's threads; up to 8 data-loader processes on a GPU)."""
         if self.workers is not None:
             return self.workers
-        return min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
+        return default_image_workers("cuda" if torch.cuda.is_available() else "cpu")
 
     def key(self) -> str:
         d = asdict(self)
@@ -134,6 +135,19 @@ class EvalConfig:
 
 
 # -------------------------------------------------------------------------------------------- embeddings
+class _Indices(torch.utils.data.Dataset):
+    """Positions only: on a CPU the images are read by :func:`~s3_hf.parallel.map_batches` workers."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
 class _Images(torch.utils.data.Dataset):
     """One image's inputs (``pixel_values`` and, for SigLIP 2, its patch mask and shapes) and its index."""
 
@@ -174,20 +188,34 @@ def encode_sharded(
     fast_decode: bool = True,
     workers: int = 0,
 ) -> list[torch.Tensor]:
-    """``encode(encoder, inputs)`` over ``images``, sharded across processes and gathered back in input order."""
+    """``encode(encoder, inputs)`` over ``images``, sharded across processes and gathered back in input order.
+    ``workers``: on a CPU, threads that each read and encode a batch (:mod:`s3_hf.parallel`); on a GPU, data-loader
+    processes that read ahead of the encoder."""
+    on_cpu = encoder.device.type == "cpu"
+    dataset = _Indices(len(images)) if on_cpu else _Images(images, encoder, fast_decode)
     loader = torch.utils.data.DataLoader(
-        _Images(images, encoder, fast_decode),
+        dataset,
         batch_size=batch_size,
         shuffle=False,
-        num_workers=workers,
+        num_workers=0 if on_cpu else workers,
         pin_memory=torch.cuda.is_available(),
-        prefetch_factor=2 if workers else None,
+        prefetch_factor=2 if workers and not on_cpu else None,
     )
     loader = accelerator.prepare(loader)
+    if on_cpu:
+        min_side = encoder.decode_min_side() if fast_decode else None
+
+        def read_and_encode(idx: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+            pictures = [load_image(images[i], min_side=min_side) for i in idx.tolist()]
+            return encode(encoder, encoder.image_inputs(pictures)), idx
+
+        threads = threads_per_worker(workers) if workers else None
+        batches: Iterable[Any] = map_batches(loader, read_and_encode, workers, threads)
+    else:
+        batches = ((encode(encoder, inputs), idx) for inputs, idx in loader)
     chunks: list[list[torch.Tensor]] = []
     order = []
-    for inputs, idx in tqdm(loader, desc=desc, disable=not accelerator.is_main_process):
-        outs = encode(encoder, inputs)
+    for outs, idx in tqdm(batches, total=len(loader), desc=desc, disable=not accelerator.is_main_process):
         gathered = accelerator.gather_for_metrics((*(o.contiguous() for o in outs), idx.to(outs[0].device)))
         chunks.append([g.cpu() for g in gathered[:-1]])
         order.append(gathered[-1].cpu())

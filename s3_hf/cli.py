@@ -187,51 +187,38 @@ def _compare(
     batch_size: int = 32,
     strict: bool = True,
     fast_decode: bool = True,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> list[dict[str, Any]]:
     """S^3 (with details, and few-shot when asked) next to vanilla CLIP; every image is encoded once. An image that
     cannot be read stops the run when ``strict``, else it is reported and skipped. ``fast_decode``: JPEGs decoded
-    at reduced size (never below the model's resize target); ``workers``: decode the next batch in a background
-    thread while this one is encoded (0: decode in turn)."""
-    from tqdm.auto import tqdm
-
-    from .encoding import prefetch_batches
+    at reduced size (never below the model's resize target); ``workers``: image worker threads (``None``: the
+    device's default, see :mod:`s3_hf.parallel`)."""
     from .engine import rank
-    from .errors import ImageLoadError
-
-    def load(image: Any) -> Any:
-        try:
-            return engine.load_image(image, fast=fast_decode)
-        except ImageLoadError as err:
-            return err
 
     s3 = engine.resolve(engine.request(metric=metric, **options, **(fewshot or {})))
     clip = engine.resolve(engine.request(metric="label", **options))
     results: list[dict[str, Any]] = []
     skipped = 0
-    batches = prefetch_batches(images, batch_size, load, workers)  # the next batch decodes while this one encodes
-    starts = range(0, len(images), batch_size)
-    for start, loaded in zip(
-        tqdm(starts, desc="Classifying", disable=len(images) <= batch_size), batches, strict=False
-    ):
-        batch, batch_names = [], []
-        for image, name in zip(loaded, names[start : start + batch_size], strict=True):
-            if isinstance(image, ImageLoadError):
-                if strict:
-                    raise image
-                logger.warning("Skipping %s: %s", name, image)
-                skipped += 1
-                continue
-            batch.append(image)
-            batch_names.append(name)
-        if not batch:
+    batches = engine.encoder.encode_image_batches(
+        images,
+        batch_size,
+        fast=fast_decode,
+        workers=workers,
+        skip_errors=not strict,
+        progress=len(images) > batch_size,
+    )
+    for batch in batches:
+        for i, err in batch.errors:
+            logger.warning("Skipping %s: %s", names[i], err)
+            skipped += 1
+        if batch.features is None:
             continue
-        v = engine.encode_pixels(engine.image_inputs(batch))
+        v = batch.features
         s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
-        for b, name in enumerate(batch_names):
+        for b, i in enumerate(batch.indices):
             results.append(
                 {
-                    "image": name,
+                    "image": names[i],
                     "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
                     "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
                 }
@@ -539,6 +526,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seg_short_sides=_int_list(args.seg_short_sides, "--seg-short-sides", minimum=1),
         seg_images=args.seg_images,
         large_images=args.large_images,
+        image_workers=args.workers,
     )
     bench.run(cfg)
     return 0
@@ -752,7 +740,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced-size JPEG decoding)"
     )
     c.add_argument(
-        "--workers", type=NON_NEGATIVE, default=1, help="decode the next batch while encoding this one (0: off)"
+        "--workers",
+        type=NON_NEGATIVE,
+        help="image worker threads (default: 2 on a CPU, each decoding and encoding a batch; up to 8 decoding "
+        "ahead of a GPU; 0: none)",
     )
     c.add_argument("--support", help="few-shot: a folder of <class>/<image> files, or a fitted adapter's folder")
     c.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")
@@ -846,6 +837,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--seg-short-sides", default="336,448", help="segmentation: short sides to time (default 336,448)")
     n.add_argument("--seg-images", type=POSITIVE, default=4, help="segmentation: images to time (default 4)")
     n.add_argument("--large-images", help="images part: photos to upscale to 12 MP (default: --images)")
+    n.add_argument("--workers", type=NON_NEGATIVE, help="images part: image workers (default: the device's)")
     n.set_defaults(func=cmd_bench)
 
     e = sub.add_parser("eval", help="every method side by side on benchmarks (accelerate launch -m s3_hf.cli eval)")

@@ -7,7 +7,7 @@ import io
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -147,30 +147,6 @@ def _looks_like_path(text: str) -> bool:
     if text.startswith(("http://", "https://", "data:")):
         return False
     return text.startswith(("./", "../", "~")) or ("." in text and len(text) < 4096)
-
-
-def prefetch_batches(
-    items: Sequence[Any], batch_size: int, load: Callable[[Any], Any], workers: int = 1
-) -> Iterator[list[Any]]:
-    """``[load(x) for x in batch]`` for each batch of ``items`` in order; with ``workers`` > 0 the next batch is
-    loaded in a background thread while the caller works on this one (PIL releases the GIL while decoding)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    starts = list(range(0, len(items), batch_size))
-
-    def run(start: int) -> list[Any]:
-        return [load(x) for x in items[start : start + batch_size]]
-
-    if not workers:
-        for start in starts:
-            yield run(start)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = pool.submit(run, starts[0]) if starts else None
-        for k in range(len(starts)):
-            batch = pending.result()
-            pending = pool.submit(run, starts[k + 1]) if k + 1 < len(starts) else None
-            yield batch
 
 
 def _base64_bytes(text: str) -> bytes | None:
@@ -328,6 +304,5 @@ __all__ = [
     "max_text_tokens",
     "original_size",
     "pixel_values",
-    "prefetch_batches",
     "token_lengths",
 ]

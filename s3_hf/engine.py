@@ -816,9 +816,19 @@ class S3Engine:
         """Preprocessed images (``pixel_values`` or all image inputs) -> ``(B, D)`` unit image embeddings."""
         return self.encoder.encode_pixels(pixel_values)
 
-    def encode_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> torch.Tensor:
-        """Images (paths, URLs or PIL) -> ``(N, D)`` unit image embeddings."""
-        return self.encoder.encode_images(images, batch_size=batch_size, progress=progress)
+    def encode_images(
+        self,
+        images: Sequence[Any],
+        batch_size: int = 32,
+        progress: bool = False,
+        *,
+        fast: bool = False,
+        workers: int | None = None,
+    ) -> torch.Tensor:
+        """Images (paths, URLs or PIL) -> ``(N, D)`` unit image embeddings. ``fast``: reduced-size JPEG decoding
+        (:meth:`load_image`); ``workers``: image worker threads (``None``: the device's default, see
+        :mod:`s3_hf.parallel`; they change the time, never the result)."""
+        return self.encoder.encode_images(images, batch_size=batch_size, progress=progress, fast=fast, workers=workers)
 
     def scores(self, v: torch.Tensor, resolved: Resolved, details: bool = False) -> ClassScores:
         """Logits ``τ · s_c(v) + b`` (plus the few-shot terms) of unit image vectors ``v`` for the requested

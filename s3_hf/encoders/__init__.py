@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .base import Encoder, as_encoder
+from .base import Encoder, ImageBatch, as_encoder
 from .hf import PATCH_TOKEN_HEADS, TransformersEncoder
 from .openclip import OpenClipEncoder, is_open_clip_name
 
@@ -50,6 +50,7 @@ def load_encoder(
 __all__ = [
     "PATCH_TOKEN_HEADS",
     "Encoder",
+    "ImageBatch",
     "OpenClipEncoder",
     "TransformersEncoder",
     "as_encoder",

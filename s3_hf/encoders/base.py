@@ -9,7 +9,8 @@ are the same for every model family. Two implementations exist: :class:`~s3_hf.e
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -176,16 +177,104 @@ class Encoder(abc.ABC):
         """The vision tower's patch size in pixels."""
         raise InvalidConfigError(f"{self.family.family} models have no patch grid here.")
 
-    def encode_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> torch.Tensor:
-        """Images (paths, URLs or PIL) -> ``(N, D)`` unit vectors."""
-        from ..encoding import load_image
-
-        chunks = []
-        starts = range(0, len(images), batch_size)
-        for start in tqdm(starts, desc="Encoding images", disable=not progress):
-            batch = [load_image(im) for im in images[start : start + batch_size]]
-            chunks.append(self.encode_pixels(self.image_inputs(batch)))
+    def encode_images(
+        self,
+        images: Sequence[Any],
+        batch_size: int = 32,
+        progress: bool = False,
+        *,
+        fast: bool = False,
+        workers: int | None = None,
+    ) -> torch.Tensor:
+        """Images (paths, URLs or PIL) -> ``(N, D)`` unit vectors. ``fast`` and ``workers`` as in
+        :meth:`encode_image_batches` (workers change the time, never the result)."""
+        chunks = [
+            b.features
+            for b in self.encode_image_batches(images, batch_size, fast=fast, workers=workers, progress=progress)
+        ]
         return torch.cat(chunks) if chunks else torch.empty(0, self.dim)
+
+    def encode_image_batches(
+        self,
+        images: Sequence[Any],
+        batch_size: int = 32,
+        *,
+        fast: bool = False,
+        workers: int | None = None,
+        skip_errors: bool = False,
+        features: Callable[[dict[str, torch.Tensor]], Any] | None = None,
+        timeout: float | None = None,
+        progress: bool = False,
+    ) -> Iterator[ImageBatch]:
+        """Read, preprocess and encode ``images`` batch by batch, several batches in flight at once
+        (:mod:`s3_hf.parallel`); batches are yielded in input order.
+
+        Args:
+            images: paths, URLs, base64 strings or PIL images.
+            batch_size: images per batch.
+            fast: decode JPEGs at the smallest DCT scale that still covers the model's resize target
+                (:func:`s3_hf.encoding.draft_jpeg`); ``False`` reads every pixel, exactly as transformers does.
+            workers: worker threads (``None``: :func:`s3_hf.parallel.default_image_workers`; 0: none). On a CPU
+                each decodes, preprocesses and encodes a batch on its share of torch's threads; on a GPU they
+                decode and preprocess ahead of the encoder.
+            skip_errors: report unreadable images in :attr:`ImageBatch.errors` instead of raising
+                :class:`~s3_hf.errors.ImageLoadError`.
+            features: what to compute from a batch's inputs (default :meth:`encode_pixels`; e.g.
+                :meth:`global_and_local`).
+            timeout: seconds to wait for a URL.
+            progress: show a progress bar.
+        """
+        from ..encoding import load_image
+        from ..errors import ImageLoadError
+        from ..parallel import batched, default_image_workers, map_batches, threads_per_worker
+
+        compute = features or self.encode_pixels
+        workers = default_image_workers(self.device) if workers is None else workers
+        min_side = self.decode_min_side() if fast else None
+        pin = self.device.type == "cuda"
+
+        def read(chunk: Sequence[int]) -> tuple[list[int], list[tuple[int, ImageLoadError]], dict | None]:
+            ok, errors, pictures = [], [], []
+            for i in chunk:
+                try:
+                    pictures.append(load_image(images[i], timeout=timeout, min_side=min_side))
+                    ok.append(i)
+                except ImageLoadError as err:
+                    if not skip_errors:
+                        raise
+                    errors.append((i, err))
+            inputs = self.image_inputs(pictures) if pictures else None
+            if inputs is not None and pin:
+                inputs = {k: v.pin_memory() for k, v in inputs.items()}
+            return ok, errors, inputs
+
+        def encoded(read_out: tuple[list[int], list[tuple[int, ImageLoadError]], dict | None]) -> ImageBatch:
+            ok, errors, inputs = read_out
+            return ImageBatch(ok, errors, compute(inputs) if inputs is not None else None)
+
+        chunks = batched(range(len(images)), batch_size)
+        if self.device.type == "cpu":  # each worker runs a whole batch: the encoder is on the same cores
+            threads = threads_per_worker(workers) if workers else None
+            batches = map_batches(chunks, lambda c: encoded(read(c)), workers, threads)
+        else:  # workers decode ahead; the accelerator encodes
+            batches = (encoded(r) for r in map_batches(chunks, read, workers))
+        yield from tqdm(batches, total=len(chunks), desc="Encoding images", disable=not progress)
+
+
+@dataclass(frozen=True)
+class ImageBatch:
+    """One batch of :meth:`Encoder.encode_image_batches`.
+
+    Attributes:
+        indices: positions (in the input) of the images that were read, in order.
+        errors: ``(position, ImageLoadError)`` of the images that could not be read (with ``skip_errors``).
+        features: what ``features`` computed for the images read (unit embeddings by default); ``None`` when no
+            image of the batch could be read.
+    """
+
+    indices: list[int]
+    errors: list[tuple[int, Any]]
+    features: Any
 
 
 def moved(inputs: torch.Tensor | Mapping[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> dict:

@@ -7,10 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..encoders.base import as_encoder
-from ..encoding import ImageInput, load_image
+from ..encoding import ImageInput
 
 
 def global_and_local(
@@ -32,10 +31,8 @@ def encode_support_images(
     """Images -> ``(N, D)`` global and ``(N, P, D)`` local features, on the CPU."""
     encoder = as_encoder(model, None, image_processor)
     glob, local = [], []
-    starts = range(0, len(images), batch_size)
-    for start in tqdm(starts, desc="Encoding support images", disable=not progress):
-        batch = [load_image(im) for im in images[start : start + batch_size]]
-        g, loc = encoder.global_and_local(encoder.image_inputs(batch))
+    for batch in encoder.encode_image_batches(images, batch_size, features=encoder.global_and_local, progress=progress):
+        g, loc = batch.features
         glob.append(g.cpu())
         local.append(loc.cpu())
     if not glob:
