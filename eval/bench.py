@@ -424,9 +424,8 @@ def _image_rows(
                     rank(out, b, resolved)
 
         def evaluation(fast: bool = fast, w: int = 0) -> None:  # eval's sharded loader (1 process here)
-            encode_sharded(
-                accelerator, encoder, paths, cfg.image_batch, lambda e, px: (e.encode_pixels(px),), "", fast, w
-            )
+            encode = lambda e, px: (e.encode_pixels(px),)  # noqa: E731
+            encode_sharded(accelerator, encoder, paths, cfg.image_batch, encode, "", fast, w, progress=False)
 
         def transformers(fast: bool = fast) -> None:
             images = [engine.load_image(p, fast=True) for p in paths] if fast else paths

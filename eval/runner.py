@@ -165,8 +165,8 @@ class _Images(torch.utils.data.Dataset):
 
 def _preprocessing(encoder: Encoder) -> str:
     processor = encoder.image_processor
-    if hasattr(processor, "to_dict"):
-        return json.dumps(processor.to_dict(), sort_keys=True, default=str)
+    if hasattr(processor, "to_dict"):  # the class names the backend (PIL or torchvision); the dict does not
+        return type(processor).__name__ + json.dumps(processor.to_dict(), sort_keys=True, default=str)
     return repr(processor)  # an open_clip transform
 
 
@@ -187,6 +187,7 @@ def encode_sharded(
     desc: str,
     fast_decode: bool = True,
     workers: int = 0,
+    progress: bool = True,
 ) -> list[torch.Tensor]:
     """``encode(encoder, inputs)`` over ``images``, sharded across processes and gathered back in input order.
     ``workers``: on a CPU, threads that each read and encode a batch (:mod:`s3_hf.parallel`); on a GPU, data-loader
@@ -215,7 +216,8 @@ def encode_sharded(
         batches = ((encode(encoder, inputs), idx) for inputs, idx in loader)
     chunks: list[list[torch.Tensor]] = []
     order = []
-    for outs, idx in tqdm(batches, total=len(loader), desc=desc, disable=not accelerator.is_main_process):
+    bar = progress and accelerator.is_main_process
+    for outs, idx in tqdm(batches, total=len(loader), desc=desc, disable=not bar):
         gathered = accelerator.gather_for_metrics((*(o.contiguous() for o in outs), idx.to(outs[0].device)))
         chunks.append([g.cpu() for g in gathered[:-1]])
         order.append(gathered[-1].cpu())

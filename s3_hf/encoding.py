@@ -85,8 +85,8 @@ def draft_jpeg(image: Image.Image, min_side: int | None) -> Image.Image:
 def load_image(image: ImageInput, timeout: float | None = None, min_side: int | None = None) -> Image.Image:
     """Read a path, URL, base64 string or PIL image into an upright RGB PIL image.
 
-    ``min_side``: decode JPEG files, bytes and base64 data at reduced size (:func:`draft_jpeg`) while the short side
-    stays at least ``min_side`` (the model's resize target: the fast path); ``None`` decodes every pixel.
+    ``min_side``: decode JPEG files, URLs, bytes and base64 data at reduced size (:func:`draft_jpeg`) while the short
+    side stays at least ``min_side`` (the model's resize target: the fast path); ``None`` decodes every pixel.
 
     Raises :class:`ImageLoadError` (naming the input) for a missing, unreadable, truncated or non-image file.
     """
@@ -104,7 +104,9 @@ def load_image(image: ImageInput, timeout: float | None = None, min_side: int | 
                 return _to_rgb(im)
         if isinstance(image, os.PathLike) or (isinstance(image, str) and _looks_like_path(image)):
             raise ImageLoadError(f"Could not read image {short}: no such file. Check the path.")
-        if isinstance(image, str) and min_side and not image.startswith(("http://", "https://")):
+        if isinstance(image, str) and image.startswith(("http://", "https://")):
+            return image_from_bytes(_download(image, short, timeout), min_side, short)
+        if isinstance(image, str) and min_side:
             data = _base64_bytes(image)
             if data is not None:
                 return image_from_bytes(data, min_side)
@@ -115,12 +117,8 @@ def load_image(image: ImageInput, timeout: float | None = None, min_side: int | 
                 return _to_rgb(hf_load_image(image, timeout=timeout))
             except (ImageLoadError, Image.DecompressionBombError, UnidentifiedImageError):
                 raise
-            except Exception as err:  # network errors of the HTTP client, undecodable base64, ...
-                kind = "download" if image.startswith(("http://", "https://")) else "decode"
-                raise ImageLoadError(
-                    f"Could not {kind} image {short}: {type(err).__name__}: {err}. Check the URL and your network, "
-                    "or pass a local file."
-                ) from err
+            except Exception as err:  # undecodable base64, ...
+                raise ImageLoadError(f"Could not decode image {short}: {type(err).__name__}: {err}.") from err
         raise ImageLoadError(
             f"Cannot read an image from an object of type {type(image).__name__}. "
             "Pass a file path, a URL, a base64 string or a PIL.Image."
@@ -139,6 +137,22 @@ def load_image(image: ImageInput, timeout: float | None = None, min_side: int | 
             f"Could not read image {short}: {err}. Check that the path or URL exists and the file is a "
             "complete, valid image."
         ) from err
+
+
+def _download(url: str, name: str, timeout: float | None) -> bytes:
+    """The bytes at ``url``, fetched as transformers' ``load_image`` fetches them (redirects followed)."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=timeout, follow_redirects=True)
+    except Exception as err:  # the HTTP client's connection, timeout and protocol errors
+        raise ImageLoadError(
+            f"Could not download image {name}: {type(err).__name__}: {err}. Check the URL and your network, or pass "
+            "a local file."
+        ) from err
+    if response.status_code >= 400:
+        raise ImageLoadError(f"Could not download image {name}: HTTP {response.status_code}. Check the URL.")
+    return response.content
 
 
 def _looks_like_path(text: str) -> bool:
@@ -161,14 +175,17 @@ def _base64_bytes(text: str) -> bytes | None:
         return None
 
 
-def image_from_bytes(data: bytes, min_side: int | None = None) -> Image.Image:
-    """Decode image bytes with the same checks as :func:`load_image` (and its reduced-size JPEG decoding)."""
+def image_from_bytes(data: bytes, min_side: int | None = None, name: str = "image bytes") -> Image.Image:
+    """Decode image bytes with the same checks as :func:`load_image` (and its reduced-size JPEG decoding);
+    ``name`` says where the bytes came from in errors."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             draft_jpeg(im, min_side).load()
             return _to_rgb(im)
+    except UnidentifiedImageError as err:
+        raise ImageLoadError(f"{name} is not an image file PIL can decode (JPEG, PNG, ...).") from err
     except (OSError, ValueError, SyntaxError) as err:
-        raise ImageLoadError(f"Could not decode image bytes: {err}.") from err
+        raise ImageLoadError(f"Could not decode {name}: {err}.") from err
 
 
 def image_inputs(image_processor: Callable[..., Any], images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:

@@ -36,10 +36,11 @@ def cpu_cores() -> int:
 
 def default_image_workers(device: torch.device | str) -> int:
     """Image workers when the user gives none: on a GPU, a decode thread per core up to
-    :data:`MAX_GPU_WORKERS`; on a CPU, 2 encoding workers where there are at least 2 cores, else none."""
+    :data:`MAX_GPU_WORKERS`; on a CPU, 2 encoding workers where torch has at least 2 threads to share between them
+    (a process limited to one, as in a multi-process run with one core each, gets none)."""
     if torch.device(device).type != "cpu":
         return min(MAX_GPU_WORKERS, cpu_cores())
-    return 2 if cpu_cores() >= 2 else 0
+    return 2 if torch.get_num_threads() >= 2 else 0
 
 
 def threads_per_worker(workers: int) -> int:

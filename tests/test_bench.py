@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -125,8 +126,10 @@ def test_bench_images_part(tiny_clip_dir, photos, tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "--model", str(tiny_clip_dir), "--images", str(photos[0].parent), "--out", str(out)]
     args += ["--parts", "images", "--repeats", "1", "--device", "cpu", "--num-images", "2", "--no-memory"]
+    args += ["--workers", "2"]
     assert main(args) == 0
-    rows = json.loads((out / "bench.json").read_text())["images"]
+    images = json.loads((out / "bench.json").read_text())["images"]
+    rows = images["rows"]
     assert [(r["set"], r["decode"]) for r in rows] == [
         ("normal", "exact"),
         ("normal", "fast"),
@@ -135,4 +138,9 @@ def test_bench_images_part(tiny_clip_dir, photos, tmp_path):
     ]
     for r in rows:
         assert r["decode_img_s"] > 0 and r["s3_img_s"] > 0 and r["transformers_img_s"] > 0 and r["s3_over_bare"] > 0
+        for key in ("bare_workers", "s3_workers", "eval", "eval_workers"):  # each without and with image workers
+            assert r[f"{key}_img_s"] > 0
+        assert r["workers"] == 2 and r["s3_workers_over_bare_workers"] > 0 and r["eval_workers_over_eval"] > 0
+    has_torchvision = importlib.util.find_spec("torchvision") is not None
+    assert (images["backends"] is not None) == has_torchvision  # the backends are compared where both exist
     assert "## The image path" in (out / "bench.md").read_text()

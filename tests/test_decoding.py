@@ -105,3 +105,44 @@ def test_decode_workers_change_nothing_but_time(tiny_clip_dir, s3_pipe, photos, 
     images = [str(p) for p in photos]
     plain = s3_pipe(images, candidate_labels=["cat", "rocket"], batch_size=2)
     assert s3_pipe(images, candidate_labels=["cat", "rocket"], num_workers=2, batch_size=2) == plain
+
+
+@pytest.fixture
+def served(tmp_path, photos):
+    """A local HTTP server over a folder holding a 12 MP JPEG, a small JPEG and a text file."""
+    import functools
+    import http.server
+    import threading
+
+    big_jpeg(photos[0], tmp_path / "big.jpg")
+    (tmp_path / "small.jpg").write_bytes(photos[0].read_bytes())
+    (tmp_path / "notes.jpg").write_text("not an image")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # keep the test output clean
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path
+    server.shutdown()
+    server.server_close()
+
+
+def test_urls_decode_like_files_exact_and_fast(served):
+    """URLs go through the same decoding as files: every pixel on the exact path, reduced size on the fast one."""
+    from s3_hf.errors import ImageLoadError
+
+    url, folder = served
+    for name in ("big.jpg", "small.jpg"):
+        path = str(folder / name)
+        assert np.array_equal(np.asarray(load_image(f"{url}/{name}")), np.asarray(load_image(path)))
+        fast = load_image(f"{url}/{name}", min_side=224, timeout=10)
+        assert np.array_equal(np.asarray(fast), np.asarray(load_image(path, min_side=224)))
+    big = load_image(f"{url}/big.jpg", min_side=224)
+    assert min(big.size) >= 224 and big.size[0] < Image.open(folder / "big.jpg").size[0] // 4
+    with pytest.raises(ImageLoadError, match="HTTP 404"):
+        load_image(f"{url}/missing.jpg", min_side=224)
+    with pytest.raises(ImageLoadError, match=r"notes\.jpg is not an image file"):
+        load_image(f"{url}/notes.jpg")
