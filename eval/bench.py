@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -454,6 +454,7 @@ def _image_rows(
             return statistics.median([tb / ta for ta, tb in zip(times[a], times[b], strict=True)])
 
         row: dict[str, Any] = {"set": name, "decode": "fast" if fast else "exact", "images": n, "workers": workers}
+        row["device"] = cfg.device
         row["processor"] = type(encoder.image_processor).__name__
         for key in calls:
             row[f"{key}_img_s"] = n / statistics.median(times[key])
@@ -465,9 +466,9 @@ def _image_rows(
             row["s3_over_transformers"] = ratio("s3_workers", "transformers")
         rows.append(row)
         log(
-            f"[images {name} {row['decode']}] decode+preprocess {row['decode_img_s']:.1f} img/s, bare encoder "
-            f"{row['bare_img_s']:.1f} ({row['bare_workers_img_s']:.1f} with {workers} workers), S^3 end to end "
-            f"{row['s3_img_s']:.1f} ({row['s3_over_bare']:.2f}x of bare; with {workers} workers "
+            f"[images {cfg.device} {name} {row['decode']}] decode+preprocess {row['decode_img_s']:.1f} img/s, "
+            f"bare encoder {row['bare_img_s']:.1f} ({row['bare_workers_img_s']:.1f} with {workers} workers), "
+            f"S^3 end to end {row['s3_img_s']:.1f} ({row['s3_over_bare']:.2f}x of bare; with {workers} workers "
             f"{row['s3_workers_img_s']:.1f}, {row['s3_workers_over_bare']:.2f}x), eval {row['eval_img_s']:.1f} "
             f"({row['eval_workers_img_s']:.1f} with workers)"
             + (f", transformers {row['transformers_img_s']:.2f}" if hf is not None else "")
@@ -509,18 +510,22 @@ def bench_images(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]
     loader, each without and with image workers; and the two image-processor backends where torchvision is
     installed. Alternating runs in one process, medians."""
 
-    engine = load_engine(cfg.model, cfg.device)
     labels = class_names(10, cfg.images)
-    resolved = engine.resolve(engine.request(labels, hypothesis_template=TEMPLATE))
-    hf = transformers_pipeline(engine, "zero-shot-image-classification", cfg.device)  # None for open_clip
+    # the CPU figures always; a GPU's beside them where CUDA is present
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else [cfg.device]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sets = {
             "normal": image_paths(cfg.images, cfg.num_images),
             "12MP": large_photos(cfg.large_images or cfg.images, cfg.num_images, Path(tmp) / "large"),
         }
-        for name, paths in sets.items():
-            rows += _image_rows(cfg, engine, hf, resolved, labels, name, paths, log)
+        for device in devices:
+            engine = load_engine(cfg.model, device)
+            resolved = engine.resolve(engine.request(labels, hypothesis_template=TEMPLATE))
+            hf = transformers_pipeline(engine, "zero-shot-image-classification", device)  # None for open_clip
+            run = replace(cfg, device=device)
+            for name, paths in sets.items():
+                rows += _image_rows(run, engine, hf, resolved, labels, name, paths, log)
         backends = bench_backends(cfg, sets["12MP"], log)
     return {"rows": rows, "backends": backends}
 
@@ -749,12 +754,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"Workers: {rows[0]['workers']} (image worker threads; see s3_hf.parallel). Ratios are medians over "
             "alternating runs.",
             "",
-            "| set | decode | decode + preprocess | bare encoder | bare, workers | S^3 end to end (10 labels) "
+            "| device | set | decode | decode + preprocess | bare encoder | bare, workers | S^3 end to end (10 labels) "
             "| S^3, workers | x of bare | x of bare with workers | eval loader | eval, workers "
             "| transformers pipeline | S^3 x of transformers |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             *[
-                f"| {r['set']} | {r['decode']} | {r['decode_img_s']:.1f} | {r['bare_img_s']:.1f} | "
+                f"| {r['device']} | {r['set']} | {r['decode']} | {r['decode_img_s']:.1f} | {r['bare_img_s']:.1f} | "
                 f"{r['bare_workers_img_s']:.1f} | {r['s3_img_s']:.1f} | {r['s3_workers_img_s']:.1f} | "
                 f"{r['s3_workers_over_bare']:.2f} | {r['s3_workers_over_bare_workers']:.2f} | {r['eval_img_s']:.1f} | "
                 f"{r['eval_workers_img_s']:.1f} | "

@@ -1,10 +1,10 @@
 """`s3 eval`: every method side by side on the same cached image embeddings, sharded with accelerate.
 
-Per benchmark: image embeddings are computed once (sharded across processes, gathered with
-``gather_for_metrics``) and cached on disk by (model, revision, data, preprocessing, dtype); then every method
-is scored on them: ``label`` (one template), ``ensemble`` (all templates, CLIP's own baseline) and each S^3
-metric for each synonym source. Metrics come from the project's own ``evaluate`` modules in ``eval/metrics``.
-A finished benchmark is not recomputed; an unreachable one is reported and skipped.
+Per benchmark: image embeddings are computed once (sharded across processes and gathered back in input order)
+and cached on disk by (model, revision, data, preprocessing, dtype); then every method is scored on them:
+``label`` (one template), ``ensemble`` (all templates, CLIP's own baseline) and each S^3 metric for each synonym
+source. Metrics come from the project's own ``evaluate`` modules in ``eval/metrics``. A finished benchmark is not
+recomputed; an unreachable one is reported and skipped.
 """
 
 from __future__ import annotations
@@ -218,15 +218,19 @@ def encode_sharded(
     order = []
     bar = progress and accelerator.is_main_process
     for outs, idx in tqdm(batches, total=len(loader), desc=desc, disable=not bar):
-        gathered = accelerator.gather_for_metrics((*(o.contiguous() for o in outs), idx.to(outs[0].device)))
+        # plain gather, not gather_for_metrics: its trimming of the last batch reads the loader's state, which is
+        # ahead of this loop when workers read ahead; the duplicates padding the last batch are dropped by index
+        gathered = accelerator.gather((*(o.contiguous() for o in outs), idx.to(outs[0].device)))
         chunks.append([g.cpu() for g in gathered[:-1]])
         order.append(gathered[-1].cpu())
     idx = torch.cat(order)
+    if torch.unique(idx).numel() != len(images):
+        raise RuntimeError(f"gathered {torch.unique(idx).numel()} of {len(images)} images")  # cannot happen
     results = []
     for parts in zip(*chunks, strict=True):
         flat = torch.cat(parts)
-        out = torch.empty_like(flat)
-        out[idx] = flat
+        out = flat.new_empty((len(images), *flat.shape[1:]))
+        out[idx] = flat  # padded duplicates write the same image's features twice
         results.append(out)
     return results
 

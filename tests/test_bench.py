@@ -140,7 +140,12 @@ def test_bench_images_part(tiny_clip_dir, photos, tmp_path):
         assert r["decode_img_s"] > 0 and r["s3_img_s"] > 0 and r["transformers_img_s"] > 0 and r["s3_over_bare"] > 0
         for key in ("bare_workers", "s3_workers", "eval", "eval_workers"):  # each without and with image workers
             assert r[f"{key}_img_s"] > 0
-        assert r["workers"] == 2 and r["s3_workers_over_bare_workers"] > 0 and r["eval_workers_over_eval"] > 0
+        assert (
+            r["device"] == "cpu"
+            and r["workers"] == 2
+            and r["s3_workers_over_bare_workers"] > 0
+            and r["eval_workers_over_eval"] > 0
+        )
     has_torchvision = importlib.util.find_spec("torchvision") is not None
     assert (images["backends"] is not None) == has_torchvision  # the backends are compared where both exist
     assert "## The image path" in (out / "bench.md").read_text()
