@@ -476,6 +476,28 @@ def _image_rows(
     return rows
 
 
+def decode_agreement(engine: Any, resolved: Any, paths: list[str], batch: int) -> dict[str, Any]:
+    """How much S^3's scores move between exact and fast decoding of ``paths``: top-1 agreement and the mean and
+    largest absolute difference of a class probability. Meaningful only for trained weights (``random_weights``
+    says when they were random)."""
+    from s3_hf.families import probabilities
+
+    probs = []
+    for fast in (False, True):
+        v = engine.encode_images(paths, batch_size=batch, fast=fast)
+        out = engine.scores(v, resolved)
+        probs.append(probabilities(out.logits, out.scoring))
+    exact, fast = probs
+    diff = (exact - fast).abs()
+    return {
+        "images": len(paths),
+        "top1_agreement": float((exact.argmax(-1) == fast.argmax(-1)).float().mean()),
+        "mean_abs_prob_diff": float(diff.mean()),
+        "max_abs_prob_diff": float(diff.max()),
+        "random_weights": bool(engine.encoder.random_weights),
+    }
+
+
 def bench_backends(cfg: BenchConfig, paths: list[str], log: Callable[[str], None]) -> dict[str, Any] | None:
     """Decode + preprocess with transformers' PIL and torchvision image-processor backends (fast decoding), where
     torchvision is installed and the model has a transformers image processor; else ``None``."""
@@ -514,6 +536,7 @@ def bench_images(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]
     # the CPU figures always; a GPU's beside them where CUDA is present
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else [cfg.device]
     rows = []
+    agreement = None
     with tempfile.TemporaryDirectory() as tmp:
         sets = {
             "normal": image_paths(cfg.images, cfg.num_images),
@@ -526,8 +549,16 @@ def bench_images(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]
             run = replace(cfg, device=device)
             for name, paths in sets.items():
                 rows += _image_rows(run, engine, hf, resolved, labels, name, paths, log)
+            if device == devices[0]:
+                agreement = decode_agreement(engine, resolved, sets["12MP"], cfg.image_batch)
+                log(
+                    f"[images agreement] 12 MP, exact vs fast decoding: top-1 agreement "
+                    f"{agreement['top1_agreement']:.1%}, largest probability change "
+                    f"{agreement['max_abs_prob_diff']:.4f}"
+                    + (" (random weights: not meaningful)" if agreement["random_weights"] else "")
+                )
         backends = bench_backends(cfg, sets["12MP"], log)
-    return {"rows": rows, "backends": backends}
+    return {"rows": rows, "backends": backends, "decode_agreement": agreement}
 
 
 # ------------------------------------------------------------------------------------------ segmentation
@@ -771,6 +802,15 @@ def markdown(results: dict[str, Any]) -> str:
                 for r in rows
             ],
         ]
+        agree = results["images"].get("decode_agreement")
+        if agree:
+            lines += [
+                "",
+                f"S^3 scores, exact vs fast decoding of the {agree['images']} 12 MP photos (10 labels): top-1 "
+                f"agreement {agree['top1_agreement']:.1%}, mean |Δp| {agree['mean_abs_prob_diff']:.4f}, largest "
+                f"{agree['max_abs_prob_diff']:.4f}"
+                + (" (random weights: not meaningful; run with trained weights)." if agree["random_weights"] else "."),
+            ]
         backends = results["images"].get("backends")
         if backends:
             lines += [

@@ -146,6 +146,8 @@ def test_bench_images_part(tiny_clip_dir, photos, tmp_path):
             and r["s3_workers_over_bare_workers"] > 0
             and r["eval_workers_over_eval"] > 0
         )
+    agree = images["decode_agreement"]
+    assert 0 <= agree["top1_agreement"] <= 1 and 0 <= agree["mean_abs_prob_diff"] <= agree["max_abs_prob_diff"] <= 1
     has_torchvision = importlib.util.find_spec("torchvision") is not None
     assert (images["backends"] is not None) == has_torchvision  # the backends are compared where both exist
     assert "## The image path" in (out / "bench.md").read_text()
