@@ -180,7 +180,7 @@ def run_segmentation(cfg: Any, engine: Any, accelerator: Any, options: SegmentOp
                 raise EvalError(f"{data.masks[i]} is {truth.shape[::-1]}, its image {size}: they must match.")
             logits = segment_logits_many(engine, image, list(resolved.values()), options)
             for method, lg in zip(resolved, logits, strict=True):
-                pred = label_map(lg, data.labels, options.background_threshold).numpy()
+                pred = label_map(lg, data.labels, options.background_threshold, size).numpy()
                 confusion[method] += miou.confusion_matrix(pred, truth, k, 255, data.reduce_zero_label)
         seconds = time.perf_counter() - start
         summed = {}

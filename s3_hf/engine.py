@@ -854,7 +854,7 @@ class S3Engine:
     def segment(self, image: Any, request: ClassifyRequest, options: Any = None) -> Segmentation:
         """Open-vocabulary segmentation of one image (a path, URL or PIL image) against the classes of ``request``
         (see :mod:`s3_hf.segmentation`); ``options`` a :class:`~s3_hf.segmentation.SegmentOptions`."""
-        from .encoding import load_image
+        from .encoding import load_image, original_size
         from .segmentation import SegmentOptions, label_map, segment_logits
 
         options = options or SegmentOptions()
@@ -863,14 +863,18 @@ class S3Engine:
             raise InvalidConfigError("Few-shot support applies to classification only; drop support= to segment.")
         self.encoder.require_dense_features()
         min_side = options.short_side if options.fast_decode else None
-        logits = segment_logits(self, load_image(image, min_side=min_side), resolved, options)
-        return Segmentation(resolved.labels, logits, label_map(logits, resolved.labels, options.background_threshold))
+        picture = load_image(image, min_side=min_side)
+        logits = segment_logits(self, picture, resolved, options)
+        size = original_size(picture)  # a JPEG decoded at reduced size is labelled at its full size
+        labels = label_map(logits, resolved.labels, options.background_threshold, size)
+        return Segmentation(resolved.labels, logits, labels)
 
 
 @dataclass(frozen=True)
 class Segmentation:
-    """One image's segmentation: the class ``labels``, per-pixel ``logits`` ``(C, H, W)`` and the ``label_map``
-    ``(H, W)`` of class indices."""
+    """One image's segmentation: the class ``labels``, ``logits`` ``(C, h, w)`` at the working resolution (short side
+    ``SegmentOptions.short_side``; :func:`~s3_hf.segmentation.class_masks` takes them to full size) and the
+    ``label_map`` ``(H, W)`` of class indices at the image's full size."""
 
     labels: list[str]
     logits: torch.Tensor

@@ -4,9 +4,10 @@ spaces by the same engine, metrics and spaces that classify images.
 An image is resized to a short side of ``short_side`` pixels and normalised as the model's preprocessing does;
 windows of ``window`` pixels every ``stride`` pixels go through the vision tower with its last block replaced by a
 dense variant (:mod:`s3_hf.dense`); each patch feature is scored with :meth:`S3Engine.scores` (the logits of the
-requested metric, ``τ · s_c(v) + b``); patch logits are upsampled bilinearly to the window, averaged where windows
-overlap, and upsampled to the image. The label map is the per-pixel argmax; a pixel whose top probability
-(softmax over classes) is below ``background_threshold`` goes to the class named ``background``.
+requested metric, ``τ · s_c(v) + b``); patch logits are upsampled bilinearly to the window and averaged where
+windows overlap (the working resolution), then upsampled to the image's full size a chunk of classes at a time.
+The label map is the per-pixel argmax; a pixel whose top probability (softmax over classes) is below
+``background_threshold`` goes to the class named ``background``.
 
 With one name per class and metric ``label`` this is the base segmenter's own scoring; with several names per class
 (a space of names, no pruning) and ``nearest_point`` it is the "max over names" rule of SCLIP and NACLIP; S^3
@@ -15,6 +16,7 @@ replaces that max with a point-to-space score.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +82,8 @@ def _windows_logits(engine: Any, resolveds: list[Any], crop: torch.Tensor, varia
 
 
 def segment_logits(engine: Any, image: Image.Image, resolved: Any, options: SegmentOptions) -> torch.Tensor:
-    """``(C, H, W)`` per-pixel logits of ``image`` (at its full size, also when decoded at reduced size) for the
-    classes of ``resolved``."""
+    """``(C, h, w)`` per-pixel logits of ``image`` for the classes of ``resolved``, at the working resolution (short
+    side ``options.short_side``). :func:`label_map` and :func:`class_masks` take them to the image's full size."""
     return segment_logits_many(engine, image, [resolved], options)[0]
 
 
@@ -91,19 +93,74 @@ def segment_logits_many(
     """:func:`segment_logits` for several requests on the same dense features (each window is encoded once)."""
     mean, std = engine.encoder.pixel_stats()
     pixels = image_pixels(image, mean, std, options.short_side)
-    maps = sliding_logits_many(
+    return sliding_logits_many(
         pixels, lambda crop: _windows_logits(engine, resolveds, crop, options.variant), options.window, options.stride
     )
-    from .encoding import original_size
-
-    width, height = original_size(image)  # a JPEG decoded at reduced size is labelled at its full size
-    return [F.interpolate(m[None], size=(height, width), mode="bilinear", align_corners=False)[0] for m in maps]
 
 
-def label_map(logits: torch.Tensor, labels: list[str], background_threshold: float | None = None) -> torch.Tensor:
-    """``(H, W)`` class indices: the per-pixel argmax; below ``background_threshold`` top probability (softmax
-    over classes), the ``background`` class."""
-    out = logits.argmax(0)
+#: Most full-resolution logits (elements) held at once: a 12 MP photo at 150 classes would need 7 GB in float32,
+#: so the classes are upsampled a chunk at a time (about 256 MB each).
+MAX_UPSAMPLED = 1 << 26
+
+
+class _FullSize:
+    """Logits ``(C, h, w)`` bilinearly upsampled to ``(height, width)``, a chunk of classes at a time (all of them
+    at once when they fit in :data:`MAX_UPSAMPLED`; interpolation is per class, so the chunks change no value)."""
+
+    def __init__(self, logits: torch.Tensor, height: int, width: int, max_elements: int | None = None) -> None:
+        self.logits, self.size = logits.float(), (height, width)
+        per = max(1, (max_elements or MAX_UPSAMPLED) // (height * width))
+        self.ranges = [(a, min(a + per, len(logits))) for a in range(0, len(logits), per)]
+        self._whole: torch.Tensor | None = None
+
+    def _up(self, part: torch.Tensor) -> torch.Tensor:
+        if tuple(part.shape[-2:]) == self.size:
+            return part
+        return F.interpolate(part[None], size=self.size, mode="bilinear", align_corners=False)[0]
+
+    def chunks(self) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(first class, (c, H, W) logits)`` per chunk."""
+        if len(self.ranges) == 1:
+            if self._whole is None:
+                self._whole = self._up(self.logits)
+            yield 0, self._whole
+            return
+        for a, b in self.ranges:
+            yield a, self._up(self.logits[a:b])
+
+    def argmax(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(H, W)`` top logit and its class (the first on ties, as ``argmax`` over all classes)."""
+        best = index = None
+        for a, chunk in self.chunks():
+            i = chunk.argmax(0)
+            v = chunk.gather(0, i[None])[0]
+            if best is None:
+                best, index = v, i + a
+            else:
+                better = v > best
+                best, index = torch.where(better, v, best), torch.where(better, i + a, index)
+        return best, index
+
+    def logsumexp(self, top: torch.Tensor) -> torch.Tensor:
+        """``(H, W)`` log of the softmax denominator, given the top logit per pixel."""
+        total = torch.zeros_like(top)
+        for _, chunk in self.chunks():
+            total += (chunk - top).exp().sum(0)
+        return top + total.log()
+
+
+def label_map(
+    logits: torch.Tensor,
+    labels: list[str],
+    background_threshold: float | None = None,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """``(H, W)`` class indices: the per-pixel argmax of ``logits`` bilinearly upsampled to ``size`` (``(width,
+    height)``; default: the logits' own); below ``background_threshold`` top probability (softmax over classes),
+    the ``background`` class. Memory stays bounded for any image size (:data:`MAX_UPSAMPLED`)."""
+    width, height = size or (logits.shape[-1], logits.shape[-2])
+    full = _FullSize(logits, height, width)
+    top, out = full.argmax()
     if background_threshold is not None:
         names = [lab.casefold() for lab in labels]
         if BACKGROUND not in names:
@@ -111,22 +168,28 @@ def label_map(logits: torch.Tensor, labels: list[str], background_threshold: flo
                 "background_threshold needs a class named 'background' (give it its own names, as "
                 "'background: sky, wall, ...' files do); add one or drop the threshold."
             )
-        top = logits.float().softmax(0).amax(0)
-        out = torch.where(top < background_threshold, torch.tensor(names.index(BACKGROUND)), out)
+        top_prob = (top - full.logsumexp(top)).exp()
+        out = torch.where(top_prob < background_threshold, torch.tensor(names.index(BACKGROUND)), out)
     return out
 
 
 def class_masks(logits: torch.Tensor, labels: list[str], label_ids: torch.Tensor) -> list[dict[str, Any]]:
-    """transformers' ``image-segmentation`` output: per class present, ``{"score", "label", "mask"}`` with the mean
-    probability over its pixels and a PIL mask (255 inside), in decreasing area."""
-    probs = logits.float().softmax(0)
+    """transformers' ``image-segmentation`` output: per class present in ``label_ids`` ``(H, W)``, ``{"score",
+    "label", "mask"}`` with the mean probability over its pixels (``logits`` upsampled to ``label_ids``' size) and a
+    PIL mask (255 inside), in decreasing area."""
+    full = _FullSize(logits, *label_ids.shape)
+    lse = full.logsumexp(full.argmax()[0])
+    present = set(torch.unique(label_ids).tolist())
     out = []
-    for c in torch.unique(label_ids).tolist():
-        inside = label_ids == c
-        mask = Image.fromarray((inside.numpy() * 255).astype(np.uint8))  # 2-D uint8: mode L
-        out.append(
-            {"score": float(probs[c][inside].mean()), "label": labels[c], "mask": mask, "_area": int(inside.sum())}
-        )
+    for a, chunk in full.chunks():
+        for k in range(len(chunk)):
+            c = a + k
+            if c not in present:
+                continue
+            inside = label_ids == c
+            mask = Image.fromarray((inside.numpy() * 255).astype(np.uint8))  # 2-D uint8: mode L
+            score = float((chunk[k][inside] - lse[inside]).exp().mean())
+            out.append({"score": score, "label": labels[c], "mask": mask, "_area": int(inside.sum())})
     out.sort(key=lambda r: -r.pop("_area"))
     return out
 

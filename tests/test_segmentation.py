@@ -180,9 +180,9 @@ def test_one_name_per_class_with_label_is_the_base_segmenters_scoring(engine, ph
 
     mean, std = engine.encoder.pixel_stats()
     want = sliding_logits(image_pixels(image, mean, std, 40), base, 32, 16)
-    want = F.interpolate(want[None], size=(image.height, image.width), mode="bilinear", align_corners=False)[0]
-    assert torch.allclose(seg.logits, want, atol=1e-4)
-    assert seg.label_map.shape == (image.height, image.width)
+    assert torch.allclose(seg.logits, want, atol=1e-4)  # at the working resolution
+    full = F.interpolate(seg.logits[None], size=(image.height, image.width), mode="bilinear", align_corners=False)[0]
+    assert torch.equal(seg.label_map, full.argmax(0))  # labelled at the image's full size
 
 
 def test_several_names_with_nearest_point_is_the_max_over_names(engine, photos):
@@ -248,6 +248,38 @@ def test_planted_features_give_the_known_label_map_and_miou(engine, monkeypatch,
     by_hand = np.mean([tp[c] / (conf[c].sum() + conf[:, c].sum() - tp[c]) for c in range(3)])
     assert miou.scores(conf)["mean_iou"] == pytest.approx(by_hand)
     assert conf.sum() == 64 * 64 - 1
+
+
+def test_full_size_is_reached_a_chunk_of_classes_at_a_time(monkeypatch):
+    """Label maps, background and class masks of a large image are computed a chunk of classes at a time; the
+    chunks change nothing but memory."""
+    import s3_hf.segmentation as segmentation
+    from s3_hf.segmentation import class_masks
+
+    torch.manual_seed(0)
+    logits = torch.randn(7, 12, 16) * 3
+    logits[2, :3, :3] = logits[5, :3, :3] = 50.0  # ties: the first class wins, as with argmax over all classes
+    labels = ["background", *"abcdef"]
+    size = (61, 47)  # (width, height)
+    whole = segmentation.label_map(logits, labels, 0.4, size)
+    masks = class_masks(logits, labels, whole)
+    full = F.interpolate(logits[None], size=size[::-1], mode="bilinear", align_corners=False)[0]
+    assert torch.equal(segmentation.label_map(logits, labels, None, size), full.argmax(0))
+    background = full.softmax(0).amax(0) < 0.4
+    assert torch.equal(whole, torch.where(background, torch.tensor(0), full.argmax(0)))
+    for r in masks:  # mean probability of the class over its pixels
+        c = labels.index(r["label"])
+        inside = torch.from_numpy(np.asarray(r["mask"]) > 0)
+        assert r["score"] == pytest.approx(float(full.softmax(0)[c][inside].mean()), abs=1e-5)
+    monkeypatch.setattr(segmentation, "MAX_UPSAMPLED", 2 * 61 * 47)  # two classes per chunk
+    assert [len(range(a, b)) for a, b in segmentation._FullSize(logits, 47, 61).ranges] == [2, 2, 2, 1]
+    chunked = segmentation.label_map(logits, labels, 0.4, size)
+    assert torch.equal(chunked, whole)
+    again = class_masks(logits, labels, chunked)
+    assert [r["label"] for r in again] == [r["label"] for r in masks]
+    for a, b in zip(again, masks, strict=True):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+        assert np.array_equal(np.asarray(a["mask"]), np.asarray(b["mask"]))
 
 
 def test_background_threshold_needs_a_background_class():
