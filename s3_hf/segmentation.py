@@ -128,25 +128,27 @@ class _FullSize:
         for a, b in self.ranges:
             yield a, self._up(self.logits[a:b])
 
-    def argmax(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(H, W)`` top logit and its class (the first on ties, as ``argmax`` over all classes)."""
-        best = index = None
-        for a, chunk in self.chunks():
-            i = chunk.argmax(0)
-            v = chunk.gather(0, i[None])[0]
-            if best is None:
-                best, index = v, i + a
-            else:
-                better = v > best
-                best, index = torch.where(better, v, best), torch.where(better, i + a, index)
-        return best, index
+    def one(self, c: int) -> torch.Tensor:
+        """``(H, W)`` logits of class ``c`` alone."""
+        return self._up(self.logits[c : c + 1])[0]
 
-    def logsumexp(self, top: torch.Tensor) -> torch.Tensor:
-        """``(H, W)`` log of the softmax denominator, given the top logit per pixel."""
-        total = torch.zeros_like(top)
-        for _, chunk in self.chunks():
-            total += (chunk - top).exp().sum(0)
-        return top + total.log()
+    def top(self, with_lse: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One pass over the classes: per pixel the top logit, its class (the first on ties, as ``argmax`` over all
+        classes) and, ``with_lse``, the log of the softmax denominator (accumulated online, rescaled as the top
+        grows)."""
+        best = index = total = None
+        for a, chunk in self.chunks():
+            for k, v in enumerate(chunk):  # class by class: a reduction over dim 0 of a large map is slow on CPUs
+                if best is None:
+                    best, index = v.clone(), torch.full(v.shape, a + k, dtype=torch.long)
+                    total = torch.ones_like(v) if with_lse else None
+                    continue
+                index.masked_fill_(v > best, a + k)  # strictly greater: the first class keeps a tie
+                new = torch.maximum(best, v)
+                if with_lse:
+                    total = total * (best - new).exp_() + (v - new).exp_()
+                best = new
+        return best, index, (best + total.log()) if with_lse else None
 
 
 def label_map(
@@ -160,7 +162,7 @@ def label_map(
     the ``background`` class. Memory stays bounded for any image size (:data:`MAX_UPSAMPLED`)."""
     width, height = size or (logits.shape[-1], logits.shape[-2])
     full = _FullSize(logits, height, width)
-    top, out = full.argmax()
+    top, out, lse = full.top(with_lse=background_threshold is not None)
     if background_threshold is not None:
         names = [lab.casefold() for lab in labels]
         if BACKGROUND not in names:
@@ -168,7 +170,7 @@ def label_map(
                 "background_threshold needs a class named 'background' (give it its own names, as "
                 "'background: sky, wall, ...' files do); add one or drop the threshold."
             )
-        top_prob = (top - full.logsumexp(top)).exp()
+        top_prob = (top - lse).exp()
         out = torch.where(top_prob < background_threshold, torch.tensor(names.index(BACKGROUND)), out)
     return out
 
@@ -178,18 +180,16 @@ def class_masks(logits: torch.Tensor, labels: list[str], label_ids: torch.Tensor
     "label", "mask"}`` with the mean probability over its pixels (``logits`` upsampled to ``label_ids``' size) and a
     PIL mask (255 inside), in decreasing area."""
     full = _FullSize(logits, *label_ids.shape)
-    lse = full.logsumexp(full.argmax()[0])
-    present = set(torch.unique(label_ids).tolist())
+    top, index, lse = full.top()
     out = []
-    for a, chunk in full.chunks():
-        for k in range(len(chunk)):
-            c = a + k
-            if c not in present:
-                continue
-            inside = label_ids == c
-            mask = Image.fromarray((inside.numpy() * 255).astype(np.uint8))  # 2-D uint8: mode L
-            score = float((chunk[k][inside] - lse[inside]).exp().mean())
-            out.append({"score": score, "label": labels[c], "mask": mask, "_area": int(inside.sum())})
+    for c in torch.unique(label_ids).tolist():
+        inside = label_ids == c
+        # where c is the top class its logit is the top one; elsewhere (pixels given to the background by a
+        # threshold, or another labelling) the class is upsampled alone
+        own = top if bool((index[inside] == c).all()) else torch.where(index == c, top, full.one(c))
+        score = float((own[inside] - lse[inside]).exp().mean())
+        mask = Image.fromarray((inside.numpy() * 255).astype(np.uint8))  # 2-D uint8: mode L
+        out.append({"score": score, "label": labels[c], "mask": mask, "_area": int(inside.sum())})
     out.sort(key=lambda r: -r.pop("_area"))
     return out
 
