@@ -210,6 +210,7 @@ def encode_sharded(
             pictures = [load_image(images[i], min_side=min_side) for i in idx.tolist()]
             return encode(encoder, encoder.image_inputs(pictures)), idx
 
+        workers = workers if len(loader) > 1 else 0  # one batch: nothing to overlap; keep all of torch's threads
         threads = threads_per_worker(workers) if workers else None
         batches: Iterable[Any] = map_batches(loader, read_and_encode, workers, threads)
     else:

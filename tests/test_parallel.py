@@ -106,6 +106,17 @@ def test_encoder_batches_equal_one_at_a_time(tiny_encoder, photos, workers):
     assert [b.indices for b in batches] == [list(range(i, min(i + 3, len(images)))) for i in range(0, len(images), 3)]
 
 
+def test_a_single_batch_runs_in_the_caller_with_all_threads(tiny_encoder, photos, monkeypatch):
+    """One batch has nothing to overlap: it is encoded in the calling thread, which keeps all of torch's threads."""
+    seen = []
+    encode = tiny_encoder.encode_pixels
+    monkeypatch.setattr(tiny_encoder, "encode_pixels", lambda x: seen.append(threading.current_thread()) or encode(x))
+    tiny_encoder.encode_images([str(p) for p in photos], batch_size=len(photos), workers=2)
+    assert seen == [threading.current_thread()]
+    tiny_encoder.encode_images([str(p) for p in photos], batch_size=1, workers=2)
+    assert all(t.name.startswith("s3-images") for t in seen[1:]) and len(seen) == 1 + len(photos)
+
+
 def test_encoder_batches_report_or_raise_unreadable_images(tiny_encoder, photos, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")

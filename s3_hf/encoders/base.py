@@ -253,6 +253,8 @@ class Encoder(abc.ABC):
             return ImageBatch(ok, errors, compute(inputs) if inputs is not None else None)
 
         chunks = batched(range(len(images)), batch_size)
+        if len(chunks) < 2:
+            workers = 0  # one batch: nothing to overlap, and in the caller it keeps all of torch's threads
         if self.device.type == "cpu":  # each worker runs a whole batch: the encoder is on the same cores
             threads = threads_per_worker(workers) if workers else None
             batches = map_batches(chunks, lambda c: encoded(read(c)), workers, threads)
