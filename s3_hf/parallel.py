@@ -19,6 +19,8 @@ from typing import TypeVar
 
 import torch
 
+from .errors import InvalidConfigError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -51,7 +53,7 @@ def threads_per_worker(workers: int) -> int:
 def batched(items: Sequence[T], batch_size: int) -> list[Sequence[T]]:
     """``items`` cut into consecutive batches of ``batch_size`` (the last may be shorter)."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise InvalidConfigError(f"batch_size must be at least 1, got {batch_size}.")
     return [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
 
 
@@ -68,7 +70,7 @@ def map_batches(
         torch_threads: torch's intra-op threads inside each worker (per thread; the caller's are unchanged).
     """
     if workers < 0:
-        raise ValueError(f"workers must be 0 or more, got {workers}")
+        raise InvalidConfigError(f"workers must be 0 or more (0: no worker threads), got {workers}.")
     if not workers:
         for batch in batches:
             yield fn(batch)

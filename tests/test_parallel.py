@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from s3_hf.errors import ImageLoadError
+from s3_hf.errors import ImageLoadError, InvalidConfigError
 from s3_hf.parallel import batched, default_image_workers, map_batches, threads_per_worker
 
 
@@ -64,7 +64,7 @@ def test_a_failing_batch_raises_in_the_caller():
     assert next(it) == 0 and next(it) == 1
     with pytest.raises(ImageLoadError, match="bad image 2"):
         next(it)
-    with pytest.raises(ValueError, match="workers"):
+    with pytest.raises(InvalidConfigError, match="workers"):
         list(map_batches(range(2), fn, workers=-1))
 
 
@@ -84,7 +84,7 @@ def test_defaults_per_device(monkeypatch):
 def test_batched():
     assert batched(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
     assert batched([], 3) == []
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(InvalidConfigError, match="batch_size"):
         batched([1], 0)
 
 
