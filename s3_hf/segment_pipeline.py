@@ -50,10 +50,12 @@ class S3OpenVocabularySegmentationPipeline(S3Pipeline):
         timeout: float | None = None,
         **options: Any,
     ) -> tuple[dict, dict, dict]:
-        preprocess = {"timeout": timeout} if timeout is not None else {}
+        preprocess: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         if candidate_labels is None and synonym_space is None:
             return preprocess, {}, {}  # pipeline construction: nothing to route yet
         dense = SegmentOptions(**{k: options.pop(k) for k in _DENSE if k in options})
+        if dense.fast_decode:  # the image is read here: decode JPEGs no smaller than the short side it is resized to
+            preprocess["min_side"] = dense.short_side
         request = self.engine.request(
             candidate_labels,
             synonyms=synonyms,
@@ -67,8 +69,8 @@ class S3OpenVocabularySegmentationPipeline(S3Pipeline):
         )
         return preprocess, {"request": request, "options": dense}, {"label_map": bool(return_label_map)}
 
-    def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, Any]:
-        return {"image": load_image(image, timeout=timeout)}
+    def preprocess(self, image: Any, timeout: float | None = None, min_side: int | None = None) -> dict[str, Any]:
+        return {"image": load_image(image, timeout=timeout, min_side=min_side)}
 
     def _forward(
         self, model_inputs: dict[str, Any], request: ClassifyRequest | None = None, options: Any = None

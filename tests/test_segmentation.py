@@ -313,6 +313,26 @@ def test_miou_matches_a_hand_computation(miou):
 
 
 # --------------------------------------------------------------------------------------------------- faces
+def test_segmentation_pipeline_reads_jpegs_at_reduced_size_unless_told(tiny_clip_dir, photos, monkeypatch):
+    """The pipeline reads the image (transformers' preprocess step): fast decoding by default, as SegmentOptions
+    says, never below the short side; masks stay at the photo's full size."""
+    from transformers import pipeline
+
+    import s3_hf
+
+    seg = pipeline(s3_hf.SEGMENTATION_TASK, model=str(tiny_clip_dir))
+    seen = []
+    segment = seg.engine.segment
+    monkeypatch.setattr(seg.engine, "segment", lambda image, *a: seen.append(image.size) or segment(image, *a))
+    options = {"short_side": 40, "window": 32, "stride": 16}
+    full = Image.open(photos[0]).size  # chelsea.jpg, 451 x 300
+    out = seg(str(photos[0]), candidate_labels=["cat", "sky"], **options)
+    assert seen[-1] != full and min(seen[-1]) >= 40
+    assert all(np.asarray(r["mask"]).shape == full[::-1] for r in out)
+    seg(str(photos[0]), candidate_labels=["cat", "sky"], fast_decode=False, **options)
+    assert seen[-1] == full
+
+
 def test_pipeline_output_follows_image_segmentation(tiny_clip_dir, photos, tmp_path):
     from transformers import pipeline
 
