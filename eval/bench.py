@@ -498,9 +498,11 @@ def decode_agreement(engine: Any, resolved: Any, paths: list[str], batch: int) -
     }
 
 
-def bench_backends(cfg: BenchConfig, paths: list[str], log: Callable[[str], None]) -> dict[str, Any] | None:
-    """Decode + preprocess with transformers' PIL and torchvision image-processor backends (fast decoding), where
-    torchvision is installed and the model has a transformers image processor; else ``None``."""
+def bench_backends(
+    cfg: BenchConfig, paths: list[str], min_side: int | None, log: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """Preprocessing of the fast-decoded ``paths`` with transformers' PIL and torchvision image-processor backends,
+    where torchvision is installed and the model has a transformers image processor; else ``None``."""
     import importlib.util
 
     from transformers import AutoImageProcessor
@@ -510,7 +512,6 @@ def bench_backends(cfg: BenchConfig, paths: list[str], log: Callable[[str], None
 
     if importlib.util.find_spec("torchvision") is None or is_open_clip_name(cfg.model):
         return None
-    min_side = load_engine(cfg.model, "cpu").encoder.decode_min_side()
     images = [load_image(p, min_side=min_side) for p in paths]
     processors = {b: AutoImageProcessor.from_pretrained(cfg.model, backend=b) for b in ("pil", "torchvision")}
     times: dict[str, list[float]] = {b: [] for b in processors}
@@ -557,7 +558,7 @@ def bench_images(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]
                     f"{agreement['max_abs_prob_diff']:.4f}"
                     + (" (random weights: not meaningful)" if agreement["random_weights"] else "")
                 )
-        backends = bench_backends(cfg, sets["12MP"], log)
+        backends = bench_backends(cfg, sets["12MP"], engine.encoder.decode_min_side(), log)
     return {"rows": rows, "backends": backends, "decode_agreement": agreement}
 
 

@@ -33,7 +33,7 @@ from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_sho
 from s3_hf.fewshot.gda import fit_gda
 from s3_hf.fileio import save_tensors, write_json
 from s3_hf.metrics import METRICS, score
-from s3_hf.parallel import default_image_workers, map_batches, threads_per_worker
+from s3_hf.parallel import default_image_workers
 from s3_hf.templates import resolve_templates
 
 from . import registry
@@ -203,16 +203,16 @@ def encode_sharded(
         prefetch_factor=2 if workers and not on_cpu else None,
     )
     loader = accelerator.prepare(loader)
-    if on_cpu:
-        min_side = encoder.decode_min_side() if fast_decode else None
-
-        def read_and_encode(idx: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-            pictures = [load_image(images[i], min_side=min_side) for i in idx.tolist()]
-            return encode(encoder, encoder.image_inputs(pictures)), idx
-
-        workers = workers if len(loader) > 1 else 0  # one batch: nothing to overlap; keep all of torch's threads
-        threads = threads_per_worker(workers) if workers else None
-        batches: Iterable[Any] = map_batches(loader, read_and_encode, workers, threads)
+    if on_cpu:  # this process's shard of positions, read and encoded by the encoder's image workers
+        positions = [i for idx in loader for i in idx.tolist()]
+        read = encoder.encode_image_batches(
+            [images[i] for i in positions],
+            batch_size,
+            fast=fast_decode,
+            workers=workers,
+            features=partial(encode, encoder),
+        )
+        batches: Iterable[Any] = ((b.features, torch.tensor([positions[j] for j in b.indices])) for b in read)
     else:
         batches = ((encode(encoder, inputs), idx) for inputs, idx in loader)
     chunks: list[list[torch.Tensor]] = []

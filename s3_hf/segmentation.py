@@ -111,7 +111,6 @@ class _FullSize:
         self.logits, self.size = logits.float(), (height, width)
         per = max(1, (max_elements or MAX_UPSAMPLED) // (height * width))
         self.ranges = [(a, min(a + per, len(logits))) for a in range(0, len(logits), per)]
-        self._whole: torch.Tensor | None = None
 
     def _up(self, part: torch.Tensor) -> torch.Tensor:
         if tuple(part.shape[-2:]) == self.size:
@@ -120,11 +119,6 @@ class _FullSize:
 
     def chunks(self) -> Iterator[tuple[int, torch.Tensor]]:
         """``(first class, (c, H, W) logits)`` per chunk."""
-        if len(self.ranges) == 1:
-            if self._whole is None:
-                self._whole = self._up(self.logits)
-            yield 0, self._whole
-            return
         for a, b in self.ranges:
             yield a, self._up(self.logits[a:b])
 
