@@ -89,9 +89,30 @@ def test_fast_path_stays_within_the_measured_bound_on_real_photos(vit_b32, tmp_p
         assert np.array_equal(np.asarray(load_image(p, min_side=min_side)), np.asarray(load_image(p)))
 
 
+#: How far image workers may move a score: each worker encodes on its share of torch's threads, so float32 sums
+#: are reduced in another order (seen: 2.4e-7). Labels and their order never change.
+WORKER_TOLERANCE = 1e-5
+
+
+def assert_same_up_to_rounding(a: object, b: object, where: str = "") -> None:
+    """Same structure, same labels, strings and integers (so the same ranking); floats within WORKER_TOLERANCE."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=WORKER_TOLERANCE), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_same_up_to_rounding(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_up_to_rounding(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
 def test_decode_workers_change_nothing_but_time(tiny_clip_dir, s3_pipe, photos, capsys):
-    """The CLI decodes the next batch in a worker while this one is encoded; the pipeline's num_workers preprocess
-    in a data loader: both give exactly the results of decoding in turn."""
+    """The CLI encodes batches side by side in workers; the pipeline's num_workers preprocess in a data loader: both
+    give the results of decoding in turn, labels identical and scores equal up to float32 rounding."""
     import json
 
     from s3_hf.cli import main
@@ -101,10 +122,11 @@ def test_decode_workers_change_nothing_but_time(tiny_clip_dir, s3_pipe, photos, 
         args = ["classify", *map(str, photos), "--labels", "cat, rocket, coffee", "--model", str(tiny_clip_dir)]
         assert main([*args, "--json", "--batch-size", "2", "--workers", workers]) == 0
         outs.append(json.loads(capsys.readouterr().out))
-    assert outs[0] == outs[1] and len(outs[0]) == len(photos)
+    assert len(outs[0]) == len(photos)
+    assert_same_up_to_rounding(outs[0], outs[1])
     images = [str(p) for p in photos]
     plain = s3_pipe(images, candidate_labels=["cat", "rocket"], batch_size=2)
-    assert s3_pipe(images, candidate_labels=["cat", "rocket"], num_workers=2, batch_size=2) == plain
+    assert_same_up_to_rounding(s3_pipe(images, candidate_labels=["cat", "rocket"], num_workers=2, batch_size=2), plain)
 
 
 @pytest.fixture

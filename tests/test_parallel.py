@@ -1,5 +1,5 @@
-"""Image workers (:mod:`s3_hf.parallel`): batches in flight at once, results in input order, nothing but time
-changes."""
+"""Image workers (:mod:`s3_hf.parallel`): batches in flight at once, results in input order, equal to one at a
+time up to float32 rounding (a worker sums on its share of torch's threads)."""
 
 from __future__ import annotations
 
