@@ -9,7 +9,8 @@ import argparse
 import os
 from pathlib import Path
 
-from s3_hf.synonyms import WordNetSource, clean_concepts
+from s3_hf.synonyms import WordNetSource
+from s3_hf.synonyms.base import clean_all
 from s3_hf.synonyms.curated import CURATED_DIR, read_curated
 
 from .registry import IMAGENET_SAMPLE_ENV
@@ -29,12 +30,13 @@ def coverage(imagenet_sample: str | None = None) -> list[dict[str, int | str]]:
             senses = {r[3]: r[1] for r in table}
         found = WordNetSource(senses=senses).synonyms(labels)
         unique = list(dict.fromkeys(labels))
+        cleaned = clean_all(unique, found, 10)
         rows.append(
             {
                 "benchmark": path.stem,
                 "classes": len(labels),
                 "curated": sum(bool(e.synonyms) for e in lst.entries),
-                "wordnet": sum(bool(clean_concepts(lab, found.get(lab, []), 10, labels)[1:]) for lab in unique),
+                "wordnet": sum(bool(cleaned[lab][0][1:]) for lab in unique),
                 "descriptors": sum(bool(e.descriptors) for e in lst.entries),
             }
         )

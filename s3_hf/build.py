@@ -19,7 +19,7 @@ from .options import DEFAULT_DESCRIPTOR_FORMAT, check_knn_k
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceParams, build_space
 from .synonyms import MAX_CONCEPTS, StaticSource, SynonymsLike, resolve_source
-from .synonyms.base import clean_concepts_with_drops, clean_descriptors, source_descriptors
+from .synonyms.base import clean_all, clean_descriptors, source_descriptors
 from .templates import resolve_templates
 
 logger = logging.getLogger(__name__)
@@ -232,8 +232,9 @@ def build_synonym_space(
     class_removed: list[list[ConceptRecord]] = []
     class_descriptors: list[list[str]] = []
     groups: list[list[str]] = []
+    cleaned = clean_all(labels, raw, max_concepts)
     for label in labels:
-        concepts, removed = clean_concepts_with_drops(label, raw.get(label, []), max_concepts, other_labels=labels)
+        concepts, removed = cleaned[label]
         descs = _fitting_descriptors(
             encoder, label, (descriptor_map or {}).get(label, []), descriptor_format, templates, limit
         )

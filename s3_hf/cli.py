@@ -440,7 +440,8 @@ def _curated() -> list[str]:
 
 def cmd_synonyms(args: argparse.Namespace) -> int:
     from .build import check_labels
-    from .synonyms import clean_concepts, source_descriptors, write_synonyms_file
+    from .synonyms import source_descriptors, write_synonyms_file
+    from .synonyms.base import clean_all
 
     if args.source == "curated":
         if not args.benchmark:
@@ -463,7 +464,7 @@ def cmd_synonyms(args: argparse.Namespace) -> int:
     check_labels(labels)
     source = make_source(args, senses)
     raw = source.synonyms(labels)
-    mapping = {label: clean_concepts(label, raw.get(label, []), args.max_synonyms, labels)[1:] for label in labels}
+    mapping = {label: concepts[1:] for label, (concepts, _) in clean_all(labels, raw, args.max_synonyms).items()}
     empty = [label for label, syn in mapping.items() if not syn]
     descriptors = source_descriptors(source, labels)
     out = write_synonyms_file(args.out, mapping, source.provenance(), fallback=empty, descriptors=descriptors)

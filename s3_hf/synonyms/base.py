@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..options import MAX_CONCEPTS
@@ -64,7 +64,7 @@ def clean_concepts(
     label: str,
     concepts: Iterable[str],
     max_concepts: int = MAX_CONCEPTS,
-    other_labels: Iterable[str] = (),
+    other_labels: Iterable[str] | Mapping[str, str] = (),
 ) -> list[str]:
     """``[label, *synonyms]``: stripped, de-duplicated case-insensitively, at most ``max_concepts`` synonyms.
 
@@ -78,7 +78,7 @@ def clean_concepts_with_drops(
     label: str,
     concepts: Iterable[str],
     max_concepts: int = MAX_CONCEPTS,
-    other_labels: Iterable[str] = (),
+    other_labels: Iterable[str] | Mapping[str, str] = (),
 ) -> tuple[list[str], list[ConceptRecord]]:
     """:func:`clean_concepts` and the concepts it dropped, each with its kind and reason.
 
@@ -87,6 +87,7 @@ def clean_concepts_with_drops(
         concepts: candidate synonyms from a source.
         max_concepts: at most this many synonyms are kept; later ones are dropped (kind ``"limit"``).
         other_labels: the labels of all classes; a synonym equal to another one is dropped (``"other_label"``).
+            Cleaning many labels, pass :func:`label_index` of them (built once) or use :func:`clean_all`.
 
     Returns:
         ``([label, *synonyms], dropped)``. Blank candidates are skipped without a record; every other dropped
@@ -95,7 +96,8 @@ def clean_concepts_with_drops(
         words) or ``"limit"``, in input order.
     """
     seen = {label.casefold(): label}
-    others = {o.casefold(): o for o in other_labels if o.casefold() not in seen}
+    # Looked up only after ``seen``, so the label's own key in a shared index never matches here.
+    others = other_labels if isinstance(other_labels, Mapping) else label_index(other_labels)
     out = [label]
     dropped: list[ConceptRecord] = []
     for raw in concepts:
@@ -123,13 +125,36 @@ def clean_concepts_with_drops(
     return out, dropped
 
 
+def label_index(labels: Iterable[str]) -> dict[str, str]:
+    """Labels by their case-folded form (the last of case-insensitive repeats), for cleaning many labels."""
+    return {label.casefold(): label for label in labels}
+
+
+def clean_all(
+    labels: Sequence[str], raw: Mapping[str, Iterable[str]], max_concepts: int = MAX_CONCEPTS
+) -> dict[str, tuple[list[str], list[ConceptRecord]]]:
+    """:func:`clean_concepts_with_drops` of every label's candidates in ``raw`` against the other labels.
+
+    Linear in the number of labels: the labels are indexed once, not once per label.
+
+    Args:
+        labels: the class labels.
+        raw: candidate synonyms per label (a label missing from it has none).
+        max_concepts: at most this many synonyms per label.
+    """
+    index = label_index(labels)
+    return {label: clean_concepts_with_drops(label, raw.get(label, []), max_concepts, index) for label in labels}
+
+
 __all__ = [
     "MAX_DESCRIPTORS",
     "MAX_WORDS",
     "SynonymSource",
+    "clean_all",
     "clean_concepts",
     "clean_concepts_with_drops",
     "clean_descriptors",
+    "label_index",
     "normalise",
     "source_descriptors",
 ]

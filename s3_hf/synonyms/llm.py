@@ -11,7 +11,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..errors import SynonymSourceError
-from .base import MAX_CONCEPTS, MAX_DESCRIPTORS, clean_concepts, clean_descriptors
+from .base import MAX_CONCEPTS, MAX_DESCRIPTORS, clean_all, clean_descriptors
 from .cache import SynonymCache
 from .parsing import parse_answer
 
@@ -183,8 +183,9 @@ class LLMSource:
         result: dict[str, list[str]] = {}
         self.fallbacks = []
         self._descriptors = {label: clean_descriptors(_parse_both(answers.get(label))[1]) for label in labels}
+        cleaned = clean_all(labels, parsed, self.max_synonyms)
         for label in labels:
-            concepts = clean_concepts(label, parsed.get(label, []), self.max_synonyms, other_labels=labels)[1:]
+            concepts = cleaned[label][0][1:]
             if not concepts:
                 if label in answers:
                     reason = f"no usable synonym in its answer {answers[label][:80]!r}"
