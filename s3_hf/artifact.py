@@ -30,7 +30,7 @@ from .errors import (
 from .families import SCORING_RULES, TEXT_CANONICALIZATIONS
 from .fileio import write_files
 from .hub import download, upload
-from .metrics import ScoringState
+from .metrics import ScoringState, check_state_size
 from .options import DEFAULT_KNN_K, DEFAULT_METRIC, METHODS, METRIC_NAMES, SpaceParams
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceTensors
@@ -377,7 +377,9 @@ class SynonymSpace:
             raise ArtifactShapeError(
                 f"{TENSORS_NAME} holds tensors {sorted(raw)}, expected {sorted(expected)}. Rebuild the space."
             )
-        return cls(config, classes, SpaceTensors(**raw))
+        space = cls(config, classes, SpaceTensors(**raw))
+        check_state_size(space.tensors, str(folder))  # refused at load, before scoring allocates its dense view
+        return space
 
     # ----------------------------------------------------------------------------------------------- Hub
     def push_to_hub(

@@ -27,6 +27,10 @@ class ImageLoadError(S3Error, ValueError):
     """An input image cannot be read or decoded."""
 
 
+class ImageTooLargeError(ImageLoadError):
+    """An input image is larger, or more elongated, than the operator limits allow (see :mod:`s3_hf.limits`)."""
+
+
 class ArtifactError(S3Error):
     """Base class of errors about a saved synonym-space artifact."""
 
@@ -45,6 +49,10 @@ class ArtifactShapeError(ArtifactError):
 
 class ArtifactValueError(ArtifactError):
     """An artifact holds non-finite or out-of-range values."""
+
+
+class SpaceTooLargeError(ArtifactValueError):
+    """Scoring with a space would need more memory than the operator limit allows (see :mod:`s3_hf.limits`)."""
 
 
 class FormatVersionError(ArtifactError):
@@ -98,12 +106,14 @@ __all__ = [
     "FormatVersionError",
     "HubError",
     "ImageLoadError",
+    "ImageTooLargeError",
     "InvalidConfigError",
     "InvalidLabelsError",
     "ModelLoadError",
     "ModelMismatchError",
     "S3Error",
     "SpaceBuildError",
+    "SpaceTooLargeError",
     "SynonymSourceError",
     "SynonymsError",
     "TemplateError",

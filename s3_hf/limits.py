@@ -60,6 +60,14 @@ def get(name: str) -> float:
 
 # The limits, defined here and nowhere else, each with a default that keeps a 2-core, few-GB process alive:
 # NAME = register("name", "S3_ENV_VAR", default, "what it bounds")
+SCORING_STATE_MB = register(
+    "scoring_state_mb", "S3_MAX_SCORING_MB", 1024, "MB a space's dense scoring view may take, classes x largest class"
+)
+IMAGE_PIXELS = register("image_pixels", "S3_MAX_IMAGE_PIXELS", 50e6, "pixels of a decoded input image")
+IMAGE_ASPECT = register("image_aspect", "S3_MAX_IMAGE_ASPECT", 20, "ratio of an input image's long side to its short")
+SEGMENT_PIXELS = register(
+    "segment_pixels", "S3_MAX_SEGMENT_PIXELS", 4e6, "pixels of the resized image segmentation slides its window over"
+)
 
 
 __all__ = ["LIMITS", "Limit", "get", "register"]

@@ -13,6 +13,8 @@ from functools import cached_property
 
 import torch
 
+from . import limits
+from .errors import SpaceTooLargeError
 from .options import DEFAULT_METRIC, METRIC_NAMES, check_knn_k, check_metric
 from .space import SpaceTensors
 
@@ -57,6 +59,7 @@ class ScoringState:
     def from_space(
         cls, space: SpaceTensors, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
     ) -> ScoringState:
+        check_state_size(space)
         pc = space.point_class
         num_classes = space.num_classes
         counts = torch.bincount(pc, minlength=num_classes)
@@ -131,6 +134,35 @@ class ScoringState:
         """``v · t_u`` for every slot, ``(B, C, M)``, with ``-inf`` where the slot holds no kept point."""
         sims = (v @ self.points.T).view(len(v), self.num_classes, self.max_points)
         return sims.masked_fill(~self.mask, _NEG)
+
+
+def state_bytes(space: SpaceTensors) -> int:
+    """Peak bytes :meth:`ScoringState.from_space` allocates for ``space``: its dense view pads every class to the
+    largest one, so this grows as classes x largest class x (embedding size + largest class), not with the points."""
+    counts = torch.bincount(space.point_class, minlength=space.num_classes)
+    m = int(counts.max()) if len(counts) else 0
+    cells = space.num_classes * m
+    # float64 points and kept points, float32 copies; float64 Gram, adjacency as bool and float64, an einsum temp
+    return cells * (20 * int(space.points.shape[1]) + 29 * m)
+
+
+def check_state_size(space: SpaceTensors, name: str = "this space") -> None:
+    """Raise :class:`SpaceTooLargeError` unless scoring with ``space`` fits the ``S3_MAX_SCORING_MB`` limit; checked
+    before anything is allocated.
+
+    Args:
+        space: the space's tensors.
+        name: how messages name the space (its folder or Hub id).
+    """
+    need = state_bytes(space)
+    if need > limits.SCORING_STATE_MB.get() * 2**20:
+        counts = torch.bincount(space.point_class, minlength=space.num_classes)
+        raise SpaceTooLargeError(
+            f"Scoring with {name} would take {need / 2**20:,.0f} MB: {space.num_classes} classes, "
+            f"{len(space.point_class)} points, the largest class with {int(counts.max())} points (every class is "
+            f"padded to the largest). {limits.SCORING_STATE_MB.hint()} Or rebuild the space with fewer concepts "
+            "per class."
+        )
 
 
 def label(v: torch.Tensor, state: ScoringState, **_: object) -> torch.Tensor:
@@ -280,6 +312,7 @@ __all__ = [
     "ScoringState",
     "SimplexGroup",
     "centre_members",
+    "check_state_size",
     "global_center",
     "knn_members",
     "label",
@@ -291,4 +324,5 @@ __all__ = [
     "nearest_simplex",
     "score",
     "simplex_distances",
+    "state_bytes",
 ]
