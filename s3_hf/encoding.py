@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import limits
 from .encoders.base import as_encoder
-from .errors import ImageLoadError
+from .errors import ImageLoadError, ImageTooLargeError
 from .options import DEFAULT_CONCEPT_FORMAT
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,29 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image
 
 
+def check_image_size(width: int, height: int, name: str = "the image") -> None:
+    """Refuse an image with no pixels, more pixels than ``S3_MAX_IMAGE_PIXELS`` or a long side more than
+    ``S3_MAX_IMAGE_ASPECT`` times its short side. Called with the size a file's header declares, before decoding.
+
+    Args:
+        width: the declared width in pixels.
+        height: the declared height in pixels.
+        name: how messages name the image.
+    """
+    if width < 1 or height < 1:
+        raise ImageLoadError(f"{name} has no pixels ({width}x{height}); pass a non-empty image.")
+    if width * height > limits.IMAGE_PIXELS.get():
+        raise ImageTooLargeError(
+            f"{name} is {width}x{height} = {width * height:,} pixels. {limits.IMAGE_PIXELS.hint()} Or downscale it."
+        )
+    aspect = max(width, height) / min(width, height)
+    if aspect > limits.IMAGE_ASPECT.get():
+        raise ImageTooLargeError(
+            f"{name} is {width}x{height} pixels, an aspect ratio of {aspect:.3g}:1: resized for the model it would "
+            f"be a strip of mostly padding or windows. {limits.IMAGE_ASPECT.hint()} Or crop it."
+        )
+
+
 def draft_jpeg(image: Image.Image, min_side: int | None) -> Image.Image:
     """Ask a JPEG file's decoder for the smallest DCT scale (1/2, 1/4 or 1/8) whose short side is still at least
     ``min_side`` (``Image.draft``), before the image is loaded; anything else, or ``None``, is left as is. Never
@@ -94,12 +118,14 @@ def load_image(image: ImageInput, timeout: float | None = None, min_side: int | 
     short = name if len(name) < 200 else name[:200] + "..."
     try:
         if isinstance(image, Image.Image):
+            check_image_size(*image.size, short)
             image.load()
             return _to_rgb(image)
         if isinstance(image, os.PathLike | str) and os.path.isdir(image):
             raise ImageLoadError(f"{short} is a folder, not an image file. Pass the image files inside it.")
         if isinstance(image, os.PathLike | str) and os.path.isfile(image):
             with Image.open(image) as im:
+                check_image_size(*im.size, short)  # the header's size: nothing decoded yet
                 draft_jpeg(im, min_side).load()
                 return _to_rgb(im)
         if isinstance(image, os.PathLike) or (isinstance(image, str) and _looks_like_path(image)):
@@ -114,7 +140,9 @@ def load_image(image: ImageInput, timeout: float | None = None, min_side: int | 
             from transformers.image_utils import load_image as hf_load_image
 
             try:
-                return _to_rgb(hf_load_image(image, timeout=timeout))
+                picture = hf_load_image(image, timeout=timeout)
+                check_image_size(*picture.size, short)  # decoded already; PIL's own pixel limit bounds that
+                return _to_rgb(picture)
             except (ImageLoadError, Image.DecompressionBombError, UnidentifiedImageError):
                 raise
             except Exception as err:  # undecodable base64, ...
@@ -126,7 +154,7 @@ def load_image(image: ImageInput, timeout: float | None = None, min_side: int | 
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as err:
-        raise ImageLoadError(
+        raise ImageTooLargeError(
             f"{short} is too large to decode safely ({err}). If you trust it, raise the limit: "
             "PIL.Image.MAX_IMAGE_PIXELS = N (None removes it)."
         ) from err
@@ -180,8 +208,13 @@ def image_from_bytes(data: bytes, min_side: int | None = None, name: str = "imag
     ``name`` says where the bytes came from in errors."""
     try:
         with Image.open(io.BytesIO(data)) as im:
+            check_image_size(*im.size, name)
             draft_jpeg(im, min_side).load()
             return _to_rgb(im)
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise ImageTooLargeError(f"{name} is too large to decode safely ({err}).") from err
     except UnidentifiedImageError as err:
         raise ImageLoadError(f"{name} is not an image file PIL can decode (JPEG, PNG, ...).") from err
     except (OSError, ValueError, SyntaxError) as err:
@@ -305,6 +338,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ORIGINAL_SIZE",
     "ImageInput",
+    "check_image_size",
     "concept_prompts",
     "concept_text",
     "draft_jpeg",

@@ -66,7 +66,7 @@ SCORING_STATE_MB = register(
 IMAGE_PIXELS = register("image_pixels", "S3_MAX_IMAGE_PIXELS", 50e6, "pixels of a decoded input image")
 IMAGE_ASPECT = register("image_aspect", "S3_MAX_IMAGE_ASPECT", 20, "ratio of an input image's long side to its short")
 SEGMENT_PIXELS = register(
-    "segment_pixels", "S3_MAX_SEGMENT_PIXELS", 4e6, "pixels of the resized image segmentation slides its window over"
+    "segment_pixels", "S3_MAX_SEGMENT_PIXELS", 1e6, "pixels of the resized image segmentation slides its window over"
 )
 
 

@@ -109,6 +109,8 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
         **space_options: Any,
     ) -> tuple[dict, dict, dict]:
         preprocess: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+        if not isinstance(fast_decode, bool):
+            raise InvalidConfigError(f"fast_decode must be True or False, got {fast_decode!r}.")
         if fast_decode:
             preprocess["fast_decode"] = True
         if candidate_labels is None and synonym_space is None:

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from . import limits
 from .dense import DEFAULT_VARIANT, SHORT_SIDE, STRIDE, WINDOW, check_variant, resize_short_side, sliding_logits_many
-from .errors import InvalidConfigError
+from .errors import ImageTooLargeError, InvalidConfigError
 
 BACKGROUND = "background"
 
@@ -50,9 +51,35 @@ class SegmentOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}.")
+        if not isinstance(self.fast_decode, bool):
+            raise InvalidConfigError(f"fast_decode must be True or False, got {self.fast_decode!r}.")
         t = self.background_threshold
         if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 1):
             raise InvalidConfigError(f"background_threshold must be a probability in [0, 1] or None, got {t!r}.")
+
+
+def check_working_size(height: int, width: int, options: SegmentOptions, patch_size: int) -> None:
+    """Refuse, before anything is resized, a window or short side smaller than the model's patches and an image whose
+    working size (short side ``options.short_side``) exceeds ``S3_MAX_SEGMENT_PIXELS``.
+
+    Args:
+        height: the image's height in pixels.
+        width: the image's width in pixels.
+        options: the segmentation options.
+        patch_size: the model's patch size in pixels.
+    """
+    for name in ("short_side", "window"):
+        if getattr(options, name) < patch_size:
+            raise InvalidConfigError(
+                f"{name} {getattr(options, name)} is smaller than the model's {patch_size}-pixel patches; use at least "
+                f"{patch_size} (defaults: short side {SHORT_SIDE}, window {WINDOW})."
+            )
+    h, w = resize_short_side(height, width, options.short_side)
+    if h * w > limits.SEGMENT_PIXELS.get():
+        raise ImageTooLargeError(
+            f"The {width}x{height} image is segmented at {w}x{h} pixels (short side {options.short_side}, aspect "
+            f"ratio {max(h, w) / min(h, w):.3g}:1). {limits.SEGMENT_PIXELS.hint()} Or crop it, or lower the short side."
+        )
 
 
 def image_pixels(image: Image.Image, mean: list[float], std: list[float], short_side: int) -> torch.Tensor:
@@ -91,6 +118,7 @@ def segment_logits_many(
     engine: Any, image: Image.Image, resolveds: list[Any], options: SegmentOptions
 ) -> list[torch.Tensor]:
     """:func:`segment_logits` for several requests on the same dense features (each window is encoded once)."""
+    check_working_size(image.height, image.width, options, engine.encoder.patch_size)
     mean, std = engine.encoder.pixel_stats()
     pixels = image_pixels(image, mean, std, options.short_side)
     return sliding_logits_many(
@@ -189,9 +217,11 @@ def class_masks(logits: torch.Tensor, labels: list[str], label_ids: torch.Tensor
 
 
 def index_image(label_ids: torch.Tensor, num_labels: int) -> Image.Image:
-    """The label map as an index image: 8-bit (mode ``L``) up to 256 classes, else 16-bit."""
+    """The label map as an index image: 8-bit (mode ``L``) up to 256 classes, 16-bit up to 65,536, else 32-bit
+    (mode ``I``), so no class id wraps."""
     ids = label_ids.numpy()
-    return Image.fromarray(ids.astype(np.uint8 if num_labels <= 256 else np.uint16))
+    dtype = np.uint8 if num_labels <= 256 else np.uint16 if num_labels <= 65536 else np.int32
+    return Image.fromarray(ids.astype(dtype))
 
 
 def palette(n: int) -> np.ndarray:
@@ -250,6 +280,7 @@ def read_class_names(text: str) -> tuple[list[str], dict[str, list[str]]]:
 __all__ = [
     "BACKGROUND",
     "SegmentOptions",
+    "check_working_size",
     "class_masks",
     "image_pixels",
     "index_image",
