@@ -28,7 +28,7 @@ from .errors import (
     ModelMismatchError,
 )
 from .families import SCORING_RULES, TEXT_CANONICALIZATIONS
-from .fileio import write_files
+from .fileio import load_json_text, write_files
 from .hub import download, upload
 from .metrics import ScoringState, check_state_size
 from .options import DEFAULT_KNN_K, DEFAULT_METRIC, METHODS, METRIC_NAMES, SpaceParams
@@ -404,9 +404,10 @@ class SynonymSpace:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ArtifactCorruptError(f"{path} is not valid JSON ({err}). Re-download or rebuild the space.") from err
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ArtifactCorruptError(f"{path} is not UTF-8 text ({err}). Re-download or rebuild the space.") from err
+    data = load_json_text(text, ArtifactCorruptError, str(path), "Re-download or rebuild the space.")
     if not isinstance(data, dict):
         raise ArtifactCorruptError(f"{path} must hold a JSON object. Re-download or rebuild the space.")
     return data
@@ -425,7 +426,7 @@ def _stale_adapter(folder: Path, new_sha256: str) -> list[str]:
         return []
     try:
         old = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("tensors_sha256")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         old = None
     return [] if old == new_sha256 else present
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,32 +20,39 @@ from .options import DEFAULT_DESCRIPTOR_FORMAT, check_knn_k
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceParams, build_space
 from .synonyms import MAX_CONCEPTS, StaticSource, SynonymsLike, resolve_source
-from .synonyms.base import clean_all, clean_descriptors, source_descriptors
+from .synonyms.base import clean_all, clean_descriptors, normalise, source_descriptors
 from .templates import resolve_templates
 
 logger = logging.getLogger(__name__)
 
 
 def check_labels(labels: Sequence[str]) -> list[str]:
-    """Reject an empty list, non-strings, blank labels and (case-insensitive) duplicates."""
+    """The labels normalised (:func:`~s3_hf.synonyms.base.normalise`: NFC, no invisible formatting characters,
+    whitespace and line breaks collapsed to one space). Rejects an empty list, non-strings, blank labels, control
+    characters and labels equal after normalisation and case folding."""
     if isinstance(labels, str):
         raise InvalidLabelsError(f"candidate labels must be a list of strings, got the single string {labels!r}.")
-    labels = list(labels or [])
-    if not labels:
+    given = list(labels or [])
+    if not given:
         raise InvalidLabelsError("No class labels given: pass at least one label, e.g. ['cat', 'dog'].")
-    for label in labels:
-        if not isinstance(label, str) or not label.strip():
-            raise InvalidLabelsError(f"Every label must be a non-empty string; got {label!r} in {labels!r}.")
+    out: list[str] = []
     seen: dict[str, str] = {}
-    for label in labels:
-        key = label.strip().casefold()
+    for label in given:
+        if not isinstance(label, str) or not normalise(label):
+            shown = given if len(given) <= 20 else f"{len(given)} labels"
+            raise InvalidLabelsError(f"Every label must be a non-empty string; got {label!r} in {shown}.")
+        text = normalise(label)
+        if any(unicodedata.category(c) == "Cc" for c in text):
+            raise InvalidLabelsError(f"Label {label!r} holds a control character: remove it.")
+        key = text.casefold()
         if key in seen:
             raise InvalidLabelsError(
-                f"Duplicate labels {seen[key]!r} and {label!r}: each class needs a distinct label. Merge them, "
-                "or list one as a synonym of the other."
+                f"Duplicate labels {seen[key]!r} and {label!r} (equal up to case, spacing and invisible characters):"
+                " each class needs a distinct label. Merge them, or list one as a synonym of the other."
             )
         seen[key] = label
-    return labels
+        out.append(text)
+    return out
 
 
 def check_concept_format(concept_format: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CLIUsageError, InvalidLabelsError, S3Error, TemplateError
-from .fileio import read_user_text
+from .fileio import load_json_text, read_user_text
 from .options import (
     DEFAULT_CONCEPT_FORMAT,
     DEFAULT_DENSE_VARIANT,
@@ -40,22 +40,41 @@ def load_engine(model: str, device: str = "auto") -> S3Engine:
     return S3Engine.from_pretrained(model, device=device)
 
 
+def _is(path: Path, kind: str) -> bool:
+    """``path.is_file()``/``is_dir()``, false for a string that cannot name a file (too long, NUL bytes)."""
+    try:
+        return getattr(path, kind)()
+    except (OSError, ValueError):
+        return False
+
+
+_JSON_LABELS = 'Pass a JSON list of strings, such as ["cat", "dog"], or one label per line in a .txt file.'
+
+
 def read_labels(value: str) -> list[str]:
-    """Labels from a file (one per line, or a JSON list) or a comma-separated string."""
+    """Labels from a file (one per line, or a JSON list of strings) or a comma-separated string, normalised as
+    :func:`~s3_hf.build.check_labels` compares them (which still checks them)."""
+    from .synonyms.base import normalise
+
     path = Path(value)
-    if path.is_file():
+    if _is(path, "is_file"):
         text = read_user_text(path, InvalidLabelsError, "Labels file")
         if path.suffix.lower() == ".json":
-            labels = json.loads(text)
-            if not isinstance(labels, list):
-                raise InvalidLabelsError(f"{path} must hold a JSON list of labels.")
-            return [str(x) for x in labels]
-        return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if path.is_dir():
+            labels = load_json_text(text, InvalidLabelsError, f"labels file {path}", _JSON_LABELS)
+            if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+                bad = labels if not isinstance(labels, list) else next(x for x in labels if not isinstance(x, str))
+                raise InvalidLabelsError(
+                    f'Labels file {path} must hold a JSON list of strings, such as ["cat", "dog"]; it holds '
+                    f"{json.dumps(bad)[:80]}. Quote every label."
+                )
+            return [normalise(x) for x in labels]
+        lines = (normalise(line) for line in text.splitlines())
+        return [line for line in lines if line and not line.startswith("#")]
+    if _is(path, "is_dir"):
         raise InvalidLabelsError(f"Labels file {value} is a folder: pass a file with one label per line.")
     if os.sep in value or value.endswith((".txt", ".json")):
         raise InvalidLabelsError(f"Labels file {value} does not exist.")
-    return [x.strip() for x in value.split(",") if x.strip()]
+    return [normalise(x) for x in value.split(",") if normalise(x)]
 
 
 def read_label_table(value: str) -> tuple[list[str], list[str] | None]:
@@ -63,17 +82,26 @@ def read_label_table(value: str) -> tuple[list[str], list[str] | None]:
     its ``label``, ``clip_name`` or ``name`` column and ids from a ``wnid`` column; anything else goes through
     :func:`read_labels`."""
     path = Path(value)
-    if path.is_file() and path.suffix.lower() in (".tsv", ".csv"):
+    if _is(path, "is_file") and path.suffix.lower() in (".tsv", ".csv"):
         import csv
+        import io
 
-        with path.open(encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        from .synonyms.base import normalise
+
+        text = read_user_text(path, InvalidLabelsError, "Labels table")
+        try:
+            rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        except csv.Error as err:
+            raise InvalidLabelsError(f"Labels table {path} is not a readable table ({err}): fix it.") from err
         columns = rows[0].keys() if rows else []
         col = next((c for c in ("label", "clip_name", "name", "class") if c in columns), None)
         if col is None:
             raise InvalidLabelsError(f"{path} needs a header with a 'label', 'clip_name' or 'name' column.")
-        ids = [r["wnid"].strip() for r in rows] if "wnid" in columns else None
-        return [r[col].strip() for r in rows], ids
+        short = next((i for i, r in enumerate(rows) if not isinstance(r[col], str)), None)
+        if short is not None:
+            raise InvalidLabelsError(f"Row {short + 2} of {path} has no {col!r} value: fill it in or remove the row.")
+        ids = [(r["wnid"] or "").strip() for r in rows] if "wnid" in columns else None
+        return [normalise(r[col]) for r in rows], ids
     return read_labels(value), None
 
 
@@ -119,8 +147,9 @@ def _templates(value: str | None) -> Any:
 
 # --------------------------------------------------------------------------------------------- commands
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import build_synonym_space
+    from .build import build_synonym_space, check_labels
     from .space import SpaceParams
+    from .synonyms import resolve_source
 
     if args.labels is not None:
         labels, _ = read_label_table(args.labels)
@@ -130,12 +159,14 @@ def cmd_build(args: argparse.Namespace) -> int:
         labels = list(read_synonyms_file(args.synonyms)[0])
     else:
         raise CLIUsageError("Pass a labels file, or --synonyms FILE whose classes are the labels.")
+    labels = check_labels(labels)  # labels and synonyms are checked before the model loads
+    synonyms = resolve_source(args.synonyms) if args.synonyms is not None else None
     engine = load_engine(args.model, args.device)
     space = build_synonym_space(
         engine.encoder,
         None,
         labels,
-        args.synonyms,
+        synonyms,
         templates=_templates(args.templates),
         concept_format=args.concept_format,
         canonicalization=args.canonicalization,
@@ -546,10 +577,7 @@ def _int_list(text: str | None, flag: str, minimum: int = 0) -> list[int]:
 def _json_options(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CLIUsageError(f"--fewshot-options must be a JSON object, e.g. '{{\"top_s\": 4}}': {err}") from err
+    options = load_json_text(text, CLIUsageError, "--fewshot-options", "Pass a JSON object, e.g. '{\"top_s\": 4}'.")
     if not isinstance(options, dict):
         raise CLIUsageError("--fewshot-options must be a JSON object, e.g. '{\"top_s\": 4}'.")
     from .fewshot import SSPConfig
@@ -613,10 +641,8 @@ def cmd_card(args: argparse.Namespace) -> int:
     report = load_eval_module("report")
     from .errors import EvalError
 
-    try:
-        summary = json.loads(read_user_text(args.results, EvalError, "Results file"))
-    except json.JSONDecodeError as err:
-        raise EvalError(f"{args.results} is not a results.json written by `s3 eval` ({err}).") from err
+    text = read_user_text(args.results, EvalError, "Results file")
+    summary = load_json_text(text, EvalError, str(args.results), "It is not a results.json written by `s3 eval`.")
     if not isinstance(summary, dict) or not isinstance(summary.get("benchmarks"), dict):
         raise EvalError(f"{args.results} is not a results.json written by `s3 eval` (no 'benchmarks' object).")
     try:

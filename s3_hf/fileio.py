@@ -122,6 +122,49 @@ def read_user_text(path: str | os.PathLike, error: type[Exception], what: str) -
         raise error(f"Cannot read {what} {path}: {err.strerror or err}.") from err
 
 
+def load_json_text(text: str | bytes, error: type[Exception], what: str, fix: str = "Fix it.") -> Any:
+    """Parse JSON from a user, a file or a server; ``error`` when it is not JSON or nests too deeply to parse.
+
+    Args:
+        text: the JSON text.
+        error: the typed error to raise (an :class:`~s3_hf.errors.S3Error` subclass).
+        what: what the text is, for the message (``"labels file labels.json"``).
+        fix: what to do about it, the message's last sentence.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise error(f"Cannot parse {what}: it nests lists or objects too deeply. {fix}") from None
+    except ValueError as err:
+        raise error(f"Cannot parse {what}: not valid JSON ({err}). {fix}") from err
+
+
+def load_yaml_text(text: str, error: type[Exception], what: str, loader: type | None = None) -> Any:
+    """Parse YAML safely (``yaml.SafeLoader`` or a subclass of it as ``loader``); ``error`` when it is not YAML or
+    nests too deeply to parse.
+
+    Args:
+        text: the YAML text.
+        error: the typed error to raise (an :class:`~s3_hf.errors.S3Error` subclass).
+        what: what the text is, for the message.
+        loader: a safe loader class; ``yaml.SafeLoader`` by default.
+    """
+    import yaml
+
+    loader = loader or yaml.SafeLoader
+    if not issubclass(loader, yaml.SafeLoader):
+        raise TypeError("load_yaml_text takes only safe loaders")
+    try:
+        return yaml.load(text, Loader=loader)
+    except RecursionError:
+        raise error(f"Cannot parse {what}: it nests lists or mappings too deeply; flatten it.") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())
+        raise error(f"Cannot parse {what}: not valid YAML{where} ({problem}). Fix it.") from err
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     path = Path(path)
@@ -144,4 +187,13 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: 
     return path
 
 
-__all__ = ["read_user_text", "save_tensors", "write_files", "write_folder", "write_json", "write_text"]
+__all__ = [
+    "load_json_text",
+    "load_yaml_text",
+    "read_user_text",
+    "save_tensors",
+    "write_files",
+    "write_folder",
+    "write_json",
+    "write_text",
+]

@@ -3,9 +3,16 @@ files, output names, terminals and pipes."""
 
 from __future__ import annotations
 
+import json
 import logging
 
-from s3_hf.synonyms import base
+import pytest
+
+from s3_hf.build import check_labels
+from s3_hf.cli import main, read_labels
+from s3_hf.errors import InvalidLabelsError, SynonymsError
+from s3_hf.fileio import load_json_text, load_yaml_text
+from s3_hf.synonyms import StaticSource, base
 from s3_hf.synonyms.base import clean_all, clean_concepts_with_drops
 
 
@@ -58,3 +65,94 @@ def test_build_indexes_the_labels_once(tiny_model, monkeypatch):
     space = build_synonym_space(model, tokenizer, labels, {"thing 0": ["thing 1", "object zero"]})
     assert len(calls) == 1
     assert [c.text for c in space.classes[0].concepts] == ["thing 0", "object zero"]
+
+
+# ------------------------------------------------------------------------------------------ hostile CLI table
+DEEP = "[" * 50_000 + "]" * 50_000
+LONG = ",".join(f"class number {i}" for i in range(40)) + ",class number 0"  # 600 characters, one repeat
+
+# name -> file content, written into the test's folder; "{dir}" in an argument names that folder.
+FILES = {
+    "notjson.json": "cat, dog",
+    "null.json": "null",
+    "numbers.json": "[1, 2]",
+    "object.json": '{"cat": 1}',
+    "nulls.json": '["cat", null]',
+    "deep.json": DEEP,
+    "newline.json": '["ice\\ncream", "ice cream"]',
+    "deep.yaml": "a: " + "[" * 50_000 + "]" * 50_000,
+    "bad.yaml": "a: [unclosed",
+    "synonyms.json": DEEP,
+    "short.csv": "wnid,label\nn1,cat\nn2\n",
+    "latin1.txt": "caf\xe9\n",
+}
+
+HOSTILE = [
+    # (id, argv, exit code, fragment of the one-line error)
+    ("long labels", ["build", LONG], 2, "Duplicate labels 'class number 0'"),
+    ("labels not json", ["build", "{dir}/notjson.json"], 2, "not valid JSON"),
+    ("labels null", ["build", "{dir}/null.json"], 2, "JSON list of strings"),
+    ("labels numbers", ["build", "{dir}/numbers.json"], 2, "JSON list of strings"),
+    ("labels object", ["build", "{dir}/object.json"], 2, "JSON list of strings"),
+    ("labels with null", ["build", "{dir}/nulls.json"], 2, "it holds null"),
+    ("labels deep", ["build", "{dir}/deep.json"], 2, "nests lists or objects too deeply"),
+    ("label with newline", ["build", "{dir}/newline.json"], 2, "Duplicate labels"),
+    ("zero-width twin", ["build", "cat,c\u200bat"], 2, "Duplicate labels"),
+    ("inner whitespace twin", ["build", "ice cream,ice  cream"], 2, "Duplicate labels"),
+    ("unicode normalisation twin", ["build", "caf\u00e9,cafe\u0301"], 2, "Duplicate labels"),
+    ("control character", ["build", "cat,d\x07og"], 2, "control character"),
+    ("blank labels", ["build", " , \u200b"], 2, "No class labels"),
+    ("labels table short row", ["build", "{dir}/short.csv"], 2, "Row 3"),
+    ("labels not utf-8", ["build", "{dir}/latin1.txt"], 2, "not UTF-8"),
+    ("synonyms deep json", ["build", "cat", "--synonyms", "{dir}/synonyms.json"], 2, "too deeply"),
+    ("synonyms deep yaml", ["build", "--synonyms", "{dir}/deep.yaml"], 2, "too deeply"),
+    ("synonyms bad yaml", ["build", "--synonyms", "{dir}/bad.yaml"], 2, "not valid YAML"),
+    ("fewshot options deep", ["eval", "--benchmarks", "x", "--fewshot-options", DEEP], 2, "too deeply"),
+    ("fewshot options not json", ["eval", "--benchmarks", "x", "--fewshot-options", "{top_s"], 2, "not valid JSON"),
+    ("card results deep", ["card", "{dir}", "--results", "{dir}/deep.json"], 2, "too deeply"),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "fragment"), [row[1:] for row in HOSTILE], ids=[row[0] for row in HOSTILE])
+def test_hostile_cli_input(argv, code, fragment, tmp_path, capsys, monkeypatch):
+    for name, content in FILES.items():
+        data = content.encode("latin-1") if name == "latin1.txt" else content.encode("utf-8")
+        (tmp_path / name).write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    args = [a.replace("{dir}", str(tmp_path)) for a in argv]
+    if args[0] == "build":
+        args += ["--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "out")]
+    assert main(args) == code
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_are_normalised_once_for_every_face():
+    assert check_labels(["ice\ncream", " caf\u00e9 ", "c\u200bat", "cafe\u0301 au lait"]) == [
+        "ice cream",
+        "café",
+        "cat",
+        "caf\u00e9 au lait",
+    ]
+    assert read_labels("ice  cream , c\u200bat") == ["ice cream", "cat"]
+    with pytest.raises(InvalidLabelsError, match="Duplicate"):
+        check_labels(["ice cream", "Ice\u00a0Cream"])
+
+
+def test_synonym_file_keys_are_normalised_like_labels(tmp_path):
+    path = tmp_path / "syn.json"
+    path.write_text(json.dumps({"ice  cream": ["gelato"]}), encoding="utf-8")
+    assert StaticSource(path).synonyms(check_labels(["ice cream"])) == {"ice cream": ["gelato"]}
+    path.write_text(json.dumps({"ice cream": ["gelato"], "ice\u200b cream": []}), encoding="utf-8")
+    with pytest.raises(SynonymsError, match="twice"):
+        StaticSource(path)
+
+
+@pytest.mark.parametrize("loader", [load_json_text, load_yaml_text])
+def test_safe_loaders_turn_deep_nesting_into_the_callers_error(loader):
+    with pytest.raises(SynonymsError, match="too deeply"):
+        loader(DEEP, SynonymsError, "test input")
+    assert loader("[[1]]", SynonymsError, "test input") == [[1]]

@@ -13,7 +13,6 @@ keys to a benchmark's class names and reports what did not match.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -24,7 +23,7 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import SynonymsError
-from ..fileio import read_user_text
+from ..fileio import load_json_text, read_user_text
 
 WORDS_FILE = Path(__file__).resolve().parent / "waffle_words.txt"
 #: Characters of WaffleCLIP's random character sequences (no braces: texts go through ``str.format`` templates).
@@ -113,10 +112,8 @@ def read_class_texts(source: Mapping[str, Sequence[str]] | str | os.PathLike, wh
         path = Path(source)
         if not path.is_file():
             raise SynonymsError(f"{what} file {path} does not exist. Pass a JSON file {{class: [text, ...]}}.")
-        try:
-            source = json.loads(read_user_text(path, SynonymsError, f"{what} file"))
-        except json.JSONDecodeError as err:
-            raise SynonymsError(f"{what} file {path} is not valid JSON: {err}.") from err
+        text = read_user_text(path, SynonymsError, f"{what} file")
+        source = load_json_text(text, SynonymsError, f"{what} file {path}", "Pass a JSON file {class: [text, ...]}.")
     if not isinstance(source, Mapping) or not all(
         isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v) for k, v in source.items()
     ):

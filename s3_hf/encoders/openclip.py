@@ -10,7 +10,6 @@ the SigLIP models open_clip hosts (those with a logit bias).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidConfigError, ModelLoadError
 from ..families import FamilyInfo
+from ..fileio import load_json_text
 from .base import Encoder, moved
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ WEIGHT_NAMES = (
 )
 HUB_PREFIX = "hf-hub:"
 LOCAL_PREFIX = "local-dir:"
+_FIX_CONFIG = "Pass a folder written by open_clip's push_to_hf_hub/save_for_hf."
 INSTALL_HINT = 'open_clip checkpoints need the open_clip extra: pip install "s3-hf[open_clip]".'
 
 
@@ -121,7 +122,8 @@ class OpenClipEncoder(Encoder):
                     "written by open_clip's push_to_hf_hub/save_for_hf, or hf-hub:org/name."
                 )
             try:
-                json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))["model_cfg"]
+                text = (folder / CONFIG_NAME).read_text(encoding="utf-8")
+                load_json_text(text, ModelLoadError, str(folder / CONFIG_NAME), _FIX_CONFIG)["model_cfg"]
             except (OSError, ValueError, KeyError, TypeError) as err:
                 raise ModelLoadError(f"{folder / CONFIG_NAME} is not a valid open_clip config: {err}.") from err
             random_weights = not any((folder / w).is_file() for w in WEIGHT_NAMES)

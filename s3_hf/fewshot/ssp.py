@@ -42,7 +42,7 @@ from ..errors import (
     InvalidConfigError,
     InvalidLabelsError,
 )
-from ..fileio import write_files
+from ..fileio import load_json_text, write_files
 from ..hub import download, upload
 
 SSP_FORMAT_VERSION = 1
@@ -470,10 +470,11 @@ class SSPAdapter:
             if not (folder / name).is_file():
                 raise ArtifactNotFoundError(f"{folder} has no {name}: it holds no few-shot (SSP) adapter.")
         try:
-            meta = json.loads((folder / SSP_CONFIG_NAME).read_text(encoding="utf-8"))
+            text = (folder / SSP_CONFIG_NAME).read_text(encoding="utf-8")
             raw = load_file(str(folder / SSP_TENSORS_NAME))
-        except (json.JSONDecodeError, UnicodeDecodeError, SafetensorError, OSError, ValueError) as err:
+        except (UnicodeDecodeError, SafetensorError, OSError, ValueError) as err:
             raise ArtifactCorruptError(f"{folder}: the few-shot adapter cannot be read ({err}). Refit it.") from err
+        meta = load_json_text(text, ArtifactCorruptError, f"{folder}'s few-shot adapter config", "Refit it.")
         if meta.get("format_version") != SSP_FORMAT_VERSION:
             raise FormatVersionError(
                 f"{folder / SSP_CONFIG_NAME} has format version {meta.get('format_version')!r}; this s3-hf reads "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -56,8 +57,13 @@ def clean_descriptors(descriptors: Iterable[str], max_descriptors: int = MAX_DES
 
 
 def normalise(text: str) -> str:
-    """Strip and collapse whitespace."""
-    return re.sub(r"\s+", " ", str(text)).strip()
+    """A label or concept as it is compared and stored: Unicode NFC, invisible formatting characters (zero-width
+    spaces and joiners, direction marks, soft hyphens) removed, whitespace (line breaks too) collapsed to one space,
+    stripped."""
+    text = unicodedata.normalize("NFC", str(text))
+    if not text.isascii():
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def clean_concepts(

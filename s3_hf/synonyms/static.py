@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 
 from ..errors import SynonymsError
-from ..fileio import read_user_text, write_text
+from ..fileio import load_json_text, load_yaml_text, read_user_text, write_text
+from .base import normalise
 
 
 class LabelOnlySource:
@@ -30,13 +31,18 @@ class LabelOnlySource:
 def _check_mapping(data: Any, origin: str) -> dict[str, list[str]]:
     if not isinstance(data, Mapping):
         raise SynonymsError(f"{origin} must map each label to a list of synonyms, got {type(data).__name__}.")
-    out = {}
+    out: dict[str, list[str]] = {}
     for label, concepts in data.items():
         if isinstance(concepts, str):
             concepts = [concepts]
         if not isinstance(concepts, Sequence) or not all(isinstance(c, str) for c in concepts):
             raise SynonymsError(f"{origin}: synonyms of {label!r} must be a list of strings, got {concepts!r}.")
-        out[str(label)] = list(concepts)
+        key = normalise(str(label))  # as labels are compared (check_labels)
+        if key in out:
+            raise SynonymsError(
+                f"{origin} lists the label {key!r} twice (equal up to spacing and invisible characters): merge them."
+            )
+        out[key] = list(concepts)
     return out
 
 
@@ -54,6 +60,13 @@ _StringLoader.yaml_implicit_resolvers = {
 }
 
 
+def _parse(text: str, path: Path) -> Any:
+    what = f"synonyms file {path}"
+    if path.suffix.lower() == ".json":
+        return load_json_text(text, SynonymsError, what)
+    return load_yaml_text(text, SynonymsError, what, loader=_StringLoader)
+
+
 def read_synonyms_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Read a synonyms file (``.json``, ``.yaml`` or ``.yml``): ``(mapping, provenance)``.
 
@@ -65,10 +78,7 @@ def read_synonyms_file(path: str | os.PathLike) -> tuple[dict[str, list[str]], d
     if not path.is_file():
         raise SynonymsError(f"Synonyms file {path} does not exist.")
     text = read_user_text(path, SynonymsError, "Synonyms file")
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.load(text, Loader=_StringLoader)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise SynonymsError(f"Cannot parse synonyms file {path}: {err}") from err
+    data = _parse(text, path)
     if isinstance(data, Mapping) and "classes" in data and set(data) <= _FILE_KEYS:
         prov = data.get("provenance") or {}
         return _check_mapping(data["classes"], str(path)), dict(prov) if isinstance(prov, Mapping) else {}
@@ -79,10 +89,7 @@ def read_descriptors_file(path: str | os.PathLike) -> dict[str, list[str]]:
     """The ``"descriptors"`` mapping of a synonyms file (empty when it has none)."""
     path = Path(path)
     text = read_user_text(path, SynonymsError, "Synonyms file")
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.load(text, Loader=_StringLoader)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise SynonymsError(f"Cannot parse synonyms file {path}: {err}") from err
+    data = _parse(text, path)
     if isinstance(data, Mapping) and "classes" in data and set(data) <= _FILE_KEYS:
         return _check_mapping(data.get("descriptors") or {}, f"{path} (descriptors)")
     return {}
