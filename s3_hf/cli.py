@@ -337,6 +337,22 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output_names(images: list[str], stems: list[str]) -> None:
+    """Refuse inputs whose output files would overwrite each other (``a.png``'s overlay is ``a_overlay.png``, which
+    is also the index map of an input ``a_overlay.png``); names are compared case-insensitively, as some file
+    systems do."""
+    owner: dict[str, tuple[str, str]] = {"segments.json": ("the run", "summary")}
+    for path, stem in zip(images, stems, strict=True):
+        for name, what in ((f"{stem}.png", "index map"), (f"{stem}_overlay.png", "overlay")):
+            if name.casefold() in owner:
+                other, other_what = owner[name.casefold()]
+                raise CLIUsageError(
+                    f"The {what} of {path} and the {other_what} of {other} would both be written to {name}: rename "
+                    "one of the images or segment them separately."
+                )
+            owner[name.casefold()] = (str(path), what)
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -357,10 +373,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         variant, args.short_side, args.window, args.stride, args.background_threshold, not args.exact_decode
     )
     images = _images(args.images)
-    engine = load_engine(args.model, args.device)
-    request = engine.request(metric=args.metric, **kwargs)
     out = Path(args.out)
     stems = [Path(str(p)).stem for p in images]
+    _check_output_names(images, stems)
     targets = [out / n for stem in stems for n in (f"{stem}.png", f"{stem}_overlay.png")] + [out / "segments.json"]
     existing = [t for t in targets if t.exists()]
     if existing and not args.overwrite:
@@ -368,8 +383,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
             f"{existing[0]} exists (and {len(existing) - 1} more of the files s3 segment writes): pass another --out, "
             "or --overwrite to replace them."
         )
-    if len(set(stems)) < len(stems):
-        raise CLIUsageError("Two images share a file name; their outputs would collide. Segment them separately.")
+    engine = load_engine(args.model, args.device)
+    request = engine.request(metric=args.metric, **kwargs)
     summary = []
     for path in images:
         image = load_image(path, min_side=args.short_side if not args.exact_decode else None)

@@ -85,6 +85,9 @@ FILES = {
     "synonyms.json": DEEP,
     "short.csv": "wnid,label\nn1,cat\nn2\n",
     "latin1.txt": "caf\xe9\n",
+    "a.png": "not decoded before the names are checked",
+    "a_overlay.png": "not decoded before the names are checked",
+    "A.PNG": "not decoded before the names are checked",
 }
 
 HOSTILE = [
@@ -110,6 +113,9 @@ HOSTILE = [
     ("fewshot options deep", ["eval", "--benchmarks", "x", "--fewshot-options", DEEP], 2, "too deeply"),
     ("fewshot options not json", ["eval", "--benchmarks", "x", "--fewshot-options", "{top_s"], 2, "not valid JSON"),
     ("card results deep", ["card", "{dir}", "--results", "{dir}/deep.json"], 2, "too deeply"),
+    ("segment overlay name", ["segment", "{dir}/a.png", "{dir}/a_overlay.png"], 2, "both be written to a_overlay.png"),
+    ("segment same name", ["segment", "{dir}/a.png", "{dir}/a.png"], 2, "both be written to a.png"),
+    ("segment names differ in case", ["segment", "{dir}/a.png", "{dir}/A.PNG"], 2, "both be written to A.png"),
 ]
 
 
@@ -122,6 +128,8 @@ def test_hostile_cli_input(argv, code, fragment, tmp_path, capsys, monkeypatch):
     args = [a.replace("{dir}", str(tmp_path)) for a in argv]
     if args[0] == "build":
         args += ["--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "out")]
+    if args[0] == "segment":
+        args += ["--labels", "cat,dog", "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "out")]
     assert main(args) == code
     err = capsys.readouterr().err
     assert fragment in err
