@@ -75,6 +75,10 @@ class ModelLoadError(S3Error):
     """A CLIP checkpoint cannot be loaded."""
 
 
+class RemoteCodeError(ModelLoadError):
+    """A checkpoint asks to run its own Python code (``auto_map``), which s3-hf never does."""
+
+
 class SynonymSourceError(S3Error):
     """A synonym source is misconfigured (bad credentials, unknown model, unreachable server)."""
 
@@ -111,6 +115,7 @@ __all__ = [
     "InvalidLabelsError",
     "ModelLoadError",
     "ModelMismatchError",
+    "RemoteCodeError",
     "S3Error",
     "SpaceBuildError",
     "SpaceTooLargeError",

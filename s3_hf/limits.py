@@ -68,6 +68,9 @@ IMAGE_ASPECT = register("image_aspect", "S3_MAX_IMAGE_ASPECT", 20, "ratio of an 
 SEGMENT_PIXELS = register(
     "segment_pixels", "S3_MAX_SEGMENT_PIXELS", 1e6, "pixels of the resized image segmentation slides its window over"
 )
+MODEL_PARAMS = register(
+    "model_params", "S3_MAX_MODEL_PARAMS", 3e9, "parameters of a model initialised at random from a config alone"
+)
 
 
 __all__ = ["LIMITS", "Limit", "get", "register"]

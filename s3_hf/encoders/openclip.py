@@ -108,8 +108,9 @@ class OpenClipEncoder(Encoder):
         Raises:
             ModelLoadError: open_clip is not installed, or the checkpoint cannot be found or read.
         """
-        from ..models import hub_offline, hub_reachable, resolve_device
+        from ..models import check_model_size, hub_offline, hub_reachable, resolve_device
 
+        target = resolve_device(device)
         open_clip = _import_open_clip()
         name = os.fspath(name_or_path)
         spec = name if name.startswith((HUB_PREFIX, LOCAL_PREFIX)) else LOCAL_PREFIX + name
@@ -123,10 +124,12 @@ class OpenClipEncoder(Encoder):
                 )
             try:
                 text = (folder / CONFIG_NAME).read_text(encoding="utf-8")
-                load_json_text(text, ModelLoadError, str(folder / CONFIG_NAME), _FIX_CONFIG)["model_cfg"]
+                model_cfg = load_json_text(text, ModelLoadError, str(folder / CONFIG_NAME), _FIX_CONFIG)["model_cfg"]
             except (OSError, ValueError, KeyError, TypeError) as err:
                 raise ModelLoadError(f"{folder / CONFIG_NAME} is not a valid open_clip config: {err}.") from err
             random_weights = not any((folder / w).is_file() for w in WEIGHT_NAMES)
+            if random_weights and isinstance(model_cfg, dict):
+                check_model_size(model_cfg, name)
             spec = LOCAL_PREFIX + str(folder)
         else:
             repo = spec[len(HUB_PREFIX) :]
@@ -151,9 +154,7 @@ class OpenClipEncoder(Encoder):
             )
             torch.manual_seed(seed)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                spec, device=resolve_device(device), precision=precision
-            )
+            model, _, preprocess = open_clip.create_model_and_transforms(spec, device=target, precision=precision)
             tokenizer = open_clip.get_tokenizer(spec)
         except (OSError, ValueError, RuntimeError, KeyError) as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -257,8 +257,9 @@ class TransformersChatSource(LLMSource):
 
     def _load(self) -> None:
         from ..errors import ModelLoadError
-        from ..models import load_chat_model
+        from ..models import load_chat_model, resolve_device
 
+        device = None if self.device is None else resolve_device(self.device)  # before minutes of loading
         if self._model is None or self.tokenizer is None:
             try:
                 model, tokenizer = load_chat_model(self.model_ref, revision=self.revision, dtype=self.dtype)
@@ -266,8 +267,8 @@ class TransformersChatSource(LLMSource):
                 raise SynonymSourceError(str(err)) from err
             self._model = self._model if self._model is not None else model
             self.tokenizer = self.tokenizer if self.tokenizer is not None else tokenizer
-        if self.device is not None:
-            self._model.to(self.device)
+        if device is not None:
+            self._model.to(device)
         self._model.eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:

@@ -1,0 +1,355 @@
+"""Hostile and mistaken model input: a checkpoint's own code never runs whatever stdin holds, pickle weights are
+refused as untrusted, absurd configs are refused before allocation, unknown devices are typed errors, a space is
+matched to its model by full identity and faces default to the model a space was built with."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from s3_hf.cli import main
+from s3_hf.errors import InvalidConfigError, ModelLoadError, RemoteCodeError, S3Error
+from s3_hf.models import estimate_params, load_chat_model, load_model, resolve_device
+
+EVIL_CODE = """from pathlib import Path
+Path({marker!r}).write_text("code from the model folder ran")
+from transformers import CLIPConfig, CLIPModel
+
+
+class EvilConfig(CLIPConfig):
+    model_type = "evilclip"
+
+
+class EvilModel(CLIPModel):
+    config_class = EvilConfig
+"""
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_json(path: Path, **changes: object) -> None:
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def _code_folder(tiny_clip_dir: Path, where: Path, file: str = "config.json") -> tuple[Path, Path]:
+    """A copy of the tiny CLIP whose ``file`` maps an Auto class to a module that writes a marker when imported.
+    config.json also gets a model type transformers does not know, so transformers itself would ask on stdin."""
+    folder = _copy(tiny_clip_dir, where / "evil-clip")
+    marker = where / "MARKER"
+    (folder / "evil_code.py").write_text(EVIL_CODE.format(marker=str(marker)))
+    auto_map = {
+        "AutoConfig": "evil_code.EvilConfig",
+        "AutoModelForZeroShotImageClassification": "evil_code.EvilModel",
+        "AutoTokenizer": ["evil_code.EvilTokenizer", None],
+        "AutoImageProcessor": "evil_code.EvilProcessor",
+    }
+    if file == "config.json":
+        _edit_json(folder / file, model_type="evilclip", auto_map=auto_map)
+    else:
+        _edit_json(folder / file, auto_map=auto_map)
+    return folder, marker
+
+
+def _run_s3(*argv: str, stdin: str = "y\n", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    code = "import sys; from s3_hf.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
+
+
+def _one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The one ``error: ...`` line on stderr (a progress bar may share the stream)."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("error: ") == 1, proc.stderr
+    return proc.stderr[proc.stderr.index("error: ") :].splitlines()[0]
+
+
+# ------------------------------------------------------------------------------------ no code from a folder
+def test_transformers_would_run_the_folder_code_when_asked(tiny_clip_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """The attack is real: transformers left to its default asks on stdin and, told 'y', imports the folder's code.
+    (The marker is what the tests below prove never appears through s3-hf.)"""
+    from transformers import AutoConfig
+
+    folder, marker = _code_folder(tiny_clip_dir, tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    AutoConfig.from_pretrained(folder)
+    assert marker.is_file()
+
+
+@pytest.mark.parametrize("file", ["config.json", "tokenizer_config.json", "preprocessor_config.json"])
+def test_load_model_refuses_a_folder_with_its_own_code(tiny_clip_dir: Path, tmp_path: Path, monkeypatch, file) -> None:
+    folder, marker = _code_folder(tiny_clip_dir, tmp_path, file)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 10))
+    with pytest.raises(RemoteCodeError, match="never runs a checkpoint's own code") as info:
+        load_model(folder, device="cpu")
+    assert str(folder) in str(info.value) and file in str(info.value)
+    assert not marker.exists()
+
+
+def test_cli_classify_never_runs_folder_code_whatever_stdin_holds(
+    tiny_clip_dir: Path, tmp_path: Path, photos: list[Path]
+) -> None:
+    folder, marker = _code_folder(tiny_clip_dir, tmp_path)
+    proc = _run_s3("classify", str(photos[0]), "--labels", "cat,dog", "--model", str(folder), stdin="y\n" * 10)
+    line = _one_line_error(proc)
+    assert "never runs a checkpoint's own code" in line and str(folder) in line
+    assert not marker.exists()
+
+
+def test_cli_synonyms_transformers_never_runs_folder_code(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    folder, marker = _code_folder(tiny_clip_dir, tmp_path)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\n")
+    out = tmp_path / "syn.yaml"
+    proc = _run_s3(
+        "synonyms", str(labels), "--source", "transformers", "--model", str(folder), "--out", str(out), "--no-cache"
+    )
+    line = _one_line_error(proc)
+    assert "never runs a checkpoint's own code" in line
+    assert not marker.exists() and not out.exists()
+
+
+def test_load_chat_model_refuses_a_folder_with_its_own_code(tiny_clip_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    folder, marker = _code_folder(tiny_clip_dir, tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 10))
+    with pytest.raises(RemoteCodeError):
+        load_chat_model(folder)
+    assert not marker.exists()
+
+
+def test_hub_id_with_its_own_code_is_refused_by_transformers_as_a_typed_error(
+    tiny_clip_dir: Path, tmp_path: Path
+) -> None:
+    """A Hub id (here served from a local Hub cache) skips the folder check: transformers' own refusal, with
+    trust_remote_code=False, surfaces as RemoteCodeError and the code never runs."""
+    folder, marker = _code_folder(tiny_clip_dir, tmp_path)
+    repo = tmp_path / "cache" / "models--acme--evil-clip"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    code = (
+        "from s3_hf.models import load_model\n"
+        "try:\n    load_model('acme/evil-clip', device='cpu')\n"
+        "except Exception as err:\n    print(type(err).__name__, '|', err)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input="y\n" * 10,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "cache")},
+    )
+    assert proc.stdout.startswith("RemoteCodeError |"), proc.stdout + proc.stderr
+    assert "acme/evil-clip" in proc.stdout
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------------------ pickle weights
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _pickle_folder(tiny_clip_dir: Path, where: Path) -> tuple[Path, Path]:
+    folder = _copy(tiny_clip_dir, where / "pickle-clip")
+    (folder / "model.safetensors").unlink()
+    marker = where / "PICKLE_MARKER"
+    torch.save({"text_model.embeddings.token_embedding.weight": _Evil(marker)}, folder / "pytorch_model.bin")
+    return folder, marker
+
+
+def test_malicious_pickle_weights_are_an_untrusted_pickle_error(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    folder, marker = _pickle_folder(tiny_clip_dir, tmp_path)
+    with pytest.raises(ModelLoadError, match="untrusted pickle") as info:
+        load_model(folder, device="cpu")
+    assert "safetensors" in str(info.value)
+    assert not marker.exists()
+
+
+def test_cli_malicious_pickle_is_one_line_not_a_bug(tiny_clip_dir: Path, tmp_path: Path, photos, capsys) -> None:
+    folder, marker = _pickle_folder(tiny_clip_dir, tmp_path)
+    assert main(["classify", str(photos[0]), "--labels", "cat,dog", "--model", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "untrusted pickle" in err and "bug in s3-hf" not in err
+    assert len(err.splitlines()) == 1 and not marker.exists()
+
+
+# ------------------------------------------------------------------------------------ config sizes bounded
+def _config_only(tiny_clip_dir: Path, where: Path, text: dict | None = None, vision: dict | None = None) -> Path:
+    folder = _copy(tiny_clip_dir, where / "shapes")
+    (folder / "model.safetensors").unlink()
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["text_config"].update(text or {})
+    cfg["vision_config"].update(vision or {})
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return folder
+
+
+def test_estimate_params_is_a_fair_bound_on_real_clip_sizes() -> None:
+    """CLIP ViT-B/32's default config has 151 M parameters and ViT-g/14 about 1.4 G: the estimate is of that order
+    and both fit under the default limit; the tiny fixture's real count is bounded from above."""
+    from transformers import CLIPConfig, CLIPModel
+
+    b32 = estimate_params(CLIPConfig().to_dict())
+    assert 1.4e8 < b32 < 2.5e8
+    g14 = CLIPConfig(
+        text_config={
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+        },
+        vision_config={
+            "hidden_size": 1408,
+            "num_attention_heads": 16,
+            "intermediate_size": 6144,
+            "num_hidden_layers": 40,
+            "patch_size": 14,
+            "image_size": 224,
+        },
+        projection_dim=1024,
+    )
+    assert 1.2e9 < estimate_params(g14.to_dict()) < 3e9
+    open_clip_b32 = {  # open_clip's model_cfg keys
+        "embed_dim": 512,
+        "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12},
+    }
+    assert 1.4e8 < estimate_params(open_clip_b32) < 2.5e8
+    tiny = CLIPConfig(
+        text_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4},
+        projection_dim=16,
+    )
+    assert estimate_params(tiny.to_dict()) >= sum(p.numel() for p in CLIPModel(tiny).parameters())
+
+
+@pytest.mark.parametrize(
+    ("text", "vision"),
+    [
+        ({"hidden_size": 10**6}, {}),
+        ({"num_hidden_layers": 10**4, "hidden_size": 1024}, {}),
+        ({"vocab_size": 10**12}, {}),
+        ({}, {"image_size": 10**7}),
+        ({}, {"hidden_size": 10**30}),
+    ],
+)
+def test_absurd_config_sizes_are_refused_before_allocation(tiny_clip_dir: Path, tmp_path: Path, text, vision) -> None:
+    folder = _config_only(tiny_clip_dir, tmp_path, text, vision)
+    with pytest.raises(ModelLoadError, match="S3_MAX_MODEL_PARAMS"):
+        load_model(folder, device="cpu")
+
+
+def test_model_size_limit_is_an_operator_setting(tiny_clip_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    folder = _config_only(tiny_clip_dir, tmp_path)
+    assert load_model(folder, device="cpu").random_weights  # the tiny config fits the default
+    monkeypatch.setenv("S3_MAX_MODEL_PARAMS", "1000")
+    with pytest.raises(ModelLoadError, match="too many to initialise at random"):
+        load_model(folder, device="cpu")
+
+
+# ------------------------------------------------------------------------------------------------- devices
+@pytest.mark.parametrize("device", ["potato", "cuda:99", "cuda:-1", "meta", "", "cpu:x"])
+def test_unknown_or_absent_devices_are_typed(device: str) -> None:
+    with pytest.raises(InvalidConfigError, match="evice"):
+        resolve_device(device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so 'cuda' is a valid device here")
+def test_cuda_without_cuda_is_typed() -> None:
+    with pytest.raises(InvalidConfigError, match="no CUDA GPU"):
+        resolve_device("cuda")
+
+
+def test_known_devices_resolve() -> None:
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device(torch.device("cpu")) == "cpu"
+    assert resolve_device("auto") in ("cpu", "cuda")
+    assert resolve_device(None) in ("cpu", "cuda")
+
+
+@pytest.mark.parametrize("device", ["potato", "cuda:99"])
+def test_cli_bad_device_is_one_line_before_loading(tiny_clip_dir: Path, photos, capsys, device: str) -> None:
+    argv = ["classify", str(photos[0]), "--labels", "cat,dog", "--model", str(tiny_clip_dir), "--device", device]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and device in err and len(err.splitlines()) == 1
+
+
+def test_chat_source_bad_device_is_typed(tiny_clip_dir: Path) -> None:
+    from s3_hf.synonyms import TransformersChatSource
+
+    source = TransformersChatSource(str(tiny_clip_dir), device="potato")
+    with pytest.raises(S3Error, match="potato"):
+        source.synonyms(["cat"])
+
+
+# ---------------------------------------------------------------------------------------- hostile table
+@pytest.mark.parametrize(
+    ("make", "error", "fragment"),
+    [
+        (lambda d, t: _code_folder(d, t, "config.json")[0], RemoteCodeError, "config.json has an auto_map"),
+        (lambda d, t: _code_folder(d, t, "tokenizer_config.json")[0], RemoteCodeError, "tokenizer_config.json"),
+        (lambda d, t: _code_folder(d, t, "processor_config.json")[0], RemoteCodeError, "processor_config.json"),
+        (lambda d, t: _pickle_folder(d, t)[0], ModelLoadError, "untrusted pickle"),
+        (lambda d, t: _config_only(d, t, {"hidden_size": 10**6}), ModelLoadError, "too many to initialise"),
+        (lambda d, t: _config_only(d, t, {}, {"image_size": 10**7}), ModelLoadError, "too many to initialise"),
+        (lambda d, t: _config_only(d, t, {"hidden_size": 33}), ModelLoadError, "not a multiple"),
+        (lambda d, t: _config_only(d, t, {"hidden_size": "abc"}), ModelLoadError, "hidden_size"),
+        (lambda d, t: _config_only(d, t, {"hidden_size": None}), ModelLoadError, "hidden_size"),
+        (lambda d, t: _config_only(d, t, {"hidden_size": float("inf")}), ModelLoadError, "hidden_size"),
+        (lambda d, t: str(t / "no" / "such" / "folder"), ModelLoadError, "does not exist"),
+        (lambda d, t: (t / "file.json").write_text("{}") and str(t / "file.json"), ModelLoadError, "is a file"),
+        (lambda d, t: (t / "empty").mkdir() or str(t / "empty"), ModelLoadError, "holds no config.json"),
+        (
+            lambda d, t: (_copy(d, t / "noproc"), (t / "noproc" / "preprocessor_config.json").unlink())[0],
+            ModelLoadError,
+            "preprocessor_config.json or processor_config.json",
+        ),
+    ],
+    ids=[
+        "auto_map-config",
+        "auto_map-tokenizer",
+        "auto_map-processor",
+        "pickle",
+        "huge-hidden",
+        "huge-image",
+        "heads-mismatch",
+        "string-size",
+        "null-size",
+        "inf-size",
+        "missing",
+        "a-file",
+        "empty-folder",
+        "no-processor",
+    ],
+)
+def test_hostile_model_inputs(tiny_clip_dir: Path, tmp_path: Path, monkeypatch, make, error, fragment) -> None:
+    target = make(tiny_clip_dir, tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 10))
+    with pytest.raises(error, match=fragment):
+        load_model(target, device="cpu")
+    assert not (tmp_path / "MARKER").exists() and not (tmp_path / "PICKLE_MARKER").exists()
