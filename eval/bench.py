@@ -513,7 +513,10 @@ def bench_backends(
     if importlib.util.find_spec("torchvision") is None or is_open_clip_name(cfg.model):
         return None
     images = [load_image(p, min_side=min_side) for p in paths]
-    processors = {b: AutoImageProcessor.from_pretrained(cfg.model, backend=b) for b in ("pil", "torchvision")}
+    processors = {
+        b: AutoImageProcessor.from_pretrained(cfg.model, backend=b, trust_remote_code=False)
+        for b in ("pil", "torchvision")
+    }
     times: dict[str, list[float]] = {b: [] for b in processors}
     for _ in range(cfg.repeats):
         for b, proc in processors.items():

@@ -44,7 +44,7 @@ def write_shapes(name: str, out: str | os.PathLike, tokenizer_from: str | os.Pat
     if name not in SHAPES:
         raise EvalError(f"Unknown shapes {name!r}; choose one of {', '.join(SHAPES)}.")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise EvalError(f"Cannot read a tokenizer from {tokenizer_from}: {err}. Pass a folder that holds one.") from err
     spec = SHAPES[name]
