@@ -13,6 +13,9 @@ Environment (read at start-up):
 - ``S3_MAX_MEGAPIXELS``: larger images are refused (default 64); ``S3_MAX_SIDE``: larger images are downscaled
   to this many pixels (default 2048).
 - ``S3_CONCURRENCY``: requests processed at once (default 2).
+- ``S3_MAX_UPLOAD_MB``: larger uploads are refused by the server (default 50); ``S3_MAX_SPACE_MB``: a Hub synonym
+  space whose files add up to more is refused before it is read (default 64). The library's own limits
+  (``S3_MAX_SCORING_MB``, ``S3_MAX_IMAGE_ASPECT``, ``S3_MAX_SEGMENT_PIXELS``, ...; see ``s3_hf.limits``) apply too.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 
 import s3_hf
+from s3_hf import limits
 from s3_hf.artifact import CONFIG_NAME, REQUIRED_FILES
 from s3_hf.encoding import ORIGINAL_SIZE, draft_jpeg, load_image
 from s3_hf.engine import S3Engine, rank
@@ -48,7 +52,9 @@ from s3_hf.errors import (
     FormatVersionError,
     HubError,
     ImageLoadError,
+    ImageTooLargeError,
     ModelMismatchError,
+    SpaceTooLargeError,
 )
 from s3_hf.hub import download
 from s3_hf.metrics import centre_members, nearest_match
@@ -79,6 +85,10 @@ MAX_TEXT = _setting("S3_MAX_TEXT", 100)
 MAX_PIXELS = int(_setting("S3_MAX_MEGAPIXELS", 64.0, float) * 1_000_000)
 MAX_SIDE = _setting("S3_MAX_SIDE", 2048)
 CONCURRENCY = _setting("S3_CONCURRENCY", 2)
+MAX_UPLOAD_MB = _setting("S3_MAX_UPLOAD_MB", 50.0, float)
+MAX_SPACE_MB = _setting("S3_MAX_SPACE_MB", 64.0, float)
+#: What ``demo.launch`` needs to bound the process: the upload size (Gradio refuses larger files as they arrive).
+LAUNCH_OPTIONS: dict[str, Any] = {"max_file_size": int(MAX_UPLOAD_MB * 2**20)}
 MAX_TOP_K = 10
 PLOT_CLASSES = 4
 EXAMPLE_LABELS = "cat, dog, cup of coffee, astronaut, rocket, photographer"
@@ -94,7 +104,9 @@ IMAGE_UNREADABLE = (
     "damaged. Upload another image."
 )
 IMAGE_TOO_LARGE = (
-    f"The image is too large: this Space accepts images up to {MAX_PIXELS / 1e6:g} megapixels. Upload a smaller one."
+    f"The image is too large or too elongated: this Space accepts images up to {MAX_PIXELS / 1e6:g} megapixels, with "
+    f"a long side at most {limits.IMAGE_ASPECT.get():g} times the short side (less for segmentation). Upload a "
+    "smaller one, or crop it."
 )
 ENTER_REPO_ID = "Enter a Hub repo id such as org/name for the synonym space, or leave it empty and type labels."
 FAILED = "Classification failed on the server. Try again, or with other inputs; the server log has the details."
@@ -281,6 +293,9 @@ def hub_space_folder(repo_id: str) -> str:
         folder = _hub_folders.get(repo_id)
     if folder is None or not (folder / CONFIG_NAME).is_file():
         folder = download(repo_id, REQUIRED_FILES)
+        size = sum((folder / name).stat().st_size for name in REQUIRED_FILES)
+        if size > MAX_SPACE_MB * 2**20:  # read into memory whole when loaded: refused before that
+            raise SpaceTooLargeError(f"{repo_id}'s files take {size / 2**20:.0f} MB; this app reads {MAX_SPACE_MB:g}.")
         with _hub_lock:
             if len(_hub_folders) >= 64:
                 _hub_folders.clear()
@@ -298,7 +313,9 @@ def space_error(choice: SpaceChoice, err: Exception) -> str:
             "from the Hub under that repo id (it does not exist, is private or holds no s3-hf synonym space, or the "
             "Hub cannot be reached). Check the repo id."
         )
-    if isinstance(err, ModelMismatchError):
+    if isinstance(err, SpaceTooLargeError):
+        reason = "it is larger than this Space accepts (too many classes or concepts per class)"
+    elif isinstance(err, ModelMismatchError):
         reason = "it was built for another CLIP model than the one this Space runs"
     elif isinstance(err, FormatVersionError):
         reason = "it was saved in a format this version of s3-hf cannot read"
@@ -339,7 +356,7 @@ def prepare_image(image: Any, min_side: int | None = None) -> Image.Image:
         raise
     except (Image.DecompressionBombError, ImageLoadError) as err:
         logger.info("Image refused: %s", err)
-        bomb = isinstance(err, Image.DecompressionBombError) or isinstance(err.__cause__, Image.DecompressionBombError)
+        bomb = isinstance(err, Image.DecompressionBombError | ImageTooLargeError)
         raise gr.Error(IMAGE_TOO_LARGE if bomb else IMAGE_UNREADABLE) from None
     except Exception as err:  # PIL's decoders raise many types on malformed files
         logger.info("Image refused: %s: %s", type(err).__name__, err)
@@ -415,6 +432,8 @@ def user_errors(choice: SpaceChoice | None, what: str) -> Iterator[None]:
     log keeps them): the space's own message for a space that cannot be had, the library's for bad options."""
     try:
         yield
+    except ImageTooLargeError as err:  # the working size of segmentation
+        raise gr.Error(IMAGE_TOO_LARGE) from err
     except (ArtifactError, HubError) as err:
         if choice is None:
             logger.exception("%s failed", what)
@@ -615,7 +634,7 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(**LAUNCH_OPTIONS)
 
 __all__ = [
     "SpaceChoice",

@@ -1,0 +1,127 @@
+"""The Gradio app under inputs built to exhaust it: a space whose dense scoring view would take about 21 GB, 1x200 and
+1x100000 PNGs and a 300 MB upload. The app runs in a child process whose address space is capped at 2 GB above
+idle, so an allocation that escaped a bound fails there instead of taking the machine; the test reads the child's
+peak memory, the messages it gave and a normal request it served after them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+from test_hostile_images import crafted_space, png
+
+ROOT = Path(__file__).resolve().parents[1]
+BOUND_MB = 2048  # above idle
+
+CHILD = textwrap.dedent(
+    """
+    import importlib.util, json, resource, sys, time
+    from pathlib import Path
+
+    def vm_kb(key):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+
+    spec = importlib.util.spec_from_file_location("space_app_main", sys.argv[1])
+    app = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = app
+    spec.loader.exec_module(app)
+    import gradio as gr
+
+    work = Path(sys.argv[2])
+    photo = str(work / "photo.png")
+    app._uploaded = lambda path: True  # the files are written here, not uploaded through the server
+    normal = lambda: app.classify(photo, "cat, dog", "", "local_center", None, 2)[0]
+    normal()  # warm: the model, the text encoder and a first request are part of idle
+    idle_kb = vm_kb("VmRSS")
+    limit = (vm_kb("VmSize") + int(sys.argv[4]) * 1024) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    app.hub_space_folder = lambda repo_id: str(work / "crafted")  # the Hub download of the crafted space
+    app.LOCAL_SPACES = frozenset()
+    messages = {}
+    calls = {
+        "crafted space": lambda: app.classify(photo, "", "org/crafted", "local_center", None, 2),
+        "1x200 classify": lambda: app.classify(str(work / "strip.png"), "cat, dog", "", "local_center", None, 2),
+        "1x200 segment": lambda: app.segment(str(work / "strip.png"), "cat, dog", "", "label", None, "sclip"),
+        "1x100000 classify": lambda: app.classify(str(work / "long.png"), "cat, dog", "", "local_center", None, 2),
+        "1x100000 segment": lambda: app.segment(str(work / "long.png"), "cat, dog", "", "label", None, "sclip"),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+            messages[name] = None
+        except gr.Error as err:
+            messages[name] = err.message
+    after = normal()
+    port = int(sys.argv[3])
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    **app.LAUNCH_OPTIONS)
+    print(json.dumps({"messages": messages, "normal": list(after), "idle_kb": idle_kb}), flush=True)
+    sys.stdin.readline()  # the parent uploads, then asks for the peak
+    print(json.dumps({"peak_kb": vm_kb("VmHWM")}), flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Zeros:
+    """A file of ``size`` zero bytes that is never held in memory whole."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return b"\0" * n
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process memory from /proc (Linux only)")
+def test_the_app_stays_bounded_and_keeps_serving(tiny_clip_dir, photos, tmp_path):
+    crafted_space([1200] + [1] * 399).save_pretrained(tmp_path / "crafted")  # 400 classes, ~21 GB dense
+    (tmp_path / "strip.png").write_bytes(png(1, 200))
+    (tmp_path / "long.png").write_bytes(png(1, 100000))
+    (tmp_path / "photo.png").write_bytes(photos[1].read_bytes())
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    port = free_port()
+    env = {**os.environ, "S3_MODEL": str(tiny_clip_dir), "HF_HUB_OFFLINE": "1", "S3_MAX_UPLOAD_MB": "50"}
+    args = [sys.executable, str(script), str(ROOT / "space_app" / "app.py"), str(tmp_path), str(port), str(BOUND_MB)]
+    child = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = child.stdout.readline()
+        assert line, f"the app process ended: rc {child.wait()}"
+        first = json.loads(line)
+        messages = first["messages"]
+        assert "larger than this Space accepts" in messages["crafted space"]
+        for name in ("1x200 classify", "1x200 segment", "1x100000 classify", "1x100000 segment"):
+            assert messages[name] and "too large or too elongated" in messages[name], name
+        assert first["normal"], "a normal request after the hostile ones was served"
+        # a 300 MB upload, streamed: the server refuses it and keeps only its 50 MB limit's worth at most
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/gradio_api/upload",
+            files={"files": ("big.png", Zeros(300 << 20), "image/png")},
+            timeout=120,
+        )
+        assert response.status_code == 413, response.text[:200]
+        child.stdin.write("\n")
+        child.stdin.flush()
+        peak_kb = json.loads(child.stdout.readline())["peak_kb"]
+        assert peak_kb - first["idle_kb"] < BOUND_MB * 1024
+    finally:
+        child.kill()
+        child.wait()
