@@ -979,7 +979,28 @@ def _add_verbose_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``s3`` command. Expected failures print one line on stderr and return 2; ``-v`` adds the
-    traceback."""
+    traceback. Text the terminal's encoding cannot show is printed escaped (``\\u00e9``); a reader that stops
+    early (``s3 inspect ... | head``) ends the command quietly.
+
+    Args:
+        argv: the arguments (default: the process's).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # What Python's documentation recommends: no more writes to the closed pipe, even at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     _add_verbose_everywhere(parser)
     args = parser.parse_args(argv)
@@ -999,6 +1020,8 @@ def main(argv: list[str] | None = None) -> int:
         message = f"{err.strerror or err}{where}. Check the path and its permissions."
     except Exception as err:
         if verbose:
+    except BrokenPipeError:
+        raise
             raise
         print(
             f"error: unexpected {type(err).__name__}: {err}. This is a bug in s3-hf: run the command again with -v "

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -164,3 +168,41 @@ def test_safe_loaders_turn_deep_nesting_into_the_callers_error(loader):
     with pytest.raises(SynonymsError, match="too deeply"):
         loader(DEEP, SynonymsError, "test input")
     assert loader("[[1]]", SynonymsError, "test input") == [[1]]
+
+
+# ------------------------------------------------------------------------------------------ terminals and pipes
+@pytest.fixture(scope="module")
+def accented_space(tiny_model, tmp_path_factory):
+    """A saved space with non-ASCII labels, large enough that its listing overflows a pipe's buffer."""
+    from s3_hf import build_synonym_space
+
+    model, tokenizer = tiny_model
+    labels = [f"caf\u00e9 number {i}" for i in range(500)]
+    synonyms = {label: [f"{label} synonym {j}" for j in range(6)] for label in labels}
+    space = build_synonym_space(model, tokenizer, labels, synonyms, templates=["{}"], base_model="tiny")
+    return space.save_pretrained(tmp_path_factory.mktemp("spaces") / "accented")
+
+
+def _s3(command: str, **env: str) -> subprocess.CompletedProcess:
+    """``command`` in a shell, where ``s3`` is this interpreter running the CLI."""
+    environ = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    s3 = f"{shlex.quote(sys.executable)} -m s3_hf.cli"
+    return subprocess.run(
+        ["bash", "-c", command.replace("s3 ", s3 + " ", 1)], capture_output=True, text=True, env=environ, timeout=300
+    )
+
+
+def test_inspect_on_an_ascii_terminal_escapes_what_it_cannot_show(accented_space):
+    res = _s3(f"s3 inspect {accented_space} --limit 3", PYTHONIOENCODING="ascii", LANG="C", LC_ALL="C")
+    assert res.returncode == 0, res.stderr
+    assert "caf\\xe9 number 0" in res.stdout
+    assert res.stderr == ""
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(accented_space):
+    listing = _s3(f"s3 inspect {accented_space} --limit 1000")
+    assert listing.returncode == 0 and len(listing.stdout.encode()) > 100_000  # more than a pipe holds
+    res = _s3(f"set -o pipefail; s3 inspect {accented_space} --limit 1000 | head -1")
+    assert res.stdout.startswith("Synonym space for tiny")
+    assert res.stderr == ""
+    assert res.returncode == 1
