@@ -28,7 +28,7 @@ from .errors import (
     ModelMismatchError,
 )
 from .families import SCORING_RULES, TEXT_CANONICALIZATIONS
-from .fileio import load_json_text, write_files
+from .fileio import load_json_text, recover_folder, write_artifact
 from .hub import download, upload
 from .metrics import ScoringState, check_state_size
 from .options import DEFAULT_KNN_K, DEFAULT_METRIC, METHODS, METRIC_NAMES, SpaceParams
@@ -264,11 +264,13 @@ class SynonymSpace:
     def save_pretrained(
         self, save_directory: str | os.PathLike, repo_id: str | None = None, *, overwrite: bool = False
     ) -> Path:
-        """Write the artifact's four files into ``save_directory`` atomically (all or none is replaced).
+        """Write the artifact's four files into ``save_directory``, replacing the whole folder in one atomic step: a
+        kill or a concurrent save leaves the old artifact or the new one, never a mix.
 
         Args:
-            save_directory: the folder (created if needed). Files in it that the artifact does not own are never
-                touched.
+            save_directory: the folder (created if needed). Files in it that the artifact does not own (notes, a
+                few-shot adapter fitted on this space) are carried over unchanged. It cannot be the current working
+                folder or a parent of it.
             repo_id: the Hub repo named in the model card's usage example.
             overwrite: replace a ``README.md`` that s3-hf did not write, and remove a few-shot adapter fitted on
                 a different space saved there before (by default both are refused).
@@ -276,6 +278,8 @@ class SynonymSpace:
         from .card import render_card
 
         target = Path(save_directory)
+        if not str(save_directory).strip():
+            raise ArtifactError("The folder to save the synonym space in is empty (''): name a folder.")
         if target.exists() and not target.is_dir():
             raise ArtifactError(f"{target} is a file; pass a folder to save the synonym space in.")
         card = target / CARD_NAME
@@ -296,18 +300,16 @@ class SynonymSpace:
                 "the adapter (then refit it with `s3 fewshot`)."
             )
         card_text = render_card(self, repo_id)
-        write_files(
-            target,
-            {
-                TENSORS_NAME: lambda p: p.write_bytes(data),
-                SYNONYMS_NAME: lambda p: p.write_text(_json(syn), encoding="utf-8"),
-                CARD_NAME: lambda p: p.write_text(card_text, encoding="utf-8"),
-                CONFIG_NAME: lambda p: p.write_text(_json(self.config.to_dict()), encoding="utf-8"),
-            },
-        )
-        for name in stale:
-            (target / name).unlink(missing_ok=True)
-        return target
+        writers = {
+            TENSORS_NAME: lambda p: p.write_bytes(data),
+            SYNONYMS_NAME: lambda p: p.write_text(_json(syn), encoding="utf-8"),
+            CARD_NAME: lambda p: p.write_text(card_text, encoding="utf-8"),
+            CONFIG_NAME: lambda p: p.write_text(_json(self.config.to_dict()), encoding="utf-8"),
+        }
+        try:
+            return write_artifact(target, writers, drop=stale)
+        except IsADirectoryError as err:
+            raise ArtifactError(f"Cannot save the synonym space there: {err}.") from err
 
     # ------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -326,7 +328,7 @@ class SynonymSpace:
         Only JSON and safetensors are read: nothing is ever unpickled.
         """
         path = Path(name_or_path)
-        if path.is_dir():
+        if path.is_dir() or (str(name_or_path).strip() and recover_folder(path)):
             folder = path
         elif path.exists():
             raise ArtifactNotFoundError(f"{path} is a file; pass the folder that holds {CONFIG_NAME}.")

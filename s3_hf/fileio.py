@@ -1,22 +1,39 @@
-"""Atomic file writes: the one mechanism behind every file s3-hf saves (spaces, adapters, caches, synonym files,
+"""Atomic writes: the one mechanism behind every file s3-hf saves (spaces, adapters, caches, synonym files,
 evaluation results); and reading users' text files with typed errors.
 
-Each file is written under a temporary name in its destination folder and renamed into place only once every
-file of the set is complete, so a crash or an error never leaves a half-written file, and readers see either the
-old files or the new ones. Files get the permissions the user's umask gives new files (``mkstemp`` alone would
-make them private to their owner).
+Single files (:func:`write_files`) are written under a temporary name in their folder and renamed into place once
+every file of the set is complete. A whole artifact (:func:`write_artifact`, :func:`write_folder`) is written into a
+temporary folder beside its target and swapped in with one atomic step (``renameat2(RENAME_EXCHANGE)`` on Linux;
+elsewhere two renames under a lock, undone by the next write or load if a kill falls between them), so a crash, a
+kill or a concurrent writer leaves the old artifact or the new one, never a mix. Temporary folders carry their
+writer's process id; the next write removes those of writers that are gone. Files get the permissions the user's
+umask gives new files (``mkstemp`` alone would make them private to their owner).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
+import socket
+import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: writers are then not serialised, each swap is still whole
+    fcntl = None  # type: ignore[assignment]
 
 _umask_lock = threading.Lock()
 
@@ -63,7 +80,8 @@ def write_files(folder: str | os.PathLike, writers: Mapping[str, Callable[[Path]
 
 def write_folder(folder: str | os.PathLike, fill: Callable[[Path], None], *, overwrite: bool = False) -> Path:
     """Write a whole folder atomically: ``fill(tmp)`` writes it in a temporary folder beside ``folder``, which then
-    takes its place (an existing ``folder`` is replaced only with ``overwrite``; it must be empty otherwise).
+    takes its place in one step (an existing ``folder`` is replaced only with ``overwrite``; it must be empty
+    otherwise). Nothing of the old folder is kept.
 
     Args:
         folder: the destination folder.
@@ -73,31 +91,238 @@ def write_folder(folder: str | os.PathLike, fill: Callable[[Path], None], *, ove
     Raises:
         FileExistsError: ``folder`` is a file, or is not empty and ``overwrite`` is not set.
     """
-    target = Path(folder).absolute()
+    target = _target(folder)
 
     def check() -> None:
-        if target.exists() and not target.is_dir():
-            raise FileExistsError(f"{target} is a file")
         if target.is_dir() and any(target.iterdir()) and not overwrite:
             raise FileExistsError(f"{target} is not empty")
 
     check()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    return _replace(target, fill, carry=None, check=check)
+
+
+def write_artifact(
+    folder: str | os.PathLike, writers: Mapping[str, Callable[[Path], None]], *, drop: Collection[str] = ()
+) -> Path:
+    """Replace an artifact's files in ``folder`` (created if needed) as one atomic step.
+
+    The files are written into a temporary folder beside ``folder`` together with every other entry ``folder``
+    already holds (hard links where the file system allows, else copies; so a user's notes, a model card they
+    edited or a few-shot adapter saved beside a space are kept), and that folder is swapped in. A concurrent writer
+    or a kill leaves the old folder or the new one, never a mix of both.
+
+    Args:
+        folder: the artifact folder. It cannot be the current working folder or hold it (the swap would leave the
+            shell that works there in a removed folder).
+        writers: file name -> a function that writes the file's content to the path it is given.
+        drop: names of entries of the old folder not to carry over (e.g. a few-shot adapter that no longer fits).
+
+    Raises:
+        NotADirectoryError: ``folder`` is a file.
+        IsADirectoryError: ``folder`` is the current working folder or one of its parents.
+    """
+    target = _target(folder)
+    mode = 0o666 & ~_umask()
+    leftovers = re.compile("|".join(rf"\.{re.escape(name)}\..+\.tmp" for name in writers))
+
+    def fill(tmp: Path) -> None:
+        for name, write in writers.items():
+            write(tmp / name)
+            os.chmod(tmp / name, mode)
+
+    def carry(name: str) -> bool:  # per-file temp names of the artifact's own files, left by an older s3-hf, go
+        return name not in writers and name not in drop and not leftovers.fullmatch(name)
+
+    return _replace(target, fill, carry=carry)
+
+
+def recover_folder(folder: str | os.PathLike) -> bool:
+    """Put back an artifact folder that a writer killed between its two renames left missing; remove the
+    temporary folders of writers that are gone. Returns whether ``folder`` exists afterwards.
+
+    Args:
+        folder: the artifact folder (a path that does not name a local folder's place is left alone).
+    """
+    target = Path(folder).absolute()
+    if not target.parent.is_dir():
+        return False
+    with _locked(target.parent):
+        _clean(target)
+    return target.is_dir()
+
+
+# ------------------------------------------------------------------------------------- whole-folder swaps
+_RENAME_NOREPLACE, _RENAME_EXCHANGE, _AT_FDCWD = 1, 2, -100
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# ".<name>." + "<pid>-<host>-<random>.tmp" (a folder being written) or "old.<pid>-<host>-<random>" (the old folder
+# between two renames); the forms without pid are those of older s3-hf versions (mkdtemp's random part).
+_TEMP = re.compile(r"(?P<old>old\.)?(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[0-9a-f]+|[a-z0-9_]{8})(?P<tmp>\.tmp)?")
+
+
+def _load_renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        tmp.chmod(0o777 & ~_umask())
-        fill(tmp)
-        check()  # nothing appeared there meanwhile
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc before 2.28, musl: use the locked two-rename path
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_RENAMEAT2 = _load_renameat2()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders atomically; False where the system or the file system cannot."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _stale_after() -> float:
+    from .limits import STALE_TEMP_MINUTES
+
+    return STALE_TEMP_MINUTES.get() * 60
+
+
+def _tag() -> str:
+    return f"{os.getpid()}-{_HOST}-{secrets.token_hex(4)}"
+
+
+def _target(folder: str | os.PathLike) -> Path:
+    target = Path(folder).absolute()
+    if target.is_symlink() and target.is_dir():  # swap the folder the link points to, keep the link
+        target = target.resolve()
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} is a file")
+    cwd = Path.cwd()
+    if target == cwd or target in cwd.parents:
+        raise IsADirectoryError(f"{target} is the current working folder or holds it; write into a subfolder")
+    return target
+
+
+@contextlib.contextmanager
+def _locked(parent: Path) -> Iterator[None]:
+    """Serialise s3-hf's writers (and recovery) of the artifacts in ``parent`` across processes and threads."""
+    try:
+        fd = os.open(parent, os.O_RDONLY)
+    except OSError:
+        fd = -1
+    try:
+        if fd >= 0 and fcntl is not None:
+            with contextlib.suppress(OSError):  # a file system without locks: swaps stay whole, only unserialised
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _stale(path: Path, match: re.Match[str]) -> bool:
+    """A temporary entry whose writer is gone: its process is dead (same host), or it is older than the limit."""
+    try:
+        age = time.time() - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > _stale_after():
+        return True
+    if match["pid"] is None or match["host"] != _HOST:
+        return False
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
+def _clean(target: Path) -> None:
+    """Under the lock: restore ``target`` from the newest stale ``old`` folder if it is missing, remove the rest."""
+    prefix = f".{target.name}."
+    stale: list[tuple[Path, re.Match[str]]] = []
+    for entry in target.parent.iterdir():
+        if entry.name.startswith(prefix):
+            match = _TEMP.fullmatch(entry.name[len(prefix) :])
+            if match and bool(match["old"]) != bool(match["tmp"]) and _stale(entry, match):
+                stale.append((entry, match))
+    olds = sorted((p for p, m in stale if m["old"]), key=lambda p: p.lstat().st_mtime, reverse=True)
+    if olds and not target.exists():
+        old = olds[0]
+        legacy = old / target.name  # older s3-hf moved the folder into a mkdtemp folder
+        os.replace(legacy if legacy.is_dir() and len(os.listdir(old)) == 1 else old, target)
+    for path, _ in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
         else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            path.unlink(missing_ok=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _carry_over(entry: os.DirEntry[str], dst: Path) -> None:
+    if entry.is_symlink():
+        os.symlink(os.readlink(entry.path), dst)
+    elif entry.is_dir():
+        shutil.copytree(entry.path, dst, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(entry.path, str(dst))
+
+
+def _replace(
+    target: Path,
+    fill: Callable[[Path], None],
+    *,
+    carry: Callable[[str], bool] | None,
+    check: Callable[[], None] | None = None,
+) -> Path:
+    """Write ``target`` anew in a temporary folder beside it (``fill``, then the old entries ``carry`` accepts) and
+    swap it in."""
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with _locked(parent):
+        _clean(target)
+    tmp = parent / f".{target.name}.{_tag()}.tmp"
+    tmp.mkdir(0o777)  # the umask applies
+    try:
+        if target.is_dir():
+            os.chmod(tmp, target.stat().st_mode & 0o7777)
+        fill(tmp)
+        with _locked(parent):
+            if check is not None:
+                check()  # nothing appeared there meanwhile
+            if target.is_symlink() or (target.exists() and not target.is_dir()):
+                raise NotADirectoryError(f"{target} is a file")
+            if carry is not None and target.is_dir():
+                with os.scandir(target) as entries:
+                    for entry in entries:
+                        if carry(entry.name) and not (tmp / entry.name).exists():
+                            _carry_over(entry, tmp / entry.name)
+            if not target.exists():
+                os.replace(tmp, target)
+            elif not _exchange(tmp, target):
+                old = parent / f".{target.name}.old.{_tag()}"
+                os.replace(target, old)
+                try:
+                    os.replace(tmp, target)
+                except BaseException:
+                    os.replace(old, target)
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # after an exchange it holds the old folder
     return target
 
 
@@ -191,7 +416,9 @@ __all__ = [
     "load_json_text",
     "load_yaml_text",
     "read_user_text",
+    "recover_folder",
     "save_tensors",
+    "write_artifact",
     "write_files",
     "write_folder",
     "write_json",

@@ -237,7 +237,16 @@ def test_failed_save_leaves_nothing_half_written(small_space, tmp_path, monkeypa
 
     existing = small_space.save_pretrained(tmp_path / "old")
     before = folder_files(existing)
-    monkeypatch.setattr("s3_hf.fileio.os.replace", broken)  # fails while moving files into place
+    monkeypatch.setattr("s3_hf.fileio._exchange", broken)  # fails while swapping the new folder in
+    with pytest.raises(OSError):
+        small_space.save_pretrained(existing)
+    assert folder_files(existing) == before
+    assert os.listdir(tmp_path) == ["old"]
+    monkeypatch.setattr("s3_hf.fileio._exchange", lambda a, b: False)  # the two-rename path, failing at the second
+    real_replace = os.replace
+    monkeypatch.setattr(
+        "s3_hf.fileio.os.replace", lambda a, b: broken() if str(a).endswith(".tmp") else real_replace(a, b)
+    )
     with pytest.raises(OSError):
         small_space.save_pretrained(existing)
     assert folder_files(existing) == before

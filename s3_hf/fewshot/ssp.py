@@ -36,13 +36,14 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import (
     ArtifactCorruptError,
+    ArtifactError,
     ArtifactNotFoundError,
     ArtifactShapeError,
     FormatVersionError,
     InvalidConfigError,
     InvalidLabelsError,
 )
-from ..fileio import load_json_text, write_files
+from ..fileio import load_json_text, recover_folder, write_artifact
 from ..hub import download, upload
 
 SSP_FORMAT_VERSION = 1
@@ -396,7 +397,12 @@ class SSPAdapter:
     # ----------------------------------------------------------------------------------------- saving
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``ssp_config.json`` and ``ssp_state.safetensors`` into ``save_directory`` (e.g. beside a synonym
-        space's files). Both are written to temporary names first and only then moved into place."""
+        space's files). The folder is replaced in one atomic step with the adapter's files and every other file it
+        held (see :func:`~s3_hf.fileio.write_artifact`).
+
+        Args:
+            save_directory: the folder (created if needed); not the current working folder or a parent of it.
+        """
         t = self._terms
         dim = self.info.embedding_dim
         tensors = {
@@ -414,13 +420,16 @@ class SSPAdapter:
             "language_term": t is not None and t.language_text is not None,
         }
         contiguous = {k: v.contiguous() for k, v in tensors.items()}
-        return write_files(
-            save_directory,
-            {
-                SSP_TENSORS_NAME: lambda p: save_file(contiguous, str(p)),
-                SSP_CONFIG_NAME: lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"),
-            },
-        )
+        if not str(save_directory).strip():
+            raise ArtifactError("The folder to save the few-shot adapter in is empty (''): name a folder.")
+        writers = {
+            SSP_TENSORS_NAME: lambda p: save_file(contiguous, str(p)),
+            SSP_CONFIG_NAME: lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"),
+        }
+        try:
+            return write_artifact(save_directory, writers)
+        except (IsADirectoryError, NotADirectoryError) as err:
+            raise ArtifactError(f"Cannot save the few-shot adapter there: {err}.") from err
 
     def push_to_hub(
         self,
@@ -456,7 +465,7 @@ class SSPAdapter:
         """Load an adapter written by :meth:`save_pretrained` from a folder or a Hub repo id, validating shapes
         (never unpickles)."""
         folder = Path(name_or_path)
-        if not folder.is_dir():
+        if not folder.is_dir() and not (str(name_or_path).strip() and recover_folder(folder)):
             folder = download(
                 str(name_or_path),
                 (SSP_CONFIG_NAME, SSP_TENSORS_NAME),
