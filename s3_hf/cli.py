@@ -1014,14 +1014,14 @@ def _run(argv: list[str] | None) -> int:
     except S3Error as err:
         failure: BaseException = err
         message = str(err)
+    except BrokenPipeError:
+        raise
     except OSError as err:  # unreadable or unwritable paths, a full disk: the user's to fix
         failure = err
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         message = f"{err.strerror or err}{where}. Check the path and its permissions."
     except Exception as err:
         if verbose:
-    except BrokenPipeError:
-        raise
             raise
         print(
             f"error: unexpected {type(err).__name__}: {err}. This is a bug in s3-hf: run the command again with -v "
