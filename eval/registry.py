@@ -10,6 +10,7 @@ from ``--imagenet-sample`` or ``$S3_IMAGENET_SAMPLE``) work too.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -144,7 +145,7 @@ def _load_imagenet_sample(bench: Benchmark) -> BenchmarkData:
         class_names=unique_names(names, wnids),
         templates=_templates(bench.templates),
         wnids=wnids,
-        fingerprint=f"{root.resolve()}:{len(rows)}",
+        fingerprint=folder_fingerprint(root, [root / "classes.tsv", *(root / "images" / r[2] for r in rows)]),
     )
 
 
@@ -194,10 +195,47 @@ def _load_folder(bench: Benchmark, split: str = "test") -> BenchmarkData:
     if not images:
         raise BenchmarkUnavailable(f"{bench.name}: no images under {root} (expected {root}/<class>/<image>).")
     names = [c.replace("_", " ") for c in classes]
-    stat = f"{len(images)}:{max(os.path.getmtime(p) for p in images):.0f}"
     return BenchmarkData(
-        bench.name, images, labels, names, _templates(bench.templates), fingerprint=f"{root.resolve()}:{stat}"
+        bench.name, images, labels, names, _templates(bench.templates), fingerprint=folder_fingerprint(root, images)
     )
+
+
+def folder_fingerprint(root: Path, files: Sequence[str | os.PathLike]) -> str:
+    """``root``'s resolved path and a hash of ``files`` (relative to it, sorted) with their sizes and modification
+    times: a file added, removed, renamed, moved to another class or rewritten changes it."""
+    digest = hashlib.sha256()
+    for rel in sorted(os.path.relpath(f, root) for f in files):
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError as err:
+            raise BenchmarkUnavailable(f"{root}: {rel} cannot be read ({err.strerror or err}).") from err
+        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return f"{root.resolve()}:{len(files)}:{digest.hexdigest()[:24]}"
+
+
+def short_paths(paths: Sequence[str]) -> list[str]:
+    """The shortest distinct tails (at least two components) of distinct resolved ``paths``: ``/data/a/test`` and
+    ``/data/b/test`` become ``a/test`` and ``b/test``; the names of benchmarks that share a base name."""
+    parts = [Path(p).parts for p in paths]
+    tails = list(paths)
+    for k in range(2, max((len(x) for x in parts), default=0) + 1):
+        tails = ["/".join(x[-k:]) for x in parts]
+        if len(set(tails)) == len(tails):
+            break
+    return tails
+
+
+def location(bench: Benchmark) -> dict[str, str]:
+    """Where a benchmark's data lives, known before it is loaded: its Hub id and split, or its resolved folder."""
+    if bench.hub_id:
+        return {"hub_id": bench.hub_id, "split": bench.split}
+    return {"path": str(Path(bench.path or "").resolve())}
+
+
+def identity(bench: Benchmark, data: BenchmarkData) -> dict[str, str]:
+    """A benchmark's resolved identity: its :func:`location` and the fingerprint of the data loaded from it (for a
+    Hub split, its revision and the dataset's fingerprint). Results are reused only for an equal identity."""
+    return {**location(bench), "fingerprint": data.fingerprint}
 
 
 CLASSNAMES_FILE = "classnames.txt"
@@ -568,10 +606,14 @@ __all__ = [
     "Benchmark",
     "BenchmarkData",
     "BenchmarkUnavailable",
+    "folder_fingerprint",
+    "identity",
     "imagenet_sample_dir",
     "load",
     "load_train",
+    "location",
     "resolve",
+    "short_paths",
     "split_folder",
     "unique_names",
 ]

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from s3_hf.fileio import write_json
+from s3_hf.errors import EvalError
+from s3_hf.fileio import write_json, write_text
+
+logger = logging.getLogger("s3_hf.eval")
+#: The files of ``--out`` that s3 eval wrote: only these are replaced without ``--overwrite``.
+MANIFEST = ".s3_eval_files.json"
+#: A run's own files, beside one results file per benchmark.
+RUN_FILES = ("results.json", "results.md", "gains.png")
 
 RANDOM_NOTE = (
     "**These results were measured with random weights: they test the plumbing and mean nothing about accuracy.**"
@@ -112,33 +123,150 @@ def gain_figure(summary: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
-def write_reports(summary: dict[str, Any], out: Path) -> None:
+def read_results(path: str | os.PathLike, what: str = "results file") -> Any:
+    """A JSON results file; :class:`EvalError` when it cannot be read or parsed (including absurdly deep nesting)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise EvalError(f"The {what} {path} does not exist.") from err
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        why = "nested too deeply" if isinstance(err, RecursionError) else f"{type(err).__name__}: {err}"
+        raise EvalError(f"The {what} {path} is not a readable JSON file written by s3 eval ({why}).") from err
+
+
+def owned_files(out: Path) -> set[str]:
+    """Names of the files in ``out`` that s3 eval wrote (its manifest); none when the manifest is unreadable."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return set()
+    try:
+        files = read_results(path, "manifest")["files"]
+        return {f for f in files if isinstance(f, str)}
+    except (EvalError, KeyError, TypeError) as err:
+        logger.warning("%s; every file in %s is taken as not written by s3 eval.", err, out)
+        return set()
+
+
+def check_outputs(out: Path, names: Iterable[str], overwrite: bool = False) -> None:
+    """Refuse to replace a file in ``out`` that s3 eval did not write (a user's ``results.md``, say), unless
+    ``overwrite``; called before any work, so a refused run costs nothing."""
+    names = list(dict.fromkeys(names))
+    folder = next((n for n in names if (out / n).is_dir()), None)
+    if folder is not None:  # never removed, --overwrite or not
+        raise EvalError(f"{out / folder} is a folder where s3 eval writes a file: move it away, or pass another --out.")
+    if overwrite:
+        return
+    owned = owned_files(out)
+    foreign = [n for n in names if n not in owned and os.path.lexists(out / n)]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more of the files this run writes)" if len(foreign) > 1 else ""
+        raise EvalError(
+            f"{out / foreign[0]} exists and was not written by s3 eval{more}: pass --overwrite to replace it, or "
+            "another --out."
+        )
+
+
+def claim_outputs(out: Path, names: Iterable[str]) -> None:
+    """Record ``names`` in ``out``'s manifest as written by s3 eval (before they are written, so a run killed
+    half way leaves no file the next run refuses)."""
     out.mkdir(parents=True, exist_ok=True)
+    owned = owned_files(out)
+    files = owned | set(names)
+    if files != owned:
+        write_json(out / MANIFEST, {"written_by": "s3-hf eval", "files": sorted(files)})
+
+
+def write_reports(summary: dict[str, Any], out: Path) -> None:
+    claim_outputs(out, RUN_FILES)
     write_json(out / "results.json", summary)
-    (out / "results.md").write_text(markdown(summary))
+    write_text(out / "results.md", markdown(summary))
     gain_figure(summary, out / "gains.png")
 
 
+def _source_id(source: Any) -> str | None:
+    """What identifies a synonym source in a provenance record (its name, file and curated benchmark; not dates)."""
+    if not isinstance(source, dict):
+        return None
+    return json.dumps(
+        {k: source[k] for k in ("name", "file", "benchmark") if source.get(k) is not None}, sort_keys=True
+    )
+
+
+def card_results(space: Any, summary: Any, method: str | None = None) -> dict[str, list[str]]:
+    """Benchmark -> the methods of ``summary`` to write into ``space``'s card: ``method`` (default: the S^3 method
+    with the space's metric and synonym source) and the ``label`` baseline, for every benchmark whose classes are
+    the space's. :class:`EvalError` (nothing written) when the results were measured with random weights (or do not
+    say they were not), with another model, on no benchmark with the space's classes, or with another synonym
+    source."""
+    from s3_hf.artifact import same_model
+
+    if not isinstance(summary, dict) or not isinstance(summary.get("benchmarks"), dict):
+        raise EvalError("These are not results written by `s3 eval` (no 'benchmarks' object).")
+    records = {n: r for n, r in summary["benchmarks"].items() if isinstance(r, dict) and "methods" in r}
+    marks = [summary.get("random_weights"), *(r.get("random_weights", False) for r in records.values())]
+    if any(mark is not False for mark in marks):
+        raise EvalError(
+            "Refusing to write accuracy measured with random weights (or results that do not record that their "
+            "weights were trained) into a model card."
+        )
+    base = space.config.base_model
+    models = [summary.get("model"), *(r.get("model", summary.get("model")) for r in records.values())]
+    others = [m for m in models if not isinstance(m, str) or not same_model(m, base)]
+    revision, built = summary.get("revision"), space.config.base_model_revision
+    if not others and isinstance(revision, str) and isinstance(built, str) and revision != built:
+        others = [f"{summary.get('model')}@{revision}"]
+    if others:
+        raise EvalError(
+            f"These results were measured with {others[0]!r}, but the space was built with {base!r}: its accuracy "
+            "would be another model's. Evaluate the space's own model."
+        )
+    labels = list(space.labels)
+    matching = {n: r for n, r in records.items() if r.get("class_names") == labels}
+    if not matching:
+        raise EvalError(
+            f"No benchmark in these results has the space's {len(labels)} classes ({', '.join(labels[:5])}...): "
+            "results record their benchmark's class names since this release; evaluate the benchmark the space "
+            "was built for."
+        )
+    wanted = {_source_id(c.source) for c in space.classes}
+    chosen: dict[str, list[str]] = {}
+    for name, rec in matching.items():
+        synonyms = rec.get("synonyms") if isinstance(rec.get("synonyms"), dict) else {}
+        if method is None:
+            s3 = [m for m in rec["methods"] if m.startswith("s3/") and m.endswith(f"/{space.config.metric}")]
+            pick = next((m for m in s3 if {_source_id(synonyms.get(m))} == wanted), None)
+            if s3 and pick is None:
+                raise EvalError(
+                    f"{name}: no S^3 result in these results used the space's synonym source "
+                    f"({', '.join(sorted(str(w) for w in wanted))}); evaluate with the space's synonyms."
+                )
+        else:
+            if method not in rec["methods"]:
+                raise EvalError(f"{name} has no results for method {method!r}; it has {sorted(rec['methods'])}.")
+            pick = method
+            if method.startswith("s3/") and {_source_id(synonyms.get(method))} != wanted:
+                raise EvalError(f"{name}: {method!r} used another synonym source than the space's.")
+        chosen[name] = [m for m in dict.fromkeys((pick, "label")) if m and m in rec["methods"]]
+    return chosen
+
+
 def write_model_index(space_dir: str | Path, summary: dict[str, Any], method: str | None = None) -> Path:
-    """Add the results of ``method`` (default: the space's own metric with its synonyms) and of the
-    ``label`` baseline to the artifact's model card as ``model-index`` entries."""
+    """Add the results of ``method`` (default: the space's own metric with its synonyms) and of the ``label``
+    baseline to the artifact's model card as ``model-index`` entries, for the benchmarks whose results
+    :func:`card_results` accepts for this space (it raises :class:`EvalError` on results of another model, other
+    classes, another synonym source or random weights)."""
     from huggingface_hub import EvalResult, ModelCard
 
     from s3_hf import SynonymSpace
 
-    if summary.get("random_weights"):
-        raise ValueError("Refusing to write accuracy measured with random weights into a model card.")
     space_dir = Path(space_dir)
     space = SynonymSpace.from_pretrained(space_dir)
+    chosen = card_results(space, summary, method)
     card = ModelCard.load(space_dir / "README.md")
     results = []
-    for name, rec in summary["benchmarks"].items():
-        if "methods" not in rec:
-            continue
-        chosen = method or next(
-            (m for m in rec["methods"] if m.startswith("s3/") and m.endswith(f"/{space.config.metric}")), None
-        )
-        for m in [x for x in (chosen, "label") if x and x in rec["methods"]]:
+    for name, methods in chosen.items():
+        rec = summary["benchmarks"][name]
+        for m in methods:
             results.append(
                 EvalResult(
                     task_type="zero-shot-image-classification",
@@ -156,10 +284,17 @@ def write_model_index(space_dir: str | Path, summary: dict[str, Any], method: st
 
 
 __all__ = [
+    "MANIFEST",
     "RANDOM_NOTE",
+    "RUN_FILES",
+    "card_results",
+    "check_outputs",
+    "claim_outputs",
     "fewshot_markdown",
     "gain_figure",
     "markdown",
+    "owned_files",
+    "read_results",
     "write_model_index",
     "write_reports",
 ]

@@ -10,9 +10,11 @@ recomputed; an unreachable one is reported and skipped.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,7 +38,7 @@ from s3_hf.metrics import METRICS, score
 from s3_hf.parallel import default_image_workers
 from s3_hf.templates import resolve_templates
 
-from . import registry
+from . import registry, report
 from .report import write_reports
 
 logger = logging.getLogger("s3_hf.eval")
@@ -87,6 +89,8 @@ class EvalConfig:
         stride: segmentation: the window stride.
         background_threshold: segmentation: below this top probability a pixel goes to the ``background`` class.
         extra: free-form notes recorded with the results.
+        overwrite: replace files in ``out`` that s3 eval did not write (by default such a file stops the run before
+            any work).
     """
 
     model: str
@@ -119,6 +123,7 @@ class EvalConfig:
     stride: int = 112
     background_threshold: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False  # replace files in ``out`` that s3 eval did not write
 
     def resolved_workers(self) -> int:
         """Image workers: as given, else :func:`s3_hf.parallel.default_image_workers` for the device (2 encoding
@@ -129,7 +134,7 @@ class EvalConfig:
 
     def key(self) -> str:
         d = asdict(self)
-        for k in ("out", "cache_dir", "benchmarks", "batch_size", "imagenet_sample", "extra", "workers"):
+        for k in ("out", "cache_dir", "benchmarks", "batch_size", "imagenet_sample", "extra", "workers", "overwrite"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -576,7 +581,149 @@ def score_fewshot(
 
 
 # --------------------------------------------------------------------------------------------------- run
-def _run_segmentation(cfg: EvalConfig, engine: Any, accelerator: Any, out: Path) -> dict[str, Any]:
+#: A benchmark's base name is cut to this many characters in its results file names (a file name is at most 255
+#: bytes).
+NAME_CHARS = 80
+
+
+@dataclass
+class Planned:
+    """One benchmark of a run: its spec as given, its name in the results (its own, or its folder's last path
+    components where two benchmarks share a name), and its results file stem (unique per location)."""
+
+    spec: str
+    name: str
+    bench: registry.Benchmark | None = None
+    error: str | None = None
+    data: registry.BenchmarkData | None = None
+    train: registry.BenchmarkData | None = None
+    train_error: str | None = None
+
+    @property
+    def stem(self) -> str:
+        where = registry.location(self.bench) if self.bench else {"spec": self.spec}
+        base = re.sub(r"[^\w.+-]", "_", self.bench.name if self.bench else Path(self.spec).name)[:NAME_CHARS]
+        digest = hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:10]
+        return f"{base or 'benchmark'}-{digest}"
+
+    @property
+    def files(self) -> tuple[str, str]:
+        """The results file and the predictions file; neither can be one of the run's own files."""
+        return f"{self.stem}.json", f"{self.stem}.predictions.json"
+
+
+def plan_benchmarks(specs: Sequence[str], imagenet_sample: str | None = None) -> list[Planned]:
+    """Resolve every benchmark (nothing is loaded): the same location given twice is evaluated once, and
+    benchmarks sharing a base name (``/data/a/test`` and ``/data/b/test``) are named by their folders' last path
+    components (``a/test``, ``b/test``) so that each reports its own numbers."""
+    plans: list[Planned] = []
+    seen: set[str] = set()
+    for spec in specs:
+        try:
+            bench = registry.resolve(spec, imagenet_sample)
+        except registry.BenchmarkUnavailable as err:
+            plan = Planned(spec, spec, error=str(err))
+        else:
+            plan = Planned(spec, bench.name, bench)
+        key = json.dumps(registry.location(plan.bench) if plan.bench else spec, sort_keys=True)
+        if key in seen:
+            logger.warning("%s is given twice; it is evaluated once.", spec)
+            continue
+        seen.add(key)
+        plans.append(plan)
+    by_name: dict[str, list[Planned]] = {}
+    for plan in plans:
+        by_name.setdefault(plan.name, []).append(plan)
+    for group in by_name.values():
+        folders = [p for p in group if p.bench and not p.bench.hub_id]
+        if len(group) < 2 or not folders:
+            continue
+        tails = registry.short_paths([registry.location(p.bench)["path"] for p in folders])  # type: ignore[arg-type]
+        for plan, tail in zip(folders, tails, strict=True):
+            plan.name = tail
+    return plans
+
+
+def check_prerequisites(cfg: EvalConfig) -> None:
+    """Everything a run needs that can be checked without a model or an image, checked before either is touched:
+    the task, the extras, the data locations, the text canonicalisations and the synonym, descriptor and prompt
+    sources (``wordnet`` needs nltk and the WordNet corpus)."""
+    if cfg.task not in ("classification", "segmentation"):
+        raise EvalError(f"Unknown task {cfg.task!r}: use classification or segmentation.")
+    needed = ["accelerate", "evaluate"]
+    if cfg.task == "classification":
+        needed.append("matplotlib")
+        if any(registry.REGISTRY.get(b, registry.Benchmark("")).hub_id for b in cfg.benchmarks):
+            needed.append("datasets")
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        raise EvalError(f"s3 eval needs {', '.join(missing)}, which is not installed: pip install 's3-hf[eval]'.")
+    if registry.IMAGENET_SAMPLE in cfg.benchmarks:  # a missing data location is a usage error: say so up front
+        registry.imagenet_sample_dir(cfg.imagenet_sample)
+    for rule in cfg.canonicalizations:
+        check_canonicalization(rule)
+    if cfg.task != "classification":
+        return
+    for spec in cfg.synonyms:
+        if spec == "wordnet":
+            from s3_hf.synonyms.wordnet import load_wordnet
+
+            load_wordnet()  # WordNetMissingError says how to install it
+        elif spec != "curated":
+            from s3_hf.synonyms import StaticSource
+
+            StaticSource(spec)
+    from s3_hf.baselines.texts import read_class_texts
+
+    for what, spec in (("DCLIP descriptors", cfg.dclip), ("CuPL prompts", cfg.cupl)):
+        if spec and spec != "curated":
+            read_class_texts(spec, what)
+
+
+def _previous(path: Path) -> dict[str, Any] | None:
+    """A benchmark's results from an earlier run, or ``None``: a damaged file is logged and recomputed."""
+    if not path.is_file():
+        return None
+    try:
+        previous = report.read_results(path, "earlier results file")
+    except EvalError as err:
+        logger.warning("%s It is recomputed.", err)
+        return None
+    if not isinstance(previous, dict):
+        logger.warning("The earlier results file %s holds no results object; it is recomputed.", path)
+        return None
+    return previous
+
+
+def _load_data(plan: Planned, cfg: EvalConfig, fewshot: bool) -> None:
+    """Load a benchmark's test split (and, for few-shot runs, its train split, with every class present);
+    what cannot be loaded is recorded on ``plan``."""
+    assert plan.bench is not None
+    try:
+        plan.data = registry.load(plan.bench)
+    except registry.BenchmarkUnavailable as err:
+        plan.error = str(err)
+        return
+    if not fewshot:
+        return
+    try:
+        # stream train shards until every class has 4x the largest shot count (not the whole split)
+        train = registry.load_train(plan.bench, plan.data, per_class=STREAM_FACTOR * max(cfg.shots))
+    except registry.BenchmarkUnavailable as err:
+        plan.train_error = str(err)
+        return
+    absent = sorted(set(range(len(train.class_names))) - set(train.labels))
+    if absent:
+        names = [train.class_names[c] for c in absent]
+        plan.train_error = (
+            f"{plan.bench.name}: the train split has no image of {len(absent)} classes ({names[:10]}); few-shot "
+            "support needs every class."
+        )
+        return
+    plan.train = train
+
+
+def _run_segmentation(cfg: EvalConfig, engine: Any, accelerator: Any, out: Path, datas: list[Any]) -> dict[str, Any]:
     from s3_hf.segmentation import SegmentOptions
 
     from . import segmentation
@@ -584,7 +731,7 @@ def _run_segmentation(cfg: EvalConfig, engine: Any, accelerator: Any, out: Path)
     options = SegmentOptions(
         cfg.variant, cfg.short_side, cfg.window, cfg.stride, cfg.background_threshold, cfg.fast_decode
     )
-    results = segmentation.run_segmentation(cfg, engine, accelerator, options)
+    results = segmentation.run_segmentation(cfg, engine, accelerator, options, datas)
     import s3_hf
 
     summary = {
@@ -610,11 +757,23 @@ def _run_segmentation(cfg: EvalConfig, engine: Any, accelerator: Any, out: Path)
 
 
 def run(cfg: EvalConfig) -> dict[str, Any]:
-    """Evaluate every benchmark in ``cfg``; returns (and writes to ``cfg.out``) the combined results."""
-    if registry.IMAGENET_SAMPLE in cfg.benchmarks:  # a missing data location is a usage error: say so up front
-        registry.imagenet_sample_dir(cfg.imagenet_sample)
-    for rule in cfg.canonicalizations:
-        check_canonicalization(rule)
+    """Evaluate every benchmark in ``cfg``; returns (and writes to ``cfg.out``) the combined results.
+
+    Every prerequisite (extras, synonym sources, data, few-shot classes, the files of ``cfg.out``) is checked
+    before the first image is encoded. A benchmark's results are reused only when they were measured with the same
+    configuration on the same data (its :func:`~s3_hf.eval.registry.identity`)."""
+    check_prerequisites(cfg)
+    out = Path(cfg.out)
+    seg_data: list[Any] = []
+    plans: list[Planned] = []
+    if cfg.task == "segmentation":
+        from . import segmentation
+
+        seg_data = segmentation.load_all(cfg)
+        report.check_outputs(out, segmentation.RUN_FILES, cfg.overwrite)
+    else:
+        plans = plan_benchmarks(cfg.benchmarks, cfg.imagenet_sample)
+        report.check_outputs(out, [*report.RUN_FILES, *(f for p in plans for f in p.files)], cfg.overwrite)
     from accelerate import Accelerator
 
     from s3_hf.engine import S3Engine
@@ -623,14 +782,11 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         os.environ.setdefault("ACCELERATE_USE_CPU", "1")  # torchrun on CPUs: let accelerate use gloo
     accelerator = Accelerator()
     main = accelerator.is_main_process
-    out = Path(cfg.out)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
     engine = S3Engine.from_pretrained(cfg.model, device=str(accelerator.device), dtype=cfg.dtype)
     encoder = engine.encoder
     if cfg.task == "segmentation":
-        return _run_segmentation(cfg, engine, accelerator, out)
-    if cfg.task != "classification":
-        raise EvalError(f"Unknown task {cfg.task!r}: use classification or segmentation.")
+        return _run_segmentation(cfg, engine, accelerator, out, seg_data)
     key = cfg.key()
     import transformers
 
@@ -648,23 +804,28 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         "processes": accelerator.num_processes,
         "benchmarks": {},
     }
-    for name in cfg.benchmarks:
-        result_file = out / f"{Path(name).name}.json"
-        if result_file.is_file():
-            previous = json.loads(result_file.read_text())
-            if previous.get("config_key") == key and "methods" in previous:
-                if main:
-                    logger.info("%s: already evaluated with this configuration; skipping.", name)
-                summary["benchmarks"][previous["name"]] = previous
-                continue
-        try:
-            bench = registry.resolve(name, cfg.imagenet_sample)
-            data = registry.load(bench)
-        except registry.BenchmarkUnavailable as err:
+    fewshot_wanted = bool(cfg.shots) and encoder.has_patch_tokens
+    for plan in plans:  # every benchmark's data (and few-shot classes) before the first image is encoded
+        if plan.bench is not None:
+            _load_data(plan, cfg, fewshot_wanted)
+    for plan in plans:
+        name = plan.name
+        if plan.data is None or plan.bench is None:
             if main:
-                logger.error("Skipping %s: %s", name, err)
-            summary["benchmarks"][Path(name).name] = {"name": Path(name).name, "error": str(err)}
+                logger.error("Skipping %s: %s", plan.spec, plan.error)
+            summary["benchmarks"][name] = {"name": name, "error": plan.error}
             continue
+        bench, data = plan.bench, plan.data
+        identity = registry.identity(bench, data)
+        result_file, predictions_file = (out / f for f in plan.files)
+        previous = _previous(result_file)
+        if previous and previous.get("config_key") == key and previous.get("identity") == identity:
+            if "methods" in previous:
+                if main:
+                    logger.info("%s: already evaluated with this configuration on this data; skipping.", name)
+                    report.claim_outputs(out, plan.files)  # ours from now on (it may have been --overwrite'd)
+                summary["benchmarks"][name] = {**previous, "name": name}
+                continue
         t0 = time.perf_counter()
         emb, cached = image_embeddings(accelerator, encoder, data, cfg, cache)
         t_img = time.perf_counter() - t0
@@ -673,21 +834,18 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         if cfg.shots and not encoder.has_patch_tokens:
             fewshot = {"error": f"few-shot SSP needs patch tokens in the joint space; {engine.family.family} has none"}
             if main:
-                logger.error("No few-shot runs for %s: %s", bench.name, fewshot["error"])
-        elif cfg.shots:
+                logger.error("No few-shot runs for %s: %s", name, fewshot["error"])
+        elif cfg.shots and plan.train is None:
+            if main:
+                logger.error("No few-shot runs for %s: %s", name, plan.train_error)
+            fewshot = {"error": plan.train_error}
+        elif cfg.shots and plan.train is not None:
             t0 = time.perf_counter()
-            try:
-                # stream train shards until every class has 4x the largest shot count (not the whole split)
-                train = registry.load_train(bench, data, per_class=STREAM_FACTOR * max(cfg.shots))
-            except registry.BenchmarkUnavailable as err:
-                if main:
-                    logger.error("No few-shot runs for %s: %s", bench.name, err)
-                fewshot = {"error": str(err)}
-            else:
-                runs = support_indices(cfg, train)
-                union = sorted({i for idx in runs.values() for i in idx})
-                glob, local = support_features(accelerator, encoder, train, union, cfg, cache)
-                support = FewShotSupport(runs, union, glob, local, train.labels)
+            train = plan.train
+            runs = support_indices(cfg, train)
+            union = sorted({i for idx in runs.values() for i in idx})
+            glob, local = support_features(accelerator, encoder, train, union, cfg, cache)
+            support = FewShotSupport(runs, union, glob, local, train.labels)
             t_support = time.perf_counter() - t0
         if not main:
             continue
@@ -706,25 +864,28 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
                 base=base, timings_s={"support_images": t_support, "fit_and_score": time.perf_counter() - t0}
             )
         record = {
-            "name": bench.name,
+            "name": name,
+            "identity": identity,
             "config_key": key,
+            "model": cfg.model,
             "samples": len(data.labels),
             "classes": len(data.class_names),
+            "class_names": list(data.class_names),
             "methods": methods,
             "synonyms": {m: s.classes[0].source for m, (s, _) in spaces.items() if m.startswith("s3/")},
             "embeddings_cached": cached,
             "timings_s": {"images": t_img, "spaces": t_text, "scoring": t_score},
             "random_weights": encoder.random_weights,
+            "files": {"results": result_file.name, "predictions": predictions_file.name},
         }
         if fewshot is not None:
             record["fewshot"] = fewshot
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / f"{bench.name}.predictions.json", {"labels": data.labels, **predictions}, indent=None)
-        result_file = out / f"{bench.name}.json"
+        report.claim_outputs(out, plan.files)
+        write_json(predictions_file, {"labels": data.labels, **predictions}, indent=None)
         write_json(result_file, record)
-        summary["benchmarks"][bench.name] = record
+        summary["benchmarks"][name] = record
         best = max(methods, key=lambda m: methods[m]["top1"])
-        logger.info("%s: label %.4f, best %s %.4f", bench.name, methods["label"]["top1"], best, methods[best]["top1"])
+        logger.info("%s: label %.4f, best %s %.4f", name, methods["label"]["top1"], best, methods[best]["top1"])
     if main:
         write_reports(summary, out)
     accelerator.wait_for_everyone()
@@ -737,13 +898,16 @@ __all__ = [
     "S3_METRICS",
     "EvalConfig",
     "FewShotSupport",
+    "Planned",
     "cached_space",
+    "check_prerequisites",
     "embedding_key",
     "encode_sharded",
     "fewshot_base",
     "image_embeddings",
     "load_metric",
     "method_spaces",
+    "plan_benchmarks",
     "run",
     "score_fewshot",
     "score_methods",

@@ -29,13 +29,18 @@ from PIL import Image
 
 from s3_hf.encoding import is_image_file, load_image, original_size
 from s3_hf.errors import EvalError
-from s3_hf.fileio import read_user_text, write_json
-from s3_hf.segmentation import SegmentOptions, label_map, read_class_names, segment_logits_many
+from s3_hf.fileio import read_user_text, write_json, write_text
+from s3_hf.segmentation import BACKGROUND, SegmentOptions, label_map, read_class_names, segment_logits_many
 from s3_hf.templates import resolve_templates
+
+from .registry import short_paths
+from .report import claim_outputs
 
 logger = logging.getLogger("s3_hf.eval")
 IMAGE_DIRS = ("images", "JPEGImages", "img")
 MASK_DIRS = ("masks", "annotations", "SegmentationClass", "labels")
+#: The files a segmentation run writes into its ``--out``.
+RUN_FILES = ("segmentation.json", "segmentation.md")
 
 
 @dataclass(frozen=True)
@@ -158,13 +163,38 @@ def method_requests(engine: Any, data: SegData, metrics: list[str], templates: A
     return out
 
 
-def run_segmentation(cfg: Any, engine: Any, accelerator: Any, options: SegmentOptions) -> dict[str, Any]:
-    """Evaluate every segmentation benchmark of ``cfg``; per benchmark and method mIoU, pixel accuracy and
-    per-class IoU (written by the caller)."""
+def load_all(cfg: Any) -> list[SegData]:
+    """Every benchmark of ``cfg``, loaded and checked before any image is encoded: a ``--background-threshold``
+    needs a class named ``background`` in each; benchmarks sharing a name are named by their folders' last path
+    components."""
+    datas = [load(spec, cfg.class_names) for spec in cfg.benchmarks]
+    if cfg.background_threshold is not None:
+        for data in datas:
+            if BACKGROUND not in (lab.casefold() for lab in data.labels):
+                raise EvalError(
+                    f"{data.name}: --background-threshold needs a class named '{BACKGROUND}', and its class names "
+                    f"({', '.join(data.labels[:5])}...) have none. Add one to its class-name file, or drop the "
+                    "threshold."
+                )
+    names = [d.name for d in datas]
+    repeated = [d for d in datas if names.count(d.name) > 1]
+    if repeated:
+        roots = [str(d.images[0].parent.parent.resolve()) for d in repeated]
+        if len(set(roots)) < len(roots):
+            raise EvalError("A segmentation benchmark is given twice; pass each once.")
+        for data, tail in zip(repeated, short_paths(roots), strict=True):
+            data.name = tail
+    return datas
+
+
+def run_segmentation(
+    cfg: Any, engine: Any, accelerator: Any, options: SegmentOptions, datas: list[SegData] | None = None
+) -> dict[str, Any]:
+    """Evaluate every segmentation benchmark of ``cfg`` (``datas``: as :func:`load_all` loaded them); per benchmark
+    and method mIoU, pixel accuracy and per-class IoU (written by the caller)."""
     miou = _miou_module()
     results: dict[str, Any] = {}
-    for spec in cfg.benchmarks:
-        data = load(spec, cfg.class_names)
+    for data in load_all(cfg) if datas is None else datas:
         templates = resolve_templates("imagenet80" if cfg.templates == "benchmark" else cfg.templates)
         requests = method_requests(engine, data, list(cfg.metrics), templates)
         resolved = {m: engine.resolve(r) for m, r in requests.items()}  # texts encoded once, before the images
@@ -237,15 +267,18 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def write(summary: dict[str, Any], out: Path) -> None:
+    claim_outputs(out, RUN_FILES)
     write_json(out / "segmentation.json", summary)
-    (out / "segmentation.md").write_text(markdown(summary), encoding="utf-8")
+    write_text(out / "segmentation.md", markdown(summary))
 
 
 __all__ = [
+    "RUN_FILES",
     "SEG_REGISTRY",
     "SegBenchmark",
     "SegData",
     "load",
+    "load_all",
     "markdown",
     "method_requests",
     "run_segmentation",

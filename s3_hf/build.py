@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,44 +14,16 @@ from .encoders.base import Encoder, as_encoder
 from .encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concept_groups
 from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
 from .families import check_canonicalization
+from .labels import check_labels
 from .metrics import DEFAULT_METRIC, check_metric
 from .options import DEFAULT_DESCRIPTOR_FORMAT, check_knn_k
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceParams, build_space
 from .synonyms import MAX_CONCEPTS, StaticSource, SynonymsLike, resolve_source
-from .synonyms.base import clean_all, clean_descriptors, normalise, source_descriptors
+from .synonyms.base import clean_all, clean_descriptors, source_descriptors
 from .templates import resolve_templates
 
 logger = logging.getLogger(__name__)
-
-
-def check_labels(labels: Sequence[str]) -> list[str]:
-    """The labels normalised (:func:`~s3_hf.synonyms.base.normalise`: NFC, no invisible formatting characters,
-    whitespace and line breaks collapsed to one space). Rejects an empty list, non-strings, blank labels, control
-    characters and labels equal after normalisation and case folding."""
-    if isinstance(labels, str):
-        raise InvalidLabelsError(f"candidate labels must be a list of strings, got the single string {labels!r}.")
-    given = list(labels or [])
-    if not given:
-        raise InvalidLabelsError("No class labels given: pass at least one label, e.g. ['cat', 'dog'].")
-    out: list[str] = []
-    seen: dict[str, str] = {}
-    for label in given:
-        if not isinstance(label, str) or not normalise(label):
-            shown = given if len(given) <= 20 else f"{len(given)} labels"
-            raise InvalidLabelsError(f"Every label must be a non-empty string; got {label!r} in {shown}.")
-        text = normalise(label)
-        if any(unicodedata.category(c) == "Cc" for c in text):
-            raise InvalidLabelsError(f"Label {label!r} holds a control character: remove it.")
-        key = text.casefold()
-        if key in seen:
-            raise InvalidLabelsError(
-                f"Duplicate labels {seen[key]!r} and {label!r} (equal up to case, spacing and invisible characters):"
-                " each class needs a distinct label. Merge them, or list one as a synonym of the other."
-            )
-        seen[key] = label
-        out.append(text)
-    return out
 
 
 def check_concept_format(concept_format: str) -> str:

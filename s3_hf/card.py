@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
     from .artifact import SynonymSpace
 
 CARD_ROWS = 50
+#: A Hub repository id: ``org/name`` (no absolute path, no ``..``, no URL scheme).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w][\w.-]{0,95}")
 
 
 def template_path(name: str) -> Path:
@@ -27,16 +30,25 @@ def _cell(items: list[str], sep: str = ", ") -> str:
     return sep.join(items).replace("|", "/") or "–"
 
 
+def hub_model_id(base: str) -> str | None:
+    """``base`` as a Hub model id (``org/name``, open_clip's ``hf-hub:org/name`` too), or ``None`` for a local folder
+    or anything else a Hub URL cannot be made of."""
+    hub_id = base.removeprefix("hf-hub:")  # open_clip names its Hub checkpoints hf-hub:org/name
+    if not _HUB_ID.fullmatch(hub_id) or Path(hub_id).exists() or Path(base).exists():
+        return None
+    return hub_id
+
+
 def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
     """The README.md of a synonym-space artifact."""
     cfg = space.config
     summary = space.summary()
     base = cfg.base_model
-    hub_id = base.removeprefix("hf-hub:")  # open_clip names its Hub checkpoints hf-hub:org/name
+    hub_id = hub_model_id(base)
     card_data = ModelCardData(
         library_name="s3-hf",
         pipeline_tag="zero-shot-image-classification",
-        base_model=hub_id if "/" in hub_id and not Path(hub_id).exists() and ":" not in hub_id else None,
+        base_model=hub_id,
         tags=["s3-hf", "synonym-space", "zero-shot-image-classification", cfg.model_family or "clip"],
     )
     rows = [
@@ -54,6 +66,7 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
         card_data,
         template_str=template_path("synonym_space.md").read_text(encoding="utf-8"),
         base_model=base,
+        base_model_url=f"https://huggingface.co/{hub_id}" if hub_id else None,
         repo_id=repo_id or "path/to/this/space",
         num_classes=summary["classes"],
         metric=cfg.metric,
@@ -78,6 +91,7 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
 
 __all__ = [
     "CARD_ROWS",
+    "hub_model_id",
     "render_card",
     "template_path",
 ]

@@ -416,9 +416,13 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     out = args.out or args.space
     if out is None or (args.out is None and not Path(out).is_dir()):
         raise CLIUsageError("Pass --out DIR (with --labels, or with a Hub --space) to say where to write it.")
-    from .fewshot import SSPConfig
+    from .fewshot import SSPConfig, read_support
+    from .fewshot.support import require_every_class
 
     config = SSPConfig.from_dict({"mode": args.fewshot_mode, "seed": args.seed})
+    if "candidate_labels" in kwargs:  # the classes are known: check the support folder before anything is encoded
+        labels = kwargs["candidate_labels"]
+        require_every_class(read_support(args.support, labels)[1], labels)
     engine = load_engine(args.model, args.device)
     selection = engine.space(**kwargs)
     metric = args.metric or selection.space.config.metric
@@ -485,7 +489,7 @@ def _curated() -> list[str]:
 
 
 def cmd_synonyms(args: argparse.Namespace) -> int:
-    from .build import check_labels
+    from .labels import check_labels
     from .synonyms import source_descriptors, write_synonyms_file
     from .synonyms.base import clean_all
 
@@ -645,6 +649,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         canonicalizations={"none": (None,), "lower_no_punct": ("lower_no_punct",), "both": (None, "lower_no_punct")}[
             args.canonicalization
         ],
+        overwrite=args.overwrite,
     )
     summary = runner.run(cfg)
     if summary["benchmarks"] and all("error" in r for r in summary["benchmarks"].values()):
@@ -924,6 +929,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="text canonicalisation of every zero-shot method; 'both' reports each method twice "
         "(the lower_no_punct ones named method@lower_no_punct)",
     )
+    e.add_argument("--overwrite", action="store_true", help="replace files in --out that s3 eval did not write")
     e.set_defaults(func=cmd_eval)
 
     k = sub.add_parser("card", help="write eval results into a space's model card (model-index)")

@@ -36,6 +36,7 @@ from .fewshot import (
     fit_for_space,
     read_support,
 )
+from .fewshot.support import require_every_class
 from .metrics import centre_members, nearest_match, score
 from .options import (
     DEFAULT_CONCEPT_FORMAT,
@@ -712,6 +713,7 @@ class S3Engine:
 
         def fit() -> SSPAdapter:
             images, targets = read_support(support, labels)
+            require_every_class(targets, labels)
             glob, local = encode_support_images(self.encoder, None, images, progress=len(images) > 64)
             return fit_for_space(
                 selection.space,

@@ -289,7 +289,7 @@ def test_s3_eval_end_to_end_on_the_replica(samples, hub_home, tiny_clip_dir, tmp
     assert rec["samples"] == 5 and rec["classes"] == 4 and rec["random_weights"] is False
     assert {"label", "ensemble"} < set(rec["methods"]) and any(m.endswith("/local_center") for m in rec["methods"])
     assert "error" not in rec["fewshot"] and set(rec["fewshot"]["summary"]) == {"1"}
-    assert len(json.loads((out / "toy-wds.predictions.json").read_text())["labels"]) == 5
+    assert len(json.loads((out / rec["files"]["predictions"]).read_text())["labels"]) == 5
     assert (
         "test/1.tar (700 bytes, not whole 512-byte tar blocks) is not a" in summary["benchmarks"]["toy-broken"]["error"]
     )

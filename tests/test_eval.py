@@ -57,6 +57,11 @@ def test_metric_modules_match_hand_computation(runner):
     assert out["per_class_accuracy"] == {0: 0.5, 1: 0.0, 2: 0.5}
 
 
+def bench_file(out: Path, name: str, kind: str = "results") -> Path:
+    """A benchmark's results (or predictions) file, as results.json names it."""
+    return out / json.loads((out / "results.json").read_text())["benchmarks"][name]["files"][kind]
+
+
 def run_eval(args: list[str], nproc: int, cwd: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     launcher = (
@@ -83,11 +88,11 @@ def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path, family, scorin
     run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
     run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
     name = folder.name
-    one = json.loads((tmp_path / "one" / f"{name}.predictions.json").read_text())
-    two = json.loads((tmp_path / "two" / f"{name}.predictions.json").read_text())
+    one = json.loads(bench_file(tmp_path / "one", name, "predictions").read_text())
+    two = json.loads(bench_file(tmp_path / "two", name, "predictions").read_text())
     assert len(one["labels"]) == 7 and one == two
-    m1 = json.loads((tmp_path / "one" / f"{name}.json").read_text())["methods"]
-    m2 = json.loads((tmp_path / "two" / f"{name}.json").read_text())["methods"]
+    m1 = json.loads(bench_file(tmp_path / "one", name).read_text())["methods"]
+    m2 = json.loads(bench_file(tmp_path / "two", name).read_text())["methods"]
     methods = {"label", "ensemble"}
     rules = [None]
     if canonicalization == "both":
@@ -126,8 +131,8 @@ def test_fewshot_two_processes_equal_one(split_folder, tiny_clip_dir, tmp_path):
     args += ["--synonyms", "none", "--shots", "1,2", "--seeds", "1,2"]
     run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
     run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
-    one = json.loads((tmp_path / "one" / f"{split_folder.name}.json").read_text())
-    two = json.loads((tmp_path / "two" / f"{split_folder.name}.json").read_text())
+    one = json.loads(bench_file(tmp_path / "one", split_folder.name).read_text())
+    two = json.loads(bench_file(tmp_path / "two", split_folder.name).read_text())
     assert one["samples"] == 7 and one["fewshot"]["base"] == "ensemble"
     for rec in (one, two):
         rec["fewshot"].pop("timings_s")
@@ -183,10 +188,11 @@ def test_cache_resume_reports_and_unreachable(folder, tiny_clip_dir, tmp_path, r
     assert (out / "gains.png").stat().st_size > 1000
 
     # same configuration: the finished benchmark is not recomputed
-    (out / f"{folder.name}.predictions.json").unlink()
+    predictions = bench_file(out, folder.name, "predictions")
+    predictions.unlink()
     again = runner.run(cfg)
     assert again["benchmarks"][folder.name] == rec
-    assert not (out / f"{folder.name}.predictions.json").exists()
+    assert not predictions.exists()
 
     # another method set: scored again, on the cached image embeddings
     cfg.templates = "imagenet7"
@@ -287,10 +293,16 @@ def test_imagenet_sample_end_to_end(tiny_clip_dir, tmp_path, runner, monkeypatch
 
 def test_model_card_results(small_space, tmp_path, capsys):
     space_dir = small_space.save_pretrained(tmp_path / "space")
+    method = f"s3/syn/{small_space.config.metric}"
     summary = {
+        "model": small_space.config.base_model,
         "random_weights": False,
         "benchmarks": {
-            "pets": {"methods": {"label": {"top1": 0.5}, "s3/wordnet/local_center": {"top1": 0.625}}},
+            "pets": {
+                "class_names": small_space.labels,
+                "methods": {"label": {"top1": 0.5}, method: {"top1": 0.625}},
+                "synonyms": {method: small_space.classes[0].source},
+            },
             "down": {"error": "offline"},
         },
     }
@@ -328,8 +340,8 @@ def test_every_method_side_by_side_two_processes_equal_one(split_folder, tiny_cl
     args += ["--cupl", str(cupl), "--waffle", "2", "--shots", "2", "--seeds", "1"]
     run_eval([*args, "--out", str(tmp_path / "one")], 1, tmp_path)
     run_eval([*args, "--out", str(tmp_path / "two")], 2, tmp_path)
-    one = json.loads((tmp_path / "one" / f"{split_folder.name}.json").read_text())
-    two = json.loads((tmp_path / "two" / f"{split_folder.name}.json").read_text())
+    one = json.loads(bench_file(tmp_path / "one", split_folder.name).read_text())
+    two = json.loads(bench_file(tmp_path / "two", split_folder.name).read_text())
     methods = {"label", "ensemble", "dclip", "cupl", "waffle", "s3/syn/local_center", "s3/syn+descriptors/local_center"}
     assert set(one["methods"]) == methods and one["methods"] == two["methods"]
     for rec in (one, two):

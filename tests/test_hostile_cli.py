@@ -206,3 +206,25 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(accented_space):
     assert res.stdout.startswith("Synonym space for tiny")
     assert res.stderr == ""
     assert res.returncode == 1
+
+
+def test_wordnet_synonyms_do_not_import_torch(tmp_path):
+    from s3_hf.synonyms.wordnet import WordNetMissingError, load_wordnet
+
+    try:
+        load_wordnet()
+    except WordNetMissingError as err:
+        if os.environ.get("S3_REQUIRE_WORDNET"):
+            raise
+        pytest.skip(f"WordNet corpus not installed here ({err})")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("airplane\ndog\n", encoding="utf-8")
+    code = (
+        "import sys; from s3_hf.cli import main\n"
+        f"assert main(['synonyms', {str(labels)!r}, '--out', {str(tmp_path / 'syn.yaml')!r}]) == 0\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[]"
+    assert "aeroplane" in (tmp_path / "syn.yaml").read_text(encoding="utf-8")

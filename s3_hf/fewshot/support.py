@@ -90,6 +90,20 @@ def read_support(support: Any, class_names: Sequence[str]) -> tuple[list[Any], l
     )
 
 
+def require_every_class(targets: Sequence[int], class_names: Sequence[str]) -> None:
+    """Raise :class:`InvalidLabelsError` unless every class has a support image (or none has: zero-shot); checked
+    before the support images are encoded, so a gap costs nothing."""
+    if not targets:
+        return
+    present = set(targets)
+    missing = [c for i, c in enumerate(class_names) if i not in present]
+    if missing:
+        raise InvalidLabelsError(
+            f"The support set has no image of {len(missing)} classes ({missing[:10]}). Give every class at least "
+            "one image (a sub-folder named after it), or none at all (zero-shot)."
+        )
+
+
 def sample_shots(labels: Sequence[int], shots: int, seed: int) -> list[int]:
     """Indices of ``shots`` images per class (all of a class's images when it has fewer), drawn with ``seed``;
     sorted, and the same for the same (labels, shots, seed)."""
@@ -108,5 +122,6 @@ __all__ = [
     "IMAGE_COLUMNS",
     "LABEL_COLUMNS",
     "read_support",
+    "require_every_class",
     "sample_shots",
 ]
