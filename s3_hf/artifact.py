@@ -31,6 +31,7 @@ from .families import SCORING_RULES, TEXT_CANONICALIZATIONS
 from .fileio import load_json_text, recover_folder, write_artifact
 from .hub import download, upload
 from .metrics import ScoringState, check_state_size
+from .models import LOCAL_PREFIX, is_local_model, model_identity
 from .options import DEFAULT_KNN_K, DEFAULT_METRIC, METHODS, METRIC_NAMES, SpaceParams
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceTensors
@@ -156,10 +157,41 @@ def _check_config_types(data: dict[str, Any]) -> None:
         raise bad("provenance", "an object")
 
 
-def same_model(a: str, b: str) -> bool:
-    """Same checkpoint name: equal ids, or a local folder named like the Hub repo (``.../clip-vit-base-patch32``)."""
-    norm = [s.rstrip("/\\").replace("\\", "/") for s in (a, b)]
-    return norm[0] == norm[1] or norm[0].split("/")[-1] == norm[1].split("/")[-1]
+def _hub_copy_of(folder: str, repo: str) -> bool:
+    """Whether the local ``folder`` is a download of the Hub ``repo``: its snapshot in the Hub cache
+    (``models--org--name/snapshots/REV``), or a folder named like the repo (``hf download org/name --local-dir
+    .../name``, the offline route the README shows)."""
+    parts = Path(folder).parts
+    cache_dir = "models--" + repo.replace("/", "--")
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].casefold() == cache_dir.casefold():
+        return True
+    return parts[-1:] == (repo.rsplit("/", 1)[-1],)
+
+
+def same_model(a: str, b: str, revision_a: str | None = None, revision_b: str | None = None) -> bool:
+    """Whether two recorded model names are the same checkpoint.
+
+    Local folders match by their full resolved path (``runs/a/checkpoint-500`` is not ``runs/b/checkpoint-500``),
+    Hub ids by id and, when both sides record one, revision. A local folder matches a Hub id only when it is a
+    download of that repo (see :func:`_hub_copy_of`).
+
+    Args:
+        a: a model name (Hub id or folder), as a space or an encoder records it.
+        b: the other.
+        revision_a: the Hub revision (commit) recorded with ``a``, if any.
+        revision_b: the Hub revision recorded with ``b``, if any.
+    """
+    ids = [model_identity(s.strip().rstrip("/\\")) for s in (a, b)]
+    if revision_a and revision_b and revision_a != revision_b:
+        return False
+    local = [is_local_model(s) for s in ids]
+    paths = [s.removeprefix(LOCAL_PREFIX) for s in ids]
+    if all(local):
+        return paths[0] == paths[1]
+    if not any(local):
+        return ids[0].casefold() == ids[1].casefold()
+    folder, repo = (paths[0], ids[1]) if local[0] else (paths[1], ids[0])
+    return _hub_copy_of(folder, repo.removeprefix("hf-hub:"))
 
 
 class SynonymSpace:
@@ -218,7 +250,7 @@ class SynonymSpace:
                 f"model {name or '(unnamed)'} produces {dim}-d embeddings. Load the pipeline with "
                 f"model={self.config.base_model!r}, or rebuild the space for your model with `s3 build --model`."
             )
-        if name and not same_model(name, self.config.base_model):
+        if name and not same_model(name, self.config.base_model, encoder.revision, self.config.base_model_revision):
             raise ModelMismatchError(
                 f"This space was built with {self.config.base_model!r} but the pipeline's model is {name!r}; "
                 "text and image embeddings of different models are not comparable. Load the pipeline with "

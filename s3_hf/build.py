@@ -16,6 +16,7 @@ from .errors import InvalidConfigError, InvalidLabelsError, SynonymsError, Templ
 from .families import check_canonicalization
 from .labels import check_labels
 from .metrics import DEFAULT_METRIC, check_metric
+from .models import model_identity
 from .options import DEFAULT_DESCRIPTOR_FORMAT, check_knn_k
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceParams, build_space
@@ -266,7 +267,7 @@ def build_synonym_space(
             ClassRecord(label, records, float(geom.radius), list(geom.deaths), provenance, removed, list(descs))
         )
     config = S3Config(
-        base_model=base_model or encoder.name or "unknown",
+        base_model=model_identity(base_model or encoder.name or "unknown"),
         base_model_revision=encoder.revision,
         embedding_dim=int(points.shape[1]),
         class_names=labels,

@@ -21,6 +21,7 @@ from .families import UNSUPPORTED_FAMILIES
 logger = logging.getLogger(__name__)
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+LOCAL_PREFIX = "local-dir:"  # open_clip's spelling of a local folder
 #: The files in which a checkpoint can name its own Python code (an ``auto_map``).
 CODE_MAP_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
 
@@ -74,6 +75,32 @@ def resolve_device(device: Any = "auto") -> str:
     if not (callable(available) and available()):
         raise InvalidConfigError(f"Device {device!r} is not available on this machine; use cpu or auto.")
     return str(dev)
+
+
+def looks_local(name: str) -> bool:
+    """Whether a model name is spelled as a local path (absolute, explicitly relative, nested, Windows) rather than
+    as a Hub id ``org/name``."""
+    return name.startswith(("/", ".", "~", LOCAL_PREFIX)) or "\\" in name or ":" in name[1:3] or name.count("/") > 1
+
+
+def is_local_model(name: str) -> bool:
+    """Whether a model name is a local folder: spelled as a path, or an existing folder (which transformers loads
+    before looking at the Hub)."""
+    return bool(name.strip()) and (looks_local(name) or Path(name).is_dir())
+
+
+def model_identity(name: str | os.PathLike) -> str:
+    """A model's identity, as spaces record it: the resolved absolute path of a local folder (two folders that share
+    a name are told apart), else the Hub id (open_clip's ``hf-hub:`` ids included) unchanged.
+
+    Args:
+        name: a Hub id or a local folder (open_clip's ``local-dir:PATH`` keeps its prefix).
+    """
+    name = os.fspath(name)
+    if not is_local_model(name):
+        return name
+    prefix = LOCAL_PREFIX if name.startswith(LOCAL_PREFIX) else ""
+    return prefix + str(Path(name[len(prefix) :]).expanduser().resolve())
 
 
 def has_weights(path: str | os.PathLike) -> bool:
@@ -229,8 +256,7 @@ def load_model(
 
     name = os.fspath(name_or_path)
     path = Path(name)
-    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-    if looks_local and not path.exists():
+    if looks_local(name) and not path.exists():
         raise ModelLoadError(
             f"Model folder {name} does not exist. Pass an existing checkpoint folder or a Hub repo id "
             "such as openai/clip-vit-base-patch32."
@@ -292,7 +318,7 @@ def load_model(
             f"`hf download {name} --local-dir DIR` on a machine with network access)."
         ) from err
     model = model.to(device=target, dtype=torch_dtype or torch.float32).eval()
-    return LoadedModel(model, tokenizer, image_processor, name, random_weights)
+    return LoadedModel(model, tokenizer, image_processor, model_identity(name), random_weights)
 
 
 def _pickle_message(name: str) -> str:
@@ -338,8 +364,11 @@ __all__ = [
     "check_model_size",
     "estimate_params",
     "has_weights",
+    "is_local_model",
     "load_chat_model",
     "load_model",
+    "looks_local",
+    "model_identity",
     "refuse_remote_code",
     "resolve_device",
 ]

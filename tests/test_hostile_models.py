@@ -353,3 +353,57 @@ def test_hostile_model_inputs(tiny_clip_dir: Path, tmp_path: Path, monkeypatch, 
     with pytest.raises(error, match=fragment):
         load_model(target, device="cpu")
     assert not (tmp_path / "MARKER").exists() and not (tmp_path / "PICKLE_MARKER").exists()
+
+
+# ------------------------------------------------------------------------------------------ model identity
+def test_same_model_tells_apart_folders_that_share_a_name(tmp_path: Path, monkeypatch) -> None:
+    from s3_hf.artifact import same_model
+
+    a, b = tmp_path / "runs" / "a" / "checkpoint-500", tmp_path / "runs" / "b" / "checkpoint-500"
+    a.mkdir(parents=True), b.mkdir(parents=True)
+    assert not same_model(str(a), str(b))
+    assert same_model(str(a), str(a) + "/")
+    monkeypatch.chdir(tmp_path)
+    assert not same_model("runs/a/checkpoint-500", "runs/b/checkpoint-500")
+    assert same_model("runs/a/checkpoint-500", str(a))  # relative and absolute spellings of one folder
+    assert same_model("./runs/../runs/a/checkpoint-500", "local-dir:" + str(a))
+
+
+def test_same_model_hub_ids_by_id_and_revision(tmp_path: Path) -> None:
+    from s3_hf.artifact import same_model
+
+    hub = "openai/clip-vit-base-patch32"
+    assert same_model(hub, hub) and not same_model(hub, "laion/clip-vit-base-patch32")
+    assert same_model(hub, hub, "abc", None) and same_model(hub, hub, "abc", "abc")
+    assert not same_model(hub, hub, "abc", "def")
+    # a download of the repo: --local-dir named like it, or its snapshot in the Hub cache
+    assert same_model(str(tmp_path / "models" / "clip-vit-base-patch32"), hub)
+    snapshot = tmp_path / "hub" / "models--openai--clip-vit-base-patch32" / "snapshots" / "abc"
+    assert same_model(hub, str(snapshot))
+    assert not same_model(str(tmp_path / "models" / "clip-vit-large-patch14"), hub)
+    assert not same_model(str(tmp_path / "hub" / "models--laion--clip" / "snapshots" / "abc"), hub)
+
+
+def test_space_built_on_one_checkpoint_is_refused_with_its_namesake(
+    tiny_clip_dir: Path, tmp_path: Path, photos, capsys
+) -> None:
+    """runs/a/checkpoint-500 and runs/b/checkpoint-500 are different models (here: different seeds)."""
+    from helpers import make_tiny_clip
+
+    from s3_hf import S3Engine
+    from s3_hf.errors import ModelMismatchError
+
+    a = _copy(tiny_clip_dir, tmp_path / "runs" / "a" / "checkpoint-500")
+    b = make_tiny_clip(tmp_path / "runs" / "b" / "checkpoint-500", seed=1)
+    space = S3Engine.from_pretrained(a, device="cpu").build_space(["cat", "dog"], {"cat": ["kitty"]})
+    assert space.config.base_model == str(a.resolve())  # the full path is recorded
+    space.save_pretrained(tmp_path / "space")
+    with pytest.raises(ModelMismatchError, match="checkpoint-500"):
+        S3Engine.from_pretrained(b, device="cpu").space(synonym_space=str(tmp_path / "space"))
+    argv = ["classify", str(photos[0]), "--space", str(tmp_path / "space"), "--model", str(b)]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and "Traceback" not in err
+    assert err[err.index("error: ") :].startswith("error: This space was built with")
+    assert main([*argv[:-1], str(a)]) == 0

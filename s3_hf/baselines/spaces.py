@@ -25,6 +25,7 @@ from ..encoders.base import as_encoder
 from ..encoding import encode_concept_groups
 from ..errors import InvalidConfigError
 from ..families import check_canonicalization
+from ..models import model_identity
 from ..options import SpaceParams
 from ..records import ClassRecord, ConceptRecord
 from ..space import build_space
@@ -140,7 +141,7 @@ def build_method_space(
         for lab, texts, g in zip(labels, point_texts, geoms, strict=True)
     ]
     config = S3Config(
-        base_model=base_model or encoder.name or "unknown",
+        base_model=model_identity(base_model or encoder.name or "unknown"),
         base_model_revision=encoder.revision,
         embedding_dim=int(points.shape[1]),
         class_names=labels,

@@ -108,7 +108,7 @@ class OpenClipEncoder(Encoder):
         Raises:
             ModelLoadError: open_clip is not installed, or the checkpoint cannot be found or read.
         """
-        from ..models import check_model_size, hub_offline, hub_reachable, resolve_device
+        from ..models import check_model_size, hub_offline, hub_reachable, model_identity, resolve_device
 
         target = resolve_device(device)
         open_clip = _import_open_clip()
@@ -164,7 +164,7 @@ class OpenClipEncoder(Encoder):
                 + "Pass a local open_clip folder (open_clip_config.json and open_clip_model.safetensors) or an "
                 "hf-hub:org/name id you can download."
             ) from err
-        return cls(model.eval(), tokenizer, preprocess, name=name, random_weights=random_weights)
+        return cls(model.eval(), tokenizer, preprocess, name=model_identity(name), random_weights=random_weights)
 
     # ---------------------------------------------------------------------------------------------- facts
     @property
