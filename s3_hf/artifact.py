@@ -292,6 +292,17 @@ class SynonymSpace:
             "per_class": rows,
         }
 
+    def tensors_hash(self) -> str:
+        """The SHA-256 of the space's tensor file (``tensors_sha256`` in its config): what identifies the space a
+        few-shot adapter was fitted on. Computed from the tensors for a space not saved or loaded yet."""
+        if self.config.tensors_sha256 is None:
+            self.config.tensors_sha256 = hashlib.sha256(self._tensor_bytes()).hexdigest()
+        return self.config.tensors_sha256
+
+    def _tensor_bytes(self) -> bytes:
+        tensors = {k: v.contiguous() for k, v in self.tensors.tensors().items()}
+        return save_tensors(tensors, metadata={"format_version": str(FORMAT_VERSION)})
+
     # -------------------------------------------------------------------------------------------- saving
     def save_pretrained(
         self, save_directory: str | os.PathLike, repo_id: str | None = None, *, overwrite: bool = False
@@ -321,8 +332,7 @@ class SynonymSpace:
                 "card. Pick another folder, or pass overwrite=True (`--overwrite`) to replace it."
             )
         syn = {"format_version": FORMAT_VERSION, "classes": [rec.to_dict() for rec in self.classes]}
-        tensors = {k: v.contiguous() for k, v in self.tensors.tensors().items()}
-        data = save_tensors(tensors, metadata={"format_version": str(FORMAT_VERSION)})
+        data = self._tensor_bytes()
         self.config.tensors_sha256 = hashlib.sha256(data).hexdigest()
         stale = _stale_adapter(target, self.config.tensors_sha256)
         if stale and not overwrite:
@@ -458,9 +468,10 @@ def _stale_adapter(folder: Path, new_sha256: str) -> list[str]:
     present = [n for n in (SSP_CONFIG_NAME, SSP_TENSORS_NAME) if (folder / n).is_file()]
     if not present:
         return []
-    try:
-        old = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("tensors_sha256")
-    except (OSError, ValueError, AttributeError, RecursionError):
+    try:  # the space the adapter records, else (adapters fitted before it was recorded) the space saved there
+        old = json.loads((folder / SSP_CONFIG_NAME).read_text(encoding="utf-8"))["info"].get("space_sha256")
+        old = old or json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("tensors_sha256")
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, RecursionError):
         old = None
     return [] if old == new_sha256 else present
 

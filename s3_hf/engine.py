@@ -25,7 +25,14 @@ import torch
 from .artifact import REQUIRED_FILES, SynonymSpace, same_model
 from .build import build_synonym_space, check_concept_format, check_labels
 from .encoders import Encoder, as_encoder
-from .errors import InvalidConfigError, InvalidLabelsError, ModelMismatchError, SynonymsError, TemplateError
+from .errors import (
+    AdapterMismatchError,
+    InvalidConfigError,
+    InvalidLabelsError,
+    ModelMismatchError,
+    SynonymsError,
+    TemplateError,
+)
 from .families import FamilyInfo, check_canonicalization, check_supported, probabilities
 from .fewshot import (
     SSP_CONFIG_NAME,
@@ -763,6 +770,18 @@ class S3Engine:
                 f"The few-shot adapter was fitted for classes {adapter.labels[:5]}... ({adapter.num_classes}), "
                 f"not for the requested {selection.labels[:5]}... ({len(selection.labels)}). Fit one for these "
                 "classes."
+            )
+        fitted_space = adapter.info.space_sha256
+        if fitted_space is None:
+            logger.warning(
+                "The few-shot adapter does not record the space it was fitted on (saved by an older s3-hf); it is "
+                "used as is. Refit it with `s3 fewshot` so that a mismatch can be caught."
+            )
+        elif fitted_space != selection.space.tensors_hash():
+            raise AdapterMismatchError(
+                f"The few-shot adapter was fitted on another synonym space (tensor hash {fitted_space[:12]}..., this "
+                f"space's is {selection.space.tensors_hash()[:12]}...), even if the classes are the same: its text "
+                "vectors and tuned weights belong to that space. Refit it on this space with `s3 fewshot`."
             )
         return adapter
 

@@ -63,6 +63,10 @@ class ModelMismatchError(ArtifactError):
     """The artifact was built for another base model or embedding size."""
 
 
+class AdapterMismatchError(ModelMismatchError):
+    """A few-shot adapter was fitted on another synonym space (its recorded tensor hash differs)."""
+
+
 class HubError(S3Error):
     """Talking to the Hugging Face Hub failed (no token, no network, no access)."""
 
@@ -100,6 +104,7 @@ class SpaceBuildError(S3Error):
 
 
 __all__ = [
+    "AdapterMismatchError",
     "ArtifactCorruptError",
     "ArtifactError",
     "ArtifactNotFoundError",

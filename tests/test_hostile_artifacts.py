@@ -272,3 +272,63 @@ def test_saving_somewhere_impossible_is_a_typed_error(small_space, tmp_path, mon
     with pytest.raises(error):
         small_space.save_pretrained(where)
     assert os.listdir(tmp_path) == ["a-file"]
+
+
+# ------------------------------------------------------------------------------------------ adapter pairing
+@pytest.fixture(scope="module")
+def fitted(small_space):
+    from s3_hf.fewshot import fit_for_space
+
+    torch.manual_seed(0)
+    glob = torch.nn.functional.normalize(torch.randn(6, 16), dim=-1)
+    local = torch.nn.functional.normalize(torch.randn(6, 4, 16), dim=-1)
+    return fit_for_space(small_space, [0, 1, 2], glob, local, [0, 1, 2, 0, 1, 2], "local_center")
+
+
+def test_an_adapter_is_refused_on_another_space_with_the_same_labels(
+    small_space, fitted, tiny_model, tiny_clip_dir, s3_pipe, photos, tmp_path
+):
+    from s3_hf import build_synonym_space
+    from s3_hf.errors import AdapterMismatchError, ModelMismatchError
+    from s3_hf.fewshot import SSPAdapter
+
+    other = build_synonym_space(*tiny_model, small_space.labels, None, base_model=str(tiny_clip_dir))
+    assert other.labels == small_space.labels and other.tensors_hash() != small_space.tensors_hash()
+    assert fitted.info.space_sha256 == small_space.tensors_hash()
+    image = str(photos[0])
+    assert s3_pipe(image, synonym_space=small_space, support=fitted, metric="local_center")
+    with pytest.raises(AdapterMismatchError, match="another synonym space") as err:
+        s3_pipe(image, synonym_space=other, support=fitted, metric="local_center")
+    assert isinstance(err.value, ModelMismatchError)
+
+    a = small_space.save_pretrained(tmp_path / "a")  # the same pairing through files: the hash survives saving
+    fitted.save_pretrained(a)
+    b = other.save_pretrained(tmp_path / "b")
+    assert SSPAdapter.from_pretrained(a).info.space_sha256 == SynonymSpace.from_pretrained(a).tensors_hash()
+    assert s3_pipe(image, synonym_space=str(a), support=str(a), metric="local_center")
+    with pytest.raises(AdapterMismatchError):
+        s3_pipe(image, synonym_space=str(b), support=str(a), metric="local_center")
+
+
+def test_an_adapter_without_the_space_hash_loads_with_a_warning(small_space, fitted, s3_pipe, photos, tmp_path, caplog):
+    from s3_hf.fewshot import SSP_CONFIG_NAME
+
+    folder = fitted.save_pretrained(tmp_path / "old")
+    meta = json.loads((folder / SSP_CONFIG_NAME).read_text())
+    del meta["info"]["space_sha256"]  # as an older s3-hf wrote it
+    (folder / SSP_CONFIG_NAME).write_text(json.dumps(meta))
+    with caplog.at_level("WARNING", logger="s3_hf.engine"):
+        assert s3_pipe(str(photos[0]), synonym_space=small_space, support=str(folder), metric="local_center")
+    assert "does not record the space" in caplog.text
+
+
+@pytest.mark.parametrize("value", [3, ["x"], True])
+def test_an_adapter_space_hash_of_the_wrong_type_is_a_typed_error(fitted, tmp_path, value):
+    from s3_hf.fewshot import SSP_CONFIG_NAME, SSPAdapter
+
+    folder = fitted.save_pretrained(tmp_path / "bad")
+    meta = json.loads((folder / SSP_CONFIG_NAME).read_text())
+    meta["info"]["space_sha256"] = value
+    (folder / SSP_CONFIG_NAME).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactCorruptError, match="space_sha256"):
+        SSPAdapter.from_pretrained(folder)

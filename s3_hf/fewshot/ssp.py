@@ -110,7 +110,7 @@ class SSPConfig:
         return cls(**data)  # __post_init__ validates and turns grids (JSON lists) into tuples
 
 
-PROVENANCE_KEYS = ("base_model", "zero_shot_metric", "text_vector")
+PROVENANCE_KEYS = ("base_model", "zero_shot_metric", "text_vector", "space_sha256")
 
 
 def _refit(where: str, msg: str) -> ArtifactCorruptError:
@@ -129,8 +129,9 @@ class FitInfo:
     split of ``validation_images`` support images (then ``validation_accuracy`` is the adapter's accuracy on it
     and ``validation_zero_shot_accuracy`` the zero-shot one). ``shots`` counts support images per class, ``ranks``
     holds the ``vision`` and per-class ``language`` subspace ranks. ``base_model``, ``zero_shot_metric`` and
-    ``text_vector`` say what the adapter was fitted on top of (``None`` when unknown, e.g. fitted on raw
-    features with :func:`fit_ssp`). Fields that are ``None`` are left out of the saved file.
+    ``text_vector`` say what the adapter was fitted on top of, ``space_sha256`` the space (the hash of its tensors,
+    see :meth:`~s3_hf.artifact.SynonymSpace.tensors_hash`); ``None`` when unknown, e.g. fitted on raw features
+    with :func:`fit_ssp`. Fields that are ``None`` are left out of the saved file.
     """
 
     embedding_dim: int
@@ -146,6 +147,7 @@ class FitInfo:
     base_model: str | None = None
     zero_shot_metric: str | None = None
     text_vector: str | None = None
+    space_sha256: str | None = None  # of the tensors of the space it was fitted on (None: not recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -553,7 +555,7 @@ def fit_ssp(
         config: the SSP options; ``None`` for the defaults.
         tau: CLIP's logit scale, the temperature of the tuning loss.
         extra_info: what the adapter is fitted on top of, recorded in its :class:`FitInfo`: any of
-            ``base_model``, ``zero_shot_metric`` and ``text_vector``.
+            ``base_model``, ``zero_shot_metric``, ``text_vector`` and ``space_sha256``.
 
     Returns:
         The fitted :class:`SSPAdapter`; with an empty support set, one that returns the zero-shot scores

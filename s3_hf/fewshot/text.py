@@ -54,7 +54,7 @@ def fit_for_space(
         text_vector: each class's text vector, one of ``TEXT_VECTORS``: its S^3 global centre or its label.
 
     Returns:
-        The fitted :class:`SSPAdapter`; its ``info`` records the space's base model, ``metric`` and
+        The fitted :class:`SSPAdapter`; its ``info`` records the space's base model and tensor hash, ``metric`` and
         ``text_vector``.
     """
     state = space.scoring_state()
@@ -67,6 +67,7 @@ def fit_for_space(
         "base_model": space.config.base_model,
         "zero_shot_metric": metric,
         "text_vector": text_vector,
+        "space_sha256": space.tensors_hash(),
     }
     return fit_ssp(
         glob,
