@@ -358,7 +358,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     from .encoding import load_image
     from .fileio import write_files, write_json
-    from .segmentation import SegmentOptions, index_image, overlay, read_class_names
+    from .segmentation import BACKGROUND, SegmentOptions, index_image, overlay, read_class_names
 
     if args.class_names:
         if args.space or args.labels:
@@ -382,6 +382,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise CLIUsageError(
             f"{existing[0]} exists (and {len(existing) - 1} more of the files s3 segment writes): pass another --out, "
             "or --overwrite to replace them."
+        )
+    labels = kwargs.get("candidate_labels")
+    if args.background_threshold is not None and labels and BACKGROUND not in {x.casefold() for x in labels}:
+        raise CLIUsageError(
+            "--background-threshold needs a class named 'background' among the labels: add one or drop the threshold."
         )
     engine = load_engine(args.model, args.device)
     request = engine.request(metric=args.metric, **kwargs)

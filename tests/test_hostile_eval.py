@@ -422,3 +422,35 @@ def test_card_links_only_hub_ids(small_space, monkeypatch):
     for text in ("/abs/path/model", "../up/model", "https://example.com/x", "C:\\models\\clip", "a/b/c", "hf-hub:"):
         assert hub_model_id(text) is None, text
     assert hub_model_id("hf-hub:laion/CLIP-ViT-B-32") == "laion/CLIP-ViT-B-32"
+
+
+def test_card_accepts_the_eval_of_the_spaces_own_model_classes_and_synonyms(tiny_clip_dir, tmp_path, runner, capsys):
+    """End to end: `s3 build` and `s3 eval` with the same model, classes and synonyms file; `s3 card` takes it, and
+    refuses the same results for a space built with other synonyms."""
+    bench = image_folder(tmp_path / "pets", {"cat": 1, "dog": 2})
+    syn = tmp_path / "syn.json"
+    syn.write_text(json.dumps({"cat": ["kitty"], "dog": ["puppy"]}))
+    cfg = config(runner, tiny_clip_dir, [bench], tmp_path / "out", metrics=["local_center"])
+    cfg.synonyms = [str(syn)]
+    runner.run(cfg)
+    results = tmp_path / "out" / "results.json"
+    space = tmp_path / "space"
+    build = ["build", "cat,dog", "--synonyms", str(syn), "--model", str(tiny_clip_dir), "--out", str(space)]
+    assert main(build) == 0
+    assert main(["card", str(space), "--results", str(results), "--method", "s3/syn/local_center"]) == 0
+    assert "top-1 accuracy (s3/syn/local_center)" in (space / "README.md").read_text()
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"cat": ["tabby"], "dog": ["hound"]}))
+    assert main([*build[:3], str(other), *build[4:-1], str(tmp_path / "space2")]) == 0
+    capsys.readouterr()
+    assert main(["card", str(tmp_path / "space2"), "--results", str(results), "--method", "s3/syn/local_center"]) == 2
+    assert "synonym source" in capsys.readouterr().err
+
+
+def test_segment_background_threshold_without_background_fails_before_the_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("s3_hf.cli.load_engine", lambda *a, **k: pytest.fail("model loaded"))
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    argv = ["segment", str(tmp_path / "a.png"), "--labels", "sky,tree", "--background-threshold", "0.5"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "'background'" in err and err.count("\n") == 1
