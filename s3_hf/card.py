@@ -26,8 +26,18 @@ def template_path(name: str) -> Path:
     raise FileNotFoundError(f"Model-card template {name} is missing from the s3-hf installation.")
 
 
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def _md(text: str, code: bool = False) -> str:
+    """``text`` as one Markdown table cell: line breaks become spaces, ``|`` is escaped, and ``\\`` too outside a
+    code span (``code``), where Markdown shows it as written."""
+    text = _LINE_BREAKS.sub(" ", text)
+    return (text if code else text.replace("\\", "\\\\")).replace("|", "\\|")
+
+
 def _cell(items: list[str], sep: str = ", ") -> str:
-    return sep.join(items).replace("|", "/") or "–"
+    return _md(sep.join(items)) or "–"
 
 
 def hub_model_id(base: str) -> str | None:
@@ -53,7 +63,7 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
     )
     rows = [
         {
-            "label": r["label"],
+            "label": _md(r["label"]),
             "kept": _cell(r["kept"]),
             "dropped": _cell([f"{d['text']} ({d['reason']})" for d in r["drops"]], "; "),
             "radius": f"{r['radius']:.4f}",
@@ -77,12 +87,12 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
         removed=summary["removed"],
         removed_kinds=", ".join(f"{n} {kind}" for kind, n in sorted(removed.items())),
         num_templates=len(cfg.templates),
-        concept_format=cfg.concept_format,
+        concept_format=_md(cfg.concept_format, code=True),
         radius_rule=cfg.space.radius,
         gap_ratio=cfg.space.gap_ratio,
         min_points=cfg.space.min_points,
         max_dim=cfg.space.max_dim,
-        sources=", ".join(sources),
+        sources=_md(", ".join(sources)),
         rows=rows,
         truncated=summary["classes"] > CARD_ROWS,
     )

@@ -332,3 +332,34 @@ def test_an_adapter_space_hash_of_the_wrong_type_is_a_typed_error(fitted, tmp_pa
     (folder / SSP_CONFIG_NAME).write_text(json.dumps(meta))
     with pytest.raises(ArtifactCorruptError, match="space_sha256"):
         SSPAdapter.from_pretrained(folder)
+
+
+# ------------------------------------------------------------------------------------------------ model card
+def _cells(row: str) -> list[str]:
+    """A Markdown table row's cells, split at the pipes that are not escaped."""
+    import re
+
+    return [c.strip() for c in re.split(r"(?<!\\)\|", row.strip())[1:-1]]
+
+
+def test_labels_and_concepts_with_line_breaks_or_pipes_keep_the_card_table_whole(small_space, tmp_path):
+    from s3_hf.card import render_card
+
+    folder = small_space.save_pretrained(tmp_path / "space")
+    hostile = ["cat|wild\nthing", "dog\r\nnew line", "air\u2028plane \\ back"]
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    syn = json.loads((folder / SYNONYMS_NAME).read_text())
+    config["class_names"] = hostile  # as a hand-edited or older artifact may hold them (build normalises labels)
+    for rec, label in zip(syn["classes"], hostile, strict=True):
+        rec["label"] = label
+        rec["concepts"][0]["text"] = f"a {label} | b\n"
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    (folder / SYNONYMS_NAME).write_text(json.dumps(syn))
+    card = render_card(SynonymSpace.from_pretrained(folder))
+    lines = card.splitlines()
+    head = lines.index("| class | kept concepts | dropped (why) | radius |")
+    rows = lines[head + 2 : head + 2 + len(hostile)]
+    assert [len(_cells(r)) for r in rows] == [4, 4, 4]
+    assert [_cells(r)[0] for r in rows] == ["cat\\|wild thing", "dog new line", "air plane \\\\ back"]
+    assert all(_cells(r)[1].startswith("a ") and "\\| b" in _cells(r)[1] for r in rows)
+    assert not any(x.startswith("|") for x in lines[head + 2 + len(hostile) :])  # nothing spilled into more rows
