@@ -101,6 +101,20 @@ def _fitting_descriptors(
     return [d for d, is_long in zip(descs, long, strict=True) if not is_long]
 
 
+def _class_source(provenance: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """The provenance a class record keeps: a per-label ``senses`` map (WordNet's, also inside a synonyms file's
+    ``generated_by``) is cut to the class's own ``sense``, so records do not repeat every class's sense."""
+    out = dict(provenance)
+    for key, value in provenance.items():
+        if key == "senses" and isinstance(value, Mapping):
+            del out[key]
+            if label in value:
+                out["sense"] = value[label]
+        elif isinstance(value, Mapping) and "senses" in value:
+            out[key] = _class_source(value, label)
+    return out
+
+
 def build_synonym_space(
     model: Any,
     tokenizer: Callable[..., Any] | None,
@@ -264,7 +278,9 @@ def build_synonym_space(
             for concept, kept in zip(concepts, geom.kept.tolist(), strict=True)
         ]
         classes.append(
-            ClassRecord(label, records, float(geom.radius), list(geom.deaths), provenance, removed, list(descs))
+            ClassRecord(
+                label, records, float(geom.radius), list(geom.deaths), _class_source(provenance, label), removed, descs
+            )
         )
     config = S3Config(
         base_model=model_identity(base_model or encoder.name or "unknown"),

@@ -854,7 +854,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     y.add_argument("--retries", type=int, default=3, metavar="N", help="openai: retries of a failed request")
     y.add_argument("--domain", help="LLM: what the dataset is about, e.g. 'aircraft models'")
-    y.add_argument("--ambiguous", choices=["first", "label-only", "error"], default="first", help="wordnet")
+    y.add_argument(
+        "--ambiguous",
+        choices=["fit", "first", "label-only", "error"],
+        default="fit",
+        help="wordnet: the sense of an ambiguous label (fit: the one nearest the other labels)",
+    )
     y.add_argument("--no-cache", action="store_true", help="LLM: ignore and do not write the on-disk cache")
     y.add_argument(
         "--descriptors", action="store_true", help="LLM: also ask for up to 5 visual descriptors per label (kept)"

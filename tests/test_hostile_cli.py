@@ -228,3 +228,53 @@ def test_wordnet_synonyms_do_not_import_torch(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"
     assert "aeroplane" in (tmp_path / "syn.yaml").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------ WordNet senses
+@pytest.fixture(scope="module")
+def wordnet():
+    from s3_hf.errors import WordNetMissingError
+    from s3_hf.synonyms import WordNetSource
+
+    try:
+        WordNetSource()
+    except WordNetMissingError as err:
+        if os.environ.get("S3_REQUIRE_WORDNET"):  # CI installs the corpus: these tests must run there
+            raise
+        pytest.skip(f"WordNet corpus not installed here ({err})")
+    return WordNetSource
+
+
+@pytest.mark.parametrize(
+    ("labels", "sense"),
+    [
+        (["crane"], "crane.n.04"),  # no context: not a writer (instances), not a constellation (not physical)
+        (["crane", "heron", "stork", "flamingo"], "crane.n.05"),  # the bird among birds
+        (["crane", "forklift", "bulldozer", "tractor"], "crane.n.04"),  # the machine among machines
+        (["mouse", "keyboard", "monitor", "printer"], "mouse.n.04"),
+        (["mouse", "rat", "hamster", "squirrel"], "mouse.n.01"),
+    ],
+)
+def test_wordnet_takes_the_sense_that_fits_and_records_it(wordnet, labels, sense, caplog):
+    source = wordnet()
+    with caplog.at_level(logging.WARNING):
+        synonyms = source.synonyms(labels)
+    assert source.used[labels[0]] == sense
+    assert source.provenance()["senses"][labels[0]] == sense
+    assert synonyms[labels[0]] == [x.replace("_", " ") for x in source.wn.synset(sense).lemma_names()][1:]
+    assert f"using {sense}" in caplog.text
+
+
+def test_a_given_wordnet_id_wins_over_the_context(wordnet):
+    source = wordnet(senses={"crane": "n02012849"})
+    source.synonyms(["crane", "forklift"])
+    assert source.used["crane"] == "crane.n.05"
+
+
+def test_class_records_keep_only_their_own_sense(wordnet, tiny_model):
+    from s3_hf import build_synonym_space
+
+    space = build_synonym_space(*tiny_model, ["crane", "heron"], wordnet(), templates=["{}"])
+    assert space.config.provenance["senses"] == {"crane": "crane.n.05", "heron": "heron.n.02"}
+    assert [c.source.get("sense") for c in space.classes] == ["crane.n.05", "heron.n.02"]
+    assert all("senses" not in c.source for c in space.classes)

@@ -2,9 +2,12 @@
 
 A label may be a plain word ("airplane"), a WordNet id ("n01440764", as ImageNet uses) or a synset name
 ("crane.n.05"); ``senses={label: id}`` picks the sense for plain labels. A plain label with several noun
-senses is never merged across senses: by default its first (most frequent) sense is used and a warning lists
-the others with the ids that select them; ``ambiguous="label-only"`` gives it no synonyms and
-``ambiguous="error"`` raises.
+senses is never merged across senses. By default (``ambiguous="fit"``) it takes the sense that fits: senses that
+are not instances (no "Stephen Crane" for "crane") and that name physical things are preferred, and among those the
+one nearest the other labels (the deepest WordNet ancestor it shares with their senses: "crane" among herons and
+storks is the bird, among forklifts the machine); a warning names the sense used and lists the others with the ids
+that select them. ``ambiguous="first"`` takes the first (most frequent) sense, ``"label-only"`` gives the label no
+synonyms and ``"error"`` raises. The sense used for each label is recorded in :meth:`WordNetSource.provenance`.
 
 Corpus: ``nltk.download("wordnet")``, or on Debian/Ubuntu the packages ``wordnet-base`` and
 ``wordnet-sense-index`` (``/usr/share/wordnet``), read in place; nltk's ``lexnames`` file, which Debian does
@@ -19,6 +22,7 @@ import logging
 import os
 import re
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -40,6 +44,8 @@ INSTALL_HELP = (
 _WNID = re.compile(r"^([nvar])(\d{8})$")
 _SYNSET = re.compile(r"^.+\.[nvasr]\.\d+$")
 _CATEGORY = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
+AMBIGUOUS = ("fit", "first", "label-only", "error")
+_PHYSICAL = "physical_entity.n.01"
 
 
 # WordNet 3.0's lexicographer files (lexnames(5WN)), used when the man page is not installed (slim images
@@ -126,25 +132,76 @@ class WordNetSource:
     def __init__(
         self,
         senses: Mapping[str, str] | None = None,
-        ambiguous: str = "first",
+        ambiguous: str = "fit",
         max_synonyms: int = MAX_CONCEPTS,
         root: str | os.PathLike | None = None,
     ) -> None:
-        if ambiguous not in ("first", "label-only", "error"):
-            raise ValueError("ambiguous must be 'first', 'label-only' or 'error'")
+        if ambiguous not in AMBIGUOUS:
+            raise ValueError(f"ambiguous must be one of {AMBIGUOUS}")
         self.senses = dict(senses or {})
         self.ambiguous = ambiguous
         self.max_synonyms = max_synonyms
         self.wn = load_wordnet(str(root) if root else None)
         self._date = datetime.now(UTC).isoformat(timespec="seconds")
+        self._ancestors: dict[str, frozenset[str]] = {}
+        self._depths: dict[str, int] = {}
+        self._context: tuple[Counter[str], dict[str, Any]] | None = None
+        #: label -> the name of the synset its synonyms came from (filled by :meth:`synonyms`).
+        self.used: dict[str, str] = {}
 
     def provenance(self) -> dict[str, Any]:
-        return {
+        prov = {
             "name": self.name,
             "version": str(self.wn.get_version()),
             "ambiguous": self.ambiguous,
             "date": self._date,
         }
+        if self.used:
+            prov["senses"] = dict(self.used)
+        return prov
+
+    def _ancestor_names(self, synset: Any) -> frozenset[str]:
+        """The synset and every hypernym above it (instance hypernyms too), by name."""
+        name = synset.name()
+        if name not in self._ancestors:
+            above = synset.closure(lambda s: s.hypernyms() + s.instance_hypernyms())
+            self._ancestors[name] = frozenset([name, *(s.name() for s in above)])
+        return self._ancestors[name]
+
+    def _depth(self, name: str) -> int:
+        if name not in self._depths:
+            self._depths[name] = self.wn.synset(name).min_depth()
+        return self._depths[name]
+
+    def _preferred(self, found: list[Any]) -> list[Any]:
+        """Senses a photo can show, in WordNet's order: not instances (people, places by name), physical things."""
+        common = [s for s in found if not s.instance_hypernyms()] or found
+        return [s for s in common if _PHYSICAL in self._ancestor_names(s)] or common
+
+    def _fit(self, label: str, found: list[Any]) -> Any:
+        """The preferred sense of ``label`` nearest the other labels of the last :meth:`synonyms` call."""
+        candidates = self._preferred(found)
+        if self._context is None or len(candidates) == 1:
+            return candidates[0]
+        counts, refs = self._context
+        own = self._ancestor_names(refs[label]) if label in refs else frozenset()
+
+        def nearness(synset: Any) -> tuple[int, int]:
+            shared = [(self._depth(a), counts[a] - (a in own)) for a in self._ancestor_names(synset)]
+            return max([x for x in shared if x[1] > 0], default=(-1, 0))
+
+        return max(candidates, key=nearness)  # max keeps the first of equals: WordNet's (frequency) order
+
+    def _reference(self, label: str) -> Any | None:
+        """A label's sense without context (an id, a given sense, or its first preferred noun sense)."""
+        ref = self.senses.get(label, label).strip()
+        if _WNID.match(ref) or _SYNSET.match(ref):
+            try:
+                return self.synset(label)
+            except S3Error:
+                return None
+        found = self.wn.synsets(ref.replace(" ", "_"), pos="n")
+        return self._preferred(found)[0] if found else None
 
     def synset(self, label: str) -> Any | None:
         """The synset for a label, a WordNet id or a synset name; ``None`` if WordNet does not know it."""
@@ -174,15 +231,27 @@ class WordNetSource:
                     f"{label!r} has {len(found)} WordNet noun senses: {senses}. Give the label as one of these "
                     "ids (n01234567 or name.n.NN) or pass senses={label: id}."
                 )
+            if self.ambiguous == "label-only":
+                logger.warning(
+                    "%r has %d WordNet noun senses; giving it no synonyms. Senses: %s. Pick one with a WordNet id "
+                    "or name.n.NN.",
+                    label,
+                    len(found),
+                    senses,
+                )
+                return None
+            chosen = found[0] if self.ambiguous == "first" else self._fit(label, found)
             logger.warning(
-                "%r has %d WordNet noun senses; %s. Senses: %s. Pick one with a WordNet id or name.n.NN.",
+                "%r has %d WordNet noun senses; using %s (%s), %s. Senses: %s. Pick another with a WordNet id or "
+                "name.n.NN.",
                 label,
                 len(found),
-                "using the first" if self.ambiguous == "first" else "giving it no synonyms",
+                chosen.name(),
+                chosen.definition()[:40],
+                "the first" if self.ambiguous == "first" else "the one that fits the other labels best",
                 senses,
             )
-            if self.ambiguous == "label-only":
-                return None
+            return chosen
         return found[0]
 
     def unique_labels(self, labels: Sequence[str], ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -208,9 +277,22 @@ class WordNetSource:
         return out, self.senses
 
     def synonyms(self, labels: Sequence[str]) -> dict[str, list[str]]:
+        """The lemmas of each label's sense (see the module docstring), other than the label itself; records the
+        sense used in :attr:`used`."""
+        refs = {label: self._reference(label) for label in labels} if self.ambiguous == "fit" else {}
+        counts: Counter[str] = Counter()
+        for ref in refs.values():
+            if ref is not None:
+                counts.update(self._ancestor_names(ref))
+        self._context = (counts, {k: v for k, v in refs.items() if v is not None})
         out = {}
-        for label in labels:
-            synset = self.synset(label)
-            lemmas = [] if synset is None else [lemma.replace("_", " ") for lemma in synset.lemma_names()]
-            out[label] = [x for x in lemmas if x.casefold() != label.casefold()][: self.max_synonyms]
+        try:
+            for label in labels:
+                synset = self.synset(label)
+                if synset is not None:
+                    self.used[label] = synset.name()
+                lemmas = [] if synset is None else [lemma.replace("_", " ") for lemma in synset.lemma_names()]
+                out[label] = [x for x in lemmas if x.casefold() != label.casefold()][: self.max_synonyms]
+        finally:
+            self._context = None
         return out
