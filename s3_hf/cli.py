@@ -33,11 +33,51 @@ if TYPE_CHECKING:
     from .engine import S3Engine
 
 
-def load_engine(model: str, device: str = "auto") -> S3Engine:
+def load_engine(model: str, device: str = "auto", revision: str | None = None) -> S3Engine:
     """The engine for a Hub id or a local checkpoint folder (a typed, actionable error when it cannot load)."""
     from .engine import S3Engine
 
-    return S3Engine.from_pretrained(model, device=device)
+    return S3Engine.from_pretrained(model, device=device, revision=revision)
+
+
+def _model_choice(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The model (and Hub revision) to load: ``--model``, else the base model the ``--space`` (or the ``--support``
+    adapter) was built with, else the default model."""
+    if args.model:
+        return args.model, None
+    base, revision, source = None, None, ""
+    if getattr(args, "space", None):
+        from .artifact import SynonymSpace
+
+        config = SynonymSpace.from_pretrained(args.space).config
+        base, revision, source = config.base_model, config.base_model_revision, f"The space {args.space}"
+    elif getattr(args, "support", None):
+        from .fewshot import SSP_CONFIG_NAME, SSPAdapter
+
+        if (Path(args.support) / SSP_CONFIG_NAME).is_file():
+            base, source = SSPAdapter.from_pretrained(args.support).info.base_model, f"The adapter {args.support}"
+    if not source:
+        return DEFAULT_MODEL, None
+    from .errors import ModelLoadError
+    from .models import is_local_model
+
+    if not base or base == "unknown":
+        raise CLIUsageError(f"{source} does not record the model it was built with: pass --model.")
+    if is_local_model(base):
+        if not Path(base.removeprefix("local-dir:")).is_dir():
+            raise ModelLoadError(
+                f"{source} was built with the local model {base}, which is not on this machine: pass --model with "
+                "that checkpoint (or a copy of it)."
+            )
+        return base, None
+    return base, revision
+
+
+def engine_for(args: argparse.Namespace) -> S3Engine:
+    """The engine of a command: the model :func:`_model_choice` picks (``args.model`` is set to it, for what the
+    command records and prints) on ``--device``."""
+    args.model, revision = _model_choice(args)
+    return load_engine(args.model, args.device, revision)
 
 
 def _is(path: Path, kind: str) -> bool:
@@ -161,7 +201,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise CLIUsageError("Pass a labels file, or --synonyms FILE whose classes are the labels.")
     labels = check_labels(labels)  # labels and synonyms are checked before the model loads
     synonyms = resolve_source(args.synonyms) if args.synonyms is not None else None
-    engine = load_engine(args.model, args.device)
+    engine = engine_for(args)
     space = build_synonym_space(
         engine.encoder,
         None,
@@ -316,7 +356,7 @@ def _fewshot_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_classify(args: argparse.Namespace) -> int:
     kwargs = _space_kwargs(args)
     images = _images(args.images)
-    engine = load_engine(args.model, args.device)
+    engine = engine_for(args)
     metric = args.metric or DEFAULT_METRIC
     fewshot = _fewshot_kwargs(args)
     method = "S^3" if not fewshot else f"S^3 + {args.fewshot_mode.upper()}"
@@ -388,7 +428,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise CLIUsageError(
             "--background-threshold needs a class named 'background' among the labels: add one or drop the threshold."
         )
-    engine = load_engine(args.model, args.device)
+    engine = engine_for(args)
     request = engine.request(metric=args.metric, **kwargs)
     summary = []
     for path in images:
@@ -428,7 +468,7 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     if "candidate_labels" in kwargs:  # the classes are known: check the support folder before anything is encoded
         labels = kwargs["candidate_labels"]
         require_every_class(read_support(args.support, labels)[1], labels)
-    engine = load_engine(args.model, args.device)
+    engine = engine_for(args)
     selection = engine.space(**kwargs)
     metric = args.metric or selection.space.config.metric
     adapter = engine.adapter(selection, args.support, metric, selection.space.config.knn_k, config)
@@ -448,7 +488,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DEMO_PHOTOS, DEMO_SYNONYMS, demo_photos
 
     photos = demo_photos()
-    engine = load_engine(args.model, args.device)
+    engine = engine_for(args)
     kwargs = {"candidate_labels": list(DEMO_SYNONYMS), "synonyms": DEMO_SYNONYMS}
     results = _compare(engine, list(photos.values()), list(photos), kwargs, args.metric, 3)
     print(f"Model: {args.model}\n")
@@ -748,7 +788,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--templates", help="with --labels: a template, a file or a set name")
 
     def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", default=DEFAULT_MODEL, help=f"Hub id or local CLIP folder (default {DEFAULT_MODEL})")
+        p.add_argument(
+            "--model",
+            help=f"Hub id or local CLIP folder (default: the model the --space was built with, else {DEFAULT_MODEL})",
+        )
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
         p.add_argument("--batch-size", type=POSITIVE, default=32)
 

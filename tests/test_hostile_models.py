@@ -407,3 +407,54 @@ def test_space_built_on_one_checkpoint_is_refused_with_its_namesake(
     assert err.count("error: ") == 1 and "Traceback" not in err
     assert err[err.index("error: ") :].startswith("error: This space was built with")
     assert main([*argv[:-1], str(a)]) == 0
+
+
+# ----------------------------------------------------------------- a space's own model is the default model
+def test_cli_defaults_to_the_model_the_space_was_built_with(tiny_clip_dir: Path, tmp_path: Path, photos, capsys):
+    """No --model: classify, fewshot and segment load the space's recorded base model (offline, the default Hub
+    model would not load at all), and a classify with only a --support adapter loads the adapter's."""
+    from PIL import Image
+
+    space = tmp_path / "space"
+    build = ["build", "cat,dog", "--synonyms", str(_synonyms(tmp_path)), "--out", str(space)]
+    assert main([*build, "--model", str(tiny_clip_dir)]) == 0
+    assert main(["classify", str(photos[0]), "--space", str(space), "--json"]) == 0
+    support = tmp_path / "support"
+    for label, photo in zip(["cat", "dog", "cat", "dog"], photos, strict=False):
+        (support / label).mkdir(parents=True, exist_ok=True)
+        Image.open(photo).save(support / label / f"{photo.stem}.png")
+    assert main(["fewshot", str(support), "--space", str(space)]) == 0
+    assert (space / "ssp_config.json").is_file()
+    out = tmp_path / "seg"
+    seg = ["segment", str(photos[0]), "--space", str(space), "--out", str(out)]
+    assert main([*seg, "--short-side", "40", "--window", "32", "--stride", "16"]) == 0
+    assert (out / "segments.json").is_file()
+    assert main(["classify", str(photos[0]), "--space", str(space), "--support", str(space)]) == 0
+    adapter = tmp_path / "adapter"  # fitted on labels alone: the adapter records the model
+    assert (
+        main(["fewshot", str(support), "--labels", "cat,dog", "--out", str(adapter), "--model", str(tiny_clip_dir)])
+        == 0
+    )
+    assert main(["classify", str(photos[0]), "--labels", "cat,dog", "--support", str(adapter)]) == 0
+    capsys.readouterr()
+    # without a space, the default Hub model is still the default (and cannot load offline)
+    assert main(["classify", str(photos[0]), "--labels", "cat,dog"]) == 2
+    assert "openai/clip-vit-base-patch32" in capsys.readouterr().err
+
+
+def test_cli_space_built_on_a_folder_not_here_asks_for_model(tiny_clip_dir: Path, tmp_path: Path, photos, capsys):
+    model = _copy(tiny_clip_dir, tmp_path / "gone" / "checkpoint")
+    space = tmp_path / "space"
+    assert main(["build", "cat,dog", "--out", str(space), "--model", str(model)]) == 0
+    shutil.rmtree(model)
+    capsys.readouterr()
+    assert main(["classify", str(photos[0]), "--space", str(space)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: The space") and "not on this machine: pass --model" in err
+    assert str(model) in err
+
+
+def _synonyms(where: Path) -> Path:
+    path = where / "syn.json"
+    path.write_text(json.dumps({"cat": ["kitty"], "dog": ["puppy"]}))
+    return path
