@@ -88,6 +88,14 @@ def _is(path: Path, kind: str) -> bool:
         return False
 
 
+def _read_stdin(what: str) -> str:
+    """Standard input as UTF-8 text (``-`` for a file argument)."""
+    try:
+        return sys.stdin.buffer.read().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InvalidLabelsError(f"{what} on standard input are not UTF-8 text ({err.reason}): send UTF-8.") from err
+
+
 _JSON_LABELS = 'Pass a JSON list of strings, such as ["cat", "dog"], or one label per line in a .txt file.'
 
 
@@ -97,8 +105,8 @@ def read_labels(value: str) -> list[str]:
     from .synonyms.base import normalise
 
     path = Path(value)
-    if _is(path, "is_file"):
-        text = read_user_text(path, InvalidLabelsError, "Labels file")
+    if value == "-" or _is(path, "is_file") or (_is(path, "exists") and not _is(path, "is_dir")):  # -, pipes too
+        text = _read_stdin("Labels") if value == "-" else read_user_text(path, InvalidLabelsError, "Labels file")
         if path.suffix.lower() == ".json":
             labels = load_json_text(text, InvalidLabelsError, f"labels file {path}", _JSON_LABELS)
             if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
@@ -191,6 +199,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .space import SpaceParams
     from .synonyms import resolve_source
 
+    target = Path(os.path.abspath(args.out))
+    if not args.out.strip() or target == Path.cwd() or target in Path.cwd().parents:
+        raise CLIUsageError(
+            f"--out {args.out!r} names the current folder or one holding it: pass a folder for the space."
+        )
     if args.labels is not None:
         labels, _ = read_label_table(args.labels)
     elif args.synonyms is not None:
@@ -801,7 +814,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "labels",
         nargs="?",
-        help="labels file (.txt, .json, .tsv) or comma-separated labels; default: the classes of --synonyms",
+        help="labels file (.txt, .json, .tsv; - reads one per line from stdin) or comma-separated labels; default: "
+        "the classes of --synonyms",
     )
     b.add_argument("--synonyms", help="JSON/YAML file mapping each label to its synonyms (default: label only)")
     b.add_argument("--out", required=True, help="artifact folder to write")

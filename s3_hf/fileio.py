@@ -197,7 +197,7 @@ def _tag() -> str:
 
 
 def _target(folder: str | os.PathLike) -> Path:
-    target = Path(folder).absolute()
+    target = Path(os.path.abspath(folder))
     if target.is_symlink() and target.is_dir():  # swap the folder the link points to, keep the link
         target = target.resolve()
     if target.exists() and not target.is_dir():

@@ -177,7 +177,7 @@ def test_saving_through_a_symlink_keeps_the_link(small_space, tmp_path):
     assert (tmp_path / "link").is_symlink() and SynonymSpace.from_pretrained(tmp_path / "link")
 
 
-@pytest.mark.parametrize("where", [".", ""])
+@pytest.mark.parametrize("where", [".", "", "..", "/"])
 def test_the_current_folder_is_refused(small_space, tmp_path, monkeypatch, where):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ArtifactError):
@@ -363,3 +363,40 @@ def test_labels_and_concepts_with_line_breaks_or_pipes_keep_the_card_table_whole
     assert [_cells(r)[0] for r in rows] == ["cat\\|wild thing", "dog new line", "air plane \\\\ back"]
     assert all(_cells(r)[1].startswith("a ") and "\\| b" in _cells(r)[1] for r in rows)
     assert not any(x.startswith("|") for x in lines[head + 2 + len(hostile) :])  # nothing spilled into more rows
+
+
+# ----------------------------------------------------------------------------------------------- s3 build
+@pytest.mark.parametrize("out", ["", " ", ".", ".."])
+def test_build_into_the_current_folder_is_a_one_line_error(tiny_clip_dir, tmp_path, monkeypatch, capsys, out):
+    from s3_hf.cli import main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["build", "cat,dog", "--out", out, "--model", str(tiny_clip_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.lower().startswith("error: --out") and "\n" not in err
+    assert os.listdir(tmp_path) == ["work"] and os.listdir(work) == []
+
+
+def test_build_reads_labels_from_stdin_with_a_dash(tiny_clip_dir, tmp_path, monkeypatch):
+    import io
+
+    from s3_hf.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"cat\n# a comment\ndog\n")))
+    assert main(["build", "-", "--out", str(tmp_path / "s"), "--model", str(tiny_clip_dir)]) == 0
+    assert SynonymSpace.from_pretrained(tmp_path / "s").labels == ["cat", "dog"]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe")))
+    assert main(["build", "-", "--out", str(tmp_path / "t"), "--model", str(tiny_clip_dir)]) == 2
+
+
+def test_build_reads_labels_from_dev_stdin(tiny_clip_dir, tmp_path):
+    if not Path("/dev/stdin").exists():
+        pytest.skip("this system has no /dev/stdin")
+    script = "import sys; from s3_hf.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["build", "/dev/stdin", "--out", str(tmp_path / "s"), "--model", str(tiny_clip_dir)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script, *args], input=b"cat\ndog\n", env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert SynonymSpace.from_pretrained(tmp_path / "s").labels == ["cat", "dog"]
