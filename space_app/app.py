@@ -161,7 +161,7 @@ try:
 except s3_hf.S3Error as _err:
     raise SystemExit(
         f"{_err}\nSet S3_MODEL to a Hub id you can download or to a local CLIP folder (config.json, "
-        "model.safetensors, tokenizer, preprocessor_config.json)."
+        "model.safetensors, tokenizer, preprocessor_config.json or processor_config.json)."
     ) from _err
 
 

@@ -458,3 +458,19 @@ def _synonyms(where: Path) -> Path:
     path = where / "syn.json"
     path.write_text(json.dumps({"cat": ["kitty"], "dog": ["puppy"]}))
     return path
+
+
+def test_a_folder_with_processor_config_json_loads(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    """CLIPProcessor.save_pretrained writes processor_config.json (no preprocessor_config.json): the load error's
+    advice names both because both load."""
+    from transformers import AutoImageProcessor, AutoTokenizer, CLIPProcessor
+
+    folder = _copy(tiny_clip_dir, tmp_path / "processor-saved")
+    (folder / "preprocessor_config.json").unlink()
+    image_processor = AutoImageProcessor.from_pretrained(tiny_clip_dir)
+    CLIPProcessor(
+        image_processor=image_processor, tokenizer=AutoTokenizer.from_pretrained(tiny_clip_dir)
+    ).save_pretrained(folder)
+    assert (folder / "processor_config.json").is_file() and not (folder / "preprocessor_config.json").exists()
+    loaded = load_model(folder, device="cpu")
+    assert loaded.image_processor.size == image_processor.size
