@@ -3,8 +3,10 @@
 Per benchmark: image embeddings are computed once (sharded across processes and gathered back in input order)
 and cached on disk by (model, revision, data, preprocessing, dtype); then every method is scored on them:
 ``label`` (one template), ``ensemble`` (all templates, CLIP's own baseline) and each S^3 metric for each synonym
-source. Metrics come from the project's own ``evaluate`` modules in ``eval/metrics``. A finished benchmark is not
-recomputed; an unreachable one is reported and skipped.
+source. Metrics come from the project's own ``evaluate`` modules in ``eval/metrics``. A benchmark finished with the
+same configuration on the same data (its resolved location and data fingerprint) is not recomputed; an unreachable
+one is reported and skipped. Every prerequisite is checked before the first image is encoded, and no file in the
+results folder that s3 eval did not write is replaced without ``overwrite``.
 """
 
 from __future__ import annotations
@@ -222,13 +224,15 @@ def encode_sharded(
         batches = ((encode(encoder, inputs), idx) for inputs, idx in loader)
     chunks: list[list[torch.Tensor]] = []
     order = []
-    bar = progress and accelerator.is_main_process
-    for outs, idx in tqdm(batches, total=len(loader), desc=desc, disable=not bar):
+    bar = tqdm(total=len(images), desc=desc, unit="img", disable=not (progress and accelerator.is_main_process))
+    for outs, idx in batches:
         # plain gather, not gather_for_metrics: its trimming of the last batch reads the loader's state, which is
         # ahead of this loop when workers read ahead; the duplicates padding the last batch are dropped by index
         gathered = accelerator.gather((*(o.contiguous() for o in outs), idx.to(outs[0].device)))
         chunks.append([g.cpu() for g in gathered[:-1]])
         order.append(gathered[-1].cpu())
+        bar.update(min(len(order[-1]), bar.total - bar.n))  # all processes' images; padding is not counted
+    bar.close()
     idx = torch.cat(order)
     if torch.unique(idx).numel() != len(images):
         raise RuntimeError(f"gathered {torch.unique(idx).numel()} of {len(images)} images")  # cannot happen
