@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -278,3 +279,17 @@ def test_class_records_keep_only_their_own_sense(wordnet, tiny_model):
     assert space.config.provenance["senses"] == {"crane": "crane.n.05", "heron": "heron.n.02"}
     assert [c.source.get("sense") for c in space.classes] == ["crane.n.05", "heron.n.02"]
     assert all("senses" not in c.source for c in space.classes)
+
+
+# ------------------------------------------------------------------------------------------ progress bars
+def test_encoding_bars_count_images_and_texts(tiny_clip_dir, photos, capsys):
+    from s3_hf import S3Engine
+
+    encoder = S3Engine.from_pretrained(str(tiny_clip_dir)).encoder
+    batches = list(encoder.encode_image_batches(photos, batch_size=2, progress=True, workers=0))
+    assert len(batches) == 3
+    encoder.encode_texts(["a", "b", "c", "d", "e", "f", "g"], batch_size=3, progress=True)
+    err = capsys.readouterr().err
+    assert "Encoding images: 100%" in err and f"{len(photos)}/{len(photos)}" in err
+    assert "Encoding texts: 100%" in err and "7/7" in err
+    assert re.search(r"img/s|s/img", err) and re.search(r"text/s|s/text", err)  # tqdm inverts slow rates

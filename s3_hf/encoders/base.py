@@ -92,10 +92,11 @@ class Encoder(abc.ABC):
         ``tokenizer_kwargs`` override the family's settings."""
         kwargs = {**self.family.tokenizer_kwargs, **(tokenizer_kwargs or {})}
         chunks = []
-        starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, desc="Encoding texts", disable=not progress):
-            batch = list(texts[start : start + batch_size])
-            chunks.append(F.normalize(self._text_features(batch, kwargs).float(), dim=-1))
+        with tqdm(total=len(texts), desc="Encoding texts", unit="text", disable=not progress) as bar:
+            for start in range(0, len(texts), batch_size):
+                batch = list(texts[start : start + batch_size])
+                chunks.append(F.normalize(self._text_features(batch, kwargs).float(), dim=-1))
+                bar.update(len(batch))
         return torch.cat(chunks) if chunks else torch.empty(0, self.dim)
 
     @abc.abstractmethod
@@ -260,7 +261,10 @@ class Encoder(abc.ABC):
             batches = map_batches(chunks, lambda c: encoded(read(c)), workers, threads)
         else:  # workers decode ahead; the accelerator encodes
             batches = (encoded(r) for r in map_batches(chunks, read, workers))
-        yield from tqdm(batches, total=len(chunks), desc="Encoding images", disable=not progress)
+        with tqdm(total=len(images), desc="Encoding images", unit="img", disable=not progress) as bar:
+            for batch in batches:
+                bar.update(len(batch.indices) + len(batch.errors))
+                yield batch
 
 
 @dataclass(frozen=True)
