@@ -21,7 +21,7 @@ from .options import DEFAULT_DESCRIPTOR_FORMAT, check_knn_k
 from .records import ClassRecord, ConceptRecord
 from .space import SpaceParams, build_space
 from .synonyms import MAX_CONCEPTS, StaticSource, SynonymsLike, resolve_source
-from .synonyms.base import clean_all, clean_descriptors, source_descriptors
+from .synonyms.base import clean_all, clean_descriptors, normalise, source_descriptors
 from .templates import resolve_templates
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def _descriptor_map(
         for v in descriptors.values()
     ):
         raise SynonymsError("descriptors must be True, None or a mapping {label: [descriptor, ...]}.")
+    descriptors = {normalise(str(k)): v for k, v in descriptors.items()}  # keyed as labels are (check_labels)
     unknown = sorted(set(descriptors) - set(labels))
     if unknown:
         raise SynonymsError(f"The descriptors name labels that are not classes: {unknown[:10]}. Fix the spelling.")

@@ -54,6 +54,7 @@ from .options import (
     check_metric,
 )
 from .synonyms import SynonymSource
+from .synonyms.base import normalise
 from .templates import DEFAULT_TEMPLATE, resolve_templates
 
 logger = logging.getLogger(__name__)
@@ -608,7 +609,7 @@ class S3Engine:
         space = self._load_space(request.synonym_space)
         if request.labels is None:
             return SpaceSelection(space, tuple(range(space.num_classes)))
-        position = {lab: i for i, lab in enumerate(space.labels)}
+        position = {normalise(lab): i for i, lab in enumerate(space.labels)}  # requests hold normalised labels
         missing = [lab for lab in request.labels if lab not in position]
         if missing:
             raise InvalidLabelsError(

@@ -293,3 +293,17 @@ def test_encoding_bars_count_images_and_texts(tiny_clip_dir, photos, capsys):
     assert "Encoding images: 100%" in err and f"{len(photos)}/{len(photos)}" in err
     assert "Encoding texts: 100%" in err and "7/7" in err
     assert re.search(r"img/s|s/img", err) and re.search(r"text/s|s/text", err)  # tqdm inverts slow rates
+
+
+def test_a_space_saved_before_normalisation_still_serves_its_labels(tiny_model, tiny_clip_dir, tmp_path):
+    from s3_hf import S3Engine, build_synonym_space
+
+    space = build_synonym_space(*tiny_model, ["ice cream", "dog"], descriptors={"ice  cream": ["cold"]})
+    assert space.classes[0].descriptors == ["cold"]
+    folder = space.save_pretrained(tmp_path / "old")
+    for name in ("s3_config.json", "synonyms.json"):  # as an older release wrote a label with two spaces
+        path = folder / name
+        path.write_text(path.read_text(encoding="utf-8").replace('"ice cream"', '"ice  cream"'), encoding="utf-8")
+    engine = S3Engine.from_pretrained(str(tiny_clip_dir))
+    selection = engine.space(candidate_labels=["dog", "ice  cream"], synonym_space=str(folder))
+    assert selection.labels == ["dog", "ice  cream"]
