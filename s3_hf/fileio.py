@@ -297,14 +297,14 @@ def _replace(
     tmp = parent / f".{target.name}.{_tag()}.tmp"
     tmp.mkdir(0o777)  # the umask applies
     try:
-        if target.is_dir():
-            os.chmod(tmp, target.stat().st_mode & 0o7777)
         fill(tmp)
-        with _locked(parent):
+        with _locked(parent):  # outside it, another writer's two renames may have the target moved away
             if check is not None:
                 check()  # nothing appeared there meanwhile
             if target.is_symlink() or (target.exists() and not target.is_dir()):
                 raise NotADirectoryError(f"{target} is a file")
+            if target.is_dir():
+                os.chmod(tmp, target.stat().st_mode & 0o7777)
             if carry is not None and target.is_dir():
                 with os.scandir(target) as entries:
                     for entry in entries:
