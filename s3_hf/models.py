@@ -128,7 +128,8 @@ def refuse_remote_code(name: str) -> None:
 def _remote_code_message(name: str, why: str) -> str:
     return (
         f"Refusing the model {name!r}: {why}, which asks to run the checkpoint's own Python code, and s3-hf never "
-        "runs a checkpoint's own code. Use a checkpoint of a family transformers supports natively (no auto_map)."
+        "runs a checkpoint's own code. Use a checkpoint of a family transformers supports natively (no auto_map; "
+        "for a folder whose model_type transformers knows, deleting the auto_map entry is enough)."
     )
 
 
@@ -300,6 +301,7 @@ def load_model(
         else:
             model = AutoModelForZeroShotImageClassification.from_pretrained(name, **load)
         tokenizer = AutoTokenizer.from_pretrained(name, **load)
+        _check_vocabulary(tokenizer, name)
         image_processor = AutoImageProcessor.from_pretrained(name, **load)
     except pickle.UnpicklingError as err:
         raise ModelLoadError(_pickle_message(name)) from err
@@ -319,6 +321,21 @@ def load_model(
         ) from err
     model = model.to(device=target, dtype=torch_dtype or torch.float32).eval()
     return LoadedModel(model, tokenizer, image_processor, model_identity(name), random_weights)
+
+
+def _check_vocabulary(tokenizer: Any, name: str) -> None:
+    """Refuse a tokenizer with nothing but special tokens: what transformers builds for a folder without tokenizer
+    files, which would turn every label into the same unknown tokens (every class scored alike, silently)."""
+    try:
+        words = set(tokenizer.get_vocab()) - set(tokenizer.all_special_tokens)
+    except (AttributeError, NotImplementedError, TypeError):
+        return  # a tokenizer that cannot list its vocabulary: nothing to judge by
+    if not words:
+        raise ModelLoadError(
+            f"The tokenizer of {name!r} has no vocabulary: the folder holds no tokenizer files (tokenizer.json, "
+            "vocab.json, ...), so every text would become the same unknown tokens. Save the tokenizer into the folder "
+            "(tokenizer.save_pretrained) or pass a complete checkpoint."
+        )
 
 
 def _pickle_message(name: str) -> str:
@@ -348,6 +365,7 @@ def load_chat_model(name_or_path: str | os.PathLike, *, revision: str | None = N
     try:
         model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=dtype, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
+        _check_vocabulary(tokenizer, name)
     except pickle.UnpicklingError as err:
         raise ModelLoadError(_pickle_message(name)) from err
     except _load_errors() as err:

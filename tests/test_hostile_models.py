@@ -308,50 +308,77 @@ def test_chat_source_bad_device_is_typed(tiny_clip_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------- hostile table
-@pytest.mark.parametrize(
-    ("make", "error", "fragment"),
-    [
-        (lambda d, t: _code_folder(d, t, "config.json")[0], RemoteCodeError, "config.json has an auto_map"),
-        (lambda d, t: _code_folder(d, t, "tokenizer_config.json")[0], RemoteCodeError, "tokenizer_config.json"),
-        (lambda d, t: _code_folder(d, t, "processor_config.json")[0], RemoteCodeError, "processor_config.json"),
-        (lambda d, t: _pickle_folder(d, t)[0], ModelLoadError, "untrusted pickle"),
-        (lambda d, t: _config_only(d, t, {"hidden_size": 10**6}), ModelLoadError, "too many to initialise"),
-        (lambda d, t: _config_only(d, t, {}, {"image_size": 10**7}), ModelLoadError, "too many to initialise"),
-        (lambda d, t: _config_only(d, t, {"hidden_size": 33}), ModelLoadError, "not a multiple"),
-        (lambda d, t: _config_only(d, t, {"hidden_size": "abc"}), ModelLoadError, "hidden_size"),
-        (lambda d, t: _config_only(d, t, {"hidden_size": None}), ModelLoadError, "hidden_size"),
-        (lambda d, t: _config_only(d, t, {"hidden_size": float("inf")}), ModelLoadError, "hidden_size"),
-        (lambda d, t: str(t / "no" / "such" / "folder"), ModelLoadError, "does not exist"),
-        (lambda d, t: (t / "file.json").write_text("{}") and str(t / "file.json"), ModelLoadError, "is a file"),
-        (lambda d, t: (t / "empty").mkdir() or str(t / "empty"), ModelLoadError, "holds no config.json"),
-        (
-            lambda d, t: (_copy(d, t / "noproc"), (t / "noproc" / "preprocessor_config.json").unlink())[0],
-            ModelLoadError,
-            "preprocessor_config.json or processor_config.json",
-        ),
-    ],
-    ids=[
-        "auto_map-config",
-        "auto_map-tokenizer",
-        "auto_map-processor",
-        "pickle",
-        "huge-hidden",
-        "huge-image",
-        "heads-mismatch",
-        "string-size",
-        "null-size",
-        "inf-size",
-        "missing",
-        "a-file",
-        "empty-folder",
-        "no-processor",
-    ],
-)
-def test_hostile_model_inputs(tiny_clip_dir: Path, tmp_path: Path, monkeypatch, make, error, fragment) -> None:
+def _unlinked(folder: Path, name: str) -> Path:
+    (folder / name).unlink()
+    return folder
+
+
+def _tiny(d: Path, t: Path) -> Path:
+    return d
+
+
+#: id -> (the model input, built from the tiny CLIP folder and a temporary folder; the device; the typed error; a
+#: fragment of its message)
+HOSTILE_MODELS = {
+    "auto_map-config": (lambda d, t: _code_folder(d, t)[0], "cpu", RemoteCodeError, "config.json has an auto_map"),
+    "auto_map-tokenizer": (
+        lambda d, t: _code_folder(d, t, "tokenizer_config.json")[0],
+        "cpu",
+        RemoteCodeError,
+        "tokenizer_config.json",
+    ),
+    "auto_map-processor": (
+        lambda d, t: _code_folder(d, t, "processor_config.json")[0],
+        "cpu",
+        RemoteCodeError,
+        "processor_config.json",
+    ),
+    "pickle": (lambda d, t: _pickle_folder(d, t)[0], "cpu", ModelLoadError, "untrusted pickle"),
+    "huge-hidden": (lambda d, t: _config_only(d, t, {"hidden_size": 10**6}), "cpu", ModelLoadError, "too many"),
+    "huge-layers": (
+        lambda d, t: _config_only(d, t, {"num_hidden_layers": 10**4, "hidden_size": 1024}),
+        "cpu",
+        ModelLoadError,
+        "too many",
+    ),
+    "huge-vocab": (lambda d, t: _config_only(d, t, {"vocab_size": 10**12}), "cpu", ModelLoadError, "too many"),
+    "huge-image": (lambda d, t: _config_only(d, t, {}, {"image_size": 10**7}), "cpu", ModelLoadError, "too many"),
+    "heads-mismatch": (lambda d, t: _config_only(d, t, {"hidden_size": 33}), "cpu", ModelLoadError, "not a multiple"),
+    "string-size": (lambda d, t: _config_only(d, t, {"hidden_size": "abc"}), "cpu", ModelLoadError, "hidden_size"),
+    "null-size": (lambda d, t: _config_only(d, t, {"hidden_size": None}), "cpu", ModelLoadError, "hidden_size"),
+    "inf-size": (
+        lambda d, t: _config_only(d, t, {"hidden_size": float("inf")}),
+        "cpu",
+        ModelLoadError,
+        "hidden_size",
+    ),
+    "missing": (lambda d, t: str(t / "no" / "such" / "folder"), "cpu", ModelLoadError, "does not exist"),
+    "a-file": (lambda d, t: (t / "f.json").write_text("{}") and str(t / "f.json"), "cpu", ModelLoadError, "is a file"),
+    "empty-folder": (lambda d, t: (t / "e").mkdir() or str(t / "e"), "cpu", ModelLoadError, "holds no config.json"),
+    "no-processor": (
+        lambda d, t: _unlinked(_copy(d, t / "noproc"), "preprocessor_config.json"),
+        "cpu",
+        ModelLoadError,
+        "preprocessor_config.json or processor_config.json",
+    ),
+    "no-tokenizer": (
+        lambda d, t: _unlinked(_unlinked(_copy(d, t / "notok"), "tokenizer.json"), "tokenizer_config.json"),
+        "cpu",
+        ModelLoadError,
+        "has no vocabulary",
+    ),
+    "device-potato": (_tiny, "potato", InvalidConfigError, "Unknown device 'potato'"),
+    "device-cuda-99": (_tiny, "cuda:99", InvalidConfigError, "cuda:99"),
+    "device-meta": (_tiny, "meta", InvalidConfigError, "not available"),
+}
+
+
+@pytest.mark.parametrize(("make", "device", "error", "fragment"), HOSTILE_MODELS.values(), ids=HOSTILE_MODELS.keys())
+def test_hostile_model_inputs(tiny_clip_dir: Path, tmp_path: Path, monkeypatch, make, device, error, fragment) -> None:
     target = make(tiny_clip_dir, tmp_path)
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 10))
     with pytest.raises(error, match=fragment):
-        load_model(target, device="cpu")
+        load_model(target, device=device)
     assert not (tmp_path / "MARKER").exists() and not (tmp_path / "PICKLE_MARKER").exists()
 
 
