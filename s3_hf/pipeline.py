@@ -17,6 +17,7 @@ from transformers.pipelines import PIPELINE_REGISTRY, SUPPORTED_TASKS
 
 from .engine import ClassifyRequest, ClassScores, S3Engine, rank
 from .errors import InvalidConfigError, InvalidLabelsError
+from .models import resolve_device
 from .options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
 from .tasks import SEGMENTATION_TASK, TASK
 
@@ -30,6 +31,9 @@ class S3Pipeline(Pipeline):
     _load_tokenizer = True
 
     def __init__(self, **kwargs: Any) -> None:
+        device = kwargs.get("device")
+        if isinstance(device, str | torch.device) and device != "auto":
+            resolve_device(device)  # an unknown or absent device is a typed error, not torch's raw one
         super().__init__(**kwargs)
         self.engine = S3Engine(self.model, self.tokenizer, self.image_processor)
 

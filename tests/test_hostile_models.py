@@ -501,3 +501,13 @@ def test_a_folder_with_processor_config_json_loads(tiny_clip_dir: Path, tmp_path
     assert (folder / "processor_config.json").is_file() and not (folder / "preprocessor_config.json").exists()
     loaded = load_model(folder, device="cpu")
     assert loaded.image_processor.size == image_processor.size
+
+
+@pytest.mark.parametrize("task", ["s3-zero-shot-classification", "s3-open-vocabulary-segmentation"])
+def test_pipeline_bad_device_is_typed(tiny_clip_dir: Path, task: str) -> None:
+    from transformers import pipeline
+
+    import s3_hf  # noqa: F401  (registers the tasks)
+
+    with pytest.raises(InvalidConfigError, match="Unknown device 'potato'"):
+        pipeline(task, model=str(tiny_clip_dir), device="potato")
