@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import ArtifactNotFoundError, HubError
+from .errors import ArtifactNotFoundError, HubError, SpaceTooLargeError
 
 
 def download(
@@ -26,6 +26,7 @@ def download(
     force_download: bool = False,
     repo_type: str | None = None,
     what: str = "an s3-hf synonym space",
+    max_bytes: int | None = None,
 ) -> Path:
     """Download ``names`` of a Hub repo into the local cache and return the snapshot folder.
 
@@ -39,8 +40,10 @@ def download(
         force_download: fetch again even if cached.
         repo_type: ``None`` (a model repo), ``"dataset"`` or ``"space"``.
         what: what the repo should hold, for error messages.
+        max_bytes: refuse (:class:`~s3_hf.errors.SpaceTooLargeError`) when the files' sizes, read from the Hub
+            before anything is downloaded, add up to more; ``None``: no bound.
     """
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -51,21 +54,38 @@ def download(
         RevisionNotFoundError,
     )
 
-    files = []
-    for name in names:
+    def fetch(name: str) -> str:
+        return hf_hub_download(
+            repo_id,
+            name,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+            repo_type=repo_type,
+        )
+
+    def size(name: str) -> int:
+        url = hf_hub_url(repo_id, name, revision=revision, repo_type=repo_type)
+        return int(get_hf_file_metadata(url, token=token).size or 0)
+
+    files: list[str] = []
+    total = 0
+    # With a bound, every file's size is asked for first (HEAD requests), so an oversized repo costs no download
+    steps = [(size, n) for n in names] if max_bytes is not None and not local_files_only else []
+    steps += [(fetch, n) for n in names]
+    for step, name in steps:
         try:
-            files.append(
-                hf_hub_download(
-                    repo_id,
-                    name,
-                    revision=revision,
-                    cache_dir=cache_dir,
-                    local_files_only=local_files_only,
-                    token=token,
-                    force_download=force_download,
-                    repo_type=repo_type,
-                )
-            )
+            if step is size:
+                total += size(name)
+                if total > max_bytes:
+                    raise SpaceTooLargeError(
+                        f"Hub repo {repo_id!r}'s files take more than {max_bytes / 2**20:,.1f} MB, the most read "
+                        f"here; nothing was downloaded. Use a smaller {what}, or raise the limit."
+                    )
+            else:
+                files.append(fetch(name))
         except HFValidationError as err:
             raise ArtifactNotFoundError(
                 f"{repo_id!r} is neither an existing local folder nor a valid Hub repo id ('org/name')."
@@ -83,7 +103,7 @@ def download(
             ) from err
         except EntryNotFoundError as err:  # after LocalEntryNotFoundError, its subclass
             if name in optional:
-                continue
+                continue  # a missing optional file has no size either
             raise ArtifactNotFoundError(f"Hub repo {repo_id!r} has no {name}: it holds no {what}.") from err
         except (HfHubHTTPError, OSError) as err:
             raise HubError(f"Downloading {name} from {repo_id!r} failed: {err}. Check your network.") from err

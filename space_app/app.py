@@ -292,9 +292,10 @@ def hub_space_folder(repo_id: str) -> str:
     with _hub_lock:
         folder = _hub_folders.get(repo_id)
     if folder is None or not (folder / CONFIG_NAME).is_file():
-        folder = download(repo_id, REQUIRED_FILES)
+        # sizes are asked for before anything is downloaded, and checked again on disk (read whole when loaded)
+        folder = download(repo_id, REQUIRED_FILES, max_bytes=int(MAX_SPACE_MB * 2**20))
         size = sum((folder / name).stat().st_size for name in REQUIRED_FILES)
-        if size > MAX_SPACE_MB * 2**20:  # read into memory whole when loaded: refused before that
+        if size > MAX_SPACE_MB * 2**20:
             raise SpaceTooLargeError(f"{repo_id}'s files take {size / 2**20:.0f} MB; this app reads {MAX_SPACE_MB:g}.")
         with _hub_lock:
             if len(_hub_folders) >= 64:

@@ -125,3 +125,33 @@ def test_the_app_stays_bounded_and_keeps_serving(tiny_clip_dir, photos, tmp_path
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_hub_space_over_the_apps_size_is_refused_before_download(small_space, tmp_path, tiny_clip_dir, monkeypatch):
+    """The app asks the Hub for the files' sizes first: an oversized space is refused with nothing downloaded (the
+    library's download takes the same bound), and a space within it still loads."""
+    import importlib.util
+
+    from helpers import fake_hub, folder_files
+
+    from s3_hf.errors import SpaceTooLargeError
+    from s3_hf.hub import download
+
+    files = folder_files(small_space.save_pretrained(tmp_path / "src"))
+    big = {**files, "s3_space.safetensors": files["s3_space.safetensors"] + b"\0" * 2**20}  # valid size, 1 MB more
+    monkeypatch.setenv("S3_MODEL", str(tiny_clip_dir))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    spec = importlib.util.spec_from_file_location("space_app_bounded", ROOT / "space_app" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = app
+    spec.loader.exec_module(app)
+    monkeypatch.setattr(app, "MAX_SPACE_MB", (sum(map(len, files.values())) + 2**19) / 2**20)
+    with fake_hub({"org/small": files, "org/big": big}) as hub:
+        with pytest.raises(SpaceTooLargeError, match="nothing was downloaded"):
+            app.hub_space_folder("org/big")
+        assert not [p for m, p in hub.requests if m == "GET" and "/org/big/resolve/" in p]
+        with pytest.raises(SpaceTooLargeError, match="nothing was downloaded"):
+            download("org/big", list(big), max_bytes=len(big["s3_space.safetensors"]) - 1)
+        assert not list((tmp_path / "cache").rglob("*.safetensors"))
+        assert (Path(app.hub_space_folder("org/small")) / "s3_space.safetensors").is_file()
