@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .errors import InvalidConfigError
 from .options import DEFAULT_DENSE_VARIANT, DENSE_VARIANTS
+from .protocols import POSITION_RULES, RESIZE_KERNELS
 
 VARIANTS = DENSE_VARIANTS
 DEFAULT_VARIANT = DEFAULT_DENSE_VARIANT
@@ -105,13 +106,36 @@ def last_block(x: torch.Tensor, parts: BlockParts, variant: str | None, grid: tu
     return o
 
 
-def interpolate_positions(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1) -> torch.Tensor:
-    """Position embeddings ``(prefix + n, W)`` of a square pretraining grid resized (bicubic) to ``grid``."""
+def check_position_rule(rule: str) -> str:
+    """``rule`` itself, or an :class:`InvalidConfigError` listing :data:`POSITION_RULES`."""
+    if rule not in POSITION_RULES:
+        raise InvalidConfigError(f"Unknown position interpolation rule {rule!r}; use one of {POSITION_RULES}.")
+    return rule
+
+
+def interpolate_positions(
+    pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1, rule: str = "size"
+) -> torch.Tensor:
+    """Position embeddings ``(prefix + n, W)`` of a square pretraining grid (side ``s``) resized (bicubic,
+    ``align_corners=False``, no antialiasing) to ``grid``.
+
+    ``rule="size"`` resizes to the grid (transformers' rule); ``rule="scale"`` passes ``scale_factor=((gh + 0.1) / s,
+    (gw + 0.1) / s)`` without recomputing it (the references' ``interpolate_pos_encoding``), so the output has
+    ``floor(gh + 0.1) = gh`` rows but the sampling positions follow the slightly larger scale."""
+    check_position_rule(rule)
     side = math.isqrt(pos.shape[0] - prefix)
     if (side, side) == grid:
         return pos
     patch = pos[prefix:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
-    patch = F.interpolate(patch, size=grid, mode="bicubic", align_corners=False)
+    if rule == "size":
+        patch = F.interpolate(patch, size=grid, mode="bicubic", align_corners=False)
+    else:
+        scale = ((grid[0] + 0.1) / side, (grid[1] + 0.1) / side)
+        patch = F.interpolate(
+            patch, scale_factor=scale, mode="bicubic", align_corners=False, recompute_scale_factor=False
+        )
+        if tuple(patch.shape[-2:]) != tuple(grid):  # cannot happen for grids below 10^5 patches
+            raise InvalidConfigError(f"The scale rule gave a {tuple(patch.shape[-2:])} grid, not {grid}.")
     patch = patch.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(pos.dtype)
     return torch.cat([pos[:prefix], patch])
 
@@ -144,8 +168,9 @@ def sliding_logits_many(
     stride: int = STRIDE,
 ) -> list[torch.Tensor]:
     """:func:`sliding_logits` for a ``fn`` that returns several logit maps per window (one per request, from the
-    same features); each is averaged over the windows on its own."""
+    same features); each is averaged over the windows on its own. ``window=0`` runs the whole image in one pass."""
     _, height, width = pixels.shape
+    window = window or max(height, width)
     totals: list[torch.Tensor] = []
     count = torch.zeros(1, height, width)
     for y in window_starts(height, window, stride):
@@ -166,18 +191,42 @@ def resize_short_side(height: int, width: int, short: int = SHORT_SIDE) -> tuple
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def rescale_size(height: int, width: int, short: int, long: int | None = None) -> tuple[int, int]:
+    """``(h, w)`` as mmseg's ``Resize(scale=(long, short), keep_ratio=True)`` computes it (mmcv's rescale rule): the
+    image is scaled by ``min(long / max(h, w), short / min(h, w))`` so that it fits both, and each side rounded half
+    up (``int(x * scale + 0.5)``). Without ``long`` it is :func:`resize_short_side` (rounded half to even)."""
+    if long is None:
+        return resize_short_side(height, width, short)
+    scale = min(max(long, short) / max(height, width), min(long, short) / min(height, width))
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+
+def resize_bilinear(rgb: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(h, w, 3)`` uint8 ``rgb`` ``(H, W, 3)`` resized to ``size`` as cv2's ``INTER_LINEAR`` (mmcv's ``imresize``)
+    does: bilinear on half-pixel centres (``align_corners=False``), no antialiasing when shrinking, the result
+    rounded to 8 bits. cv2 computes with 11-bit fixed-point weights, so a pixel may differ from it by one level."""
+    x = rgb.permute(2, 0, 1)[None].float()
+    out = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
+    return out[0].permute(1, 2, 0).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+
+
 __all__ = [
     "DEFAULT_VARIANT",
     "NACLIP_STD",
+    "POSITION_RULES",
+    "RESIZE_KERNELS",
     "SHORT_SIDE",
     "STRIDE",
     "VARIANTS",
     "WINDOW",
     "BlockParts",
+    "check_position_rule",
     "check_variant",
     "gaussian_window",
     "interpolate_positions",
     "last_block",
+    "rescale_size",
+    "resize_bilinear",
     "resize_short_side",
     "sliding_logits",
     "sliding_logits_many",

@@ -103,6 +103,14 @@ class SpaceBuildError(S3Error):
     """A Gradio Space folder cannot be written or is not one ``s3 space build`` wrote."""
 
 
+class UnknownProtocolError(InvalidConfigError):
+    """A segmentation protocol name that is not one of ``s3_hf.protocols.PROTOCOLS``."""
+
+
+class ProtocolBenchmarkError(InvalidConfigError):
+    """A reference segmentation protocol has no published values for the benchmark (or it is unnamed)."""
+
+
 __all__ = [
     "AdapterMismatchError",
     "ArtifactCorruptError",
@@ -120,6 +128,7 @@ __all__ = [
     "InvalidLabelsError",
     "ModelLoadError",
     "ModelMismatchError",
+    "ProtocolBenchmarkError",
     "RemoteCodeError",
     "S3Error",
     "SpaceBuildError",
@@ -127,6 +136,7 @@ __all__ = [
     "SynonymSourceError",
     "SynonymsError",
     "TemplateError",
+    "UnknownProtocolError",
     "UnsupportedModelError",
     "WordNetMissingError",
 ]

@@ -26,7 +26,18 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import limits
-from .dense import DEFAULT_VARIANT, SHORT_SIDE, STRIDE, WINDOW, check_variant, resize_short_side, sliding_logits_many
+from .dense import (
+    DEFAULT_VARIANT,
+    RESIZE_KERNELS,
+    SHORT_SIDE,
+    STRIDE,
+    WINDOW,
+    check_position_rule,
+    check_variant,
+    rescale_size,
+    resize_bilinear,
+    sliding_logits_many,
+)
 from .errors import ImageTooLargeError, InvalidConfigError
 
 BACKGROUND = "background"
@@ -44,13 +55,24 @@ class SegmentOptions:
     stride: int = STRIDE
     background_threshold: float | None = None
     fast_decode: bool = True  # JPEGs decoded at reduced size, never below short_side
+    # the resize and position rules of s3_hf.protocols (window 0: the whole image in one pass)
+    resize: str = "pil-bicubic"
+    long_side: int | None = None
+    positions: str = "size"
 
     def __post_init__(self) -> None:
         check_variant(self.variant)
         for name in ("short_side", "window", "stride"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}.")
+            low = 0 if name == "window" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+        if self.resize not in RESIZE_KERNELS:
+            raise InvalidConfigError(f"resize must be one of {', '.join(RESIZE_KERNELS)}, got {self.resize!r}.")
+        check_position_rule(self.positions)
+        v = self.long_side
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise InvalidConfigError(f"long_side must be a positive integer or None, got {v!r}.")
         if not isinstance(self.fast_decode, bool):
             raise InvalidConfigError(f"fast_decode must be True or False, got {self.fast_decode!r}.")
         t = self.background_threshold
@@ -69,12 +91,12 @@ def check_working_size(height: int, width: int, options: SegmentOptions, patch_s
         patch_size: the model's patch size in pixels.
     """
     for name in ("short_side", "window"):
-        if getattr(options, name) < patch_size:
+        if getattr(options, name) < patch_size and not (name == "window" and options.window == 0):
             raise InvalidConfigError(
                 f"{name} {getattr(options, name)} is smaller than the model's {patch_size}-pixel patches; use at least "
                 f"{patch_size} (defaults: short side {SHORT_SIDE}, window {WINDOW})."
             )
-    h, w = resize_short_side(height, width, options.short_side)
+    h, w = rescale_size(height, width, options.short_side, options.long_side)
     if h * w > limits.SEGMENT_PIXELS.get():
         raise ImageTooLargeError(
             f"The {width}x{height} image is segmented at {w}x{h} pixels (short side {options.short_side}, aspect "
@@ -82,11 +104,24 @@ def check_working_size(height: int, width: int, options: SegmentOptions, patch_s
         )
 
 
-def image_pixels(image: Image.Image, mean: list[float], std: list[float], short_side: int) -> torch.Tensor:
-    """``(3, h, w)`` the RGB image resized (bicubic) to a short side of ``short_side``, scaled to [0, 1] and
-    normalised with ``mean`` and ``std``."""
-    h, w = resize_short_side(image.height, image.width, short_side)
-    arr = np.asarray(image.convert("RGB").resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
+def image_pixels(
+    image: Image.Image,
+    mean: list[float],
+    std: list[float],
+    short_side: int,
+    long_side: int | None = None,
+    resize: str = "pil-bicubic",
+) -> torch.Tensor:
+    """``(3, h, w)`` the RGB image resized to a short side of ``short_side`` (with ``long_side``: to fit
+    ``(long_side, short_side)``, as mmseg's ``Resize(keep_ratio=True)``; see :func:`~s3_hf.dense.rescale_size`),
+    scaled to [0, 1] and normalised with ``mean`` and ``std``. ``resize``: ``"pil-bicubic"`` (PIL bicubic with
+    antialiasing) or ``"bilinear"`` (cv2-style bilinear without antialiasing, :func:`~s3_hf.dense.resize_bilinear`)."""
+    h, w = rescale_size(image.height, image.width, short_side, long_side)
+    rgb = image.convert("RGB")
+    if resize == "bilinear":
+        arr = resize_bilinear(torch.from_numpy(np.array(rgb)), (h, w)).numpy().astype(np.float32) / 255.0
+    else:
+        arr = np.asarray(rgb.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
     x = torch.from_numpy(arr).permute(2, 0, 1)
     return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
 
@@ -96,8 +131,11 @@ def window_logits(engine: Any, resolved: Any, crop: torch.Tensor, variant: str |
     return _windows_logits(engine, [resolved], crop, variant)[0]
 
 
-def _windows_logits(engine: Any, resolveds: list[Any], crop: torch.Tensor, variant: str | None) -> list[torch.Tensor]:
-    feats = engine.encoder.dense_features(crop, variant)[0]  # (gh, gw, D), computed once for every request
+def _windows_logits(
+    engine: Any, resolveds: list[Any], crop: torch.Tensor, variant: str | None, positions: str = "size"
+) -> list[torch.Tensor]:
+    # (gh, gw, D), computed once for every request; the position rule is passed only when not the default
+    feats = engine.encoder.dense_features(crop, variant, **({} if positions == "size" else {"positions": positions}))[0]
     gh, gw, d = feats.shape
     flat = feats.reshape(-1, d)
     out = []
@@ -120,9 +158,12 @@ def segment_logits_many(
     """:func:`segment_logits` for several requests on the same dense features (each window is encoded once)."""
     check_working_size(image.height, image.width, options, engine.encoder.patch_size)
     mean, std = engine.encoder.pixel_stats()
-    pixels = image_pixels(image, mean, std, options.short_side)
+    pixels = image_pixels(image, mean, std, options.short_side, options.long_side, options.resize)
     return sliding_logits_many(
-        pixels, lambda crop: _windows_logits(engine, resolveds, crop, options.variant), options.window, options.stride
+        pixels,
+        lambda crop: _windows_logits(engine, resolveds, crop, options.variant, options.positions),
+        options.window,
+        options.stride,
     )
 
 

@@ -146,9 +146,12 @@ class Encoder(abc.ABC):
                 "features here; open-vocabulary segmentation needs a ViT of CLIP, MetaCLIP 2 or open_clip."
             )
 
-    def dense_features(self, pixels: torch.Tensor, variant: str | None = "naclip") -> torch.Tensor:
+    def dense_features(
+        self, pixels: torch.Tensor, variant: str | None = "naclip", positions: str = "size"
+    ) -> torch.Tensor:
         """``(B, h, w, D)`` unit patch features in the joint space of normalised pixels ``(B, 3, H, W)`` of any size
-        (a multiple of the patch size), with the last block replaced by ``variant`` (see :mod:`s3_hf.dense`)."""
+        (a multiple of the patch size), with the last block replaced by ``variant`` (see :mod:`s3_hf.dense`) and
+        position embeddings interpolated by rule ``positions`` (:func:`s3_hf.dense.interpolate_positions`)."""
         self.require_dense_features()
         raise NotImplementedError  # a family with dense features implements this
 

@@ -113,15 +113,24 @@ class TransformersEncoder(Encoder):
         return int(self.model.config.vision_config.patch_size)
 
     @torch.inference_mode()
-    def dense_features(self, pixels: torch.Tensor, variant: str | None = "naclip") -> torch.Tensor:
-        from ..dense import BlockParts, last_block
+    def dense_features(
+        self, pixels: torch.Tensor, variant: str | None = "naclip", positions: str = "size"
+    ) -> torch.Tensor:
+        from ..dense import BlockParts, check_position_rule, interpolate_positions, last_block
 
         self.require_dense_features()
         vision = self.model.vision_model
         px = pixels.to(device=self.model.device, dtype=self.model.dtype)
         b, _, height, width = px.shape
         grid = (height // self.patch_size, width // self.patch_size)
-        hidden = vision.pre_layrnorm(vision.embeddings(px, interpolate_pos_encoding=True))
+        if check_position_rule(positions) == "size":  # transformers' own rule
+            hidden = vision.pre_layrnorm(vision.embeddings(px, interpolate_pos_encoding=True))
+        else:  # the embeddings as transformers builds them, with the position rule of s3_hf.dense
+            emb = vision.embeddings
+            patches = emb.patch_embedding(px.to(emb.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
+            tokens = torch.cat([emb.class_embedding.expand(b, 1, -1), patches], dim=1)
+            pos = interpolate_positions(emb.position_embedding.weight, grid, rule=positions)
+            hidden = vision.pre_layrnorm(tokens + pos.to(tokens.dtype)[None])
         layers = vision.encoder.layers
         for layer in layers[:-1]:
             hidden = layer(hidden, None)

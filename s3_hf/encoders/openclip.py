@@ -225,7 +225,9 @@ class OpenClipEncoder(Encoder):
         raise InvalidConfigError("The open_clip transform has no Normalize step to read the pixel statistics from.")
 
     @torch.inference_mode()
-    def dense_features(self, pixels: torch.Tensor, variant: str | None = "naclip") -> torch.Tensor:
+    def dense_features(
+        self, pixels: torch.Tensor, variant: str | None = "naclip", positions: str = "size"
+    ) -> torch.Tensor:
         from ..dense import BlockParts, interpolate_positions, last_block
 
         self.require_dense_features()
@@ -235,7 +237,8 @@ class OpenClipEncoder(Encoder):
         grid = (height // self.patch_size, width // self.patch_size)
         x = visual.conv1(px).flatten(2).transpose(1, 2)
         cls = visual.class_embedding.to(x.dtype).expand(b, 1, -1)
-        x = torch.cat([cls, x], 1) + interpolate_positions(visual.positional_embedding, grid).to(x.dtype)
+        pos = interpolate_positions(visual.positional_embedding, grid, rule=positions)
+        x = torch.cat([cls, x], 1) + pos.to(x.dtype)
         x = visual.ln_pre(visual.patch_dropout(x))
         blocks = visual.transformer.resblocks
         if not getattr(visual.transformer, "batch_first", True):

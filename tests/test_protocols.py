@@ -1,0 +1,273 @@
+"""Segmentation protocols: the reference presets (values, overrides, typed errors), and the two mechanisms they need,
+each against a hand-written reference: mmseg's keep-ratio rescale rule with cv2-style bilinear resizing, and the
+references' ``scale_factor=(n + 0.1) / sqrt(N)`` position-interpolation rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from s3_hf import protocols
+from s3_hf.dense import interpolate_positions, rescale_size, resize_bilinear, sliding_logits
+from s3_hf.errors import InvalidConfigError, ProtocolBenchmarkError, UnknownProtocolError
+from s3_hf.segmentation import SegmentOptions, image_pixels
+
+# ---------------------------------------------------------------------------------------------- presets
+
+
+def test_reference_values_per_benchmark():
+    naclip = protocols.resolve("naclip", "voc21")
+    assert (naclip.window, naclip.short_side, naclip.long_side) == (0, 336, 2048)  # whole image, as slide_crop=0
+    assert (naclip.logit_scale, naclip.prob_threshold, naclip.background_index) == (40.0, 0.1, 0)
+    assert (naclip.pamr_steps, naclip.pamr_dilations) == (10, (8, 16))
+    assert protocols.resolve("naclip", "ade20k").window == 224
+    assert protocols.resolve("naclip", "cityscapes").short_side == 560
+    sclip = protocols.resolve("sclip", "voc21")
+    assert (sclip.logit_scale, sclip.prob_threshold, sclip.area_threshold, sclip.pamr_steps) == (65.0, 0.1, 0.1, 0)
+    assert protocols.resolve("sclip", "coco-stuff").short_side == 448
+    assert protocols.resolve("sclip", "context60").logit_scale == 50.0
+    clear = protocols.resolve("clearclip", "cityscapes")
+    assert (clear.short_side, clear.window, clear.stride, clear.logit_scale) == (448, 224, 224, 50.0)
+    assert protocols.resolve("clearclip", "coco-object").prob_threshold == 0.4
+    for name in ("sclip", "naclip", "clearclip"):
+        for values in protocols.table(name).values():
+            assert (values.resize, values.positions, values.fast_decode) == ("bilinear", "scale", False)
+            # no threshold means no background index is needed; a threshold always sends pixels to index 0
+            assert (values.prob_threshold is None) == (values.background_index is None)
+    s3 = protocols.resolve("s3", "voc21")
+    assert (s3.resize, s3.positions, s3.window, s3.short_side, s3.long_side) == ("pil-bicubic", "size", 224, 336, None)
+    assert s3.logit_scale is None and s3.prob_threshold is None
+
+
+def test_every_value_is_overridable_and_recorded_with_its_source():
+    values = protocols.resolve("naclip", "voc21", short_side=448, pamr_steps=0, window=None)
+    assert (values.short_side, values.pamr_steps, values.window) == (448, 0, 0)  # None keeps the preset's value
+    record = values.to_dict()
+    assert set(protocols.ProtocolValues.value_names()) <= set(record)
+    assert record["sources"]["short_side"] == "override"
+    assert record["sources"]["prob_threshold"] == "NACLIP configs/cfg_voc21.py"
+    assert record["sources"]["logit_scale"] == "NACLIP naclip.py"
+    for name in protocols.ProtocolValues.value_names():  # every value can be replaced
+        assert name in record["sources"]
+    with pytest.raises(InvalidConfigError, match="Unknown protocol value"):
+        protocols.resolve("naclip", "voc21", shortside=448)
+    with pytest.raises(InvalidConfigError, match="resize"):
+        protocols.resolve("s3", resize="lanczos")
+
+
+def test_unknown_protocol_and_unpublished_benchmark_are_typed_errors():
+    with pytest.raises(UnknownProtocolError, match="s3, sclip, naclip, clearclip"):
+        protocols.resolve("maskclip", "voc21")
+    with pytest.raises(ProtocolBenchmarkError, match="NAME=FOLDER"):
+        protocols.resolve("naclip", None)
+    with pytest.raises(ProtocolBenchmarkError, match="coco-stuff10k"):
+        protocols.resolve("sclip", "coco-stuff10k")
+    assert protocols.resolve("s3", "my-folder").benchmark == "my-folder"  # s3 takes any benchmark
+
+
+def test_protocols_module_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, s3_hf.protocols; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------- resize
+
+
+def mmcv_rescale(h: int, w: int, short: int, long: int) -> tuple[int, int]:
+    """mmcv's rescale_size for scale=(long, short), written out: the factor that fits both edges, rounded half up."""
+    factor = min(long / max(h, w), short / min(h, w))
+    return int(h * factor + 0.5), int(w * factor + 0.5)
+
+
+@pytest.mark.parametrize(
+    "h, w, short, long, want",
+    [
+        (375, 500, 336, 2048, (336, 448)),  # a VOC image: the short side rules
+        (500, 375, 336, 2048, (448, 336)),
+        (1024, 2048, 560, 2048, (560, 1120)),  # Cityscapes at 560
+        (100, 1000, 336, 2048, (205, 2048)),  # elongated: the 2048 cap rules (factor 2.048)
+        (333, 500, 336, 2048, (336, 505)),  # 504.5045 rounds half up to 505
+        (7, 7, 448, 2048, (448, 448)),
+    ],
+)
+def test_rescale_size_follows_mmcvs_keep_ratio_rule(h, w, short, long, want):
+    assert rescale_size(h, w, short, long) == want == mmcv_rescale(h, w, short, long)
+
+
+def cv2_bilinear_loop(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """cv2 INTER_LINEAR written out: half-pixel centres, the left neighbour clamped to [0, n-1] with weight 0 past
+    the edges, no antialiasing, rounded to uint8 (in floating point: cv2's fixed point may differ by one level)."""
+
+    def taps(n_in: int, n_out: int) -> list[tuple[int, int, float]]:
+        scale = n_in / n_out
+        out = []
+        for d in range(n_out):
+            f = (d + 0.5) * scale - 0.5
+            s = math.floor(f)
+            f -= s
+            if s < 0:
+                s, f = 0, 0.0
+            if s >= n_in - 1:
+                s, f = n_in - 1, 0.0
+            out.append((s, min(s + 1, n_in - 1), f))
+        return out
+
+    ys, xs = taps(src.shape[0], out_h), taps(src.shape[1], out_w)
+    out = np.zeros((out_h, out_w, src.shape[2]), dtype=np.uint8)
+    for i, (y0, y1, fy) in enumerate(ys):
+        for j, (x0, x1, fx) in enumerate(xs):
+            top = src[y0, x0] * (1 - fx) + src[y0, x1] * fx
+            bottom = src[y1, x0] * (1 - fx) + src[y1, x1] * fx
+            out[i, j] = np.clip(np.floor(top * (1 - fy) + bottom * fy + 0.5), 0, 255)
+    return out
+
+
+@pytest.mark.parametrize("size", [(7, 5), (23, 31), (3, 2), (12, 18)])  # down, up and mixed
+def test_bilinear_resize_is_cv2s_inter_linear_without_antialias(size):
+    src = np.random.default_rng(0).integers(0, 256, (12, 18, 3)).astype(np.float64)
+    got = resize_bilinear(torch.from_numpy(src.astype(np.uint8)), size).numpy()
+    want = cv2_bilinear_loop(src, *size)
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # float rounding at exact .5 only
+    assert (got == want).mean() > 0.97
+
+
+def test_bilinear_downscale_skips_pixels_where_antialiasing_would_average():
+    # a one-pixel checkerboard halved: without antialiasing each output pixel interpolates half-way between two
+    # source pixels (127.5 -> 128); PIL bicubic with antialiasing averages the same way but over a wider support
+    board = (np.indices((8, 8)).sum(0) % 2 * 255).astype(np.uint8)[..., None].repeat(3, -1)
+    got = resize_bilinear(torch.from_numpy(board), (4, 4)).numpy()
+    assert (got == 128).all()
+    quarter = resize_bilinear(torch.from_numpy(board), (2, 2)).numpy()  # 4x down: taps at 1.5 and 5.5 only
+    assert (quarter == 128).all()
+    stripes = np.zeros((8, 8, 3), dtype=np.uint8)
+    stripes[:, 2::4] = 255  # columns 2 and 6: never sampled by a 4x bilinear downscale (taps 1-2 and 5-6 at 0.5)
+    assert (resize_bilinear(torch.from_numpy(stripes), (8, 2)).numpy() == 128).all()
+    stripes[:, 2::4] = 0
+    stripes[:, 0::4] = 255  # columns 0 and 4: outside the taps, dropped without antialiasing
+    assert (resize_bilinear(torch.from_numpy(stripes), (8, 2)).numpy() == 0).all()
+
+
+def test_image_pixels_with_the_mmseg_resize():
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (50, 80, 3)).astype(np.uint8))
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    got = image_pixels(image, mean, std, 32, 2048, "bilinear")
+    assert got.shape == (3, 32, 51)  # 80 * 0.64 = 51.2
+    want = cv2_bilinear_loop(np.asarray(image).astype(np.float64), 32, 51).astype(np.float32) / 255
+    want = (torch.from_numpy(want).permute(2, 0, 1) - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[
+        :, None, None
+    ]
+    assert (got - want).abs().max() <= 1 / 255 / min(std) + 1e-6
+    assert not torch.allclose(got, image_pixels(image, mean, std, 32))  # PIL bicubic differs
+
+
+def test_segment_options_take_the_protocol_mechanisms():
+    options = SegmentOptions(window=0, resize="bilinear", long_side=2048, positions="scale")
+    assert options.window == 0
+    with pytest.raises(InvalidConfigError, match="resize"):
+        SegmentOptions(resize="area")
+    with pytest.raises(InvalidConfigError, match="position"):
+        SegmentOptions(positions="nearest")
+    with pytest.raises(InvalidConfigError, match="window"):
+        SegmentOptions(window=-1)
+
+
+def test_window_zero_is_one_pass_over_the_whole_image():
+    pixels = torch.randn(3, 40, 90)
+    calls = []
+
+    def fn(crop: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(crop.shape[-2:]))
+        return crop[0, :1] * 2
+
+    out = sliding_logits(pixels, fn, window=0, stride=112)
+    assert calls == [(40, 90)]
+    assert torch.equal(out, pixels[:1] * 2)
+
+
+# ---------------------------------------------------------------------------------------------- positions
+
+
+def bicubic_scale_loop(grid: torch.Tensor, out_h: int, out_w: int, scale_h: float, scale_w: float) -> torch.Tensor:
+    """PyTorch's bicubic (A = -0.75, half-pixel, border-clamped taps) with the sampling step 1/scale, written out."""
+
+    def weights(t: float) -> list[float]:
+        a = -0.75
+
+        def near(x: float) -> float:
+            return ((a + 2) * x - (a + 3)) * x * x + 1
+
+        def far(x: float) -> float:
+            return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+        return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+    c, h, w = grid.shape
+    out = torch.zeros(c, out_h, out_w, dtype=torch.float64)
+    g = grid.double()
+    for i in range(out_h):
+        fy = (i + 0.5) / scale_h - 0.5
+        y0 = math.floor(fy)
+        wy = weights(fy - y0)
+        for j in range(out_w):
+            fx = (j + 0.5) / scale_w - 0.5
+            x0 = math.floor(fx)
+            wx = weights(fx - x0)
+            acc = torch.zeros(c, dtype=torch.float64)
+            for a in range(4):
+                yy = min(max(y0 - 1 + a, 0), h - 1)
+                for b in range(4):
+                    xx = min(max(x0 - 1 + b, 0), w - 1)
+                    acc += wy[a] * wx[b] * g[:, yy, xx]
+            out[:, i, j] = acc
+    return out
+
+
+@pytest.mark.parametrize("grid", [(14, 21), (21, 14), (28, 28), (3, 5)])
+def test_scale_rule_samples_at_n_plus_a_tenth_over_sqrt_n(grid):
+    side, dim = 7, 4
+    pos = torch.randn(1 + side * side, dim)
+    got = interpolate_positions(pos, grid, rule="scale")
+    assert torch.equal(got[0], pos[0])  # the class token's position is kept
+    patch = pos[1:].reshape(side, side, dim).permute(2, 0, 1)
+    want = bicubic_scale_loop(patch, *grid, (grid[0] + 0.1) / side, (grid[1] + 0.1) / side)
+    assert torch.allclose(got[1:].T.reshape(dim, *grid).double(), want, atol=1e-5)
+    size_rule = bicubic_scale_loop(patch, *grid, grid[0] / side, grid[1] / side)
+    assert torch.allclose(
+        interpolate_positions(pos, grid, rule="size")[1:].T.reshape(dim, *grid).double(), size_rule, atol=1e-5
+    )
+    assert not torch.allclose(got, interpolate_positions(pos, grid, rule="size"))  # the two rules differ
+
+
+def test_scale_rule_keeps_the_pretraining_grid():
+    pos = torch.randn(1 + 49, 4)
+    assert interpolate_positions(pos, (7, 7), rule="scale") is pos
+    with pytest.raises(InvalidConfigError, match="position interpolation"):
+        interpolate_positions(pos, (9, 9), rule="nearest")
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_clip_dir):
+    from s3_hf.engine import S3Engine
+
+    return S3Engine.from_pretrained(tiny_clip_dir, device="cpu")
+
+
+def test_transformers_encoder_builds_the_embeddings_under_the_scale_rule(engine):
+    native = engine.encoder.model.config.vision_config.image_size
+    torch.manual_seed(0)
+    px = torch.randn(1, 3, native, native)
+    for variant in ("naclip", "sclip"):  # at the pretraining grid both rules keep the positions: same tokens
+        assert torch.equal(
+            engine.encoder.dense_features(px, variant, positions="scale"), engine.encoder.dense_features(px, variant)
+        )
+    px = torch.randn(1, 3, 48, 80)
+    scale, size = engine.encoder.dense_features(px, "naclip", "scale"), engine.encoder.dense_features(px, "naclip")
+    assert scale.shape == size.shape and not torch.allclose(scale, size)
