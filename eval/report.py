@@ -47,12 +47,17 @@ def markdown(summary: dict[str, Any]) -> str:
         cells = []
         for m in methods:
             r = rec["methods"].get(m)
-            cells.append("–" if r is None else f"{100 * r['top1']:.2f}")
+            cell = "–" if r is None else f"{100 * r['top1']:.2f}"
+            if r is not None and "top1_std" in r:  # a method of several random draws: mean ± std over them
+                cell += f" ± {100 * r['top1_std']:.2f}"
+            cells.append(cell)
         lines.append(f"| {name} | {rec['samples']} | " + " | ".join(cells) + " |")
     errors = [(n, r["error"]) for n, r in summary["benchmarks"].items() if "error" in r]
     if errors:
         lines += ["", "Not evaluated:", *[f"- {n}: {e}" for n, e in errors]]
     lines += ["", "Top-5, mean per-class accuracy and per-class wins/losses against `label` are in results.json."]
+    if any("top1_std" in r for rec in summary["benchmarks"].values() for r in rec.get("methods", {}).values()):
+        lines += ["Methods shown as mean ± std are averaged over random draws (WaffleCLIP: seeds 0-6 by default)."]
     lines += fewshot_markdown(summary)
     return "\n".join(lines) + "\n"
 

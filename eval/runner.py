@@ -29,6 +29,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from s3_hf import SynonymSpace, build_synonym_space
+from s3_hf.baselines.texts import WAFFLE_SEEDS, WAFFLE_TEMPLATE, dclip_template
 from s3_hf.encoders import Encoder
 from s3_hf.encoding import load_image
 from s3_hf.errors import EvalError
@@ -73,6 +74,10 @@ class EvalConfig:
             curated list); ``None`` leaves DCLIP out.
         cupl: CuPL's prompts, a JSON file ``{class: [prompt, ...]}``; ``None`` leaves CuPL out.
         waffle: WaffleCLIP's number of random descriptor pairs (0, the default, leaves it out; the paper uses 15).
+        dclip_template: the template around DCLIP's texts: ``"dclip"`` (the released code's: none, the default),
+            ``"waffle"`` (WaffleCLIP's ``"A photo of a {}."``) or a template with one ``{}``.
+        waffle_seeds: WaffleCLIP's draws; its results are the mean over them, with the standard deviation
+            (``top1_std``, ...) and every draw's figures (``draws``). Default: seeds 0-6, as its 7 repetitions.
         descriptors: also score S^3 with descriptors for every synonym source that has them.
         canonicalizations: the text canonicalisations to score every zero-shot method with: ``None`` (the text as
             written, transformers' behaviour) and/or ``"lower_no_punct"``; methods of a canonicalisation other than
@@ -113,6 +118,8 @@ class EvalConfig:
     dclip: str | None = None
     cupl: str | None = None
     waffle: int = 0
+    dclip_template: str = "dclip"
+    waffle_seeds: Sequence[int] = WAFFLE_SEEDS
     descriptors: bool = False
     canonicalizations: Sequence[str | None] = (None,)
     fast_decode: bool = True  # JPEGs decoded at reduced size, never below the model's resize target
@@ -390,6 +397,15 @@ def cached_space(
     return space
 
 
+@dataclass(frozen=True)
+class Draws:
+    """One method's spaces over repeated random draws (WaffleCLIP's seeds): :func:`score_methods` scores each and
+    reports the mean over them, their standard deviation and every draw's figures."""
+
+    seeds: tuple[int, ...]
+    spaces: tuple[SynonymSpace, ...]
+
+
 def method_spaces(
     cfg: EvalConfig, encoder: Encoder, data: registry.BenchmarkData, cache: Path | None = None
 ) -> dict[str, tuple[Any, str]]:
@@ -414,6 +430,7 @@ def method_spaces(
 
         spaces["label" + suffix] = (space(lambda: None, [cfg.label_template], "label-only"), "label")
         spaces["ensemble" + suffix] = (space(lambda: None, templates, "label-only"), "label")
+        descriptor_texts: tuple[Any, str] | None = None  # DCLIP's descriptors and their cache tag
         for method, spec in (("dclip", cfg.dclip), ("cupl", cfg.cupl)):
             if not spec or (spec == "curated" and not _has_curated(data)):
                 continue
@@ -422,15 +439,30 @@ def method_spaces(
                 tag = _source_tag("curated", data)[1]
             else:
                 texts, tag = spec, _source_tag(spec, data)[1]
-            key = "descriptors" if method == "dclip" else "prompts"
-            # DCLIP and WaffleCLIP use one template, as their papers do; CuPL's prompts are used as written
-            built = space(lambda: None, [cfg.label_template], f"{method}:{tag}", method=method, **{key: texts})
+            if method == "dclip":
+                descriptor_texts = (texts, tag)
+                template = dclip_template(cfg.dclip_template)
+                built = space(lambda: None, [template], f"dclip:{tag}", method="dclip", descriptors=texts)
+            else:  # CuPL's prompts are used as written
+                built = space(lambda: None, [cfg.label_template], f"cupl:{tag}", method="cupl", prompts=texts)
             spaces[method + suffix] = (built, BASELINE_METRICS[method])
         if cfg.waffle:
-            built = space(
-                lambda: None, [cfg.label_template], f"waffle:{cfg.waffle}", method="waffle", waffle_count=cfg.waffle
+            # WaffleCLIP's own template; its random strings take the characters of DCLIP's descriptors when given
+            texts, tag = descriptor_texts or (None, "labels")
+            extra = {"descriptors": texts} if texts is not None else {}
+            draws = tuple(
+                space(
+                    lambda: None,
+                    [WAFFLE_TEMPLATE],
+                    f"waffle:{cfg.waffle}:seed={seed}:characters={tag}",
+                    method="waffle",
+                    waffle_count=cfg.waffle,
+                    seed=seed,
+                    **extra,
+                )
+                for seed in cfg.waffle_seeds
             )
-            spaces["waffle" + suffix] = (built, BASELINE_METRICS["waffle"])
+            spaces["waffle" + suffix] = (Draws(tuple(cfg.waffle_seeds), draws), BASELINE_METRICS["waffle"])
         for spec in sources:
             name, tag = _source_tag(spec, data)
             source = partial(synonym_source, spec, data)
@@ -452,14 +484,33 @@ def load_metric(name: str) -> Any:
     return evaluate.load(str(METRIC_DIR / name / f"{name}.py"))
 
 
+def _mean_and_std(draws: list[dict[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
+    """One result from several draws' results: each figure's mean, its population standard deviation (``np.std``,
+    as WaffleCLIP's ``base_main.py`` reports it) as ``<figure>_std``, and every draw's figures under ``draws``."""
+    out: dict[str, Any] = {}
+    figures = ("top1", "top5", "mean_per_class")
+    for f in figures:
+        values = [d[f] for d in draws]
+        mean = sum(values) / len(values)
+        out[f] = mean
+        out[f"{f}_std"] = (sum((x - mean) ** 2 for x in values) / len(values)) ** 0.5
+    out["_per_class"] = {c: sum(d["_per_class"][c] for d in draws) / len(draws) for c in draws[0]["_per_class"]}
+    out["draws"] = {"seeds": list(seeds), **{f: [d[f] for d in draws] for f in figures}}
+    return out
+
+
 def score_methods(
-    emb: torch.Tensor, labels: list[int], spaces: dict[str, tuple[SynonymSpace, str]], chunk: int = 4096
+    emb: torch.Tensor, labels: list[int], spaces: dict[str, tuple[SynonymSpace | Draws, str]], chunk: int = 4096
 ) -> tuple[dict[str, dict[str, Any]], dict[str, list[int]]]:
-    """Per method: top-1, top-5, mean per-class accuracy and per-class wins/losses against ``label``."""
+    """Per method: top-1, top-5, mean per-class accuracy and per-class wins/losses against ``label``. A method of
+    several :class:`Draws` reports the mean over them (its per-class accuracies too, for the wins and losses), the
+    standard deviations (``top1_std``, ``top5_std``, ``mean_per_class_std``) and each draw's figures (``draws``);
+    its predictions are its first draw's."""
     top_k = load_metric("top_k_accuracy")
     per_class = load_metric("mean_per_class_accuracy")
     results, predictions = {}, {}
-    for method, (space, metric) in spaces.items():
+
+    def one(space: SynonymSpace, metric: str) -> tuple[dict[str, Any], list[int]]:
         state = space.scoring_state()
         k = min(5, space.num_classes)
         ranked = torch.cat(
@@ -467,13 +518,20 @@ def score_methods(
         )
         top1 = ranked[:, 0].tolist()
         pc = per_class.compute(predictions=top1, references=labels)
-        results[method] = {
+        return {
             "top1": top_k.compute(predictions=ranked.tolist(), references=labels, k=1)["top_k_accuracy"],
             "top5": top_k.compute(predictions=ranked.tolist(), references=labels, k=k)["top_k_accuracy"],
             "mean_per_class": pc["mean_per_class_accuracy"],
             "_per_class": pc["per_class_accuracy"],
-        }
-        predictions[method] = top1
+        }, top1
+
+    for method, (space, metric) in spaces.items():
+        if isinstance(space, Draws):
+            scored = [one(s, metric) for s in space.spaces]
+            results[method] = _mean_and_std([r for r, _ in scored], space.seeds)
+            predictions[method] = scored[0][1]
+        else:
+            results[method], predictions[method] = one(space, metric)
     base = results["label"]["_per_class"]
     for r in results.values():
         deltas = [r["_per_class"][c] - base[c] for c in base]
@@ -495,6 +553,8 @@ def fewshot_base(cfg: EvalConfig, spaces: dict[str, tuple[Any, str]]) -> str:
     if cfg.fewshot_base:
         if cfg.fewshot_base not in spaces:
             raise ValueError(f"--fewshot-base {cfg.fewshot_base!r} is not one of the methods {sorted(spaces)}.")
+        if isinstance(spaces[cfg.fewshot_base][0], Draws):
+            raise ValueError(f"--fewshot-base {cfg.fewshot_base!r} is several random draws; pick a single method.")
         return cfg.fewshot_base
     s3 = [m for m in spaces if m.startswith("s3/")]
     return next((m for m in s3 if spaces[m][1] == "local_center"), s3[0] if s3 else "ensemble")
@@ -682,6 +742,11 @@ def check_prerequisites(cfg: EvalConfig) -> None:
     for what, spec in (("DCLIP descriptors", cfg.dclip), ("CuPL prompts", cfg.cupl)):
         if spec and spec != "curated":
             read_class_texts(spec, what)
+    if cfg.dclip:
+        dclip_template(cfg.dclip_template)  # SynonymsError names the choices
+    seeds = list(cfg.waffle_seeds)
+    if cfg.waffle and (not seeds or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds)):
+        raise EvalError(f"WaffleCLIP needs one or more integer seeds (its draws), got {seeds!r}.")
 
 
 def _previous(path: Path) -> dict[str, Any] | None:
@@ -900,6 +965,7 @@ __all__ = [
     "FEWSHOT_METHODS",
     "METRIC_DIR",
     "S3_METRICS",
+    "Draws",
     "EvalConfig",
     "FewShotSupport",
     "Planned",

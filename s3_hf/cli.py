@@ -694,6 +694,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dclip=args.dclip,
         cupl=args.cupl,
         waffle=args.waffle,
+        dclip_template=args.dclip_template,
+        waffle_seeds=_int_list(args.waffle_seeds, "--waffle-seeds"),
         descriptors=args.descriptors,
         fast_decode=not args.exact_decode,
         workers=args.workers,
@@ -985,6 +987,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cupl", help="CuPL's prompts: a JSON file {class: [prompt, ...]}")
     e.add_argument(
         "--waffle", type=NON_NEGATIVE, default=0, help="WaffleCLIP with N random descriptor pairs (the paper: 15)"
+    )
+    e.add_argument(
+        "--dclip-template",
+        default="dclip",
+        help="DCLIP's template: 'dclip' (the released code: none), 'waffle' ('A photo of a {}.') or a template",
+    )
+    e.add_argument(
+        "--waffle-seeds", default="0,1,2,3,4,5,6", help="WaffleCLIP's draws, reported as mean and std (default 0-6)"
     )
     e.add_argument(
         "--descriptors", action="store_true", help="also score S^3 with descriptors for sources that have them"

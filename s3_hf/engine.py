@@ -502,7 +502,8 @@ class S3Engine:
             candidate_labels: the classes; with ``synonym_space`` an optional subset of its classes.
             synonyms: ``{label: [synonym, ...]}``, a JSON/YAML file or a :class:`~s3_hf.synonyms.SynonymSource`.
             synonym_space: a :class:`SynonymSpace`, a folder or a Hub repo id (fixes synonyms and templates).
-            templates: prompt templates or a named set (``"imagenet80"``).
+            templates: prompt templates or a named set (``"imagenet80"``). Default ``"This is a photo of {}."``;
+                for ``"dclip"`` none (its released code's) and for ``"waffle"`` ``"A photo of a {}."`` (its own).
             hypothesis_template: one template, as in transformers' pipeline.
             concept_format: the structured template of synonyms, ``"{concept}, which is a {label}"``.
             metric: a point-to-space metric (default: the space's own, ``local_center``).
@@ -568,7 +569,12 @@ class S3Engine:
                 )
             if templates is not None and hypothesis_template is not None:
                 raise TemplateError("Pass either hypothesis_template= or templates=, not both.")
-            tmpl = resolve_templates(templates if templates is not None else hypothesis_template or DEFAULT_TEMPLATE)
+            default = DEFAULT_TEMPLATE
+            if method != "s3":  # DCLIP's and WaffleCLIP's texts come in their authors' templates by default
+                from .baselines.texts import METHOD_TEMPLATES
+
+                default = METHOD_TEMPLATES.get(method, DEFAULT_TEMPLATE)
+            tmpl = resolve_templates(templates if templates is not None else hypothesis_template or default)
             space = SpaceRequest(
                 labels,
                 templates=tuple(tmpl),

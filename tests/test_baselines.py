@@ -4,7 +4,6 @@ descriptors, GDA beside SSP, and the public descriptor files."""
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from s3_hf.baselines import (
     waffle_descriptors,
     waffle_texts,
 )
-from s3_hf.baselines.texts import WAFFLE_CHARACTERS, waffle_words
+from s3_hf.baselines.texts import waffle_shape, waffle_words
 from s3_hf.engine import S3Engine
 from s3_hf.errors import InvalidConfigError, SynonymsError
 from s3_hf.fewshot.gda import fit_gda, fit_gda_head
@@ -51,19 +50,18 @@ def test_descriptor_sentences():
 
 
 def test_waffle_texts_follow_the_paper_format_and_are_deterministic():
-    first, again, other = waffle_descriptors(15, seed=3), waffle_descriptors(15, seed=3), waffle_descriptors(15, 4)
+    shape = waffle_shape(LABELS, ["pointed ears", "a round shape"])
+    first, again, other = (waffle_descriptors(shape, 15, seed) for seed in (3, 3, 4))
     assert first == again and first != other and len(first) == 30
-    words = set(waffle_words())
-    chars = re.compile(f"[{re.escape(WAFFLE_CHARACTERS)}]+")
-    for word_pair, char_seq in zip(first[::2], first[1::2], strict=True):
-        assert len(word_pair.split()) == 2 and set(word_pair.split()) <= words
-        assert chars.fullmatch(char_seq) and len(char_seq) == len(word_pair)  # same length as its word pair
-        assert "{" not in char_seq and "}" not in char_seq
+    words = {w[: shape.word_length] for w in waffle_words()}
+    for word, char_seq in zip(first[::2], first[1::2], strict=True):
+        assert len(word.split()) == shape.words and set(word.split()) <= words
+        assert len(char_seq) == shape.string_length and set(char_seq) <= set(shape.characters)
     texts = waffle_texts("cat", first)
-    assert texts[0] == f"cat, which has {first[0]}" and len(texts) == 30
-    assert waffle_texts("cat", first[:1], concept="animal") == [f"animal: a cat, which has {first[0]}"]
+    assert texts[0] == descriptor_sentence("cat", first[0]) and len(texts) == 30
+    assert waffle_texts("cat", ["blue"], concept="animal") == ["animal: a cat, which has blue"]
     with pytest.raises(SynonymsError, match="positive integer"):
-        waffle_descriptors(0)
+        waffle_descriptors(shape, 0)
 
 
 def test_match_report():
@@ -145,7 +143,9 @@ def test_waffle_space(engine, v):
     req = engine.request(LABELS, method="waffle", waffle={"count": 3, "seed": 1})
     space = engine.resolve(req).space
     assert [len(c.concepts) for c in space.classes] == [6, 6, 6] and space.config.method == "waffle"
-    assert space.classes[0].concepts[0].text == f"cat, which has {waffle_descriptors(3, 1)[0]}"
+    shared = waffle_descriptors(waffle_shape(LABELS), 3, 1)
+    assert space.classes[0].concepts[0].text == descriptor_sentence("cat", shared[0])
+    assert space.config.templates == ["A photo of a {}."]  # WaffleCLIP's own template by default
     assert engine.scores(v, engine.resolve(req)).logits.shape == (3, 3)
 
 

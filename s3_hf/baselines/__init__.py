@@ -3,26 +3,38 @@ scored by the one metric implementation) and the texts and files they are made o
 
 from .spaces import BASELINE_METRICS, BASELINES, build_method_space
 from .texts import (
+    DCLIP_TEMPLATES,
     DEFAULT_WAFFLE_COUNT,
+    WAFFLE_SEEDS,
+    WAFFLE_TEMPLATE,
     MatchReport,
+    WaffleShape,
+    dclip_template,
     dclip_texts,
     descriptor_sentence,
     match_class_texts,
     read_class_texts,
     waffle_descriptors,
+    waffle_shape,
     waffle_texts,
 )
 
 __all__ = [
     "BASELINES",
     "BASELINE_METRICS",
+    "DCLIP_TEMPLATES",
     "DEFAULT_WAFFLE_COUNT",
+    "WAFFLE_SEEDS",
+    "WAFFLE_TEMPLATE",
     "MatchReport",
+    "WaffleShape",
     "build_method_space",
+    "dclip_template",
     "dclip_texts",
     "descriptor_sentence",
     "match_class_texts",
     "read_class_texts",
     "waffle_descriptors",
+    "waffle_shape",
     "waffle_texts",
 ]

@@ -5,7 +5,9 @@ implementation S^3 uses (:mod:`s3_hf.metrics`):
   the ``label`` metric. With one prompt per class it is the ``label`` baseline with that prompt as template.
 - ``dclip``: one point per descriptor text, scored with ``mean_similarity`` (the mean of ``v · t`` over the
   class's texts): DCLIP's mean similarity over its descriptors.
-- ``waffle``: one point per random-descriptor text, scored with ``mean_similarity``.
+- ``waffle``: one point per random-descriptor text, scored with ``mean_similarity`` (one draw: ``seed``; WaffleCLIP
+  reports the mean and standard deviation over the draws of :data:`~s3_hf.baselines.texts.WAFFLE_SEEDS`, as
+  ``s3 eval`` does).
 
 No point is pruned (these methods have no complex); a space records its method in ``S3Config.method``.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,14 +34,18 @@ from ..records import ClassRecord, ConceptRecord
 from ..space import build_space
 from ..templates import DEFAULT_TEMPLATE, resolve_templates
 from .texts import (
+    DEFAULT_DCLIP_TEMPLATE,
     DEFAULT_WAFFLE_COUNT,
+    METHOD_TEMPLATES,
     MatchReport,
     dclip_texts,
     match_class_texts,
     read_class_texts,
     waffle_descriptors,
+    waffle_shape,
     waffle_texts,
 )
+from .texts import dclip_template as resolve_dclip_template
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ def build_method_space(
     waffle_count: int = DEFAULT_WAFFLE_COUNT,
     seed: int = 0,
     concept: str | None = None,
+    dclip_template: str = DEFAULT_DCLIP_TEMPLATE,
     base_model: str | None = None,
     batch_size: int = 256,
     progress: bool = False,
@@ -71,12 +79,17 @@ def build_method_space(
         tokenizer: the transformers model's tokenizer (``None`` with an ``Encoder``).
         labels: the class labels.
         method: the baseline.
-        descriptors: DCLIP's descriptors, ``{class: [descriptor, ...]}`` or its JSON file (``dclip``).
+        descriptors: DCLIP's descriptors, ``{class: [descriptor, ...]}`` or its JSON file (``dclip``); for
+            ``waffle``, the dataset's descriptors whose characters make its random strings (default: the labels').
         prompts: CuPL's prompts, ``{class: [prompt, ...]}`` or its JSON file (``cupl``).
         templates: prompt templates of ``dclip`` and ``waffle`` texts, and of ``cupl`` classes without prompts.
+            Default: ``dclip_template``'s for ``dclip``, WaffleCLIP's ``"A photo of a {}."`` for ``waffle``,
+            ``"This is a photo of {}."`` for ``cupl``.
         waffle_count: pairs of random descriptors (``waffle``).
-        seed: the seed of the random descriptors (``waffle``).
+        seed: the draw of the random descriptors (``waffle``).
         concept: WaffleCLIP's high-level concept (``"food"``, ``"a type of pet"``), or ``None``.
+        dclip_template: the template of ``dclip`` texts when ``templates`` is ``None``: ``"dclip"`` (the
+            released code's: none), ``"waffle"`` (WaffleCLIP's ``"A photo of a {}."``) or a template.
         base_model: the model name recorded in the config.
         batch_size: texts per forward pass.
         progress: show progress bars.
@@ -88,7 +101,10 @@ def build_method_space(
     if method not in BASELINES:
         raise InvalidConfigError(f"Unknown baseline {method!r}; use one of {BASELINES}.")
     labels = check_labels(labels)
-    templates = resolve_templates(templates if templates is not None else DEFAULT_TEMPLATE)
+    if templates is None:
+        defaults = {**METHOD_TEMPLATES, "dclip": resolve_dclip_template(dclip_template)}
+        templates = defaults.get(method, DEFAULT_TEMPLATE)
+    templates = resolve_templates(templates)
     check_canonicalization(canonicalization)
     encoder = as_encoder(model, tokenizer)
     provenance: dict[str, Any] = {"name": method, "built": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -112,9 +128,13 @@ def build_method_space(
             if isinstance(descriptors, str):
                 provenance["file"] = descriptors
         else:
-            shared = waffle_descriptors(waffle_count, seed)
+            found = None
+            if descriptors is not None:
+                found = [d for texts in read_class_texts(descriptors, "WaffleCLIP descriptors").values() for d in texts]
+            shape = waffle_shape(labels, found)
+            shared = waffle_descriptors(shape, waffle_count, seed)
             per_class = [waffle_texts(lab, shared, concept) for lab in labels]
-            provenance.update(count=waffle_count, seed=seed, concept=concept)
+            provenance.update(count=waffle_count, seed=seed, concept=concept, shape=asdict(shape))
         point_texts = per_class
         groups = [[t] for texts in per_class for t in texts]
         text_templates = templates
