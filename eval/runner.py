@@ -34,7 +34,8 @@ from s3_hf.encoders import Encoder
 from s3_hf.encoding import load_image
 from s3_hf.errors import EvalError
 from s3_hf.families import check_canonicalization
-from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_shots
+from s3_hf.fewshot import SSPConfig, fit_for_space, global_and_local, sample_shots, view_keys
+from s3_hf.fewshot.features import AugmentedViews, view_side
 from s3_hf.fewshot.gda import fit_gda
 from s3_hf.fileio import save_tensors, write_json
 from s3_hf.metrics import METRICS, score
@@ -220,7 +221,7 @@ def encode_sharded(
     if on_cpu:  # this process's shard of positions, read and encoded by the encoder's image workers
         positions = [i for idx in loader for i in idx.tolist()]
         read = encoder.encode_image_batches(
-            [images[i] for i in positions],
+            _Take(images, positions),  # lazily: augmented views are drawn as they are encoded
             batch_size,
             fast=fast_decode,
             workers=workers,
@@ -277,6 +278,24 @@ def image_embeddings(
     return out, False
 
 
+class _Take(Sequence[Any]):
+    """``items[positions[j]]`` at ``j``, read when indexed."""
+
+    def __init__(self, items: Sequence[Any], positions: Sequence[int]) -> None:
+        self.items, self.positions = items, positions
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, j: int) -> Any:  # type: ignore[override]
+        return self.items[self.positions[j]]
+
+
+#: The seed of the support images' augmented views in eval: each train image's views depend on it and on the
+#: image's index in the train split only, so every (shots, seed) run sees the same views of an image.
+VIEW_SEED = 0
+
+
 def support_features(
     accelerator: Any,
     encoder: Encoder,
@@ -284,14 +303,19 @@ def support_features(
     indices: list[int],
     cfg: EvalConfig,
     cache: Path,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Global ``(n, D)`` and local ``(n, P, D)`` features of the train images ``indices`` (cached; local ones are
-    kept and returned in float16: a 16-shot ImageNet support set is 16,000 images x patches x D)."""
+    kept and returned in float16: a 16-shot ImageNet support set is 16,000 images x patches x D), and the global
+    features ``(n, V, D)`` of ``V`` augmented views of each (``augment_views`` of the few-shot options; ``None``
+    when it is 1)."""
+    views = SSPConfig(**cfg.fewshot).augment_views
     key = embedding_key(cfg, encoder, train) + hashlib.sha256(json.dumps(indices).encode()).hexdigest()[:8]
+    if views > 1:
+        key += f"-views{views}-seed{VIEW_SEED}"
     path = cache / f"support-{key}.safetensors"
     if path.is_file():
         cached = load_file(path)
-        return cached["global"], cached["local"]
+        return cached["global"], cached["local"], cached.get("views")
     glob, local = encode_sharded(
         accelerator,
         encoder,
@@ -302,10 +326,27 @@ def support_features(
         cfg.fast_decode,
         cfg.resolved_workers(),
     )
+    view_features = None
+    if views > 1:  # N x V encodings, global only
+        images = AugmentedViews([train.images[i] for i in indices], views, VIEW_SEED, view_side(encoder), indices)
+        (flat,) = encode_sharded(
+            accelerator,
+            encoder,
+            images,
+            cfg.batch_size,
+            lambda e, px: (e.encode_pixels(px),),
+            f"Encoding {train.name} support views",
+            cfg.fast_decode,
+            cfg.resolved_workers(),
+        )
+        view_features = flat.reshape(len(indices), views, -1)
     if accelerator.is_main_process:
-        save_tensors(path, {"global": glob, "local": local})
+        tensors = {"global": glob, "local": local}
+        if view_features is not None:
+            tensors["views"] = view_features
+        save_tensors(path, tensors)
     accelerator.wait_for_everyone()
-    return glob, local
+    return glob, local, view_features
 
 
 # ------------------------------------------------------------------------------------------------ methods
@@ -575,6 +616,7 @@ class FewShotSupport:
     glob: torch.Tensor  # (len(union), D)
     local: torch.Tensor  # (len(union), P, D), float16
     train_labels: list[int]  # the whole train split's labels
+    views: torch.Tensor | None = None  # (len(union), V, D) augmented views' global features; None: no augmentation
 
     @cached_property
     def _position(self) -> dict[int, int]:
@@ -607,11 +649,15 @@ def score_fewshot(
         rows = support.rows(idx)
         glob, local = support.glob[rows], support.local[rows].float()
         y = [support.train_labels[i] for i in idx]
+        views = None if support.views is None else support.views[rows].float()
+        keys = None if views is None else view_keys(views)  # Tip-Adapter's cache keys: the mean of the views
         entry: dict[str, Any] = {"shots": k, "seed": seed, "support_images": len(idx)}
         predictions = {"zero-shot": zero_shot.argmax(-1).tolist()}
         for mode in ("cache", "ssp"):
             options = {**cfg.fewshot, "mode": mode, "seed": seed}
-            adapter = fit_for_space(space, classes, glob, local, y, metric, tau=tau, config=SSPConfig(**options))
+            adapter = fit_for_space(
+                space, classes, glob, local, y, metric, tau=tau, config=SSPConfig(**options), keys=keys
+            )
             out = torch.cat(
                 [adapter.logits(emb[i : i + chunk], zero_shot[i : i + chunk]) for i in range(0, len(emb), chunk)]
             )
@@ -619,7 +665,15 @@ def score_fewshot(
             entry[f"{mode}_params"] = {x: getattr(adapter.info, x) for x in ("alpha", "beta", "gamma", "tuned")}
         support_zero_shot = tau * score(glob.to(state.points.device), state, metric).cpu()
         val_fraction = SSPConfig(**cfg.fewshot).val_fraction
-        gda = fit_gda(glob, y, len(classes), support_zero_shot, seed=seed, val_fraction=val_fraction)
+        gda = fit_gda(
+            glob if views is None else views,
+            y,
+            len(classes),
+            support_zero_shot,
+            seed=seed,
+            val_fraction=val_fraction,
+            queries=glob,
+        )
         predictions["gda"] = (
             torch.cat(
                 [gda.logits(emb[i : i + chunk], tau * zero_shot[i : i + chunk]) for i in range(0, len(emb), chunk)]
@@ -627,7 +681,7 @@ def score_fewshot(
             .argmax(-1)
             .tolist()
         )
-        entry["gda_params"] = {"alpha": gda.alpha, "tuned": gda.tuned}
+        entry["gda_params"] = gda.info()
         for method, pred in predictions.items():
             pc = per_class.compute(predictions=pred, references=labels)["mean_per_class_accuracy"]
             top1 = top_k.compute(predictions=[[p] for p in pred], references=labels, k=1)["top_k_accuracy"]
@@ -913,8 +967,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
             train = plan.train
             runs = support_indices(cfg, train)
             union = sorted({i for idx in runs.values() for i in idx})
-            glob, local = support_features(accelerator, encoder, train, union, cfg, cache)
-            support = FewShotSupport(runs, union, glob, local, train.labels)
+            glob, local, views = support_features(accelerator, encoder, train, union, cfg, cache)
+            support = FewShotSupport(runs, union, glob, local, train.labels, views)
             t_support = time.perf_counter() - t0
         if not main:
             continue

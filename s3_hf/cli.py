@@ -169,6 +169,7 @@ def _int_at_least(minimum: int) -> Any:
 
 
 POSITIVE = _int_at_least(1)
+AUGMENT_HELP = "few-shot: augmented views (random crop + flip) per support image, as GDA's code; 1: none (default 10)"
 NON_NEGATIVE = _int_at_least(0)
 
 
@@ -477,7 +478,7 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     from .fewshot import SSPConfig, read_support
     from .fewshot.support import require_every_class
 
-    config = SSPConfig.from_dict({"mode": args.fewshot_mode, "seed": args.seed})
+    config = SSPConfig.from_dict({"mode": args.fewshot_mode, "seed": args.seed, "augment_views": args.augment_views})
     if "candidate_labels" in kwargs:  # the classes are known: check the support folder before anything is encoded
         labels = kwargs["candidate_labels"]
         require_every_class(read_support(args.support, labels)[1], labels)
@@ -651,12 +652,17 @@ def _int_list(text: str | None, flag: str, minimum: int = 0) -> list[int]:
     return values
 
 
-def _json_options(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    options = load_json_text(text, CLIUsageError, "--fewshot-options", "Pass a JSON object, e.g. '{\"top_s\": 4}'.")
+def _json_options(text: str | None, augment_views: int | None = None) -> dict[str, Any]:
+    options: Any = {}
+    if text:
+        hint = "Pass a JSON object, e.g. '{\"top_s\": 4}'."
+        options = load_json_text(text, CLIUsageError, "--fewshot-options", hint)
     if not isinstance(options, dict):
         raise CLIUsageError("--fewshot-options must be a JSON object, e.g. '{\"top_s\": 4}'.")
+    if augment_views is not None:
+        options["augment_views"] = augment_views
+    if not options:
+        return {}
     from .fewshot import SSPConfig
 
     SSPConfig.from_dict({k: v for k, v in options.items() if k != "mode"})  # fail now, not after encoding
@@ -689,7 +695,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         shots=_int_list(args.shots, "--shots", minimum=1),
         seeds=_int_list(args.seeds, "--seeds"),
         fewshot_base=args.fewshot_base,
-        fewshot=_json_options(args.fewshot_options),
+        fewshot=_json_options(args.fewshot_options, args.augment_views),
         imagenet_sample=args.imagenet_sample,
         dclip=args.dclip,
         cupl=args.cupl,
@@ -882,7 +888,8 @@ def build_parser() -> argparse.ArgumentParser:
     space_args(f)
     f.add_argument("--metric", choices=METRIC_NAMES, help="zero-shot metric SSP adds to (default: the space's)")
     f.add_argument("--fewshot-mode", choices=["ssp", "cache"], default="ssp")
-    f.add_argument("--seed", type=int, default=0, help="seed of the validation split used for tuning")
+    f.add_argument("--seed", type=int, default=0, help="seed of the validation split and of the augmented views")
+    f.add_argument("--augment-views", type=int, default=10, help=AUGMENT_HELP)
     f.add_argument("--out", help="folder to write the adapter to (default: the --space folder)")
     model_args(f)
     f.set_defaults(func=cmd_fewshot)
@@ -973,6 +980,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seeds", default="1,2,3", help="support samples per shot count (default 1,2,3)")
     e.add_argument("--fewshot-base", default="", help="zero-shot method few-shot builds on (default: S^3 local_center)")
     e.add_argument("--fewshot-options", default="", help='SSP options as JSON, e.g. \'{"top_s": 4, "lam": 0.5}\'')
+    e.add_argument("--augment-views", type=int, help=AUGMENT_HELP)
     e.add_argument("--imagenet-sample", help="folder of the imagenet-sample benchmark (default: $S3_IMAGENET_SAMPLE)")
     e.add_argument("--task", choices=["classification", "segmentation"], default="classification")
     e.add_argument("--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced size)")

@@ -40,8 +40,10 @@ from .fewshot import (
     SSPAdapter,
     SSPConfig,
     encode_support_images,
+    encode_support_views,
     fit_for_space,
     read_support,
+    view_keys,
 )
 from .fewshot.support import require_every_class
 from .metrics import centre_members, nearest_match, score
@@ -729,6 +731,12 @@ class S3Engine:
             images, targets = read_support(support, labels)
             require_every_class(targets, labels)
             glob, local = encode_support_images(self.encoder, None, images, progress=len(images) > 64)
+            keys = None
+            if config.augment_views > 1:  # the cache keys: each image's mean over its augmented views
+                views = encode_support_views(
+                    self.encoder, None, images, config.augment_views, config.seed, progress=len(images) > 64
+                )
+                keys = view_keys(views)
             return fit_for_space(
                 selection.space,
                 list(selection.index),
@@ -740,6 +748,7 @@ class S3Engine:
                 self.logit_scale,
                 config,
                 text_vector,
+                keys,
             )
 
         key = (

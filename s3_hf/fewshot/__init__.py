@@ -1,11 +1,12 @@
 """Few-shot classification on top of S^3: SSP and its Tip-Adapter-style cache, training-free."""
 
-from .features import encode_support_images, global_and_local
+from .features import DEFAULT_AUGMENT_VIEWS, encode_support_images, encode_support_views, global_and_local, view_keys
 from .ssp import SSP_CONFIG_NAME, SSP_TENSORS_NAME, FitInfo, SSPAdapter, SSPConfig, fit_ssp
 from .support import read_support, sample_shots
 from .text import class_text_vectors, fit_for_space
 
 __all__ = [
+    "DEFAULT_AUGMENT_VIEWS",
     "SSP_CONFIG_NAME",
     "SSP_TENSORS_NAME",
     "FitInfo",
@@ -13,9 +14,11 @@ __all__ = [
     "SSPConfig",
     "class_text_vectors",
     "encode_support_images",
+    "encode_support_views",
     "fit_for_space",
     "fit_ssp",
     "global_and_local",
     "read_support",
     "sample_shots",
+    "view_keys",
 ]

@@ -1,15 +1,34 @@
 """Support images -> global and local (patch-token) features in the joint space (through the encoder interface:
-see :meth:`s3_hf.encoders.Encoder.global_and_local` for how each family maps its patch tokens)."""
+see :meth:`s3_hf.encoders.Encoder.global_and_local` for how each family maps its patch tokens), and the global
+features of augmented views of each support image.
+
+Augmented views follow the released few-shot code of GDA (mrflogs/ICLR24 ``main_few_shots.py``) and Tip-Adapter
+(gaopengcuhk/Tip-Adapter ``main.py``): a random resized crop (area ``scale`` 0.5-1 of the image, aspect ratio 3/4-4/3,
+resized bicubically to the model's square input) and a horizontal flip with probability 1/2, ``augment_epoch: 10``
+views per image. Each view is drawn from its own generator seeded by (seed, image key, view), so the views of an image
+are the same whatever else is encoded with it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from ..encoders.base import as_encoder
-from ..encoding import ImageInput
+from ..encoding import ImageInput, load_image
+from ..errors import InvalidConfigError
+
+#: Views per support image (GDA ``configs/few_shots/*.yaml`` and Tip-Adapter ``configs/*.yaml``: ``augment_epoch``).
+DEFAULT_AUGMENT_VIEWS = 10
+#: ``RandomResizedCrop(size, scale=(0.5, 1), interpolation=BICUBIC)`` in both releases; torchvision's default ratio.
+CROP_SCALE = (0.5, 1.0)
+CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
 
 def global_and_local(
@@ -41,7 +60,144 @@ def encode_support_images(
     return torch.cat(glob), torch.cat(local)
 
 
+def check_augment_views(views: Any) -> int:
+    """``views`` as an int, or :class:`InvalidConfigError` unless it is a positive integer."""
+    if not isinstance(views, int) or isinstance(views, bool) or views < 1:
+        raise InvalidConfigError(
+            f"augment_views must be a positive integer, got {views!r}: use {DEFAULT_AUGMENT_VIEWS} (random crops and "
+            "flips, as GDA's and Tip-Adapter's code) or 1 (each support image as it is, no augmentation)."
+        )
+    return views
+
+
+def _generator(seed: int, key: int, view: int) -> torch.Generator:
+    digest = hashlib.sha256(f"{seed}:{key}:{view}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def crop_box(width: int, height: int, gen: torch.Generator) -> tuple[int, int, int, int]:
+    """``(left, top, w, h)`` of a random resized crop: up to 10 draws of an area in ``CROP_SCALE`` of the image
+    and a log-uniform aspect ratio in ``CROP_RATIO`` until the box fits, else the central crop of the image
+    clamped to that ratio range (the published algorithm of torchvision's ``RandomResizedCrop``)."""
+    area = width * height
+    log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
+    for _ in range(10):
+        u = torch.rand(2, generator=gen, dtype=torch.float64).tolist()
+        target = area * (CROP_SCALE[0] + u[0] * (CROP_SCALE[1] - CROP_SCALE[0]))
+        ratio = math.exp(log_lo + u[1] * (log_hi - log_lo))
+        w, h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(torch.randint(0, height - h + 1, (1,), generator=gen))
+            left = int(torch.randint(0, width - w + 1, (1,), generator=gen))
+            return left, top, w, h
+    ratio = width / height
+    if ratio < CROP_RATIO[0]:
+        w, h = width, round(width / CROP_RATIO[0])
+    elif ratio > CROP_RATIO[1]:
+        w, h = round(height * CROP_RATIO[1]), height
+    else:
+        w, h = width, height
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+def augmented_view(image: Image.Image, side: int | None, seed: int, key: int, view: int) -> Image.Image:
+    """View ``view`` of ``image`` (an RGB PIL image whose key is ``key``): a random resized crop, resized bicubically
+    to ``side x side`` (``None``: the crop's short side), flipped left-right with probability 1/2."""
+    gen = _generator(seed, key, view)
+    left, top, w, h = crop_box(*image.size, gen)
+    out = side or min(w, h)
+    picture = image.resize((out, out), Image.Resampling.BICUBIC, box=(left, top, left + w, top + h))
+    if float(torch.rand(1, generator=gen)) < 0.5:
+        picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return picture
+
+
+class AugmentedViews(Sequence[Image.Image]):
+    """The ``views`` augmented views of each image, image-major (item ``i * views + v``), read and drawn lazily
+    when indexed, so that only the images being encoded are in memory. ``keys``: each image's key for the seeds
+    (default its position). One view is the image as it is (no crop, no flip)."""
+
+    def __init__(
+        self,
+        images: Sequence[ImageInput],
+        views: int,
+        seed: int = 0,
+        side: int | None = None,
+        keys: Sequence[int] | None = None,
+    ) -> None:
+        self.images, self.views, self.seed, self.side = images, check_augment_views(views), seed, side
+        self.keys = list(range(len(images))) if keys is None else list(keys)
+        self._last: tuple[int, Image.Image] | None = None  # views of one image are read in a row
+
+    def __len__(self) -> int:
+        return len(self.images) * self.views
+
+    def __getitem__(self, k: int) -> Image.Image:  # type: ignore[override]
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        i, v = divmod(k, self.views)
+        last = self._last
+        if last is None or last[0] != i:
+            last = (i, load_image(self.images[i]))
+            self._last = last
+        if self.views == 1:
+            return last[1]
+        return augmented_view(last[1], self.side, self.seed, self.keys[i], v)
+
+
+def view_side(model: Any) -> int | None:
+    """The square side views are resized to: the model's resize target, so that its processor leaves them as they
+    are (``None`` where it has none)."""
+    return as_encoder(model).decode_min_side()
+
+
+def encode_support_views(
+    model: Any,
+    image_processor: Callable[..., Any] | None,
+    images: Sequence[ImageInput],
+    views: int = DEFAULT_AUGMENT_VIEWS,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> torch.Tensor:
+    """``(N, views, D)`` unit global features of ``views`` augmented views of each image (``N x views`` encodings),
+    on the CPU; with ``views=1``, of the images as they are.
+
+    Args:
+        model: a transformers model or an :class:`~s3_hf.encoders.Encoder`.
+        image_processor: a transformers model's image processor (``None`` for an encoder).
+        images: the support images (paths or PIL images).
+        views: views per image (a positive integer).
+        seed: the seed of the crops and flips; the same seed gives the same views.
+        batch_size: views per forward pass.
+        progress: show a progress bar.
+    """
+    encoder = as_encoder(model, None, image_processor)
+    sequence = AugmentedViews(images, views, seed, encoder.decode_min_side())
+    out = [b.features.cpu() for b in encoder.encode_image_batches(sequence, batch_size, progress=progress)]
+    if not out:
+        return torch.empty(0, views, encoder.dim)
+    return torch.cat(out).reshape(len(images), views, -1)
+
+
+def view_keys(views: torch.Tensor) -> torch.Tensor:
+    """``(N, D)`` cache keys from ``(N, V, D)`` view features: the normalised mean of each image's views, as
+    Tip-Adapter's ``build_cache_model`` (``utils.py``) averages its augmented epochs (it averages the embeddings
+    before their normalisation; the encoders here return unit embeddings, so each view weighs the same)."""
+    return F.normalize(views.float().mean(dim=1), dim=-1)
+
+
 __all__ = [
+    "CROP_RATIO",
+    "CROP_SCALE",
+    "DEFAULT_AUGMENT_VIEWS",
+    "AugmentedViews",
+    "augmented_view",
+    "check_augment_views",
+    "crop_box",
     "encode_support_images",
+    "encode_support_views",
     "global_and_local",
+    "view_keys",
+    "view_side",
 ]

@@ -10,29 +10,48 @@ estimator ``Σ⁻¹ ≈ D · ((N - 1) Σ + tr(Σ) I)⁻¹``. The GDA logit is li
 and the few-shot logit adds it to the zero-shot one, ``zero_shot_k(v) + α g_k(v)``, with ``α`` chosen on a
 validation split of the support set (the same split SSP tunes on), never on the test images. With no support
 images, ``α = 0`` and the logits are exactly the zero-shot ones.
+
+As in the released code (mrflogs/ICLR24 ``main_few_shots.py``), the support embeddings are those of augmented views
+of each image (:mod:`.features`: 10 random resized crops and flips), every view a sample of its class's mean and of
+the shared covariance, so that one image per class already gives a covariance (and a head that acts); ``α`` is
+picked from the released grid ``{1e-4, ..., 100}``, strictly best validation accuracy first, else ``0.1`` (the
+released starting value). Tuning is skipped, keeping that default, when the validation split would leave a class
+with fewer than two images to fit on: one image's own crops say little about a class's spread, and its one
+validation image per class would pick ``α`` by noise (at two shots it picked the grid minimum every time).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from ..errors import InvalidLabelsError
+from ..errors import InvalidConfigError, InvalidLabelsError
 from .ssp import validation_split
 
-DEFAULT_ALPHA_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+#: mrflogs/ICLR24 ``main_few_shots.py``: the grid searched on the validation set, and the value it starts from.
+DEFAULT_ALPHA_GRID = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
+DEFAULT_ALPHA = 0.1
+#: Tuning needs this many images per class left to fit on after the validation split.
+MIN_FIT_IMAGES = 2
 
 
 @dataclass
 class GDA:
-    """A fitted GDA head: ``weights`` ``(D, K)`` and ``bias`` ``(K,)``, and the weight ``alpha`` of its logits."""
+    """A fitted GDA head: ``weights`` ``(D, K)`` and ``bias`` ``(K,)``, and the weight ``alpha`` of its logits.
+    ``tuned`` says whether ``alpha`` was chosen on ``validation_images`` held-out support images, ``note`` how
+    ``alpha`` was set (and why tuning was skipped), ``views`` the embeddings per support image fitted on."""
 
     weights: torch.Tensor
     bias: torch.Tensor
-    alpha: float = 1.0
+    alpha: float = DEFAULT_ALPHA
     tuned: bool = False
+    note: str = ""
+    validation_images: int = 0
+    views: int = 1
 
     def gda_logits(self, v: torch.Tensor) -> torch.Tensor:
         """``(B, K)`` GDA logits of image embeddings ``v``."""
@@ -43,6 +62,16 @@ class GDA:
         if self.alpha == 0:
             return zero_shot
         return zero_shot + self.alpha * self.gda_logits(v).to(zero_shot)
+
+    def info(self) -> dict[str, Any]:
+        """What fitting chose and why, for results files."""
+        return {
+            "alpha": self.alpha,
+            "tuned": self.tuned,
+            "note": self.note,
+            "validation_images": self.validation_images,
+            "views": self.views,
+        }
 
 
 def fit_gda_head(x: torch.Tensor, y: Sequence[int], num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,6 +96,13 @@ def fit_gda_head(x: torch.Tensor, y: Sequence[int], num_classes: int) -> tuple[t
     return weights, bias
 
 
+def _samples(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, D)`` or ``(N, V, D)`` embeddings -> ``(N * V, D)`` samples and their labels (views image-major)."""
+    if x.dim() == 2:
+        return x, labels
+    return x.reshape(-1, x.shape[-1]), labels.repeat_interleave(x.shape[1])
+
+
 def fit_gda(
     x: torch.Tensor,
     y: Sequence[int],
@@ -77,44 +113,69 @@ def fit_gda(
     alpha_grid: Sequence[float] = DEFAULT_ALPHA_GRID,
     val_fraction: float = 0.25,
     seed: int = 0,
+    queries: torch.Tensor | None = None,
 ) -> GDA:
     """Fit GDA on support embeddings ``x`` with labels ``y``; ``alpha`` fixed, or tuned on a per-class validation
-    split of the support set (``zero_shot``: the support images' zero-shot logits ``(N, K)``): the grid value with
-    the best validation accuracy, ties to the smaller. Without validation images (one image per class) or zero-shot
-    logits, ``alpha`` is 1.
+    split of the support images: the grid value with the strictly best validation accuracy, the smaller on ties,
+    :data:`DEFAULT_ALPHA` when none is above 0. Tuning is skipped (``alpha`` is :data:`DEFAULT_ALPHA`, ``note``
+    says why) without zero-shot logits, without validation images, or when the split leaves a class fewer than
+    :data:`MIN_FIT_IMAGES` images to fit on.
 
     Args:
-        x: ``(N, D)`` support embeddings (unit vectors).
-        y: their class indices.
+        x: ``(N, D)`` support embeddings (unit vectors), or ``(N, V, D)``: ``V`` augmented views of each, every view
+            a sample of the class mean and covariance.
+        y: the ``N`` images' class indices.
         num_classes: ``K``.
-        zero_shot: ``(N, K)`` zero-shot logits of the support images, for tuning.
+        zero_shot: ``(N, K)`` zero-shot logits of the support images (as they are), for tuning.
         alpha: a fixed weight of the GDA logits (no tuning).
         alpha_grid: the values tried when tuning.
         val_fraction: the share of each class's support images held out for tuning.
         seed: the seed of the validation split.
+        queries: ``(N, D)`` embeddings of the support images as they are, scored on the validation split (default:
+            ``x``, or the normalised mean of its views).
     """
     labels = torch.as_tensor(list(y), dtype=torch.long)
+    if x.dim() not in (2, 3) or (len(labels) and x.shape[0] != len(labels)):
+        raise InvalidConfigError(
+            f"GDA takes (N, D) or (N, V, D) embeddings of N={len(labels)} images, got {tuple(x.shape)}."
+        )
+    views = x.shape[1] if x.dim() == 3 else 1
     if len(labels) == 0:  # no support: a head that adds nothing, so the logits stay exactly the zero-shot ones
-        zeros = torch.zeros(x.shape[-1] if x.dim() == 2 else 0, num_classes, dtype=torch.float64)
-        return GDA(zeros, torch.zeros(num_classes, dtype=torch.float64), 0.0, tuned=False)
-    weights, bias = fit_gda_head(x, labels.tolist(), num_classes)
+        zeros = torch.zeros(x.shape[-1], num_classes, dtype=torch.float64)
+        return GDA(zeros, torch.zeros(num_classes, dtype=torch.float64), 0.0, note="no support images: zero-shot")
+    weights, bias = fit_gda_head(*_samples(x, labels), num_classes)
     if alpha is not None:
-        return GDA(weights, bias, float(alpha), tuned=False)
+        return GDA(weights, bias, float(alpha), note="alpha given", views=views)
+
+    def untuned(why: str, n_val: int = 0) -> GDA:
+        return GDA(
+            weights, bias, DEFAULT_ALPHA, note=f"not tuned, default alpha: {why}", validation_images=n_val, views=views
+        )
+
     if zero_shot is None:
-        return GDA(weights, bias, 1.0, tuned=False)
+        return untuned("no zero-shot logits of the support images to tune on")
     fit_idx, val_idx = validation_split(labels, val_fraction, seed)
+    if len(val_idx) == 0:
+        return untuned("no validation images (one support image per class)")
     fit_counts = torch.bincount(labels[fit_idx], minlength=num_classes)
-    if len(val_idx) == 0 or (fit_counts == 0).any():
-        return GDA(weights, bias, 1.0, tuned=False)
-    w, b = fit_gda_head(x[fit_idx], labels[fit_idx].tolist(), num_classes)
-    head = GDA(w, b)
-    g = head.gda_logits(x[val_idx]).to(zero_shot.dtype)
-    best, best_acc = float(alpha_grid[0]), -1.0
+    short = (fit_counts < MIN_FIT_IMAGES).nonzero().flatten().tolist()
+    if short:
+        return untuned(
+            f"the validation split leaves {len(short)} classes (e.g. {short[:5]}) with fewer than {MIN_FIT_IMAGES} "
+            "images to fit on",
+            len(val_idx),
+        )
+    if queries is None:
+        queries = x if x.dim() == 2 else F.normalize(x.double().mean(dim=1), dim=-1)
+    w, b = fit_gda_head(*_samples(x[fit_idx], labels[fit_idx]), num_classes)
+    g = GDA(w, b).gda_logits(queries[val_idx]).to(zero_shot.dtype)
+    best, best_acc = DEFAULT_ALPHA, 0.0
     for a in sorted(alpha_grid):
         acc = float(((zero_shot[val_idx] + a * g).argmax(-1) == labels[val_idx]).double().mean())
         if acc > best_acc:
             best, best_acc = float(a), acc
-    return GDA(weights, bias, best, tuned=True)
+    note = f"tuned on {len(val_idx)} validation images (accuracy {best_acc:.3f})"
+    return GDA(weights, bias, best, tuned=True, note=note, validation_images=len(val_idx), views=views)
 
 
-__all__ = ["DEFAULT_ALPHA_GRID", "GDA", "fit_gda", "fit_gda_head"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_ALPHA_GRID", "GDA", "MIN_FIT_IMAGES", "fit_gda", "fit_gda_head"]

@@ -45,6 +45,7 @@ from ..errors import (
 )
 from ..fileio import load_json_text, recover_folder, write_artifact
 from ..hub import download, upload
+from .features import DEFAULT_AUGMENT_VIEWS, check_augment_views
 
 SSP_FORMAT_VERSION = 1
 SSP_CONFIG_NAME = "ssp_config.json"
@@ -63,7 +64,8 @@ class SSPConfig:
     """Options of :func:`fit_ssp`. ``mode="cache"`` is the Tip-Adapter-style baseline: the cache term alone, on
     unprojected features, no language term. ``alpha``/``beta``/``gamma`` left as ``None`` are tuned on a
     validation split (``val_fraction`` of each class's support images, at least one, for classes with two or
-    more); with no validation images they fall back to the defaults."""
+    more); with no validation images they fall back to the defaults. ``augment_views``: augmented views per
+    support image whose mean is its cache key (1: the image as it is), see :mod:`.features`."""
 
     mode: str = "ssp"
     top_s: int = 8
@@ -78,8 +80,10 @@ class SSPConfig:
     gamma_grid: tuple[float, ...] = GAMMA_GRID
     val_fraction: float = 0.25
     seed: int = 0
+    augment_views: int = DEFAULT_AUGMENT_VIEWS
 
     def __post_init__(self) -> None:
+        check_augment_views(self.augment_views)
         if self.mode not in MODES:
             raise InvalidConfigError(f"Unknown few-shot mode {self.mode!r}; use one of {MODES}.")
         if not isinstance(self.top_s, int) or self.top_s < 1:
@@ -250,11 +254,17 @@ class _Terms:
 
 
 def _fit_terms(
-    glob: torch.Tensor, local: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, cfg: SSPConfig
+    glob: torch.Tensor,
+    local: torch.Tensor,
+    labels: torch.Tensor,
+    text: torch.Tensor,
+    cfg: SSPConfig,
+    keys: torch.Tensor | None = None,
 ) -> _Terms:
     num_classes, dim = text.shape
+    keys = F.normalize(glob if keys is None else keys, dim=-1)
     if cfg.mode == "cache":
-        return _Terms(None, F.normalize(glob, dim=-1), labels, None, num_classes, {"vision": dim, "language": None})
+        return _Terms(None, keys, labels, None, num_classes, {"vision": dim, "language": None})
     counts = _counts(labels, num_classes).clamp(min=1)[:, None].float()
     onehot = F.one_hot(labels, num_classes).float()  # (N, C)
     vision_sel = select_local(local, glob, cfg.top_s).mean(dim=1)  # (N, D)
@@ -270,7 +280,7 @@ def _fit_terms(
         # no support for c: its text vector stays as it is
         projected[c] = project(text[c : c + 1], basis)[0] if basis.shape[1] else text[c]
     ranks = {"vision": vision_basis.shape[1], "language": lranks}
-    return _Terms(vision_basis, F.normalize(glob, dim=-1), labels, F.normalize(projected, dim=-1), num_classes, ranks)
+    return _Terms(vision_basis, keys, labels, F.normalize(projected, dim=-1), num_classes, ranks)
 
 
 def validation_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,6 +305,7 @@ def _tune(
     zero_shot: Callable[[torch.Tensor], torch.Tensor],
     cfg: SSPConfig,
     tau: float,
+    keys: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Grid search of the unset α, β, γ on a validation split: best accuracy, ties to the lower cross-entropy
     (at temperature ``tau``), then to the earlier grid point (the grids start closest to zero-shot)."""
@@ -305,7 +316,9 @@ def _tune(
     if len(val_idx) == 0 or all(v is not None for v in fixed.values()):
         chosen = {k: (v if v is not None else d) for (k, v), d in zip(fixed.items(), _DEFAULTS, strict=True)}
         return {**chosen, "tuned": False, "validation_images": len(val_idx)}
-    terms = _fit_terms(glob[fit_idx], local[fit_idx], labels[fit_idx], text, cfg)
+    terms = _fit_terms(
+        glob[fit_idx], local[fit_idx], labels[fit_idx], text, cfg, None if keys is None else keys[fit_idx]
+    )
     v, y = glob[val_idx], labels[val_idx]
     zs, lang, keys = zero_shot(v).float(), terms.language(v), terms.projected_keys()
     grid = {k: (fixed[k],) if fixed[k] is not None else getattr(cfg, f"{k}_grid") for k in fixed}
@@ -539,6 +552,7 @@ def fit_ssp(
     config: SSPConfig | None = None,
     tau: float = 100.0,
     extra_info: Mapping[str, str | None] | None = None,
+    keys: torch.Tensor | None = None,
 ) -> SSPAdapter:
     """Fit SSP (or the cache alone) on the features of a labelled support set; see the module docstring and the
     README, section Few-shot (SSP), for the method.
@@ -556,6 +570,8 @@ def fit_ssp(
         tau: CLIP's logit scale, the temperature of the tuning loss.
         extra_info: what the adapter is fitted on top of, recorded in its :class:`FitInfo`: any of
             ``base_model``, ``zero_shot_metric``, ``text_vector`` and ``space_sha256``.
+        keys: ``(N, D)`` the support images' cache keys (default ``glob``), e.g. the mean of their augmented
+            views (:func:`~s3_hf.fewshot.features.view_keys`); ``glob`` stays the images as they are.
 
     Returns:
         The fitted :class:`SSPAdapter`; with an empty support set, one that returns the zero-shot scores
@@ -580,6 +596,8 @@ def fit_ssp(
         return SSPAdapter(class_names, cfg, empty, None)
     if glob.shape[0] != labels.shape[0] or local.shape[0] != labels.shape[0]:
         raise InvalidConfigError(f"{glob.shape[0]} global / {local.shape[0]} local features for {len(labels)} labels.")
+    if keys is not None and tuple(keys.shape) != tuple(glob.shape):
+        raise InvalidConfigError(f"{tuple(keys.shape)} cache keys for {tuple(glob.shape)} global features.")
     if labels.min() < 0 or labels.max() >= num_classes:
         raise InvalidLabelsError(f"Support labels must be class indices in 0..{num_classes - 1}.")
     shots = _counts(labels, num_classes)
@@ -590,9 +608,10 @@ def fit_ssp(
             "one image, or none at all (zero-shot)."
         )
     glob, local, text = glob.float(), local.float(), F.normalize(text.float(), dim=-1)
-    chosen = _tune(glob, local, labels, text, zero_shot, cfg, tau)
+    keys = None if keys is None else keys.float()
+    chosen = _tune(glob, local, labels, text, zero_shot, cfg, tau, keys)
     chosen.update({k: float(chosen[k]) for k in ("alpha", "beta", "gamma")})
-    terms = _fit_terms(glob, local, labels, text, cfg)
+    terms = _fit_terms(glob, local, labels, text, cfg, keys)
     info = FitInfo(embedding_dim=dim, shots=shots.tolist(), ranks=terms.ranks, **chosen, **provenance)
     return SSPAdapter(class_names, cfg, info, terms)
 

@@ -37,6 +37,7 @@ def fit_for_space(
     tau: float = 100.0,
     config: SSPConfig | None = None,
     text_vector: str = "global_center",
+    keys: torch.Tensor | None = None,
 ) -> SSPAdapter:
     """Fit SSP for some classes of a synonym space, on top of its zero-shot scores.
 
@@ -52,6 +53,7 @@ def fit_for_space(
         tau: CLIP's logit scale, the temperature of the tuning loss.
         config: the SSP options; ``None`` for the defaults.
         text_vector: each class's text vector, one of ``TEXT_VECTORS``: its S^3 global centre or its label.
+        keys: ``(N, D)`` cache keys of the support images (default ``glob``), e.g. the mean of augmented views.
 
     Returns:
         The fitted :class:`SSPAdapter`; its ``info`` records the space's base model and tensor hash, ``metric`` and
@@ -79,6 +81,7 @@ def fit_for_space(
         config,
         tau=tau,
         extra_info=info,
+        keys=keys,
     )
 
 
