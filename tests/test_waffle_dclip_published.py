@@ -109,6 +109,16 @@ def test_shape_on_published_benchmarks(name, expected):
         assert set("".join(groups)) <= set(shape.characters)
 
 
+@pytest.mark.parametrize("name", ["cub", "dtd", "eurosat", "food101", "imagenet", "pets", "places365"])
+def test_every_published_file_gives_the_releases_shape(name):
+    path = DCLIP_DIR / f"descriptors_{name}.json"
+    if not path.is_file():
+        pytest.skip(f"the shared DCLIP descriptors ({path}) are not on this machine")
+    mapping = json.loads(path.read_text(encoding="utf-8"))
+    descriptors = [d for texts in mapping.values() for d in texts]
+    assert shape_tuple(waffle_shape(list(mapping), descriptors)) == published_shape(list(mapping), descriptors)
+
+
 # ------------------------------------------------------------------------------------------------ the draws
 def test_draws_are_seeded_shaped_and_differ_across_seeds():
     shape = waffle_shape(["red fox", "sea turtle"], ["pointed ears", "a long, thin tail"])
