@@ -9,10 +9,12 @@ benchmark's conventions, e.g. ADE20K's 0 = "other") or as a bare folder. No publ
 this format is registered: download them and pass their folders.
 
 Methods, per benchmark: ``label`` (the first name of each class, metric ``label``: the base segmenter), ``names``
-(every name of a class, the max over names: the rule of SCLIP and NACLIP) and ``s3/<metric>`` (S^3 over the names as
-a synonym space). Each image's dense features are computed once per window and scored by every method; per-image
-confusion matrices are summed across processes, so 2 processes give exactly the numbers of 1. Dense features are not
-cached (a 336 px image at ViT-B/16 is about 900 features per window); built spaces are (text is encoded once).
+(every name of every line, untruncated and uncleaned, each a query: the multi-name rule of SCLIP, NACLIP and
+ClearCLIP, :func:`~s3_hf.segmentation.names_label_map`) and ``s3/<metric>`` (S^3 over the names as a synonym space,
+cleaned as spaces are: at most 10 names a class, a name equal to another class's label dropped). Each image's
+dense features are computed once per window and scored by every method; per-image confusion matrices are summed
+across processes, so 2 processes give exactly the numbers of 1. Dense features are not cached (a 336 px image at
+ViT-B/16 is about 900 features per window); built spaces are (text is encoded once).
 """
 
 from __future__ import annotations
@@ -30,7 +32,18 @@ from PIL import Image
 from s3_hf.encoding import is_image_file, load_image, original_size
 from s3_hf.errors import EvalError
 from s3_hf.fileio import read_user_text, write_json, write_text
-from s3_hf.segmentation import BACKGROUND, SegmentOptions, label_map, read_class_names, segment_logits_many
+from s3_hf.segmentation import (
+    BACKGROUND,
+    NameQueries,
+    NamesRule,
+    SegmentOptions,
+    label_map,
+    names_label_map,
+    read_class_file,
+    read_class_names,
+    resolve_background,
+    segment_logits_many,
+)
 from s3_hf.templates import resolve_templates
 
 from .registry import short_paths
@@ -68,7 +81,8 @@ SEG_REGISTRY: dict[str, SegBenchmark] = {
 
 @dataclass
 class SegData:
-    """A loaded benchmark: image and mask paths, the class labels and their other names."""
+    """A loaded benchmark: image and mask paths, the class labels and their other names (as synonym spaces clean
+    them), and ``class_names``: every name of every line, as the file gives them (the ``names`` method's queries)."""
 
     name: str
     images: list[Path]
@@ -77,6 +91,7 @@ class SegData:
     names: dict[str, list[str]]
     reduce_zero_label: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    class_names: list[list[str]] = field(default_factory=list)
 
 
 def _first_dir(root: Path, names: tuple[str, ...], what: str) -> Path:
@@ -100,8 +115,8 @@ def load(spec: str, class_names: str | None = None) -> SegData:
     names_file = Path(class_names) if class_names else root / "classes.txt"
     if not names_file.is_file():
         raise EvalError(f"No class-name file: {names_file} is missing. Add classes.txt or pass --class-names FILE.")
-    labels, names = read_class_names(read_user_text(names_file, EvalError, "Class-name file"))
-    labels, names = _distinct(labels, names)
+    text = read_user_text(names_file, EvalError, "Class-name file")
+    labels, names = _distinct(*read_class_names(text))
     if bench is not None and len(labels) != bench.num_classes:
         raise EvalError(f"{name} has {bench.num_classes} classes but {names_file} lists {len(labels)}.")
     masks = {p.stem: p for p in sorted(mask_dir.iterdir()) if p.suffix.lower() == ".png"}
@@ -115,6 +130,7 @@ def load(spec: str, class_names: str | None = None) -> SegData:
         labels,
         names,
         bench.reduce_zero_label if bench else False,
+        class_names=read_class_file(text),
     )
 
 
@@ -144,19 +160,30 @@ def _miou_module() -> Any:
     return load_metric("mean_iou")
 
 
+def names_queries(data: SegData) -> NameQueries:
+    """The ``names`` method's queries: every name of every line of the class file."""
+    return NameQueries.from_classes(data.class_names or [[lab, *data.names.get(lab, [])] for lab in data.labels])
+
+
+def background_of(data: SegData, options: SegmentOptions) -> int | None:
+    """The benchmark's background class: ``options.background_index``, else a class named ``background``."""
+    return resolve_background(data.labels, options.background_index)
+
+
+def names_rule(engine: Any, data: SegData, options: SegmentOptions) -> NamesRule:
+    """The ``names`` method's rule: the options' logit scale (the model's own when unset), thresholds and
+    background."""
+    scale = options.logit_scale if options.logit_scale is not None else float(engine.logit_scale)
+    return NamesRule(scale, options.background_threshold, options.area_threshold, background_of(data, options))
+
+
 def method_requests(engine: Any, data: SegData, metrics: list[str], templates: Any) -> dict[str, Any]:
-    """method -> request: ``label``, ``names`` (max over names) and ``s3/<metric>``."""
+    """method -> request: ``label``, ``names`` (each distinct name of the class file a class of its own, metric
+    ``label``: :func:`names_queries` maps them back) and ``s3/<metric>``."""
     names = {lab: others for lab, others in data.names.items() if others}
     out = {
         "label": engine.request(data.labels, templates=templates, metric="label"),
-        "names": engine.request(
-            data.labels,
-            synonyms=names or None,
-            templates=templates,
-            concept_format="{concept}",
-            metric="nearest_point",
-            radius=None,
-        ),
+        "names": engine.request(names_queries(data).names, templates=templates, metric="label"),
     }
     for metric in metrics:
         out[f"s3/{metric}"] = engine.request(data.labels, synonyms=names or None, templates=templates, metric=metric)
@@ -164,17 +191,19 @@ def method_requests(engine: Any, data: SegData, metrics: list[str], templates: A
 
 
 def load_all(cfg: Any) -> list[SegData]:
-    """Every benchmark of ``cfg``, loaded and checked before any image is encoded: a ``--background-threshold``
-    needs a class named ``background`` in each; benchmarks sharing a name are named by their folders' last path
-    components."""
+    """Every benchmark of ``cfg``, loaded and checked before any image is encoded: a background or area threshold
+    needs a background class in each (``cfg.background_index``, else a class named ``background``); benchmarks
+    sharing a name are named by their folders' last path components."""
     datas = [load(spec, cfg.class_names) for spec in cfg.benchmarks]
-    if cfg.background_threshold is not None:
+    index = getattr(cfg, "background_index", None)
+    if cfg.background_threshold is not None or getattr(cfg, "area_threshold", None) is not None:
         for data in datas:
-            if BACKGROUND not in (lab.casefold() for lab in data.labels):
+            if resolve_background(data.labels, index) is None:
                 raise EvalError(
-                    f"{data.name}: --background-threshold needs a class named '{BACKGROUND}', and its class names "
-                    f"({', '.join(data.labels[:5])}...) have none. Add one to its class-name file, or drop the "
-                    "threshold."
+                    f"{data.name}: a background or area threshold needs a background class, and its class names "
+                    f"({', '.join(data.labels[:5])}...) have none named '{BACKGROUND}'. Give the background's index "
+                    "(0 in the references' VOC21, Context60 and COCO-Object files), add a class named "
+                    f"'{BACKGROUND}', or drop the threshold."
                 )
     names = [d.name for d in datas]
     repeated = [d for d in datas if names.count(d.name) > 1]
@@ -198,6 +227,7 @@ def run_segmentation(
         templates = resolve_templates("imagenet80" if cfg.templates == "benchmark" else cfg.templates)
         requests = method_requests(engine, data, list(cfg.metrics), templates)
         resolved = {m: engine.resolve(r) for m, r in requests.items()}  # texts encoded once, before the images
+        queries, rule, background = names_queries(data), names_rule(engine, data, options), background_of(data, options)
         k = len(data.labels)
         confusion = {m: np.zeros((k, k), dtype=np.int64) for m in requests}
         mine = list(range(len(data.images)))[accelerator.process_index :: accelerator.num_processes]
@@ -208,9 +238,13 @@ def run_segmentation(
             size = original_size(image)
             if truth.shape != size[::-1]:
                 raise EvalError(f"{data.masks[i]} is {truth.shape[::-1]}, its image {size}: they must match.")
-            logits = segment_logits_many(engine, image, list(resolved.values()), options)
+            cosine = [m == "names" for m in resolved]  # the names rule applies its own scale
+            logits = segment_logits_many(engine, image, list(resolved.values()), options, cosine)
             for method, lg in zip(resolved, logits, strict=True):
-                pred = label_map(lg, data.labels, options.background_threshold, size).numpy()
+                if method == "names":
+                    pred = names_label_map(lg, queries, rule, size).numpy()
+                else:
+                    pred = label_map(lg, data.labels, options.background_threshold, size, background).numpy()
                 confusion[method] += miou.confusion_matrix(pred, truth, k, 255, data.reduce_zero_label)
         seconds = time.perf_counter() - start
         summed = {}
@@ -281,6 +315,8 @@ __all__ = [
     "load_all",
     "markdown",
     "method_requests",
+    "names_queries",
+    "names_rule",
     "run_segmentation",
     "write",
 ]

@@ -23,6 +23,10 @@ class InvalidConfigError(S3Error, ValueError):
     """A build or scoring option (metric, radius rule, ...) is invalid."""
 
 
+class BackgroundMissingError(InvalidConfigError):
+    """A segmentation background rule (probability or area threshold) has no background class to send pixels to."""
+
+
 class ImageLoadError(S3Error, ValueError):
     """An input image cannot be read or decoded."""
 
@@ -118,6 +122,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactShapeError",
     "ArtifactValueError",
+    "BackgroundMissingError",
     "CLIUsageError",
     "EvalError",
     "FormatVersionError",

@@ -16,7 +16,7 @@ replaces that max with a point-to-space score.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,8 @@ from .dense import (
     resize_bilinear,
     sliding_logits_many,
 )
-from .errors import ImageTooLargeError, InvalidConfigError
+from .errors import BackgroundMissingError, ImageTooLargeError, InvalidConfigError
+from .synonyms.base import normalise
 
 BACKGROUND = "background"
 
@@ -46,8 +47,10 @@ BACKGROUND = "background"
 @dataclass(frozen=True)
 class SegmentOptions:
     """How dense inference runs: the last-block ``variant``, the resize and the sliding window, and the background
-    rule (``background_threshold``: ``None`` for none, else a probability; it needs a class named
-    ``background``)."""
+    rule (``background_threshold``: ``None`` for none, else a probability; it needs a background class:
+    ``background_index``, or else a class named ``background``). The names rule (:func:`names_label_map`) also
+    reads ``area_threshold`` (SCLIP's, ``None`` for none) and ``logit_scale`` (the scale of its softmax over all
+    names; ``None``: the model's own)."""
 
     variant: str | None = DEFAULT_VARIANT
     short_side: int = SHORT_SIDE
@@ -55,6 +58,9 @@ class SegmentOptions:
     stride: int = STRIDE
     background_threshold: float | None = None
     fast_decode: bool = True  # JPEGs decoded at reduced size, never below short_side
+    background_index: int | None = None
+    area_threshold: float | None = None
+    logit_scale: float | None = None
     # the resize and position rules of s3_hf.protocols (window 0: the whole image in one pass)
     resize: str = "pil-bicubic"
     long_side: int | None = None
@@ -78,6 +84,7 @@ class SegmentOptions:
         t = self.background_threshold
         if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 1):
             raise InvalidConfigError(f"background_threshold must be a probability in [0, 1] or None, got {t!r}.")
+        _check_rule_values(self.background_index, self.area_threshold, self.logit_scale)
 
 
 def check_working_size(height: int, width: int, options: SegmentOptions, patch_size: int) -> None:
@@ -132,15 +139,25 @@ def window_logits(engine: Any, resolved: Any, crop: torch.Tensor, variant: str |
 
 
 def _windows_logits(
-    engine: Any, resolveds: list[Any], crop: torch.Tensor, variant: str | None, positions: str = "size"
+    engine: Any,
+    resolveds: list[Any],
+    crop: torch.Tensor,
+    variant: str | None,
+    positions: str = "size",
+    cosine: list[bool] | None = None,
 ) -> list[torch.Tensor]:
+    from .engine import class_scores
+
     # (gh, gw, D), computed once for every request; the position rule is passed only when not the default
     feats = engine.encoder.dense_features(crop, variant, **({} if positions == "size" else {"positions": positions}))[0]
     gh, gw, d = feats.shape
     flat = feats.reshape(-1, d)
     out = []
-    for resolved in resolveds:
-        logits = engine.scores(flat, resolved).logits.float()  # (gh * gw, C)
+    for k, resolved in enumerate(resolveds):
+        if cosine and cosine[k]:  # the similarities alone (scale 1, bias 0), for a rule with its own scale
+            logits = class_scores(flat, resolved, 1.0).logits.float()
+        else:
+            logits = engine.scores(flat, resolved).logits.float()  # (gh * gw, C)
         grid = logits.T.reshape(1, -1, gh, gw).cpu()
         out.append(F.interpolate(grid, size=tuple(crop.shape[-2:]), mode="bilinear", align_corners=False)[0])
     return out
@@ -153,15 +170,17 @@ def segment_logits(engine: Any, image: Image.Image, resolved: Any, options: Segm
 
 
 def segment_logits_many(
-    engine: Any, image: Image.Image, resolveds: list[Any], options: SegmentOptions
+    engine: Any, image: Image.Image, resolveds: list[Any], options: SegmentOptions, cosine: list[bool] | None = None
 ) -> list[torch.Tensor]:
-    """:func:`segment_logits` for several requests on the same dense features (each window is encoded once)."""
+    """:func:`segment_logits` for several requests on the same dense features (each window is encoded once);
+    ``cosine[k]`` true: request ``k``'s maps are its similarities alone (no logit scale or bias), as
+    :func:`names_label_map` takes them."""
     check_working_size(image.height, image.width, options, engine.encoder.patch_size)
     mean, std = engine.encoder.pixel_stats()
     pixels = image_pixels(image, mean, std, options.short_side, options.long_side, options.resize)
     return sliding_logits_many(
         pixels,
-        lambda crop: _windows_logits(engine, resolveds, crop, options.variant, options.positions),
+        lambda crop: _windows_logits(engine, resolveds, crop, options.variant, options.positions, cosine),
         options.window,
         options.stride,
     )
@@ -219,23 +238,242 @@ def label_map(
     labels: list[str],
     background_threshold: float | None = None,
     size: tuple[int, int] | None = None,
+    background_index: int | None = None,
 ) -> torch.Tensor:
     """``(H, W)`` class indices: the per-pixel argmax of ``logits`` bilinearly upsampled to ``size`` (``(width,
     height)``; default: the logits' own); below ``background_threshold`` top probability (softmax over classes),
-    the ``background`` class. Memory stays bounded for any image size (:data:`MAX_UPSAMPLED`)."""
+    the background class (``background_index``, else the class named ``background``). Memory stays bounded for
+    any image size (:data:`MAX_UPSAMPLED`)."""
+    bg = resolve_background(labels, background_index)
+    if background_threshold is not None and bg is None:
+        raise _no_background("background_threshold")
     width, height = size or (logits.shape[-1], logits.shape[-2])
     full = _FullSize(logits, height, width)
     top, out, lse = full.top(with_lse=background_threshold is not None)
     if background_threshold is not None:
-        names = [lab.casefold() for lab in labels]
-        if BACKGROUND not in names:
-            raise InvalidConfigError(
-                "background_threshold needs a class named 'background' (give it its own names, as "
-                "'background: sky, wall, ...' files do); add one or drop the threshold."
-            )
         top_prob = (top - lse).exp()
-        out = torch.where(top_prob < background_threshold, torch.tensor(names.index(BACKGROUND)), out)
+        out = torch.where(top_prob < background_threshold, torch.tensor(bg), out)
     return out
+
+
+def _check_rule_values(background_index: Any, area_threshold: Any, logit_scale: Any) -> None:
+    i = background_index
+    if i is not None and (isinstance(i, bool) or not isinstance(i, int) or i < 0):
+        raise InvalidConfigError(f"background_index must be a class index (0, 1, ...) or None, got {i!r}.")
+    a = area_threshold
+    if a is not None and (isinstance(a, bool) or not isinstance(a, int | float) or not 0 <= a <= 1):
+        raise InvalidConfigError(f"area_threshold must be a fraction in [0, 1] or None, got {a!r}.")
+    s = logit_scale
+    if s is not None and (isinstance(s, bool) or not isinstance(s, int | float) or not 0 < s < float("inf")):
+        raise InvalidConfigError(f"logit_scale must be a positive number or None, got {s!r}.")
+
+
+def resolve_background(labels: list[str], background_index: int | None = None) -> int | None:
+    """The background class: ``background_index`` when given (the references' VOC21, Context60 and COCO-Object
+    files put it at index 0, whatever its first name is), else the class named ``background``, else ``None``.
+
+    Args:
+        labels: the class labels, in index order.
+        background_index: the background's index, or ``None`` to look for a class named ``background``.
+    """
+    if background_index is not None:
+        _check_rule_values(background_index, None, None)
+        if background_index >= len(labels):
+            raise InvalidConfigError(
+                f"background_index {background_index} is out of range: there are {len(labels)} classes (0 to "
+                f"{len(labels) - 1})."
+            )
+        return background_index
+    names = [lab.casefold() for lab in labels]
+    return names.index(BACKGROUND) if BACKGROUND in names else None
+
+
+def _no_background(what: str) -> BackgroundMissingError:
+    return BackgroundMissingError(
+        f"{what} needs a background class: give background_index (the class file's line for the background, "
+        "e.g. 0 for VOC21, Context60 and COCO-Object), or a class named 'background'; or drop the threshold."
+    )
+
+
+def read_class_file(text: str) -> list[list[str]]:
+    """Every name of every class of a class-name file, as SCLIP's, NACLIP's and ClearCLIP's ``get_cls_idx`` read
+    their ``cls_*.txt``: one class a line, comma-separated names, each stripped; none truncated, cleaned or
+    deduplicated (a name may serve several classes). Blank lines are skipped.
+
+    Args:
+        text: the file's text.
+    """
+    classes = []
+    for line in text.splitlines():
+        names = [p.strip() for p in line.split(",")]
+        if any(names):
+            classes.append([n for n in names if n])
+    if not classes:
+        raise InvalidConfigError("The class-name file holds no class.")
+    return classes
+
+
+@dataclass(frozen=True)
+class NameQueries:
+    """The names of a class-name file as the references query them: one query per name of each class (in file
+    order, repeats kept), each encoded once. ``names``: the distinct names (equal up to case and spacing: one text
+    encoding serves both); ``rows``: per query, its row in ``names``; ``classes``: per query, its class."""
+
+    names: list[str]
+    rows: list[int]
+    classes: list[int]
+    labels: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def from_classes(cls, class_names: list[list[str]]) -> NameQueries:
+        """From :func:`read_class_file`'s output: per class, its names (the first is its label).
+
+        Args:
+            class_names: per class, its names.
+        """
+        keys: dict[str, int] = {}
+        names: list[str] = []
+        rows: list[int] = []
+        classes: list[int] = []
+        for c, line in enumerate(class_names):
+            if not line:
+                raise InvalidConfigError(f"Class {c} has no name.")
+            for name in line:
+                text = normalise(name)
+                if not text:
+                    raise InvalidConfigError(f"Class {c} has a blank name.")
+                key = text.casefold()
+                if key not in keys:
+                    keys[key] = len(names)
+                    names.append(text)
+                rows.append(keys[key])
+                classes.append(c)
+        return cls(names, rows, classes, [normalise(line[0]) for line in class_names])
+
+
+@dataclass(frozen=True)
+class NamesRule:
+    """The references' multi-name rule (SCLIP ``clip_segmentor.py``, NACLIP ``naclip.py``, ClearCLIP
+    ``clearclip_segmentor.py``: ``postprocess_result``): per-name cosines at full size times ``logit_scale``,
+    softmax over all names, max over each class's names, argmax; SCLIP's ``area_thd``: a class other than the
+    background whose argmax area is at most ``area_thd`` times the area of all non-background pixels gets
+    probability 0 everywhere (the pixels go to their next class); then a pixel whose (remaining) top probability is
+    below ``prob_thd`` goes to ``background_index``. ``None`` turns a threshold off."""
+
+    logit_scale: float
+    prob_thd: float | None = None
+    area_thd: float | None = None
+    background_index: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_rule_values(self.background_index, self.area_thd, self.logit_scale)
+        if self.logit_scale is None:
+            raise InvalidConfigError("The names rule needs a logit_scale (e.g. 40, as NACLIP's).")
+        t = self.prob_thd
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 1):
+            raise InvalidConfigError(f"prob_thd must be a probability in [0, 1] or None, got {t!r}.")
+        if self.background_index is None:
+            if self.prob_thd is not None:
+                raise _no_background("A probability threshold")
+            if self.area_thd is not None:
+                raise _no_background("An area threshold")
+
+
+def names_label_map(
+    cosines: torch.Tensor,
+    queries: NameQueries,
+    rule: NamesRule,
+    size: tuple[int, int] | None = None,
+    refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``(H, W)`` class indices by the references' multi-name rule (:class:`NamesRule`).
+
+    Bounded memory: the names are upsampled a chunk at a time (:data:`MAX_UPSAMPLED`); one pass keeps per pixel the
+    top scaled logit, its class and the softmax denominator over all queries (a name repeated in several classes
+    counts once per class, as the references encode it once per line); a second pass, only when the area rule
+    removes a class some pixel had, finds the top among the classes kept. Ties go to the lower class index, as
+    ``argmax`` does.
+
+    Args:
+        cosines: ``(len(queries.names), h, w)`` cosine similarities of each distinct name (windows averaged, at the
+            working resolution, not scaled).
+        queries: the names, their rows and classes.
+        rule: the logit scale and the thresholds.
+        size: ``(width, height)`` of the label map (bilinear upsampling, ``align_corners=False``); default: the
+            cosines' own.
+        refine: applied to each upsampled chunk ``(c, H, W)`` of cosines before the scale (a per-channel step
+            such as PAMR).
+    """
+    if cosines.ndim != 3 or cosines.shape[0] != len(queries.names):
+        raise InvalidConfigError(
+            f"cosines must be ({len(queries.names)}, h, w), one map per distinct name; got {tuple(cosines.shape)}."
+        )
+    bg = rule.background_index
+    if bg is not None and bg >= queries.num_classes:
+        raise InvalidConfigError(f"background_index {bg} is out of range: there are {queries.num_classes} classes.")
+    width, height = size or (cosines.shape[-1], cosines.shape[-2])
+    full = _FullSize(cosines, height, width)
+    scale = float(rule.logit_scale)
+    row_classes: list[list[int]] = [[] for _ in queries.names]
+    for r, c in zip(queries.rows, queries.classes, strict=True):
+        row_classes[r].append(c)
+
+    def scaled_rows() -> Iterator[tuple[int, torch.Tensor]]:
+        for a, chunk in full.chunks():
+            if refine is not None:
+                chunk = refine(chunk)
+            for k, v in enumerate(chunk):
+                yield a + k, v * scale
+
+    # rows come in the order of their first class, so with "strictly greater" the lower class keeps a tie
+    best = index = total = None
+    for r, z in scaled_rows():
+        count, first = len(row_classes[r]), min(row_classes[r])
+        if best is None:
+            best, index, total = z, torch.full(z.shape, first, dtype=torch.long), torch.full_like(z, float(count))
+            continue
+        index.masked_fill_(z > best, first)
+        new = torch.maximum(best, z)
+        total = total * (best - new).exp_() + (z - new).exp_() * count
+        best = new
+    assert best is not None and index is not None and total is not None
+    lse = best + total.log()
+    if rule.area_thd is not None:
+        assert bg is not None
+        area = torch.bincount(index.flatten(), minlength=queries.num_classes).float()
+        area[bg] = 0
+        keep = area > rule.area_thd * area.sum()  # as SCLIP: against the area of every non-background pixel
+        keep[bg] = True
+        if not bool(keep[index].all()):
+            best, index = _top_among(scaled_rows(), row_classes, keep)
+    if rule.prob_thd is not None:
+        assert bg is not None
+        index = torch.where((best - lse).exp() < rule.prob_thd, torch.tensor(bg), index)
+    return index
+
+
+def _top_among(
+    rows: Iterator[tuple[int, torch.Tensor]], row_classes: list[list[int]], keep: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel the top scaled logit among the queries of the kept classes and its class (the lower on ties); a
+    class left out has probability 0, below any kept one."""
+    best = index = None
+    for r, z in rows:
+        kept = [c for c in row_classes[r] if keep[c]]
+        if not kept:
+            continue
+        first = min(kept)
+        if best is None:
+            best, index = z, torch.full(z.shape, first, dtype=torch.long)
+            continue
+        index[(z > best) | ((z == best) & (index > first))] = first
+        best = torch.maximum(best, z)
+    assert best is not None and index is not None  # the background class is always kept
+    return best, index
 
 
 def class_masks(logits: torch.Tensor, labels: list[str], label_ids: torch.Tensor) -> list[dict[str, Any]]:
@@ -320,15 +558,20 @@ def read_class_names(text: str) -> tuple[list[str], dict[str, list[str]]]:
 
 __all__ = [
     "BACKGROUND",
+    "NameQueries",
+    "NamesRule",
     "SegmentOptions",
     "check_working_size",
     "class_masks",
     "image_pixels",
     "index_image",
     "label_map",
+    "names_label_map",
     "overlay",
     "palette",
+    "read_class_file",
     "read_class_names",
+    "resolve_background",
     "segment_logits",
     "segment_logits_many",
     "window_logits",
