@@ -95,9 +95,14 @@ def _reader_class() -> type:
     return DebianWordNetReader
 
 
-@lru_cache(maxsize=4)
 def load_wordnet(root: str | None = None) -> Any:
     """An nltk ``WordNetCorpusReader`` over WordNet 3.0, from ``root``, $S3_WORDNET_DIR, nltk data or Debian."""
+    return _load_wordnet(root, os.environ.get("S3_WORDNET_DIR") or None)
+
+
+@lru_cache(maxsize=4)
+def _load_wordnet(root: str | None, env_root: str | None) -> Any:
+    """:func:`load_wordnet`, cached per location (a changed $S3_WORDNET_DIR is looked up again)."""
     try:
         import nltk
     except ImportError as err:
@@ -105,7 +110,7 @@ def load_wordnet(root: str | None = None) -> Any:
             "The WordNet source reads WordNet through nltk, which is not installed: pip install 's3-hf[wordnet]'."
         ) from err
 
-    candidates = [Path(p) for p in (root, os.environ.get("S3_WORDNET_DIR")) if p]
+    candidates = [Path(p) for p in (root, env_root) if p]
     if not candidates:
         try:
             return nltk.corpus.wordnet.ensure_loaded() or nltk.corpus.wordnet
@@ -122,6 +127,9 @@ def load_wordnet(root: str | None = None) -> Any:
             warnings.simplefilter("ignore", UserWarning)
             return _reader_class()(str(folder), lexnames)
     raise WordNetMissingError(INSTALL_HELP)
+
+
+load_wordnet.cache_clear = _load_wordnet.cache_clear  # type: ignore[attr-defined]
 
 
 class WordNetSource:
