@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .errors import InvalidConfigError
 
@@ -168,7 +169,7 @@ def _refine(affinity: torch.Tensor, masks: torch.Tensor, steps: int, dilations: 
     return out
 
 
-def _check(image: torch.Tensor, scores: torch.Tensor, steps: int, dilations: Sequence[int]) -> tuple[int, ...]:
+def _check(image: torch.Tensor, scores: torch.Tensor, steps: int, dilations: Sequence[int]) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise InvalidConfigError(f"PAMR steps must be a non-negative integer (0 turns PAMR off), got {steps!r}.")
     if isinstance(dilations, str | bytes) or not isinstance(dilations, Sequence) or not dilations:
@@ -211,7 +212,6 @@ def _check(image: torch.Tensor, scores: torch.Tensor, steps: int, dilations: Seq
     for name, t in (("image", image), ("scores", scores)):
         if not bool(torch.isfinite(t).all()):
             raise InvalidConfigError(f"PAMR {name} has NaN or infinite values; refine finite values only.")
-    return height, width
 
 
 def pamr(
@@ -242,27 +242,98 @@ def pamr(
         InvalidConfigError: bad ``steps``/``dilations``, a dilation that does not fit the image, shapes that do not
             match, or non-finite values.
     """
-    height, width = _check(image, scores, steps, dilations)
+    _check(image, scores, steps, dilations)
     if steps == 0:
         return scores.clone()
     batched = image.ndim == 4
     images, maps = (image, scores) if batched else (image[None], scores[None])
-    dtype = torch.float64 if torch.float64 in (image.dtype, scores.dtype) else torch.float32
-    plan = plan_pamr(height, width, maps.shape[1], steps, dilations, max_bytes)
     out = torch.empty_like(maps)
-    with torch.no_grad():
-        for b in range(images.shape[0]):
-            for r0 in range(0, height, plan.rows):
-                r1 = min(height, r0 + plan.rows)
-                w0, w1 = max(0, r0 - plan.halo), min(height, r1 + plan.halo)
-                affinity = _affinity(images[b, :, w0:w1].to(dtype), dilations)
-                for c0 in range(0, maps.shape[1], plan.classes):
-                    c1 = min(maps.shape[1], c0 + plan.classes)
-                    part = maps[b, c0:c1, w0:w1].to(image.device, dtype)
-                    refined = _refine(affinity, part, steps, dilations)
-                    out[b, c0:c1, r0:r1] = refined[:, r0 - w0 : r1 - w0]
-                del affinity
+    for b in range(images.shape[0]):
+        _refine_image(images[b], maps[b], out[b], steps, dilations, max_bytes)
     return out if batched else out[0]
 
 
-__all__ = ["DILATIONS", "STEPS", "WORKING_BYTES", "PamrPlan", "pamr", "plan_pamr"]
+def _refine_image(
+    image: torch.Tensor,
+    maps: torch.Tensor,
+    out: torch.Tensor,
+    steps: int,
+    dilations: Sequence[int],
+    max_bytes: int | None,
+    affinity: torch.Tensor | None = None,
+) -> None:
+    """PAMR of one ``(C, H, W)`` image's ``(K, H, W)`` maps into ``out``, block by block and chunk by chunk
+    (``affinity``: the whole image's, when the caller holds it)."""
+    height, width = image.shape[-2:]
+    dtype = torch.float64 if torch.float64 in (image.dtype, maps.dtype) else torch.float32
+    plan = plan_pamr(height, width, maps.shape[0], steps, dilations, max_bytes)
+    with torch.no_grad():
+        for r0 in range(0, height, plan.rows):
+            r1 = min(height, r0 + plan.rows)
+            w0, w1 = max(0, r0 - plan.halo), min(height, r1 + plan.halo)
+            if affinity is None or plan.halo:
+                window = _affinity(image[:, w0:w1].to(dtype), dilations)
+            else:
+                window = affinity.to(dtype)
+            for c0 in range(0, maps.shape[0], plan.classes):
+                c1 = min(maps.shape[0], c0 + plan.classes)
+                refined = _refine(window, maps[c0:c1, w0:w1].to(image.device, dtype), steps, dilations)
+                out[c0:c1, r0:r1] = refined[:, r0 - w0 : r1 - w0]
+            del window
+
+
+def naclip_guide(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The image NACLIP gives PAMR: the model input (normalised, at the working resolution) resized bilinearly
+    (``align_corners=False``) to the original ``height x width`` (NACLIP ``naclip.py``, ``predict``).
+
+    Args:
+        pixels: ``(3, h, w)`` normalised model input, the whole image as the windows see it.
+        height: Original image rows.
+        width: Original image columns.
+    """
+    if tuple(pixels.shape[-2:]) == (height, width):
+        return pixels.float()
+    return F.interpolate(pixels[None].float(), size=(height, width), mode="bilinear", align_corners=False)[0]
+
+
+class PamrRefiner:
+    """PAMR of one image for score maps that come a chunk of classes (or names) at a time, e.g. as the ``refine``
+    hook of a chunked label map: the image and the values are checked once, and when the whole image fits the budget
+    as one window (:func:`plan_pamr`) its affinities are computed once and reused for every chunk. A chunk's result
+    equals :func:`pamr` on that chunk.
+
+    Args:
+        image: ``(C, H, W)`` float image (NACLIP: :func:`naclip_guide`).
+        steps: Refinement steps (0: chunks are returned unchanged).
+        dilations: Neighbour distances in pixels, each smaller than the image's shorter side.
+        max_bytes: Working-memory budget; default :data:`WORKING_BYTES`.
+    """
+
+    def __init__(
+        self,
+        image: torch.Tensor,
+        steps: int = STEPS,
+        dilations: Sequence[int] = DILATIONS,
+        *,
+        max_bytes: int | None = None,
+    ) -> None:
+        if isinstance(image, torch.Tensor) and image.ndim != 3:
+            raise InvalidConfigError(f"PamrRefiner takes one (C, H, W) image, got shape {tuple(image.shape)}.")
+        _check(image, image[:1], steps, dilations)
+        self.image, self.steps, self.dilations, self.max_bytes = image, steps, tuple(dilations), max_bytes
+        height, width = image.shape[-2:]
+        whole = steps > 0 and plan_pamr(height, width, 1, steps, dilations, max_bytes).halo == 0
+        dtype = torch.float64 if image.dtype == torch.float64 else torch.float32
+        self.affinity = _affinity(image.to(dtype), dilations) if whole else None
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        """``(K, H, W)`` refined maps of a ``(K, H, W)`` chunk, the chunk's shape and dtype."""
+        _check(self.image, scores, self.steps, self.dilations)
+        if self.steps == 0:
+            return scores.clone()
+        out = torch.empty_like(scores)
+        _refine_image(self.image, scores, out, self.steps, self.dilations, self.max_bytes, self.affinity)
+        return out
+
+
+__all__ = ["DILATIONS", "STEPS", "WORKING_BYTES", "PamrPlan", "PamrRefiner", "naclip_guide", "pamr", "plan_pamr"]

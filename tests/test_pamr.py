@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from s3_hf.errors import InvalidConfigError, S3Error
-from s3_hf.pamr import WORKING_BYTES, pamr, plan_pamr
+from s3_hf.pamr import WORKING_BYTES, PamrRefiner, naclip_guide, pamr, plan_pamr
 
 
 def reference(image: list, scores: list, steps: int, dilations: tuple[int, ...]) -> list:
@@ -112,6 +112,31 @@ def test_row_blocks_and_class_chunks_equal_the_whole_image() -> None:
     chunks = plan_pamr(61, 17, 5, 2, (1, 3), max_bytes=two)
     assert (chunks.rows, chunks.halo, chunks.classes) == (61, 0, 2)
     assert torch.equal(pamr(image, scores, steps=2, dilations=(1, 3), max_bytes=two), whole)
+
+
+def test_refiner_chunk_by_chunk_equals_pamr_on_all_classes() -> None:
+    g = torch.Generator().manual_seed(7)
+    image, scores = torch.randn(3, 40, 29, generator=g), torch.randn(6, 40, 29, generator=g)
+    whole = pamr(image, scores, steps=3, dilations=(2, 4))
+    cached = PamrRefiner(image, steps=3, dilations=(2, 4))
+    assert cached.affinity is not None and cached.affinity.shape == (16, 40, 29)  # computed once for all chunks
+    blocked = PamrRefiner(image, steps=3, dilations=(2, 4), max_bytes=1)
+    assert blocked.affinity is None  # too big for the budget: recomputed per block
+    for refiner in (cached, blocked):
+        assert torch.equal(torch.cat([refiner(scores[:4]), refiner(scores[4:])]), whole)
+    with pytest.raises(InvalidConfigError, match="differs from the scores'"):
+        cached(scores[:, :20])
+    with pytest.raises(InvalidConfigError, match="one \\(C, H, W\\) image"):
+        PamrRefiner(image[None])
+
+
+def test_naclip_guide_is_the_model_input_resized_bilinearly_to_the_original_size() -> None:
+    pixels = torch.arange(12.0).view(1, 3, 4).expand(3, 3, 4)
+    guide = naclip_guide(pixels, 6, 8)
+    assert guide.shape == (3, 6, 8)
+    # align_corners=False: output column j samples input column (j + 0.5) / 2 - 0.5, clamped at the borders.
+    assert guide[0, 0].tolist() == pytest.approx([0.0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.0])
+    assert torch.equal(naclip_guide(pixels, 3, 4), pixels)
 
 
 def test_zero_steps_is_a_copy() -> None:
