@@ -122,6 +122,27 @@ def test_the_rule_differs_from_taking_the_max_per_patch_first():
     assert not torch.equal(got, patch_first)
 
 
+def test_names_are_upsampled_a_chunk_at_a_time(monkeypatch):
+    """Bounded memory: no more than MAX_UPSAMPLED full-size values are made at once, and the map is unchanged."""
+    queries = NameQueries.from_classes([[f"n{c}-{k}" for k in range(3)] for c in range(10)])
+    torch.manual_seed(1)
+    cosines = torch.rand(30, 5, 7)
+    whole = names_label_map(cosines, queries, NamesRule(50.0, 0.2, 0.1, 0), size=(60, 45))
+    made = []
+    real = F.interpolate
+
+    def counting(x, *args, **kwargs):
+        out = real(x, *args, **kwargs)
+        made.append(out.numel())
+        return out
+
+    monkeypatch.setattr(segmentation, "MAX_UPSAMPLED", 4 * 60 * 45)
+    monkeypatch.setattr(segmentation.F, "interpolate", counting)
+    chunked = names_label_map(cosines, queries, NamesRule(50.0, 0.2, 0.1, 0), size=(60, 45))
+    assert made and max(made) <= 4 * 60 * 45 and sum(made) >= 30 * 60 * 45
+    assert torch.equal(whole, chunked)
+
+
 def hand_case(b_over_a: int, b_over_bg: int, rest_bg: int) -> torch.Tensor:
     """Full-size cosines, one name per class (0 background, 1 A, 2 B), 10 x 10 pixels in row-major order:
     ``b_over_a`` pixels where B tops and A is second, ``b_over_bg`` where B tops and the background is second,
