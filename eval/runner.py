@@ -96,6 +96,11 @@ class EvalConfig:
         window: segmentation: the sliding window.
         stride: segmentation: the window stride.
         background_threshold: segmentation: below this top probability a pixel goes to the ``background`` class.
+        protocol: segmentation: the protocol preset (:mod:`s3_hf.protocols`): ``"s3"`` (these options) or
+            ``"sclip"``, ``"naclip"``, ``"clearclip"`` (the references' values per benchmark; benchmarks are then
+            given as ``NAME=FOLDER``). Each benchmark's results record every value used.
+        protocol_values: segmentation: values replacing the protocol's (any of
+            :meth:`s3_hf.protocols.ProtocolValues.value_names`).
         extra: free-form notes recorded with the results.
         overwrite: replace files in ``out`` that s3 eval did not write (by default such a file stops the run before
             any work).
@@ -132,6 +137,8 @@ class EvalConfig:
     window: int = 224
     stride: int = 112
     background_threshold: float | None = None
+    protocol: str = "s3"  # segmentation: s3_hf.protocols preset; reference presets hold values per benchmark
+    protocol_values: dict[str, Any] = field(default_factory=dict)  # segmentation: overrides of the preset's values
     extra: dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False  # replace files in ``out`` that s3 eval did not write
 
@@ -869,6 +876,8 @@ def _run_segmentation(cfg: EvalConfig, engine: Any, accelerator: Any, out: Path,
             "window": cfg.window,
             "stride": cfg.stride,
             "background_threshold": cfg.background_threshold,
+            "protocol": cfg.protocol,
+            "protocol_values": dict(cfg.protocol_values),
         },
         "processes": accelerator.num_processes,
         "versions": {"s3_hf": s3_hf.__version__, "torch": torch.__version__},

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from s3_hf import protocols
 from s3_hf.encoding import is_image_file, load_image, original_size
-from s3_hf.errors import EvalError
+from s3_hf.errors import EvalError, ProtocolBenchmarkError
 from s3_hf.fileio import read_user_text, write_json, write_text
+from s3_hf.protocols import DEFAULT_PROTOCOL, ProtocolValues
 from s3_hf.segmentation import (
     BACKGROUND,
     NameQueries,
     NamesRule,
     SegmentOptions,
+    image_pixels,
     label_map,
     names_label_map,
     read_class_file,
@@ -92,6 +96,7 @@ class SegData:
     reduce_zero_label: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     class_names: list[list[str]] = field(default_factory=list)
+    benchmark: str | None = None  # the SEG_REGISTRY name it was given with (protocols have values per benchmark)
 
 
 def _first_dir(root: Path, names: tuple[str, ...], what: str) -> Path:
@@ -131,6 +136,7 @@ def load(spec: str, class_names: str | None = None) -> SegData:
         names,
         bench.reduce_zero_label if bench else False,
         class_names=read_class_file(text),
+        benchmark=name or None,
     )
 
 
@@ -190,11 +196,60 @@ def method_requests(engine: Any, data: SegData, metrics: list[str], templates: A
     return out
 
 
+def protocol_values(cfg: Any, data: SegData) -> ProtocolValues:
+    """The segmentation protocol's values for ``data`` (:func:`s3_hf.protocols.resolve`): ``cfg.protocol``
+    (default ``"s3"``) for the benchmark's registry name, with ``cfg.protocol_values`` as overrides; under ``"s3"`` the
+    config's own ``variant``, ``short_side``, ``window``, ``stride``, ``background_threshold`` and ``fast_decode`` are
+    its values."""
+    protocol = getattr(cfg, "protocol", DEFAULT_PROTOCOL)
+    overrides = dict(getattr(cfg, "protocol_values", None) or {})
+    if protocol == DEFAULT_PROTOCOL:
+        own = {
+            "variant": cfg.variant or "none",
+            "short_side": cfg.short_side,
+            "window": cfg.window,
+            "stride": cfg.stride,
+            "prob_threshold": cfg.background_threshold,
+            "fast_decode": cfg.fast_decode,
+            "background_index": getattr(cfg, "background_index", None),
+            "area_threshold": getattr(cfg, "area_threshold", None),
+        }
+        overrides = {**own, **overrides}
+    try:
+        return protocols.resolve(protocol, data.benchmark, **overrides)
+    except ProtocolBenchmarkError as e:
+        raise ProtocolBenchmarkError(f"{data.name}: {e}") from None
+
+
+def pamr_refine(
+    engine: Any, image: Image.Image, size: tuple[int, int], values: ProtocolValues
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """PAMR as the ``names`` rule's refinement step when ``values.pamr_steps`` > 0 (NACLIP ``naclip.py``: the
+    normalised model input, bilinearly resized to the image's full ``size`` ``(width, height)``, is the image
+    the affinities come from); ``None`` otherwise."""
+    if not values.pamr_steps:
+        return None
+    from s3_hf.pamr import PamrRefiner, naclip_guide
+
+    mean, std = engine.encoder.pixel_stats()
+    pixels = image_pixels(image, mean, std, values.short_side, values.long_side, values.resize)
+    return PamrRefiner(naclip_guide(pixels, size[1], size[0]), values.pamr_steps, values.pamr_dilations)
+
+
 def load_all(cfg: Any) -> list[SegData]:
     """Every benchmark of ``cfg``, loaded and checked before any image is encoded: a background or area threshold
     needs a background class in each (``cfg.background_index``, else a class named ``background``); benchmarks
     sharing a name are named by their folders' last path components."""
     datas = [load(spec, cfg.class_names) for spec in cfg.benchmarks]
+    for data in datas:  # an unknown protocol, or one without values for a benchmark, stops the run here
+        values = protocol_values(cfg, data)
+        thresholded = values.prob_threshold is not None or values.area_threshold is not None
+        if thresholded and resolve_background(data.labels, values.background_index) is None:
+            raise EvalError(
+                f"{data.name}: protocol {values.protocol!r} thresholds to a background class, and its class names "
+                f"({', '.join(data.labels[:5])}...) have none named '{BACKGROUND}'. Give the background's index, "
+                f"add a class named '{BACKGROUND}', or drop the threshold."
+            )
     index = getattr(cfg, "background_index", None)
     if cfg.background_threshold is not None or getattr(cfg, "area_threshold", None) is not None:
         for data in datas:
@@ -224,7 +279,9 @@ def run_segmentation(
     miou = _miou_module()
     results: dict[str, Any] = {}
     for data in load_all(cfg) if datas is None else datas:
-        templates = resolve_templates("imagenet80" if cfg.templates == "benchmark" else cfg.templates)
+        values = protocol_values(cfg, data)
+        options = values.segment_options()  # this benchmark's: the protocol's values with the overrides
+        templates = resolve_templates(values.templates if cfg.templates == "benchmark" else cfg.templates)
         requests = method_requests(engine, data, list(cfg.metrics), templates)
         resolved = {m: engine.resolve(r) for m, r in requests.items()}  # texts encoded once, before the images
         queries, rule, background = names_queries(data), names_rule(engine, data, options), background_of(data, options)
@@ -242,7 +299,8 @@ def run_segmentation(
             logits = segment_logits_many(engine, image, list(resolved.values()), options, cosine)
             for method, lg in zip(resolved, logits, strict=True):
                 if method == "names":
-                    pred = names_label_map(lg, queries, rule, size).numpy()
+                    refine = pamr_refine(engine, image, size, values)
+                    pred = names_label_map(lg, queries, rule, size, refine).numpy()
                 else:
                     pred = label_map(lg, data.labels, options.background_threshold, size, background).numpy()
                 confusion[method] += miou.confusion_matrix(pred, truth, k, 255, data.reduce_zero_label)
@@ -263,6 +321,7 @@ def run_segmentation(
             "reduce_zero_label": data.reduce_zero_label,
             "methods": methods,
             "seconds_per_image": seconds / max(len(mine), 1),
+            "protocol": values.to_dict(),
         }
         if accelerator.is_main_process:
             best = max(methods, key=lambda m: methods[m]["mean_iou"] if np.isfinite(methods[m]["mean_iou"]) else -1)
@@ -284,8 +343,13 @@ def markdown(summary: dict[str, Any]) -> str:
         f"# s3 eval --task segmentation: {summary['model']}",
         "",
         ("Random weights: timings and format only, no mIoU is meaningful. " if summary["random_weights"] else "")
-        + f"Dense variant {summary['options']['variant']}, short side {summary['options']['short_side']}, window "
-        f"{summary['options']['window']}, stride {summary['options']['stride']}.",
+        + (
+            f"Protocol {summary['options']['protocol']}: each benchmark's values (and their sources) are recorded "
+            "under `protocol` in segmentation.json."
+            if summary["options"].get("protocol", "s3") != "s3"
+            else f"Dense variant {summary['options']['variant']}, short side {summary['options']['short_side']}, "
+            f"window {summary['options']['window']}, stride {summary['options']['stride']}."
+        ),
         "",
         "| benchmark | images | " + " | ".join(f"{m} mIoU" for m in methods) + " | pixel acc. (label) |",
         "| --- | --- | " + " | ".join("---" for _ in methods) + " | --- |",
@@ -317,6 +381,8 @@ __all__ = [
     "method_requests",
     "names_queries",
     "names_rule",
+    "pamr_refine",
+    "protocol_values",
     "run_segmentation",
     "write",
 ]

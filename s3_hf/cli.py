@@ -24,6 +24,7 @@ from .options import (
     SpaceParams,
     check_metric,
 )
+from .protocols import BENCHMARKS, DEFAULT_PROTOCOL, POSITION_RULES, PROTOCOLS, RESIZE_KERNELS
 
 logger = logging.getLogger("s3_hf")
 #: Dense variants as the command line spells them ("none": the model's own last block).
@@ -171,6 +172,51 @@ def _int_at_least(minimum: int) -> Any:
 POSITIVE = _int_at_least(1)
 AUGMENT_HELP = "few-shot: augmented views (random crop + flip) per support image, as GDA's code; 1: none (default 10)"
 NON_NEGATIVE = _int_at_least(0)
+
+
+def protocol_args(p: argparse.ArgumentParser) -> None:
+    """The segmentation protocol (:mod:`s3_hf.protocols`) and its values: each option given overrides the
+    protocol's value; an option not given keeps it."""
+    p.add_argument(
+        "--protocol",
+        default=DEFAULT_PROTOCOL,
+        choices=PROTOCOLS,
+        help="segmentation: 's3' (s3-hf's defaults) or a reference's values per benchmark (sclip, naclip, clearclip)",
+    )
+    p.add_argument("--variant", choices=VARIANT_CHOICES, help="dense last-block variant (s3 default: naclip)")
+    p.add_argument("--short-side", type=POSITIVE, help="resize to this short side (s3 default: 336)")
+    p.add_argument("--long-side", type=POSITIVE, help="long-side cap of the resize (mmseg's 2048 in the references)")
+    p.add_argument("--window", type=NON_NEGATIVE, help="sliding window; 0: the whole image (s3 default: 224)")
+    p.add_argument("--stride", type=POSITIVE, help="window stride (s3 default: 112)")
+    p.add_argument("--resize", choices=RESIZE_KERNELS, help="resize kernel (s3: pil-bicubic; references: bilinear)")
+    p.add_argument("--positions", choices=POSITION_RULES, help="position interpolation (s3: size; references: scale)")
+    p.add_argument("--logit-scale", type=float, help="scale of the names rule's softmax (s3: the model's own)")
+    p.add_argument("--background-threshold", type=float, help="below this top probability: the background class")
+    p.add_argument("--background-index", type=NON_NEGATIVE, help="the background class's index (else 'background')")
+    p.add_argument("--area-threshold", type=float, help="SCLIP's area threshold (fraction of predicted area)")
+    p.add_argument("--pamr-steps", type=NON_NEGATIVE, help="PAMR refinement steps; 0: off (naclip: 10)")
+    p.add_argument("--pamr-dilations", help="PAMR dilations, comma list (naclip: 8,16)")
+
+
+def protocol_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The protocol values given on the command line (:func:`protocol_args`), by value name."""
+    given = {
+        "variant": args.variant,
+        "short_side": args.short_side,
+        "long_side": args.long_side,
+        "window": args.window,
+        "stride": args.stride,
+        "resize": args.resize,
+        "positions": args.positions,
+        "logit_scale": args.logit_scale,
+        "prob_threshold": args.background_threshold,
+        "background_index": args.background_index,
+        "area_threshold": args.area_threshold,
+        "pamr_steps": args.pamr_steps,
+        "pamr_dilations": tuple(_int_list(args.pamr_dilations, "--pamr-dilations", minimum=1)) or None,
+        "fast_decode": False if args.exact_decode else None,
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _radius(value: str) -> str | float | None:
@@ -412,7 +458,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     from .encoding import load_image
     from .fileio import write_files, write_json
-    from .segmentation import BACKGROUND, SegmentOptions, index_image, overlay, read_class_names
+    from .protocols import resolve as resolve_protocol
+    from .segmentation import BACKGROUND, index_image, overlay, read_class_names
 
     if args.class_names:
         if args.space or args.labels:
@@ -422,10 +469,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         kwargs["templates"] = _templates(args.templates)
     else:
         kwargs = _space_kwargs(args)
-    variant = None if args.variant == "none" else args.variant
-    options = SegmentOptions(
-        variant, args.short_side, args.window, args.stride, args.background_threshold, not args.exact_decode
-    )
+    values = resolve_protocol(args.protocol, args.benchmark, **protocol_overrides(args))
+    options = values.segment_options()
     images = _images(args.images)
     out = Path(args.out)
     stems = [Path(str(p)).stem for p in images]
@@ -438,15 +483,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
             "or --overwrite to replace them."
         )
     labels = kwargs.get("candidate_labels")
-    if args.background_threshold is not None and labels and BACKGROUND not in {x.casefold() for x in labels}:
+    named = labels and BACKGROUND in {x.casefold() for x in labels}
+    if options.background_threshold is not None and labels and options.background_index is None and not named:
         raise CLIUsageError(
-            "--background-threshold needs a class named 'background' among the labels: add one or drop the threshold."
+            "--background-threshold needs a background class: a class named 'background' among the labels, or "
+            "--background-index; add one or drop the threshold."
         )
     engine = engine_for(args)
     request = engine.request(metric=args.metric, **kwargs)
     summary = []
     for path in images:
-        image = load_image(path, min_side=args.short_side if not args.exact_decode else None)
+        image = load_image(path, min_side=options.short_side if options.fast_decode else None)
         seg = engine.segment(image, request, options)
         ids = seg.label_map.numpy()
         stem = Path(str(path)).stem
@@ -465,7 +512,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         print(
             f"{path}: " + ", ".join(f"{k} {v / ids.size:.0%}" for k, v in sorted(present.items(), key=lambda x: -x[1]))
         )
-    write_json(out / "segments.json", {"labels": seg.labels, "images": summary})
+    write_json(out / "segments.json", {"labels": seg.labels, "images": summary, "protocol": values.to_dict()})
     print(f"Wrote index maps (<image>.png, class indices), overlays (<image>_overlay.png) and segments.json to {out}.")
     return 0
 
@@ -707,11 +754,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         workers=args.workers,
         task=args.task,
         class_names=args.class_names,
-        variant=None if args.variant == "none" else args.variant,
-        short_side=args.short_side,
-        window=args.window,
-        stride=args.stride,
+        variant=DEFAULT_DENSE_VARIANT if args.variant is None else None if args.variant == "none" else args.variant,
+        short_side=args.short_side or 336,
+        window=224 if args.window is None else args.window,
+        stride=args.stride or 112,
         background_threshold=args.background_threshold,
+        protocol=args.protocol,
+        protocol_values=protocol_overrides(args),
         canonicalizations={"none": (None,), "lower_no_punct": ("lower_no_punct",), "both": (None, "lower_no_punct")}[
             args.canonicalization
         ],
@@ -873,11 +922,8 @@ def build_parser() -> argparse.ArgumentParser:
     g2.add_argument("--class-names", help="a class-name file: one class a line, comma-separated names (cls_*.txt)")
     g2.add_argument("--out", required=True, help="folder to write <image>.png, <image>_overlay.png, segments.json")
     g2.add_argument("--metric", choices=METRIC_NAMES, help="default: the space's metric (local_center)")
-    g2.add_argument("--variant", default=DEFAULT_DENSE_VARIANT, choices=VARIANT_CHOICES)
-    g2.add_argument("--short-side", type=POSITIVE, default=336)
-    g2.add_argument("--window", type=POSITIVE, default=224)
-    g2.add_argument("--stride", type=POSITIVE, default=112)
-    g2.add_argument("--background-threshold", type=float, help="below this top probability: the 'background' class")
+    protocol_args(g2)
+    g2.add_argument("--benchmark", choices=BENCHMARKS, help="the benchmark whose values a reference --protocol takes")
     g2.add_argument("--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced size)")
     g2.add_argument("--overwrite", action="store_true", help="replace outputs already in --out")
     model_args(g2)
@@ -986,11 +1032,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exact-decode", action="store_true", help="decode every JPEG pixel (default: reduced size)")
     e.add_argument("--workers", type=NON_NEGATIVE, help="decode worker processes (default: 0 on CPU, 8 on GPU)")
     e.add_argument("--class-names", help="segmentation: a class-name file instead of each folder's classes.txt")
-    e.add_argument("--variant", default=DEFAULT_DENSE_VARIANT, choices=VARIANT_CHOICES)
-    e.add_argument("--short-side", type=POSITIVE, default=336, help="segmentation: resize to this short side")
-    e.add_argument("--window", type=POSITIVE, default=224, help="segmentation: sliding window")
-    e.add_argument("--stride", type=POSITIVE, default=112, help="segmentation: window stride")
-    e.add_argument("--background-threshold", type=float, help="segmentation: below it, the 'background' class")
+    protocol_args(e)
     e.add_argument("--dclip", help="DCLIP's descriptors: a JSON file {class: [descriptor, ...]} or 'curated'")
     e.add_argument("--cupl", help="CuPL's prompts: a JSON file {class: [prompt, ...]}")
     e.add_argument(

@@ -903,7 +903,7 @@ class S3Engine:
         picture = load_image(image, min_side=min_side)
         logits = segment_logits(self, picture, resolved, options)
         size = original_size(picture)  # a JPEG decoded at reduced size is labelled at its full size
-        labels = label_map(logits, resolved.labels, options.background_threshold, size)
+        labels = label_map(logits, resolved.labels, options.background_threshold, size, options.background_index)
         return Segmentation(resolved.labels, logits, labels)
 
 

@@ -126,6 +126,26 @@ class ProtocolValues:
         if not isinstance(d, tuple) or not d or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in d):
             raise InvalidConfigError(f"pamr_dilations must be a non-empty tuple of positive integers, got {d!r}.")
 
+    def segment_options(self) -> Any:
+        """The :class:`~s3_hf.segmentation.SegmentOptions` of these values (PAMR, the templates and the precision
+        are applied or recorded by the caller)."""
+        from .segmentation import SegmentOptions
+
+        return SegmentOptions(
+            variant=self.variant,
+            short_side=self.short_side,
+            window=self.window,
+            stride=self.stride,
+            background_threshold=self.prob_threshold,
+            fast_decode=self.fast_decode,
+            background_index=self.background_index,
+            area_threshold=self.area_threshold,
+            logit_scale=self.logit_scale,
+            resize=self.resize,
+            long_side=self.long_side,
+            positions=self.positions,
+        )
+
     @classmethod
     def value_names(cls) -> tuple[str, ...]:
         """The names :func:`resolve` accepts as overrides (every value but the names and sources)."""
@@ -251,7 +271,7 @@ def resolve(protocol: str = DEFAULT_PROTOCOL, benchmark: str | None = None, **ov
     Args:
         protocol: one of :data:`PROTOCOLS`.
         benchmark: one of :data:`BENCHMARKS`; a reference protocol needs one (``"s3"`` takes any or none).
-        overrides: values replacing the preset's.
+        overrides: values replacing the preset's (``variant="none"``: the model's own last block).
 
     Raises:
         UnknownProtocolError: ``protocol`` is not one of :data:`PROTOCOLS`.
@@ -269,8 +289,8 @@ def resolve(protocol: str = DEFAULT_PROTOCOL, benchmark: str | None = None, **ov
             given = f"benchmark {benchmark!r}" if benchmark else "an unnamed benchmark (a bare folder)"
             raise ProtocolBenchmarkError(
                 f"Protocol {protocol!r} has published values for {', '.join(table)}, not for {given}. Name the "
-                f"benchmark (NAME=FOLDER with one of those names), or use --protocol {DEFAULT_PROTOCOL} and set the "
-                "values yourself."
+                f"benchmark (s3 eval: NAME=FOLDER; s3 segment: --benchmark NAME), or use protocol {DEFAULT_PROTOCOL!r} "
+                "and set the values yourself."
             )
         values = _reference(protocol, benchmark)
     unknown = sorted(set(overrides) - set(ProtocolValues.value_names()))
@@ -279,6 +299,8 @@ def resolve(protocol: str = DEFAULT_PROTOCOL, benchmark: str | None = None, **ov
             f"Unknown protocol value(s) {', '.join(unknown)}; the values are {', '.join(ProtocolValues.value_names())}."
         )
     given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("variant") == "none":  # the model's own last block, as the command line spells it
+        given["variant"] = None
     if "pamr_dilations" in given:
         given["pamr_dilations"] = tuple(given["pamr_dilations"])
     if not given:

@@ -62,7 +62,7 @@ def test_every_value_is_overridable_and_recorded_with_its_source():
 def test_unknown_protocol_and_unpublished_benchmark_are_typed_errors():
     with pytest.raises(UnknownProtocolError, match="s3, sclip, naclip, clearclip"):
         protocols.resolve("maskclip", "voc21")
-    with pytest.raises(ProtocolBenchmarkError, match="NAME=FOLDER"):
+    with pytest.raises(ProtocolBenchmarkError, match="--benchmark NAME"):
         protocols.resolve("naclip", None)
     with pytest.raises(ProtocolBenchmarkError, match="coco-stuff10k"):
         protocols.resolve("sclip", "coco-stuff10k")
@@ -271,3 +271,89 @@ def test_transformers_encoder_builds_the_embeddings_under_the_scale_rule(engine)
     px = torch.randn(1, 3, 48, 80)
     scale, size = engine.encoder.dense_features(px, "naclip", "scale"), engine.encoder.dense_features(px, "naclip")
     assert scale.shape == size.shape and not torch.allclose(scale, size)
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+
+VOC_NAMES = ["sky, wall, tree", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair"]
+VOC_NAMES += ["cow", "table", "dog", "horse", "motorbike", "person, people", "plant", "sheep", "sofa", "train", "tv"]
+
+
+@pytest.fixture(scope="module")
+def voc21_folder(tmp_path_factory, photos):
+    """Two real photos at 48x40 with planted masks, and a 21-line class file whose class 0 is not called
+    'background' (as the references' cls_voc21.txt)."""
+    root = tmp_path_factory.mktemp("voc21")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for i, p in enumerate(photos[:2]):
+        Image.open(p).convert("RGB").resize((48, 40)).save(root / "images" / f"{i}.png")
+        mask = np.zeros((40, 48), dtype=np.uint8)
+        mask[:, 24:] = 8 + i
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+    (root / "classes.txt").write_text("\n".join(VOC_NAMES) + "\n")
+    return root
+
+
+def test_eval_runs_the_naclip_preset_and_records_every_value(voc21_folder, tiny_clip_dir, tmp_path, monkeypatch):
+    import json
+
+    import s3_hf.pamr
+    from s3_hf.cli import main
+    from s3_hf.encoders.hf import TransformersEncoder
+
+    calls, refined = [], []
+    dense, refiner = TransformersEncoder.dense_features, s3_hf.pamr.PamrRefiner
+
+    def spy_dense(self, pixels, variant="naclip", positions="size"):
+        calls.append((tuple(pixels.shape[-2:]), variant, positions))
+        return dense(self, pixels, variant, positions)
+
+    def spy_refiner(image, steps, dilations, **kw):
+        refined.append((tuple(image.shape), steps, tuple(dilations)))
+        return refiner(image, steps, dilations, **kw)
+
+    monkeypatch.setattr(TransformersEncoder, "dense_features", spy_dense)
+    monkeypatch.setattr(s3_hf.pamr, "PamrRefiner", spy_refiner)
+    args = ["eval", "--task", "segmentation", "--protocol", "naclip", "--benchmarks", f"voc21={voc21_folder}"]
+    args += ["--model", str(tiny_clip_dir), "--metrics", "label", "--out", str(tmp_path), "--short-side", "64"]
+    assert main(args) == 0
+    # NACLIP's VOC21: the whole image in one pass (48x40 fitted to (2048, 64): 77x64), the scale position rule,
+    # PAMR with 10 steps at dilations 8 and 16 on the full-size image
+    assert set(calls) == {((64, 77), "naclip", "scale")} and len(calls) == 2
+    assert refined and set(refined) == {((3, 40, 48), 10, (8, 16))}
+    summary = json.loads((tmp_path / "segmentation.json").read_text())
+    record = summary["benchmarks"]["voc21"]["protocol"]
+    want = protocols.resolve("naclip", "voc21", short_side=64).to_dict()
+    assert record == json.loads(json.dumps(want))  # every value, with its source
+    assert record["sources"]["short_side"] == "override" and record["window"] == 0
+    assert summary["options"]["protocol"] == "naclip"
+    assert "Protocol naclip" in (tmp_path / "segmentation.md").read_text()
+
+
+def test_a_reference_protocol_needs_a_named_benchmark(voc21_folder, tiny_clip_dir, tmp_path, capsys):
+    from s3_hf.cli import main
+
+    args = ["eval", "--task", "segmentation", "--protocol", "sclip", "--benchmarks", str(voc21_folder)]
+    assert main([*args, "--model", str(tiny_clip_dir), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "unnamed benchmark" in err and "NAME=FOLDER" in err
+    assert not (tmp_path / "segmentation.json").exists()
+    with pytest.raises(SystemExit):  # the command line lists the known protocols
+        main(["eval", "--task", "segmentation", "--protocol", "nope", "--benchmarks", str(voc21_folder)])
+    assert "sclip" in capsys.readouterr().err
+
+
+def test_segment_takes_a_protocol_for_a_benchmark(tiny_clip_dir, photos, tmp_path, capsys):
+    import json
+
+    from s3_hf.cli import main
+
+    base = ["segment", str(photos[0]), "--labels", "sky,cat,dog", "--model", str(tiny_clip_dir)]
+    assert main([*base, "--out", str(tmp_path / "a"), "--protocol", "clearclip"]) == 2
+    assert "--benchmark NAME" in capsys.readouterr().err
+    args = [*base, "--out", str(tmp_path / "b"), "--protocol", "clearclip", "--benchmark", "voc21"]
+    assert main([*args, "--short-side", "32", "--window", "32", "--stride", "16"]) == 0
+    record = json.loads((tmp_path / "b" / "segments.json").read_text())["protocol"]
+    assert (record["protocol"], record["prob_threshold"], record["background_index"]) == ("clearclip", 0.5, 0)
+    assert (record["resize"], record["positions"], record["window"]) == ("bilinear", "scale", 32)
