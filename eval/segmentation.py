@@ -40,9 +40,9 @@ from s3_hf.segmentation import (
     NameQueries,
     NamesRule,
     SegmentOptions,
-    image_pixels,
     label_map,
     names_label_map,
+    pamr_refiner,
     read_class_file,
     read_class_names,
     resolve_background,
@@ -224,16 +224,9 @@ def protocol_values(cfg: Any, data: SegData) -> ProtocolValues:
 def pamr_refine(
     engine: Any, image: Image.Image, size: tuple[int, int], values: ProtocolValues
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """PAMR as the ``names`` rule's refinement step when ``values.pamr_steps`` > 0 (NACLIP ``naclip.py``: the
-    normalised model input, bilinearly resized to the image's full ``size`` ``(width, height)``, is the image
-    the affinities come from); ``None`` otherwise."""
-    if not values.pamr_steps:
-        return None
-    from s3_hf.pamr import PamrRefiner, naclip_guide
-
-    mean, std = engine.encoder.pixel_stats()
-    pixels = image_pixels(image, mean, std, values.short_side, values.long_side, values.resize)
-    return PamrRefiner(naclip_guide(pixels, size[1], size[0]), values.pamr_steps, values.pamr_dilations)
+    """PAMR as the ``names`` rule's refinement step when ``values.pamr_steps`` > 0
+    (:func:`s3_hf.segmentation.pamr_refiner`); ``None`` otherwise."""
+    return pamr_refiner(engine, image, size, values.segment_options(), values.pamr_steps, values.pamr_dilations)
 
 
 def load_all(cfg: Any) -> list[SegData]:

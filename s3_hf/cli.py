@@ -456,21 +456,41 @@ def _check_output_names(images: list[str], stems: list[str]) -> None:
 def cmd_segment(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .encoding import load_image
+    from .encoding import load_image, original_size
     from .fileio import write_files, write_json
     from .protocols import resolve as resolve_protocol
-    from .segmentation import BACKGROUND, index_image, overlay, read_class_names
+    from .segmentation import (
+        BACKGROUND,
+        NameQueries,
+        index_image,
+        names_segment,
+        overlay,
+        read_class_file,
+        read_class_names,
+    )
 
+    values = resolve_protocol(args.protocol, args.benchmark, **protocol_overrides(args))
+    options = values.segment_options()
+    # a reference protocol runs the references' multi-name rule over the class names (every name a query)
+    queries = None
     if args.class_names:
         if args.space or args.labels:
             raise CLIUsageError("Pass one of --class-names, --labels or --space.")
-        labels, names = read_class_names(read_user_text(args.class_names, InvalidLabelsError, "Class-name file"))
+        text = read_user_text(args.class_names, InvalidLabelsError, "Class-name file")
+        labels, names = read_class_names(text)
         kwargs: dict[str, Any] = {"candidate_labels": labels, "synonyms": names, "concept_format": "{concept}"}
         kwargs["templates"] = _templates(args.templates)
+        if args.protocol != DEFAULT_PROTOCOL:
+            queries = NameQueries.from_classes(read_class_file(text))
     else:
         kwargs = _space_kwargs(args)
-    values = resolve_protocol(args.protocol, args.benchmark, **protocol_overrides(args))
-    options = values.segment_options()
+        if args.protocol != DEFAULT_PROTOCOL and args.labels is not None and not args.synonyms:
+            queries = NameQueries.from_classes([[label] for label in kwargs["candidate_labels"]])
+    if args.protocol != DEFAULT_PROTOCOL and queries is None:
+        raise CLIUsageError(
+            f"--protocol {args.protocol} segments with the references' rule over class names: pass --class-names "
+            "or --labels (without --synonyms), or use --protocol s3 with a space."
+        )
     images = _images(args.images)
     out = Path(args.out)
     stems = [Path(str(p)).stem for p in images]
@@ -490,15 +510,27 @@ def cmd_segment(args: argparse.Namespace) -> int:
             "--background-index; add one or drop the threshold."
         )
     engine = engine_for(args)
-    request = engine.request(metric=args.metric, **kwargs)
+    if queries is None:
+        request = engine.request(metric=args.metric, **kwargs)
+    else:
+        template = _templates(args.templates) or values.templates
+        resolved = engine.resolve(engine.request(queries.names, templates=template, metric="label"))
     summary = []
     for path in images:
         image = load_image(path, min_side=options.short_side if options.fast_decode else None)
-        seg = engine.segment(image, request, options)
-        ids = seg.label_map.numpy()
+        if queries is None:
+            seg = engine.segment(image, request, options)
+            label_ids, seg_labels = seg.label_map, seg.labels
+        else:
+            size = original_size(image)
+            label_ids = names_segment(
+                engine, image, queries, resolved, options, size, values.pamr_steps, values.pamr_dilations
+            )
+            seg_labels = queries.labels
+        ids = label_ids.numpy()
         stem = Path(str(path)).stem
-        index = index_image(seg.label_map, len(seg.labels))
-        shown = overlay(image, seg.label_map, seg.labels)
+        index = index_image(label_ids, len(seg_labels))
+        shown = overlay(image, label_ids, seg_labels)
 
         write_files(
             out,
@@ -507,12 +539,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
                 f"{stem}_overlay.png": lambda p, im=shown: im.save(p, format="PNG"),
             },
         )
-        present = {seg.labels[c]: int((ids == c).sum()) for c in np.unique(ids)}
+        present = {seg_labels[c]: int((ids == c).sum()) for c in np.unique(ids)}
         summary.append({"image": str(path), "classes": present})
         print(
             f"{path}: " + ", ".join(f"{k} {v / ids.size:.0%}" for k, v in sorted(present.items(), key=lambda x: -x[1]))
         )
-    write_json(out / "segments.json", {"labels": seg.labels, "images": summary, "protocol": values.to_dict()})
+    record = {"labels": seg_labels, "images": summary, "protocol": values.to_dict()}
+    record["rule"] = "names (the references')" if queries is not None else "spaces"
+    write_json(out / "segments.json", record)
     print(f"Wrote index maps (<image>.png, class indices), overlays (<image>_overlay.png) and segments.json to {out}.")
     return 0
 

@@ -556,6 +556,48 @@ def read_class_names(text: str) -> tuple[list[str], dict[str, list[str]]]:
     return labels, names
 
 
+def pamr_refiner(
+    engine: Any,
+    image: Image.Image,
+    size: tuple[int, int],
+    options: SegmentOptions,
+    steps: int,
+    dilations: tuple[int, ...],
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """PAMR as :func:`names_label_map`'s ``refine`` step when ``steps`` > 0, as NACLIP ``naclip.py`` runs it: the
+    affinities come from the normalised model input (resized as ``options`` say) bilinearly resized to the image's
+    full ``size`` ``(width, height)``; ``None`` when ``steps`` is 0."""
+    if not steps:
+        return None
+    from .pamr import PamrRefiner, naclip_guide
+
+    mean, std = engine.encoder.pixel_stats()
+    pixels = image_pixels(image, mean, std, options.short_side, options.long_side, options.resize)
+    return PamrRefiner(naclip_guide(pixels, size[1], size[0]), steps, dilations)
+
+
+def names_segment(
+    engine: Any,
+    image: Image.Image,
+    queries: NameQueries,
+    resolved: Any,
+    options: SegmentOptions,
+    size: tuple[int, int],
+    pamr_steps: int = 0,
+    pamr_dilations: tuple[int, ...] = (8, 16),
+) -> torch.Tensor:
+    """``(H, W)`` label map of one image by the references' multi-name rule: per-name cosines over the windows
+    (``resolved``: a ``label`` request of ``queries.names``), :func:`names_label_map` at ``size`` ``(width, height)``
+    with the options' logit scale (the model's own when unset), thresholds and background, PAMR when
+    ``pamr_steps`` > 0 (:func:`pamr_refiner`)."""
+    cosines = segment_logits_many(engine, image, [resolved], options, [True])[0]
+    scale = options.logit_scale if options.logit_scale is not None else float(engine.logit_scale)
+    background = resolve_background(queries.labels, options.background_index)
+    rule = NamesRule(scale, options.background_threshold, options.area_threshold, background)
+    refine = pamr_refiner(engine, image, size, options, pamr_steps, pamr_dilations)
+    return names_label_map(cosines, queries, rule, size, refine)
+
+
 __all__ = [
     "BACKGROUND",
     "NameQueries",
@@ -567,8 +609,10 @@ __all__ = [
     "index_image",
     "label_map",
     "names_label_map",
+    "names_segment",
     "overlay",
     "palette",
+    "pamr_refiner",
     "read_class_file",
     "read_class_names",
     "resolve_background",

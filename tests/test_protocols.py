@@ -357,3 +357,112 @@ def test_segment_takes_a_protocol_for_a_benchmark(tiny_clip_dir, photos, tmp_pat
     record = json.loads((tmp_path / "b" / "segments.json").read_text())["protocol"]
     assert (record["protocol"], record["prob_threshold"], record["background_index"]) == ("clearclip", 0.5, 0)
     assert (record["resize"], record["positions"], record["window"]) == ("bilinear", "scale", 32)
+    saved = json.loads((tmp_path / "b" / "segments.json").read_text())
+    assert saved["rule"].startswith("names") and saved["labels"] == ["sky", "cat", "dog"]
+    space = ["segment", str(photos[0]), "--space", str(tmp_path), "--model", str(tiny_clip_dir), "--out", str(tmp_path)]
+    assert main([*space, "--protocol", "naclip", "--benchmark", "voc21"]) == 2  # spaces score by their own rule
+    assert "--class-names or --labels" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- head-by-head
+
+CLASS_LINES = [["sky", "wall", "tree"], ["cat", "kitty"], ["dog", "puppy", "kitty"], ["cup"], ["grass", "field"]]
+
+
+def reference_label_map(engine, image: Image.Image, values: protocols.ProtocolValues) -> torch.Tensor:
+    """The references' segmentation of one image written out from their code (mmseg's keep-ratio rescale with cv2
+    bilinear, the normalised input, ``forward_slide`` or the whole image, per-name logits upsampled per window and
+    to the original size, PAMR on the full-size logits, softmax over all names at the logit scale, max over each
+    class's names, SCLIP's area threshold, the probability threshold to index 0), on s3-hf's dense features."""
+    import torch.nn.functional as F
+
+    from s3_hf.pamr import pamr
+    from s3_hf.templates import IMAGENET_TEMPLATES
+
+    mean, std = (torch.tensor(x)[:, None, None] for x in engine.encoder.pixel_stats())
+    height, width = image.height, image.width
+    h, w = mmcv_rescale(height, width, values.short_side, values.long_side)
+    rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].float()
+    img = F.interpolate(rgb, size=(h, w), mode="bilinear", align_corners=False).add(0.5).floor().clamp(0, 255)
+    img = (img / 255 - mean) / std
+    names = [n for line in CLASS_LINES for n in line]
+    owner = [c for c, line in enumerate(CLASS_LINES) for _ in line]
+    text = []
+    for n in names:
+        t = engine.encoder.encode_texts([tpl.format(n) for tpl in IMAGENET_TEMPLATES]).mean(0)
+        text.append(t / t.norm())
+    text = torch.stack(text)
+
+    def forward_feature(crop: torch.Tensor) -> torch.Tensor:
+        f = engine.encoder.dense_features(crop, values.variant, positions=values.positions)
+        logits = (f @ text.T).permute(0, 3, 1, 2)
+        return F.interpolate(logits, size=crop.shape[-2:], mode="bilinear", align_corners=False)
+
+    if values.window == 0:
+        logits = forward_feature(img)
+    else:
+        crop, stride = values.window, values.stride
+        preds = torch.zeros(1, len(names), h, w)
+        count = torch.zeros(1, 1, h, w)
+        for hi in range(max(h - crop + stride - 1, 0) // stride + 1):
+            for wi in range(max(w - crop + stride - 1, 0) // stride + 1):
+                y1, x1 = hi * stride, wi * stride
+                y2, x2 = min(y1 + crop, h), min(x1 + crop, w)
+                y1, x1 = max(y2 - crop, 0), max(x2 - crop, 0)
+                preds += F.pad(forward_feature(img[:, :, y1:y2, x1:x2]), (x1, w - x2, y1, h - y2))
+                count[:, :, y1:y2, x1:x2] += 1
+        logits = preds / count
+    logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)[0]
+    if values.pamr_steps:
+        guide = F.interpolate(img, size=(height, width), mode="bilinear", align_corners=False)[0]
+        logits = pamr(guide, logits, values.pamr_steps, values.pamr_dilations)
+    probs = (logits * values.logit_scale).softmax(0)
+    probs = torch.stack([probs[[q for q, c in enumerate(owner) if c == k]].max(0).values for k in range(5)])
+    if values.area_threshold is not None:
+        area = torch.stack([(probs.argmax(0) == k).sum() for k in range(1, 5)]).float()
+        probs[1:] *= (area > values.area_threshold * area.sum()).float()[:, None, None]
+    pred = probs.argmax(0)
+    if values.prob_threshold is not None:
+        pred[probs.max(0).values < values.prob_threshold] = 0
+    return pred
+
+
+@pytest.mark.parametrize(
+    ("protocol", "benchmark", "overrides"),
+    [
+        ("naclip", "voc21", {"short_side": 64}),  # whole image, PAMR, threshold to index 0
+        ("sclip", "voc21", {"short_side": 64, "window": 32, "stride": 16}),  # area threshold, logit scale 65
+        ("clearclip", "context60", {"short_side": 48, "window": 32, "stride": 16}),
+        ("naclip", "ade20k", {"short_side": 48, "window": 32, "stride": 16, "pamr_dilations": (4, 8)}),
+    ],
+)
+def test_segment_under_a_preset_equals_the_references_computation(
+    protocol, benchmark, overrides, engine, tiny_clip_dir, photos, tmp_path, monkeypatch
+):
+    import zlib
+
+    from s3_hf.cli import main
+    from s3_hf.encoders.hf import TransformersEncoder
+
+    def spread(self, texts, kwargs):  # the tiny model's texts are near-identical: one seeded vector per text instead
+        rows = [torch.randn(self.dim, generator=torch.Generator().manual_seed(zlib.crc32(t.encode()))) for t in texts]
+        return torch.stack(rows)
+
+    monkeypatch.setattr(TransformersEncoder, "_text_features", spread)
+
+    image = Image.open(photos[1]).convert("RGB").resize((60, 45))
+    image.save(tmp_path / "photo.png")
+    (tmp_path / "classes.txt").write_text("\n".join(", ".join(line) for line in CLASS_LINES) + "\n")
+    values = protocols.resolve(protocol, benchmark, **overrides)
+    args = ["segment", str(tmp_path / "photo.png"), "--class-names", str(tmp_path / "classes.txt")]
+    args += ["--protocol", protocol, "--benchmark", benchmark, "--out", str(tmp_path / "out")]
+    args += ["--model", str(tiny_clip_dir), "--pamr-dilations", ",".join(map(str, values.pamr_dilations))]
+    for name, flag in (("short_side", "--short-side"), ("window", "--window"), ("stride", "--stride")):
+        if name in overrides:
+            args += [flag, str(overrides[name])]
+    assert main(args) == 0
+    got = torch.from_numpy(np.asarray(Image.open(tmp_path / "out" / "photo.png")).astype(np.int64))
+    want = reference_label_map(engine, image, values)
+    assert got.shape == want.shape == (45, 60)
+    assert (got == want).float().mean() >= 0.999, (got != want).sum()
+    assert len(torch.unique(want)) > 1  # not trivially one class
