@@ -369,7 +369,9 @@ def test_segment_takes_a_protocol_for_a_benchmark(tiny_clip_dir, photos, tmp_pat
 CLASS_LINES = [["sky", "wall", "tree"], ["cat", "kitty"], ["dog", "puppy", "kitty"], ["cup"], ["grass", "field"]]
 
 
-def reference_label_map(engine, image: Image.Image, values: protocols.ProtocolValues) -> torch.Tensor:
+def reference_label_map(
+    engine, image: Image.Image, values: protocols.ProtocolValues, lines: list[list[str]] = CLASS_LINES
+) -> torch.Tensor:
     """The references' segmentation of one image written out from their code (mmseg's keep-ratio rescale with cv2
     bilinear, the normalised input, ``forward_slide`` or the whole image, per-name logits upsampled per window and
     to the original size, PAMR on the full-size logits, softmax over all names at the logit scale, max over each
@@ -385,8 +387,8 @@ def reference_label_map(engine, image: Image.Image, values: protocols.ProtocolVa
     rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].float()
     img = F.interpolate(rgb, size=(h, w), mode="bilinear", align_corners=False).add(0.5).floor().clamp(0, 255)
     img = (img / 255 - mean) / std
-    names = [n for line in CLASS_LINES for n in line]
-    owner = [c for c, line in enumerate(CLASS_LINES) for _ in line]
+    names = [n for line in lines for n in line]
+    owner = [c for c, line in enumerate(lines) for _ in line]
     text = []
     for n in names:
         t = engine.encoder.encode_texts([tpl.format(n) for tpl in IMAGENET_TEMPLATES]).mean(0)
@@ -417,14 +419,22 @@ def reference_label_map(engine, image: Image.Image, values: protocols.ProtocolVa
         guide = F.interpolate(img, size=(height, width), mode="bilinear", align_corners=False)[0]
         logits = pamr(guide, logits, values.pamr_steps, values.pamr_dilations)
     probs = (logits * values.logit_scale).softmax(0)
-    probs = torch.stack([probs[[q for q, c in enumerate(owner) if c == k]].max(0).values for k in range(5)])
+    probs = torch.stack([probs[[q for q, c in enumerate(owner) if c == k]].max(0).values for k in range(len(lines))])
     if values.area_threshold is not None:
-        area = torch.stack([(probs.argmax(0) == k).sum() for k in range(1, 5)]).float()
+        area = torch.stack([(probs.argmax(0) == k).sum() for k in range(1, len(lines))]).float()
         probs[1:] *= (area > values.area_threshold * area.sum()).float()[:, None, None]
     pred = probs.argmax(0)
     if values.prob_threshold is not None:
         pred[probs.max(0).values < values.prob_threshold] = 0
     return pred
+
+
+def spread_texts(self, texts, kwargs):
+    """Text features for the tiny random model, whose texts are near-identical: one seeded vector per text."""
+    import zlib
+
+    rows = [torch.randn(self.dim, generator=torch.Generator().manual_seed(zlib.crc32(t.encode()))) for t in texts]
+    return torch.stack(rows)
 
 
 @pytest.mark.parametrize(
@@ -439,16 +449,10 @@ def reference_label_map(engine, image: Image.Image, values: protocols.ProtocolVa
 def test_segment_under_a_preset_equals_the_references_computation(
     protocol, benchmark, overrides, engine, tiny_clip_dir, photos, tmp_path, monkeypatch
 ):
-    import zlib
-
     from s3_hf.cli import main
     from s3_hf.encoders.hf import TransformersEncoder
 
-    def spread(self, texts, kwargs):  # the tiny model's texts are near-identical: one seeded vector per text instead
-        rows = [torch.randn(self.dim, generator=torch.Generator().manual_seed(zlib.crc32(t.encode()))) for t in texts]
-        return torch.stack(rows)
-
-    monkeypatch.setattr(TransformersEncoder, "_text_features", spread)
+    monkeypatch.setattr(TransformersEncoder, "_text_features", spread_texts)
 
     image = Image.open(photos[1]).convert("RGB").resize((60, 45))
     image.save(tmp_path / "photo.png")
@@ -466,3 +470,56 @@ def test_segment_under_a_preset_equals_the_references_computation(
     assert got.shape == want.shape == (45, 60)
     assert (got == want).float().mean() >= 0.999, (got != want).sum()
     assert len(torch.unique(want)) > 1  # not trivially one class
+
+
+@pytest.mark.parametrize("protocol", ["sclip", "naclip", "clearclip"])
+@pytest.mark.parametrize(("benchmark", "folder"), [("voc21", "voc-sample"), ("ade20k", "ade20k-sample")])
+def test_eval_names_method_equals_the_reference_on_the_samples(
+    protocol, benchmark, folder, engine, tiny_clip_dir, tmp_path, monkeypatch
+):
+    """Each preset's own values (no override) on two images of the shared samples, shrunk to a third so PAMR's
+    reference stays small, with the references' class files: the eval's ``names`` confusion matrix (truth x
+    prediction counts) equals the reference's predictions' one."""
+    import json
+
+    from helpers import SHARED
+
+    from s3_hf.cli import main
+    from s3_hf.encoders.hf import TransformersEncoder
+
+    data = SHARED / "data" / folder
+    names_file = SHARED / "data" / "segmentation-classnames" / f"cls_{benchmark}.txt"
+    if not data.is_dir() or not names_file.is_file():
+        pytest.skip(f"{data} or {names_file} (the shared samples) is absent")
+    monkeypatch.setattr(TransformersEncoder, "_text_features", spread_texts)
+    lines = [[n.strip() for n in line.split(",")] for line in names_file.read_text().splitlines() if line.strip()]
+    sample = tmp_path / "sample"
+    (sample / "images").mkdir(parents=True)
+    (sample / "masks").mkdir()
+    masks = data / ("SegmentationClass" if benchmark == "voc21" else "annotations")
+    images = sorted(p for p in (data / ("JPEGImages" if benchmark == "voc21" else "images")).iterdir())[:2]
+    for p in images:
+        image = Image.open(p).convert("RGB")
+        size = (image.width // 3, image.height // 3)
+        image.resize(size, Image.Resampling.BICUBIC).save(sample / "images" / f"{p.stem}.png")
+        Image.open(masks / f"{p.stem}.png").resize(size, Image.Resampling.NEAREST).save(
+            sample / "masks" / f"{p.stem}.png"
+        )
+    args = ["eval", "--task", "segmentation", "--protocol", protocol, "--benchmarks", f"{benchmark}={sample}"]
+    args += ["--class-names", str(names_file), "--model", str(tiny_clip_dir), "--metrics", "label"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    record = json.loads((tmp_path / "out" / "segmentation.json").read_text())["benchmarks"][benchmark]
+    values = protocols.resolve(protocol, benchmark)
+    assert record["protocol"] == json.loads(json.dumps(values.to_dict()))
+    k = len(lines)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    for p in images:
+        image = Image.open(sample / "images" / f"{p.stem}.png")
+        want = reference_label_map(engine, image, values, lines).numpy()
+        truth = np.asarray(Image.open(sample / "masks" / f"{p.stem}.png")).astype(np.int64)
+        if benchmark == "ade20k":  # reduce_zero_label: 0 is not scored, classes are 1-based
+            truth = truth - 1
+            truth[truth < 0] = 255
+        keep = truth != 255
+        np.add.at(confusion, (truth[keep], want[keep]), 1)
+    assert record["methods"]["names"]["confusion"] == confusion.tolist()
