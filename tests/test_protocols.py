@@ -523,3 +523,45 @@ def test_eval_names_method_equals_the_reference_on_the_samples(
         keep = truth != 255
         np.add.at(confusion, (truth[keep], want[keep]), 1)
     assert record["methods"]["names"]["confusion"] == confusion.tolist()
+
+
+def test_protocol_values_of_an_eval_config():
+    from types import SimpleNamespace
+
+    from s3_hf.eval.segmentation import protocol_values
+
+    data = SimpleNamespace(benchmark="voc21", name="voc21")
+    own = dict(variant=None, short_side=448, window=0, stride=64, background_threshold=0.3, fast_decode=False)
+    s3 = protocol_values(SimpleNamespace(protocol="s3", protocol_values={}, **own), data)
+    assert (s3.variant, s3.short_side, s3.window, s3.stride, s3.prob_threshold, s3.fast_decode) == (
+        None,
+        448,
+        0,
+        64,
+        0.3,
+        False,
+    )
+    # a reference protocol takes its own values; only protocol_values override them
+    cfg = SimpleNamespace(protocol="clearclip", protocol_values={"stride": 100}, **own)
+    clear = protocol_values(cfg, data)
+    assert (clear.variant, clear.short_side, clear.window, clear.stride, clear.prob_threshold) == (
+        "clearclip",
+        448,
+        448,
+        100,
+        0.5,
+    )
+    with pytest.raises(UnknownProtocolError):
+        protocol_values(SimpleNamespace(protocol="nope", protocol_values={}, **own), data)
+
+
+def test_pamr_dilations_that_do_not_fit_the_image_are_a_typed_error(tiny_clip_dir, tmp_path, capsys):
+    from s3_hf.cli import main
+
+    Image.new("RGB", (60, 45), "white").save(tmp_path / "small.png")
+    args = ["segment", str(tmp_path / "small.png"), "--labels", "cat,dog", "--model", str(tiny_clip_dir)]
+    args += ["--protocol", "naclip", "--benchmark", "voc21", "--short-side", "64", "--out", str(tmp_path / "out")]
+    assert main([*args, "--pamr-dilations", "8,64"]) == 2
+    assert "PAMR dilation 64 does not fit a 45x60 image" in capsys.readouterr().err
+    assert main([*args, "--pamr-dilations", "8,x"]) == 2
+    assert "--pamr-dilations takes comma-separated integers" in capsys.readouterr().err
