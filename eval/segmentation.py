@@ -11,7 +11,9 @@ this format is registered: download them and pass their folders.
 Methods, per benchmark: ``label`` (the first name of each class, metric ``label``: the base segmenter), ``names``
 (every name of every line, untruncated and uncleaned, each a query: the multi-name rule of SCLIP, NACLIP and
 ClearCLIP, :func:`~s3_hf.segmentation.names_label_map`) and ``s3/<metric>`` (S^3 over the names as a synonym space,
-cleaned as spaces are: at most 10 names a class, a name equal to another class's label dropped). Each image's
+cleaned as spaces are: at most 10 names a class, a name equal to another class's label dropped). Under a reference
+protocol every method is labelled by that rule at the protocol's logit scale, with its area threshold and PAMR
+(:func:`uses_names_rule`): ``label`` over the first names, ``s3/<metric>`` over its per-class scores. Each image's
 dense features are computed once per window and scored by every method; per-image confusion matrices are summed
 across processes, so 2 processes give exactly the numbers of 1. Dense features are not cached (a 336 px image at
 ViT-B/16 is about 900 features per window); built spaces are (text is encoded once).
@@ -183,12 +185,47 @@ def names_rule(engine: Any, data: SegData, options: SegmentOptions) -> NamesRule
     return NamesRule(scale, options.background_threshold, options.area_threshold, background_of(data, options))
 
 
-def method_requests(engine: Any, data: SegData, metrics: list[str], templates: Any) -> dict[str, Any]:
+def label_queries(data: SegData) -> NameQueries:
+    """The ``label`` method's queries under the names rule: the first name of each line (a name two lines share,
+    as ADE20K's two ``screen`` classes, encoded once), so ``label`` is the ``names`` method with one name a class."""
+    return NameQueries.from_classes([line[:1] for line in data.class_names] or [[lab] for lab in data.labels])
+
+
+def method_queries(data: SegData, method: str, by_rule: bool) -> NameQueries | None:
+    """The queries :func:`~s3_hf.segmentation.names_label_map` maps a method's maps back to classes with:
+    :func:`names_queries` for ``names``; with ``by_rule`` (:func:`uses_names_rule`) :func:`label_queries` for
+    ``label`` and one row a class for ``s3/<metric>`` (its ``s_c(v)`` maps); ``None``: :func:`label_map`."""
+    if method == "names":
+        return names_queries(data)
+    if not by_rule:
+        return None
+    return label_queries(data) if method == "label" else NameQueries.one_per_class(data.labels)
+
+
+def uses_names_rule(values: ProtocolValues) -> bool:
+    """Whether every method, not only ``names``, is labelled by the names rule over its similarity maps (the
+    protocol's logit scale, area threshold and PAMR): under a reference protocol, and under ``s3`` whenever a logit
+    scale, an area threshold or PAMR is given, so that a threshold means the same for every method. Otherwise the
+    ``label`` and S^3 methods take :func:`~s3_hf.segmentation.label_map` at the model's own scale (the same rule:
+    a softmax over classes does not see the logit bias)."""
+    return (
+        values.protocol != DEFAULT_PROTOCOL
+        or values.logit_scale is not None
+        or values.area_threshold is not None
+        or bool(values.pamr_steps)
+    )
+
+
+def method_requests(
+    engine: Any, data: SegData, metrics: list[str], templates: Any, by_rule: bool = False
+) -> dict[str, Any]:
     """method -> request: ``label``, ``names`` (each distinct name of the class file a class of its own, metric
-    ``label``: :func:`names_queries` maps them back) and ``s3/<metric>``."""
+    ``label``: :func:`names_queries` maps them back) and ``s3/<metric>``; ``by_rule``: ``label`` over
+    :func:`label_queries`' names (:func:`uses_names_rule`)."""
     names = {lab: others for lab, others in data.names.items() if others}
+    labels = label_queries(data).names if by_rule else data.labels
     out = {
-        "label": engine.request(data.labels, templates=templates, metric="label"),
+        "label": engine.request(labels, templates=templates, metric="label"),
         "names": engine.request(names_queries(data).names, templates=templates, metric="label"),
     }
     for metric in metrics:
@@ -224,7 +261,8 @@ def protocol_values(cfg: Any, data: SegData) -> ProtocolValues:
 def pamr_refine(
     engine: Any, image: Image.Image, size: tuple[int, int], values: ProtocolValues
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """PAMR as the ``names`` rule's refinement step when ``values.pamr_steps`` > 0
+    """PAMR as the names rule's refinement step (every method's under :func:`uses_names_rule`) when
+    ``values.pamr_steps`` > 0
     (:func:`s3_hf.segmentation.pamr_refiner`); ``None`` otherwise."""
     return pamr_refiner(engine, image, size, values.segment_options(), values.pamr_steps, values.pamr_dilations)
 
@@ -275,9 +313,11 @@ def run_segmentation(
         values = protocol_values(cfg, data)
         options = values.segment_options()  # this benchmark's: the protocol's values with the overrides
         templates = resolve_templates(values.templates if cfg.templates == "benchmark" else cfg.templates)
-        requests = method_requests(engine, data, list(cfg.metrics), templates)
+        by_rule = uses_names_rule(values)
+        requests = method_requests(engine, data, list(cfg.metrics), templates, by_rule)
         resolved = {m: engine.resolve(r) for m, r in requests.items()}  # texts encoded once, before the images
-        queries, rule, background = names_queries(data), names_rule(engine, data, options), background_of(data, options)
+        queries = {m: method_queries(data, m, by_rule) for m in requests}
+        rule, background = names_rule(engine, data, options), background_of(data, options)
         k = len(data.labels)
         confusion = {m: np.zeros((k, k), dtype=np.int64) for m in requests}
         mine = list(range(len(data.images)))[accelerator.process_index :: accelerator.num_processes]
@@ -288,12 +328,12 @@ def run_segmentation(
             size = original_size(image)
             if truth.shape != size[::-1]:
                 raise EvalError(f"{data.masks[i]} is {truth.shape[::-1]}, its image {size}: they must match.")
-            cosine = [m == "names" for m in resolved]  # the names rule applies its own scale
+            cosine = [queries[m] is not None for m in resolved]  # the names rule applies its own scale
             logits = segment_logits_many(engine, image, list(resolved.values()), options, cosine)
+            refine = pamr_refine(engine, image, size, values)  # one per image: its affinities serve every method
             for method, lg in zip(resolved, logits, strict=True):
-                if method == "names":
-                    refine = pamr_refine(engine, image, size, values)
-                    pred = names_label_map(lg, queries, rule, size, refine).numpy()
+                if queries[method] is not None:
+                    pred = names_label_map(lg, queries[method], rule, size, refine).numpy()
                 else:
                     pred = label_map(lg, data.labels, options.background_threshold, size, background).numpy()
                 confusion[method] += miou.confusion_matrix(pred, truth, k, 255, data.reduce_zero_label)
@@ -368,14 +408,17 @@ __all__ = [
     "SEG_REGISTRY",
     "SegBenchmark",
     "SegData",
+    "label_queries",
     "load",
     "load_all",
     "markdown",
+    "method_queries",
     "method_requests",
     "names_queries",
     "names_rule",
     "pamr_refine",
     "protocol_values",
     "run_segmentation",
+    "uses_names_rule",
     "write",
 ]
