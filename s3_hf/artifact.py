@@ -7,46 +7,39 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from . import __version__
-from .errors import (
-    ArtifactCorruptError,
-    ArtifactError,
-    ArtifactNotFoundError,
-    ArtifactShapeError,
-    ArtifactValueError,
-    FormatVersionError,
-    InvalidConfigError,
-    ModelMismatchError,
-)
-from .families import SCORING_RULES, TEXT_CANONICALIZATIONS
-from .fileio import load_json_text, recover_folder, write_artifact
-from .hub import download, upload
+from .errors import ArtifactError, ArtifactValueError, ModelMismatchError
+from .fileio import write_artifact
+from .hub import upload
 from .metrics import ScoringState, check_state_size
 from .models import LOCAL_PREFIX, is_local_model, model_identity
-from .options import DEFAULT_KNN_K, DEFAULT_METRIC, METHODS, METRIC_NAMES, SpaceParams
-from .records import ClassRecord, ConceptRecord
+from .records import ClassRecord
 from .space import SpaceTensors
+from .space_files import (
+    CARD_NAME,
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    REQUIRED_FILES,
+    SYNONYMS_NAME,
+    TENSORS_NAME,
+    S3Config,
+    check_records,
+    locate,
+    read_records,
+    shape_error,
+    summarize,
+)
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-CONFIG_NAME = "s3_config.json"
-SYNONYMS_NAME = "synonyms.json"
-TENSORS_NAME = "s3_space.safetensors"
-CARD_NAME = "README.md"
-REQUIRED_FILES = (CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME)
-
 _FLOAT_TENSORS = ("points", "global_centres")
-# Saved tensors and their dtypes (local centres are derived from points and neighbourhoods when needed).
+# The dtypes of the saved tensors (s3_hf.space_files.TENSOR_NAMES).
 _DTYPES = {
     "points": torch.float32,
     "point_class": torch.int64,
@@ -58,103 +51,6 @@ _DTYPES = {
     "simplex_indptr": torch.int64,
     "simplex_vertices": torch.int64,
 }
-
-
-@dataclass
-class S3Config:
-    """Everything needed to reproduce and use a space, written to ``s3_config.json``.
-
-    ``space`` holds the options that cut the class spaces out of their points; on disk its fields sit at the top
-    level of the JSON object (``radius``, ``gap_ratio``, ``min_points``, ``max_dim``).
-    """
-
-    base_model: str
-    embedding_dim: int
-    class_names: list[str]
-    templates: list[str]
-    concept_format: str
-    metric: str = DEFAULT_METRIC
-    knn_k: int = DEFAULT_KNN_K
-    space: SpaceParams = field(default_factory=SpaceParams)
-    base_model_revision: str | None = None
-    model_family: str | None = None  # the model's type, e.g. "clip" or "siglip2" (None: written before it was kept)
-    scoring: str = "softmax"  # how logits become scores: "softmax" over classes or a per-class "sigmoid"
-    tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)  # how the concepts' prompts were tokenised
-    text_canonicalization: str | None = None  # how the prompts were rewritten before tokenising (None: as written)
-    descriptor_format: str | None = None  # how a concept carries its class's descriptors (None: built without them)
-    method: str = "s3"  # "s3", or the baseline the space encodes ("cupl", "dclip", "waffle"; see s3_hf.baselines)
-    tensors_sha256: str | None = None  # of s3_space.safetensors, set when saved and checked when loaded
-    provenance: dict[str, Any] = field(default_factory=dict)
-    library_version: str = __version__
-    format_version: int = FORMAT_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "space":
-                out.update(value.to_dict())
-            else:
-                out[f.name] = value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> S3Config:
-        """The config of a ``s3_config.json`` object; a typed error naming the key for anything malformed."""
-        version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise FormatVersionError(
-                f"{CONFIG_NAME} has format_version {version!r}; this s3-hf {__version__} reads version "
-                f"{FORMAT_VERSION}. Upgrade s3-hf (pip install -U s3-hf) or rebuild the space with `s3 build`."
-            )
-        missing = [
-            n for n in ("base_model", "embedding_dim", "class_names", "templates", "concept_format") if n not in data
-        ]
-        if missing:
-            raise ArtifactCorruptError(
-                f"{CONFIG_NAME} lacks required keys {missing}. Rebuild the space with `s3 build`."
-            )
-        _check_config_types(data)
-        names = {f.name for f in fields(cls)} - {"space"}
-        space_keys = set(SpaceParams.option_names())
-        try:
-            space = SpaceParams(**{k: v for k, v in data.items() if k in space_keys})
-        except InvalidConfigError as err:
-            raise ArtifactCorruptError(f"{CONFIG_NAME}: {err} Fix the value or rebuild the space.") from err
-        return cls(**{k: v for k, v in data.items() if k in names}, space=space)
-
-
-def _check_config_types(data: dict[str, Any]) -> None:
-    def bad(key: str, expected: str) -> ArtifactCorruptError:
-        return ArtifactCorruptError(
-            f"{CONFIG_NAME}: {key} must be {expected}, got {data[key]!r}. Fix the value or rebuild the space with "
-            "`s3 build`."
-        )
-
-    for key in ("base_model", "concept_format", "metric"):
-        if key in data and not isinstance(data[key], str):
-            raise bad(key, "a string")
-    for key in ("embedding_dim", "knn_k", "format_version"):
-        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] < 1):
-            raise bad(key, "a positive integer")
-    for key in ("class_names", "templates"):
-        if not isinstance(data[key], list) or not data[key] or not all(isinstance(x, str) for x in data[key]):
-            raise bad(key, "a non-empty list of strings")
-    if "metric" in data and data["metric"] not in METRIC_NAMES:
-        raise bad("metric", f"one of {', '.join(METRIC_NAMES)}")
-    if "scoring" in data and data["scoring"] not in SCORING_RULES:
-        raise bad("scoring", f"one of {', '.join(SCORING_RULES)}")
-    if data.get("text_canonicalization") not in TEXT_CANONICALIZATIONS:
-        raise bad("text_canonicalization", f"one of {TEXT_CANONICALIZATIONS}")
-    if "tokenizer_kwargs" in data and not isinstance(data["tokenizer_kwargs"], dict):
-        raise bad("tokenizer_kwargs", "an object")
-    if "method" in data and data["method"] not in METHODS:
-        raise bad("method", f"one of {', '.join(METHODS)}")
-    for key in ("base_model_revision", "library_version", "tensors_sha256", "model_family", "descriptor_format"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise bad(key, "a string or null")
-    if "provenance" in data and not isinstance(data["provenance"], dict):
-        raise bad("provenance", "an object")
 
 
 def _hub_copy_of(folder: str, repo: str) -> bool:
@@ -264,33 +160,7 @@ class SynonymSpace:
         and ``drops``: every dropped concept (removed before embedding, then pruned) with its ``kind`` and
         ``reason``. ``dropped`` counts pruned points, ``removed`` the concepts dropped before embedding.
         """
-        rows = []
-        for rec in self.classes:
-            rows.append(
-                {
-                    "label": rec.label,
-                    "concepts": len(rec.concepts),
-                    "kept": rec.texts(kept=True),
-                    "dropped": rec.texts(kept=False),
-                    "radius": rec.radius,
-                    "drops": [{"text": x.text, "kind": x.kind, "reason": x.reason} for x in rec.dropped],
-                }
-            )
-        sizes = self.tensors.simplex_indptr.diff()
-        return {
-            "base_model": self.config.base_model,
-            "classes": self.num_classes,
-            "points": int(self.tensors.points.shape[0]),
-            "kept": int(self.tensors.kept.sum()),
-            "dropped": int((~self.tensors.kept).sum()),
-            "removed": sum(len(rec.removed) for rec in self.classes),
-            "simplices": {int(k): int((sizes == k).sum()) for k in sizes.unique().tolist()},
-            "embedding_dim": self.config.embedding_dim,
-            "templates": len(self.config.templates),
-            "metric": self.config.metric,
-            "radius_rule": self.config.space.radius,
-            "per_class": rows,
-        }
+        return summarize(self.config, self.classes, self.tensors.simplex_indptr.diff().tolist())
 
     def tensors_hash(self) -> str:
         """The SHA-256 of the space's tensor file (``tensors_sha256`` in its config): what identifies the space a
@@ -369,58 +239,19 @@ class SynonymSpace:
 
         Only JSON and safetensors are read: nothing is ever unpickled.
         """
-        path = Path(name_or_path)
-        if path.is_dir() or (str(name_or_path).strip() and recover_folder(path)):
-            folder = path
-        elif path.exists():
-            raise ArtifactNotFoundError(f"{path} is a file; pass the folder that holds {CONFIG_NAME}.")
-        else:
-            folder = download(
-                str(name_or_path),
-                (*REQUIRED_FILES, CARD_NAME),
-                optional=(CARD_NAME,),
-                revision=revision,
-                cache_dir=cache_dir,
-                local_files_only=local_files_only,
-                token=token,
-                force_download=force_download,
-            )
+        folder = locate(
+            name_or_path,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+        )
         return cls._read(folder)
 
     @classmethod
     def _read(cls, folder: Path) -> SynonymSpace:
-        for name in REQUIRED_FILES:
-            if not (folder / name).is_file():
-                raise ArtifactNotFoundError(
-                    f"{folder} has no {name}; a synonym space needs {', '.join(REQUIRED_FILES)}. "
-                    "Was it written by `SynonymSpace.save_pretrained` / `s3 build`?"
-                )
-        config = S3Config.from_dict(_read_json(folder / CONFIG_NAME))
-        syn = _read_json(folder / SYNONYMS_NAME)
-        if not isinstance(syn.get("classes"), list):
-            raise ArtifactCorruptError(f"{folder / SYNONYMS_NAME} has no 'classes' list. Rebuild the space.")
-        classes = [
-            ClassRecord.from_dict(x, f"{folder / SYNONYMS_NAME} class {i}") for i, x in enumerate(syn["classes"])
-        ]
-        path = folder / TENSORS_NAME
-        try:
-            data = path.read_bytes()
-            raw = load_tensors(data)
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ArtifactCorruptError(
-                f"{folder / TENSORS_NAME} cannot be read as safetensors ({err}); the file is truncated or "
-                "corrupt. Download it again (force_download=True) or rebuild the space."
-            ) from err
-        if config.tensors_sha256 is not None and hashlib.sha256(data).hexdigest() != config.tensors_sha256:
-            raise ArtifactCorruptError(
-                f"{path} does not match the content hash recorded in {CONFIG_NAME}: the file was changed or damaged "
-                "after it was saved. Download it again (force_download=True) or rebuild the space with `s3 build`."
-            )
-        expected = set(_DTYPES)
-        if set(raw) != expected:
-            raise ArtifactShapeError(
-                f"{TENSORS_NAME} holds tensors {sorted(raw)}, expected {sorted(expected)}. Rebuild the space."
-            )
+        config, classes, raw = read_records(folder, load_tensors)
         space = cls(config, classes, SpaceTensors(**raw))
         check_state_size(space.tensors, str(folder))  # refused at load, before scoring allocates its dense view
         return space
@@ -444,17 +275,6 @@ class SynonymSpace:
             revision=revision,
             commit_message=commit_message,
         )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ArtifactCorruptError(f"{path} is not UTF-8 text ({err}). Re-download or rebuild the space.") from err
-    data = load_json_text(text, ArtifactCorruptError, str(path), "Re-download or rebuild the space.")
-    if not isinstance(data, dict):
-        raise ArtifactCorruptError(f"{path} must hold a JSON object. Re-download or rebuild the space.")
-    return data
 
 
 def _json(data: Any) -> str:
@@ -490,9 +310,6 @@ def validate(space: SynonymSpace) -> None:
     cfg, t = space.config, space.tensors
     num_classes = len(cfg.class_names)
 
-    def shape_error(msg: str) -> ArtifactShapeError:
-        return ArtifactShapeError(f"Invalid synonym space: {msg}. The artifact is damaged; rebuild it with `s3 build`.")
-
     for name, dtype in _DTYPES.items():
         x = getattr(t, name)
         if not isinstance(x, torch.Tensor) or x.dtype != dtype:
@@ -519,20 +336,10 @@ def validate(space: SynonymSpace) -> None:
     pc = t.point_class
     if p < num_classes or (pc.diff() < 0).any() or pc.min() != 0 or pc.max() != num_classes - 1:
         raise shape_error("point_class must be sorted and give every class at least one point")
-    counts = torch.bincount(pc, minlength=num_classes)
-    if len(space.classes) != num_classes:
-        raise shape_error(f"{SYNONYMS_NAME} lists {len(space.classes)} classes, config lists {num_classes}")
     kept_counts = torch.bincount(pc[t.kept], minlength=num_classes)
     if (kept_counts == 0).any():
         raise shape_error("every class needs at least one kept point")
-    for c, rec in enumerate(space.classes):
-        if not isinstance(rec, ClassRecord) or not all(isinstance(x, ConceptRecord) for x in rec.concepts):
-            raise shape_error(f"class {c} must be a ClassRecord of ConceptRecords, got {type(rec).__name__}")
-        if rec.label != cfg.class_names[c] or len(rec.concepts) != counts[c]:
-            raise shape_error(f"{SYNONYMS_NAME} class {c} does not match the tensors ({cfg.class_names[c]!r})")
-    flags = [x.kept for rec in space.classes for x in rec.concepts]
-    if flags != t.kept.tolist():
-        raise shape_error(f"kept flags in {SYNONYMS_NAME} differ from the tensors")
+    check_records(cfg, space.classes, t.kept.tolist(), torch.bincount(pc, minlength=num_classes).tolist())
     norms = t.points.norm(dim=-1)
     if not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
         raise ArtifactValueError("Invalid synonym space: points must be unit vectors. Rebuild it with `s3 build`.")

@@ -836,10 +836,9 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .artifact import SynonymSpace
+    from .space_files import read_summary
 
-    space = SynonymSpace.from_pretrained(args.space, revision=args.revision)
-    s = space.summary()
+    s = read_summary(args.space, revision=args.revision)  # without torch: inspecting starts at once
     if args.json:
         print(json.dumps(s, indent=2))
         return 0

@@ -1,0 +1,110 @@
+"""Leftovers of the second hardening round: `s3 inspect` without torch, prerequisites of `s3 segment` checked
+before any image, eval's figure written atomically, and the temporary files of killed writes removed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s3_hf.artifact import CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, SynonymSpace
+from s3_hf.errors import ArtifactCorruptError, ArtifactError, ArtifactShapeError
+from s3_hf.space_files import read_summary
+
+LIGHT = (
+    "import sys; from s3_hf.cli import main; rc = main(sys.argv[1:]); "
+    "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+    "assert not heavy, heavy; sys.exit(rc)"
+)
+
+
+@pytest.fixture
+def saved(small_space, tmp_path) -> Path:
+    return small_space.save_pretrained(tmp_path / "space")
+
+
+def test_importing_the_cli_imports_neither_torch_nor_transformers():
+    code = "import sys, s3_hf.cli; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_inspect_runs_without_importing_torch(saved, extra):
+    res = subprocess.run(
+        [sys.executable, "-c", LIGHT, "inspect", str(saved), *extra], capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    assert str(saved.parent) not in res.stderr
+    if extra:
+        assert json.loads(res.stdout)["classes"] == 3
+    else:
+        assert res.stdout.startswith("Synonym space for ") and "dropped (why)" in res.stdout
+
+
+def test_light_summary_equals_the_loaded_spaces_summary(saved, capsys):
+    import torch
+
+    from s3_hf.cli import main
+
+    loaded = SynonymSpace.from_pretrained(saved)
+    light = read_summary(saved)
+    assert light == loaded.summary()
+    # and each count is what the tensors hold
+    t = loaded.tensors
+    sizes = t.simplex_indptr.diff()
+    assert light["points"] == t.points.shape[0] and light["kept"] == int(t.kept.sum())
+    assert light["simplices"] == {int(k): int((sizes == k).sum()) for k in torch.unique(sizes)}
+    assert len(light["simplices"]) > 1  # a space with edges and triangles, not only single points
+    assert main(["inspect", str(saved), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(loaded.summary()))
+
+
+def _truncate(folder: Path) -> None:
+    data = (folder / TENSORS_NAME).read_bytes()
+    (folder / TENSORS_NAME).write_bytes(data[: len(data) // 2])
+
+
+def _flip_one_byte(folder: Path) -> None:
+    data = bytearray((folder / TENSORS_NAME).read_bytes())
+    data[-1] ^= 1
+    (folder / TENSORS_NAME).write_bytes(bytes(data))
+
+
+def _flip_a_kept_flag(folder: Path) -> None:
+    syn = json.loads((folder / SYNONYMS_NAME).read_text())
+    syn["classes"][0]["concepts"][0]["kept"] = False
+    (folder / SYNONYMS_NAME).write_text(json.dumps(syn))
+
+
+def _drop_a_class(folder: Path) -> None:
+    syn = json.loads((folder / SYNONYMS_NAME).read_text())
+    syn["classes"].pop()
+    (folder / SYNONYMS_NAME).write_text(json.dumps(syn))
+
+
+DAMAGE = {
+    "no config": (lambda f: (f / CONFIG_NAME).unlink(), ArtifactError),
+    "config not JSON": (lambda f: (f / CONFIG_NAME).write_text("{"), ArtifactCorruptError),
+    "config nested too deep": (lambda f: (f / CONFIG_NAME).write_text("[" * 100_000), ArtifactCorruptError),
+    "synonyms a list": (lambda f: (f / SYNONYMS_NAME).write_text("[]"), ArtifactCorruptError),
+    "tensors truncated": (_truncate, ArtifactCorruptError),
+    "tensors changed": (_flip_one_byte, ArtifactCorruptError),
+    "kept flag edited": (_flip_a_kept_flag, ArtifactShapeError),
+    "a class missing": (_drop_a_class, ArtifactShapeError),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_inspect_reports_a_damaged_space_as_loading_does(saved, case):
+    damage, error = DAMAGE[case]
+    damage(saved)
+    with pytest.raises(error) as light:
+        read_summary(saved)
+    with pytest.raises(error) as full:
+        SynonymSpace.from_pretrained(saved)
+    assert str(light.value) == str(full.value)
+    res = subprocess.run([sys.executable, "-c", LIGHT, "inspect", str(saved)], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith("error: ")
