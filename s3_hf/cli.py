@@ -180,7 +180,7 @@ def protocol_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--protocol",
         default=DEFAULT_PROTOCOL,
-        choices=PROTOCOLS,
+        metavar="{" + ",".join(PROTOCOLS) + "}",  # checked by s3_hf.protocols: an unknown one is a one-line typed error
         help="segmentation: 's3' (s3-hf's defaults) or a reference's values per benchmark (sclip, naclip, clearclip)",
     )
     p.add_argument("--variant", choices=VARIANT_CHOICES, help="dense last-block variant (s3 default: naclip)")

@@ -154,3 +154,206 @@ def test_s3_method_under_a_preset_follows_the_rule_on_its_class_scores(
         want = probs.argmax(0)
         want[probs.max(0).values < values.prob_threshold] = 0
         assert (maps["s3/nearest_point"][i] == want).float().mean() >= 0.999
+
+
+# ---------------------------------------------------------------------------------------------- pipeline
+
+CLASS_LINES = [["sky", "wall", "tree"], ["cat", "kitty"], ["dog", "puppy", "kitty"], ["cup"], ["grass", "field"]]
+
+
+@pytest.fixture(scope="module")
+def seg_pipe(tiny_clip_dir):
+    from transformers import pipeline
+
+    import s3_hf
+
+    return pipeline(s3_hf.SEGMENTATION_TASK, model=str(tiny_clip_dir))
+
+
+@pytest.mark.parametrize(
+    ("protocol", "benchmark", "overrides"),
+    [
+        ("naclip", "voc21", {"short_side": 64}),  # whole image, PAMR, threshold to index 0
+        ("sclip", "voc21", {"short_side": 64, "window": 32, "stride": 16}),  # area threshold, logit scale 65
+        ("clearclip", "context60", {"short_side": 48, "window": 32, "stride": 16}),
+    ],
+)
+def test_pipeline_under_a_preset_equals_s3_segment(
+    protocol, benchmark, overrides, seg_pipe, tiny_clip_dir, photos, tmp_path, monkeypatch
+):
+    from s3_hf.cli import main
+    from s3_hf.encoders.hf import TransformersEncoder
+
+    monkeypatch.setattr(TransformersEncoder, "_text_features", spread_texts)
+    Image.open(photos[1]).convert("RGB").resize((60, 45)).save(tmp_path / "photo.png")
+    (tmp_path / "classes.txt").write_text("\n".join(", ".join(line) for line in CLASS_LINES) + "\n")
+    args = ["segment", str(tmp_path / "photo.png"), "--class-names", str(tmp_path / "classes.txt")]
+    args += [
+        "--protocol",
+        protocol,
+        "--benchmark",
+        benchmark,
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        str(tiny_clip_dir),
+    ]
+    for name, value in overrides.items():
+        args += ["--" + name.replace("_", "-"), str(value)]
+    assert main(args) == 0
+    want = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
+    record = json.loads((tmp_path / "out" / "segments.json").read_text())
+
+    labels, synonyms = [line[0] for line in CLASS_LINES], {line[0]: line[1:] for line in CLASS_LINES}
+    out = seg_pipe(
+        str(tmp_path / "photo.png"),
+        candidate_labels=labels,
+        synonyms=synonyms,
+        protocol=protocol,
+        benchmark=benchmark,
+        return_label_map=True,
+        **overrides,
+    )
+    got = np.asarray(out["label_map"])
+    assert got.shape == want.shape == (45, 60)
+    assert np.array_equal(got, want)  # every pixel
+    assert len(np.unique(want)) > 1
+    assert out["protocol"] == record["protocol"]  # the same values, with their sources
+    assert out["protocol"]["protocol"] == protocol and out["protocol"]["sources"]["short_side"] == "override"
+    masks = [np.asarray(s["mask"]) // 255 for s in out["segments"]]
+    assert (sum(masks) == 1).all() and all(s["score"] is None for s in out["segments"])
+    assert {s["label"] for s in out["segments"]} == {labels[c] for c in np.unique(want)}
+
+
+def test_pipeline_takes_the_s3_protocol_as_its_own_options(seg_pipe, photos):
+    options = {"short_side": 40, "window": 32, "stride": 16}
+    plain = seg_pipe(str(photos[0]), candidate_labels=["cat", "sky"], return_label_map=True, **options)
+    under = seg_pipe(str(photos[0]), candidate_labels=["cat", "sky"], protocol="s3", return_label_map=True, **options)
+    assert np.array_equal(np.asarray(plain["label_map"]), np.asarray(under["label_map"]))
+    assert under["protocol"]["protocol"] == "s3" and under["protocol"]["window"] == 32
+    assert "protocol" not in plain
+    listed = seg_pipe(str(photos[0]), candidate_labels=["cat", "sky"], protocol="s3", **options)
+    assert set(listed) == {"segments", "protocol"}
+
+
+def test_pipeline_protocol_mistakes_are_typed(seg_pipe, photos, tmp_path):
+    from s3_hf.errors import InvalidConfigError, InvalidLabelsError, ProtocolBenchmarkError, UnknownProtocolError
+
+    image = str(photos[0])
+    with pytest.raises(UnknownProtocolError, match="use one of s3, sclip, naclip, clearclip"):
+        seg_pipe(image, candidate_labels=["cat"], protocol="nope", benchmark="voc21")
+    with pytest.raises(ProtocolBenchmarkError, match="Name the benchmark"):
+        seg_pipe(image, candidate_labels=["cat"], protocol="naclip")
+    with pytest.raises(InvalidLabelsError, match="protocol='s3' with a space"):
+        seg_pipe(image, synonym_space=str(tmp_path), protocol="naclip", benchmark="voc21")
+    with pytest.raises(InvalidConfigError, match="metric do not apply"):
+        seg_pipe(image, candidate_labels=["cat"], protocol="naclip", benchmark="voc21", metric="nearest_point")
+    with pytest.raises(InvalidLabelsError, match="not one of candidate_labels"):
+        seg_pipe(image, candidate_labels=["cat"], synonyms={"dgo": ["puppy"]}, protocol="naclip", benchmark="voc21")
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+# the bad inputs through the command line: one line on stderr, exit 2, no traceback; {...}: test paths
+CLI_MISTAKES = [
+    (
+        "unknown protocol (segment)",
+        "segment {img} --labels cat,dog --protocol nope --benchmark voc21",
+        "use one of s3,",
+    ),
+    ("unknown protocol (eval)", "eval --task segmentation --protocol nope --benchmarks voc21={voc}", "use one of s3,"),
+    (
+        "threshold without a background (segment)",
+        "segment {img} --labels cat,dog --background-threshold 0.3",
+        "--background-index; add one or drop the threshold",
+    ),
+    (
+        "threshold without a background (eval)",
+        "eval --task segmentation --benchmarks voc21={voc} --background-threshold 0.3",
+        "Give the background's index",
+    ),
+    (
+        "PAMR dilations that do not fit (segment)",
+        "segment {img} --labels cat,dog --protocol naclip --benchmark voc21 --short-side 64 --pamr-dilations 8,64",
+        "PAMR dilation 64 does not fit a 45x60 image",
+    ),
+    (
+        "PAMR dilations that do not fit (eval)",
+        "eval --task segmentation --protocol naclip --benchmarks voc21={voc} --short-side 64 --pamr-dilations 8,48",
+        "PAMR dilation 48 does not fit a 40x48 image",
+    ),
+    ("augment views 0 (fewshot)", "fewshot {sup} --labels cat,dog --augment-views 0", "use 10"),
+    ("augment views 0 (eval)", "eval --benchmarks {sup} --shots 1 --augment-views 0", "use 10"),
+]
+
+
+@pytest.mark.parametrize(("what", "command", "message"), CLI_MISTAKES, ids=[c[0] for c in CLI_MISTAKES])
+def test_bad_input_is_one_typed_line_on_the_command_line(
+    what, command, message, voc_one, tiny_clip_dir, tmp_path, capsys
+):
+    from s3_hf.cli import main
+
+    Image.new("RGB", (60, 45), "white").save(tmp_path / "small.png")
+    paths = {"img": tmp_path / "small.png", "voc": voc_one, "sup": tmp_path}
+    args = [a.format(**paths) for a in command.split()]
+    assert main([*args, "--model", str(tiny_clip_dir), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and "Loading weights" not in line]  # a progress bar
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert message in lines[0]
+    assert not (tmp_path / "out" / "segments.json").exists() and not (tmp_path / "out" / "segmentation.json").exists()
+
+
+def _pamr_misfit() -> None:
+    from s3_hf.pamr import pamr
+
+    pamr(torch.rand(3, 12, 40), torch.rand(2, 12, 40), 10, (8, 16))
+
+
+def _names_rule_without_background() -> None:
+    from s3_hf.segmentation import NamesRule
+
+    NamesRule(40.0, prob_thd=0.1)
+
+
+def _label_map_without_background() -> None:
+    from s3_hf.segmentation import label_map
+
+    label_map(torch.rand(2, 4, 4), ["cat", "dog"], 0.3)
+
+
+def _eval_config_without_background(voc: str) -> None:
+    from types import SimpleNamespace
+
+    from s3_hf.eval.segmentation import load_all
+
+    cfg = SimpleNamespace(benchmarks=[f"voc21={voc}"], class_names=None, protocol="s3", protocol_values={})
+    cfg.__dict__.update(variant="naclip", short_side=336, window=224, stride=112, fast_decode=True)
+    cfg.__dict__.update(background_threshold=0.3, background_index=None, area_threshold=None)
+    load_all(cfg)
+
+
+def _augment_views_zero() -> None:
+    from s3_hf.fewshot import SSPConfig
+
+    SSPConfig(augment_views=0)
+
+
+# the same through the Python API: (call, its typed error, what the message tells the user to do)
+API_MISTAKES = [
+    ("unknown protocol", lambda voc: protocols.resolve("nope", "voc21"), "UnknownProtocolError", "use one of s3,"),
+    ("names rule threshold", lambda voc: _names_rule_without_background(), "BackgroundMissingError", "give background"),
+    ("label map threshold", lambda voc: _label_map_without_background(), "BackgroundMissingError", "give background"),
+    ("eval threshold", _eval_config_without_background, "EvalError", "Give the background's index"),
+    ("PAMR misfit", lambda voc: _pamr_misfit(), "InvalidConfigError", "Use smaller dilations"),
+    ("augment views 0", lambda voc: _augment_views_zero(), "InvalidConfigError", "use 10"),
+]
+
+
+@pytest.mark.parametrize(("what", "call", "error", "message"), API_MISTAKES, ids=[c[0] for c in API_MISTAKES])
+def test_bad_input_is_a_typed_error_in_python(what, call, error, message, voc_one):
+    from s3_hf import errors
+
+    with pytest.raises(getattr(errors, error)) as caught:
+        call(str(voc_one))
+    assert isinstance(caught.value, errors.S3Error) and message in str(caught.value)
