@@ -237,7 +237,13 @@ def test_pipeline_takes_the_s3_protocol_as_its_own_options(seg_pipe, photos):
 
 
 def test_pipeline_protocol_mistakes_are_typed(seg_pipe, photos, tmp_path):
-    from s3_hf.errors import InvalidConfigError, InvalidLabelsError, ProtocolBenchmarkError, UnknownProtocolError
+    from s3_hf.errors import (
+        BackgroundMissingError,
+        InvalidConfigError,
+        InvalidLabelsError,
+        ProtocolBenchmarkError,
+        UnknownProtocolError,
+    )
 
     image = str(photos[0])
     with pytest.raises(UnknownProtocolError, match="use one of s3, sclip, naclip, clearclip"):
@@ -250,6 +256,13 @@ def test_pipeline_protocol_mistakes_are_typed(seg_pipe, photos, tmp_path):
         seg_pipe(image, candidate_labels=["cat"], protocol="naclip", benchmark="voc21", metric="nearest_point")
     with pytest.raises(InvalidLabelsError, match="not one of candidate_labels"):
         seg_pipe(image, candidate_labels=["cat"], synonyms={"dgo": ["puppy"]}, protocol="naclip", benchmark="voc21")
+    small = {"short_side": 40, "window": 32, "stride": 16}
+    with pytest.raises(BackgroundMissingError, match="give background_index"):
+        seg_pipe(image, candidate_labels=["cat", "dog"], background_threshold=0.3, **small)
+    with pytest.raises(InvalidConfigError, match="PAMR dilation 400 does not fit a 300x451 image"):
+        seg_pipe(
+            image, candidate_labels=["cat"], protocol="naclip", benchmark="voc21", pamr_dilations=(8, 400), **small
+        )
 
 
 # ---------------------------------------------------------------------------------------------- bad input
