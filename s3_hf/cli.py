@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CLIUsageError, InvalidLabelsError, S3Error, TemplateError
+from .errors import BackgroundMissingError, CLIUsageError, InvalidLabelsError, S3Error, TemplateError
 from .fileio import load_json_text, read_user_text
 from .options import (
     DEFAULT_CONCEPT_FORMAT,
@@ -467,6 +467,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         overlay,
         read_class_file,
         read_class_names,
+        require_background,
     )
 
     values = resolve_protocol(args.protocol, args.benchmark, **protocol_overrides(args))
@@ -512,6 +513,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     if queries is None:
         request = engine.request(metric=args.metric, **kwargs)
+        if labels is None:  # a space's classes are known once it loads: check them before any image is read
+            try:
+                require_background(
+                    engine.resolve(request).labels, options.background_threshold, options.background_index
+                )
+            except BackgroundMissingError as err:
+                raise CLIUsageError(
+                    f"--background-threshold needs a background class, and the space {args.space} has no class "
+                    "named 'background': pass --background-index, or drop the threshold."
+                ) from err
     else:
         template = _templates(args.templates) or values.templates
         resolved = engine.resolve(engine.request(queries.names, templates=template, metric="label"))

@@ -892,13 +892,14 @@ class S3Engine:
         """Open-vocabulary segmentation of one image (a path, URL or PIL image) against the classes of ``request``
         (see :mod:`s3_hf.segmentation`); ``options`` a :class:`~s3_hf.segmentation.SegmentOptions`."""
         from .encoding import load_image, original_size
-        from .segmentation import SegmentOptions, label_map, segment_logits
+        from .segmentation import SegmentOptions, label_map, require_background, segment_logits
 
         options = options or SegmentOptions()
         resolved = self.resolve(request)
         if resolved.adapter is not None:
             raise InvalidConfigError("Few-shot support applies to classification only; drop support= to segment.")
         self.encoder.require_dense_features()
+        require_background(resolved.labels, options.background_threshold, options.background_index)
         min_side = options.short_side if options.fast_decode else None
         picture = load_image(image, min_side=min_side)
         logits = segment_logits(self, picture, resolved, options)

@@ -245,9 +245,7 @@ def label_map(
     height)``; default: the logits' own); below ``background_threshold`` top probability (softmax over classes),
     the background class (``background_index``, else the class named ``background``). Memory stays bounded for
     any image size (:data:`MAX_UPSAMPLED`)."""
-    bg = resolve_background(labels, background_index)
-    if background_threshold is not None and bg is None:
-        raise _no_background("background_threshold")
+    bg = require_background(labels, background_threshold, background_index)
     width, height = size or (logits.shape[-1], logits.shape[-2])
     full = _FullSize(logits, height, width)
     top, out, lse = full.top(with_lse=background_threshold is not None)
@@ -287,6 +285,23 @@ def resolve_background(labels: list[str], background_index: int | None = None) -
         return background_index
     names = [lab.casefold() for lab in labels]
     return names.index(BACKGROUND) if BACKGROUND in names else None
+
+
+def require_background(
+    labels: list[str], background_threshold: float | None, background_index: int | None = None
+) -> int | None:
+    """The background class (:func:`resolve_background`); a typed :class:`BackgroundMissingError` when a
+    ``background_threshold`` is given and there is none. Check it before any image is read.
+
+    Args:
+        labels: the class labels, in index order.
+        background_threshold: the threshold rule's probability, or ``None`` for no threshold.
+        background_index: the background's index, or ``None`` to look for a class named ``background``.
+    """
+    bg = resolve_background(labels, background_index)
+    if background_threshold is not None and bg is None:
+        raise _no_background("background_threshold")
+    return bg
 
 
 def _no_background(what: str) -> BackgroundMissingError:
@@ -627,6 +642,7 @@ __all__ = [
     "pamr_refiner",
     "read_class_file",
     "read_class_names",
+    "require_background",
     "resolve_background",
     "segment_logits",
     "segment_logits_many",
