@@ -26,7 +26,7 @@ from s3_hf import TASK, SynonymSpace, models
 from s3_hf.encoding import list_images, load_image
 from s3_hf.engine import rank
 from s3_hf.errors import EvalError
-from s3_hf.fileio import write_json
+from s3_hf.fileio import save_figure, write_json
 from s3_hf.metrics import METRICS
 from s3_hf.space import build_space
 
@@ -892,7 +892,7 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
     else:
         axes[1].set_axis_off()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(path, fig, dpi=120)
     plt.close(fig)
     return path
 

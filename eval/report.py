@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from s3_hf.errors import EvalError
-from s3_hf.fileio import write_json, write_text
+from s3_hf.fileio import save_figure, write_json, write_text
 
 logger = logging.getLogger("s3_hf.eval")
 #: The files of ``--out`` that s3 eval wrote: only these are replaced without ``--overwrite``.
@@ -123,7 +123,7 @@ def gain_figure(summary: dict[str, Any], path: Path) -> Path | None:
     ax.set_title(title)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(path, fig, dpi=120)
     plt.close(fig)
     return path
 

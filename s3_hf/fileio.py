@@ -402,6 +402,20 @@ def write_json(path: str | os.PathLike, data: Any, indent: int | None = 2) -> Pa
     return write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
+def save_figure(path: str | os.PathLike, figure: Any, **kwargs: Any) -> Path:
+    """Save a matplotlib figure to ``path`` atomically, in the format its suffix names (PNG without one).
+
+    Args:
+        path: the image file.
+        figure: the ``matplotlib.figure.Figure``.
+        **kwargs: passed on to ``Figure.savefig`` (``dpi=120``).
+    """
+    path = Path(path)
+    fmt = path.suffix[1:].lower() or "png"  # the temporary name ends in .tmp: matplotlib must be told the format
+    write_files(path.parent, {path.name: lambda p: figure.savefig(p, format=fmt, **kwargs)})
+    return path
+
+
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: dict[str, str] | None = None) -> Path:
     """Write tensors as safetensors to ``path`` atomically."""
     from safetensors.torch import save_file
@@ -417,6 +431,7 @@ __all__ = [
     "load_yaml_text",
     "read_user_text",
     "recover_folder",
+    "save_figure",
     "save_tensors",
     "write_artifact",
     "write_files",

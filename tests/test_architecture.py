@@ -97,6 +97,7 @@ def _sources() -> dict[str, str]:
     ("what", "pattern", "home"),
     [
         ("atomic writes", r"mkstemp|os\.replace\(|\.rename\(|tmp\.replace\(|\.tmp\b", {"s3_hf/fileio.py"}),
+        ("figure files", r"\.savefig\(", {"s3_hf/fileio.py"}),
         ("Hub downloads", r"hf_hub_download\(|snapshot_download\(", {"s3_hf/hub.py"}),
         ("Hub uploads", r"\.upload_folder\(|\.create_repo\(", {"s3_hf/hub.py"}),
         ("image suffix sets", r"\"\.jpe?g\"\s*,", {"s3_hf/encoding.py"}),

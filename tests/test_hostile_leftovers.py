@@ -148,3 +148,32 @@ def test_engine_segment_checks_the_background_class_before_reading_the_image(sav
     request = engine.request(synonym_space=str(saved))
     with pytest.raises(BackgroundMissingError, match="background class"):
         engine.segment("never-read.png", request, SegmentOptions(background_threshold=0.5))
+
+
+# ------------------------------------------------------------------------------------ eval's figure, atomically
+SUMMARY = {"benchmarks": {"tiny": {"methods": {"label": {"top1": 0.5}, "local_center": {"top1": 0.6}}}}}
+
+
+def test_eval_gain_figure_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from s3_hf.eval.report import gain_figure
+
+    path = tmp_path / "gains.png"
+    assert gain_figure(SUMMARY, path) == path
+    first = path.read_bytes()
+    assert first.startswith(b"\x89PNG\r\n\x1a\n")  # a PNG although matplotlib wrote it under a .tmp name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gains.png"]
+
+    real = matplotlib.figure.Figure.savefig
+
+    def killed_half_way(self, fname, **kwargs):
+        real(self, fname, **kwargs)
+        Path(fname).write_bytes(Path(fname).read_bytes()[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        gain_figure({"benchmarks": {"tiny": {"methods": {"label": {"top1": 0.1}, "x": {"top1": 0.9}}}}}, path)
+    assert path.read_bytes() == first  # the old figure stays whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gains.png"]
