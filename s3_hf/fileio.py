@@ -5,9 +5,9 @@ Single files (:func:`write_files`) are written under a temporary name in their f
 every file of the set is complete. A whole artifact (:func:`write_artifact`, :func:`write_folder`) is written into a
 temporary folder beside its target and swapped in with one atomic step (``renameat2(RENAME_EXCHANGE)`` on Linux;
 elsewhere two renames under a lock, undone by the next write or load if a kill falls between them), so a crash, a
-kill or a concurrent writer leaves the old artifact or the new one, never a mix. Temporary folders carry their
-writer's process id; the next write removes those of writers that are gone. Files get the permissions the user's
-umask gives new files (``mkstemp`` alone would make them private to their owner).
+kill or a concurrent writer leaves the old artifact or the new one, never a mix. Temporary folders and files carry
+their writer's process id; the next write beside them removes those of writers that are gone. Files get the
+permissions the user's umask gives new files (a temporary file alone would be private to its owner).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import secrets
 import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -58,13 +57,15 @@ def write_files(folder: str | os.PathLike, writers: Mapping[str, Callable[[Path]
     target = Path(folder)
     created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)
+    if not created:
+        _sweep(target)
     mode = 0o666 & ~_umask()
     written: list[tuple[Path, Path]] = []
     try:
         for name, write in writers.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target)
-            os.close(fd)
-            written.append((Path(tmp), target / name))
+            tmp = target / f".{name}.{_tag()}.tmp"  # the writer's pid in the name: the next write can tell it is gone
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            written.append((tmp, target / name))
             write(Path(tmp))
             os.chmod(tmp, mode)
         for tmp, final in written:
@@ -242,6 +243,29 @@ def _stale(path: Path, match: re.Match[str]) -> bool:
     except (PermissionError, OverflowError):
         return False
     return False
+
+
+# A file being written by write_files: ".<name>.<pid>-<host>-<random>.tmp" (".<name>.<mkstemp's random>.tmp" from
+# older s3-hf versions).
+_FILE_TEMP = re.compile(r"\..+\.(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[0-9a-f]+|[a-z0-9_]{8})\.tmp")
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the temporary files that killed writers left in ``folder`` (once per folder and process: a folder
+    written file by file, such as segmentation output, is not scanned again for every file)."""
+    key = os.path.abspath(folder)
+    with _swept_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            match = _FILE_TEMP.fullmatch(entry.name)
+            if match and entry.is_file(follow_symlinks=False) and _stale(Path(entry.path), match):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 def _clean(target: Path) -> None:

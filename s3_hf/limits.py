@@ -72,7 +72,7 @@ MODEL_PARAMS = register(
     "model_params", "S3_MAX_MODEL_PARAMS", 3e9, "parameters of a model initialised at random from a config alone"
 )
 STALE_TEMP_MINUTES = register(
-    "stale_temp_minutes", "S3_STALE_TEMP_MINUTES", 60, "minutes before an interrupted save's temp folder is removed"
+    "stale_temp_minutes", "S3_STALE_TEMP_MINUTES", 60, "minutes before a killed save's temp folder or file is removed"
 )
 
 
