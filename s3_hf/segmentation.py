@@ -135,7 +135,7 @@ def image_pixels(
 
 def window_logits(engine: Any, resolved: Any, crop: torch.Tensor, variant: str | None) -> torch.Tensor:
     """``(C, h, w)`` logits of one window ``(1, 3, h, w)``: each patch scored by the engine, upsampled bilinearly."""
-    return _windows_logits(engine, [resolved], crop, variant)[0]
+    return _windows_logits(engine, [resolved], crop, variant, upsample=True)[0]
 
 
 def _windows_logits(
@@ -145,7 +145,10 @@ def _windows_logits(
     variant: str | None,
     positions: str = "size",
     cosine: list[bool] | None = None,
+    upsample: bool = False,
 ) -> list[torch.Tensor]:
+    """Per request ``(C, gh, gw)`` patch logits of one window, ``upsample``: bilinearly to the window ``(C, h, w)``
+    (:func:`~s3_hf.dense.sliding_logits_many` upsamples patch grids itself, once per image)."""
     from .engine import class_scores
 
     # (gh, gw, D), computed once for every request; the position rule is passed only when not the default
@@ -158,9 +161,10 @@ def _windows_logits(
             logits = class_scores(flat, resolved, 1.0).logits.float()
         else:
             logits = engine.scores(flat, resolved).logits.float()  # (gh * gw, C)
-        # contiguous: the transposed view is channels-last, for which CPU bilinear upsampling is ~10x slower
-        grid = logits.T.contiguous().reshape(1, -1, gh, gw).cpu()
-        out.append(F.interpolate(grid, size=tuple(crop.shape[-2:]), mode="bilinear", align_corners=False)[0])
+        grid = logits.T.contiguous().reshape(-1, gh, gw).cpu()  # contiguous: channels-last upsamples ~10x slower
+        if upsample:
+            grid = F.interpolate(grid[None], size=tuple(crop.shape[-2:]), mode="bilinear", align_corners=False)[0]
+        out.append(grid)
     return out
 
 
