@@ -237,3 +237,93 @@ def killed_pid() -> int:
     """The pid of a process that has exited."""
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     return int(proc.stdout)
+
+
+# ------------------------------------------------------------------- what held up: SIGINT and tar-slip members
+def test_sigint_during_a_command_is_one_line_and_rc_130(saved):
+    code = (
+        "import os, signal, sys; import s3_hf.space_files as sf; from s3_hf.cli import main\n"
+        "sf.read_summary = lambda *a, **k: os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.exit(main(['inspect', sys.argv[1]]))"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(saved)], capture_output=True, text=True, check=False)
+    assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == ""
+
+
+@pytest.fixture
+def offline_hub_home(tmp_path, monkeypatch):
+    """Every Hub and datasets cache under ``tmp_path``, answered by the in-process fake Hub (test_benchmark_hub's)."""
+    import test_benchmark_hub
+
+    return test_benchmark_hub.hub_home.__wrapped__(tmp_path, monkeypatch)
+
+
+def test_tar_members_named_outside_the_cache_are_never_written_there(offline_hub_home, tmp_path):
+    from helpers import fake_hub
+    from test_benchmark_hub import REPO, photo_bytes, replica, tar_bytes
+
+    from s3_hf.errors import EvalError
+    from s3_hf.eval import registry
+
+    image = photo_bytes("chelsea", "png")
+    escape = tmp_path / "escaped"
+    members = []
+    for i, key in enumerate(["../../../../escaped/s0", str(escape / "s1"), "ok/../../s2", "s3"]):
+        members += [(f"{key}.png", image), (f"{key}.cls", str(i % 2).encode())]
+    files = replica({"test": []}, classnames="cat\ndog\n")
+    files["test/0.tar"] = tar_bytes(members)
+    with fake_hub({REPO: files}):
+        try:
+            data = registry.load(registry.Benchmark("toy-wds", hub_id=REPO))
+        except EvalError:
+            data = None  # refusing the shard is fine too; writing outside the cache is not
+    assert not escape.exists()
+    assert not any((d / "escaped").exists() for d in [Path.cwd(), *Path.cwd().parents, *tmp_path.parents])
+    written = {p.resolve() for p in tmp_path.rglob("*")}
+    assert all(p.is_relative_to(tmp_path.resolve()) for p in written)
+    assert not any(p.name.startswith(("s0.", "s1.", "s2.")) for p in written)
+    if data is not None:
+        assert len(data.images) == len(data.labels) <= 4
+
+
+@pytest.fixture(scope="module")
+def served_app(tiny_clip_dir, tmp_path_factory):
+    import importlib.util
+    import socket
+
+    root = Path(__file__).resolve().parents[1]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("S3_MODEL", str(tiny_clip_dir))
+        spec = importlib.util.spec_from_file_location("space_app_leftovers", root / "space_app" / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    module.demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **module.LAUNCH_OPTIONS
+    )
+    yield f"http://127.0.0.1:{port}"
+    module.demo.close()
+
+
+def test_the_apps_file_route_serves_nothing_outside_its_own_files(served_app, tmp_path, tiny_clip_dir):
+    import httpx
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    config = tiny_clip_dir / "config.json"
+    targets = [
+        str(secret),
+        str(config),
+        "/etc/passwd",
+        "../../../../../../etc/passwd",
+        "%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        f"..%2f..%2f..%2f..%2f..%2f..%2f..{secret}".replace("/", "%2f"),
+    ]
+    for target in targets:
+        response = httpx.get(f"{served_app}/gradio_api/file={target}", timeout=30)
+        assert response.status_code in (403, 404), (target, response.status_code)
+        assert b"TOP-SECRET" not in response.content and b"root:" not in response.content
+        assert config.read_bytes()[:50] not in response.content
