@@ -118,7 +118,9 @@ def test_bench_segmentation_part(tiny_clip_dir, photos, tmp_path):
     ]
     for r in seg["rows"]:
         assert r["img_s"] > 0 and r["dense_img_s"] > 0 and r["plain_img_s"] > 0 and r["scoring_share"] > 0
+        assert r["dense_ratio"] == pytest.approx(r["img_s"] / r["dense_img_s"])  # end to end / dense forward
     assert seg["memory"]["peak_bytes"] > 0 and "## Segmentation" in (out / "bench.md").read_text()
+    assert "| end to end / dense forward |" in (out / "bench.md").read_text()
 
 
 def test_bench_images_part(tiny_clip_dir, photos, tmp_path):
