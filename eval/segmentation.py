@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,11 @@ from s3_hf.segmentation import (
     label_map,
     names_label_map,
     pamr_refiner,
+    pixel_logits_many,
     read_class_file,
     read_class_names,
     resolve_background,
-    segment_logits_many,
+    working_pixels,
 )
 from s3_hf.templates import resolve_templates
 
@@ -258,15 +258,6 @@ def protocol_values(cfg: Any, data: SegData) -> ProtocolValues:
         raise ProtocolBenchmarkError(f"{data.name}: {e}") from None
 
 
-def pamr_refine(
-    engine: Any, image: Image.Image, size: tuple[int, int], values: ProtocolValues
-) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """PAMR as the names rule's refinement step (every method's under :func:`uses_names_rule`) when
-    ``values.pamr_steps`` > 0
-    (:func:`s3_hf.segmentation.pamr_refiner`); ``None`` otherwise."""
-    return pamr_refiner(engine, image, size, values.segment_options(), values.pamr_steps, values.pamr_dilations)
-
-
 def load_all(cfg: Any) -> list[SegData]:
     """Every benchmark of ``cfg``, loaded and checked before any image is encoded: a background or area threshold
     needs a background class in each (``cfg.background_index``, else a class named ``background``); benchmarks
@@ -274,23 +265,15 @@ def load_all(cfg: Any) -> list[SegData]:
     datas = [load(spec, cfg.class_names) for spec in cfg.benchmarks]
     for data in datas:  # an unknown protocol, or one without values for a benchmark, stops the run here
         values = protocol_values(cfg, data)
+        # the config's own thresholds are among the values (protocol s3), a preset's come with it
         thresholded = values.prob_threshold is not None or values.area_threshold is not None
         if thresholded and resolve_background(data.labels, values.background_index) is None:
             raise EvalError(
                 f"{data.name}: protocol {values.protocol!r} thresholds to a background class, and its class names "
-                f"({', '.join(data.labels[:5])}...) have none named '{BACKGROUND}'. Give the background's index, "
-                f"add a class named '{BACKGROUND}', or drop the threshold."
+                f"({', '.join(data.labels[:5])}...) have none named '{BACKGROUND}'. Give the background's index "
+                "(0 in the references' VOC21, Context60 and COCO-Object files), add a class named "
+                f"'{BACKGROUND}', or drop the threshold."
             )
-    index = getattr(cfg, "background_index", None)
-    if cfg.background_threshold is not None or getattr(cfg, "area_threshold", None) is not None:
-        for data in datas:
-            if resolve_background(data.labels, index) is None:
-                raise EvalError(
-                    f"{data.name}: a background or area threshold needs a background class, and its class names "
-                    f"({', '.join(data.labels[:5])}...) have none named '{BACKGROUND}'. Give the background's index "
-                    "(0 in the references' VOC21, Context60 and COCO-Object files), add a class named "
-                    f"'{BACKGROUND}', or drop the threshold."
-                )
     names = [d.name for d in datas]
     repeated = [d for d in datas if names.count(d.name) > 1]
     if repeated:
@@ -329,8 +312,11 @@ def run_segmentation(
             if truth.shape != size[::-1]:
                 raise EvalError(f"{data.masks[i]} is {truth.shape[::-1]}, its image {size}: they must match.")
             cosine = [queries[m] is not None for m in resolved]  # the names rule applies its own scale
-            logits = segment_logits_many(engine, image, list(resolved.values()), options, cosine)
-            refine = pamr_refine(engine, image, size, values)  # one per image: its affinities serve every method
+            pixels = working_pixels(engine, image, options)
+            logits = pixel_logits_many(engine, pixels, list(resolved.values()), options, cosine)
+            # PAMR, the names rule's refinement (every method's under uses_names_rule): one per image, its
+            # affinities serve every method
+            refine = pamr_refiner(pixels, size, values.pamr_steps, values.pamr_dilations)
             for method, lg in zip(resolved, logits, strict=True):
                 if queries[method] is not None:
                     pred = names_label_map(lg, queries[method], rule, size, refine).numpy()
@@ -416,7 +402,6 @@ __all__ = [
     "method_requests",
     "names_queries",
     "names_rule",
-    "pamr_refine",
     "protocol_values",
     "run_segmentation",
     "uses_names_rule",

@@ -192,12 +192,12 @@ def check_model_size(config: Mapping, name: str) -> None:
         ModelLoadError: the config asks for more parameters than the limit allows.
     """
     params = estimate_params(config)
-    bound = limits.get("model_params")
+    bound = limits.MODEL_PARAMS.get()
     if params > bound:
         raise ModelLoadError(
             f"The config of {name!r} asks for about {params:.3g} parameters (from its hidden sizes, layers, "
             f"vocabulary and image size), too many to initialise at random. Check the config's sizes. "
-            + limits.LIMITS["model_params"].hint()
+            + limits.MODEL_PARAMS.hint()
         )
 
 

@@ -180,9 +180,21 @@ def segment_logits_many(
     """:func:`segment_logits` for several requests on the same dense features (each window is encoded once);
     ``cosine[k]`` true: request ``k``'s maps are its similarities alone (no logit scale or bias), as
     :func:`names_label_map` takes them."""
+    return pixel_logits_many(engine, working_pixels(engine, image, options), resolveds, options, cosine)
+
+
+def working_pixels(engine: Any, image: Image.Image, options: SegmentOptions) -> torch.Tensor:
+    """``(3, h, w)`` the model input segmentation works on: ``image`` checked against the size limits, resized and
+    normalised as ``options`` say (:func:`image_pixels`)."""
     check_working_size(image.height, image.width, options, engine.encoder.patch_size)
     mean, std = engine.encoder.pixel_stats()
-    pixels = image_pixels(image, mean, std, options.short_side, options.long_side, options.resize)
+    return image_pixels(image, mean, std, options.short_side, options.long_side, options.resize)
+
+
+def pixel_logits_many(
+    engine: Any, pixels: torch.Tensor, resolveds: list[Any], options: SegmentOptions, cosine: list[bool] | None = None
+) -> list[torch.Tensor]:
+    """:func:`segment_logits_many` on :func:`working_pixels` already computed (they also guide PAMR)."""
     return sliding_logits_many(
         pixels,
         lambda crop: _windows_logits(engine, resolveds, crop, options.variant, options.positions, cosine),
@@ -588,22 +600,15 @@ def read_class_names(text: str) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def pamr_refiner(
-    engine: Any,
-    image: Image.Image,
-    size: tuple[int, int],
-    options: SegmentOptions,
-    steps: int,
-    dilations: tuple[int, ...],
+    pixels: torch.Tensor, size: tuple[int, int], steps: int, dilations: tuple[int, ...]
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """PAMR as :func:`names_label_map`'s ``refine`` step when ``steps`` > 0, as NACLIP ``naclip.py`` runs it: the
-    affinities come from the normalised model input (resized as ``options`` say) bilinearly resized to the image's
-    full ``size`` ``(width, height)``; ``None`` when ``steps`` is 0."""
+    affinities come from the normalised model input (``pixels``, :func:`working_pixels`) bilinearly resized to the
+    image's full ``size`` ``(width, height)``; ``None`` when ``steps`` is 0."""
     if not steps:
         return None
     from .pamr import PamrRefiner, naclip_guide
 
-    mean, std = engine.encoder.pixel_stats()
-    pixels = image_pixels(image, mean, std, options.short_side, options.long_side, options.resize)
     return PamrRefiner(naclip_guide(pixels, size[1], size[0]), steps, dilations)
 
 
@@ -621,11 +626,12 @@ def names_segment(
     (``resolved``: a ``label`` request of ``queries.names``), :func:`names_label_map` at ``size`` ``(width, height)``
     with the options' logit scale (the model's own when unset), thresholds and background, PAMR when
     ``pamr_steps`` > 0 (:func:`pamr_refiner`)."""
-    cosines = segment_logits_many(engine, image, [resolved], options, [True])[0]
+    pixels = working_pixels(engine, image, options)
+    cosines = pixel_logits_many(engine, pixels, [resolved], options, [True])[0]
     scale = options.logit_scale if options.logit_scale is not None else float(engine.logit_scale)
     background = resolve_background(queries.labels, options.background_index)
     rule = NamesRule(scale, options.background_threshold, options.area_threshold, background)
-    refine = pamr_refiner(engine, image, size, options, pamr_steps, pamr_dilations)
+    refine = pamr_refiner(pixels, size, pamr_steps, pamr_dilations)
     return names_label_map(cosines, queries, rule, size, refine)
 
 
@@ -644,6 +650,7 @@ __all__ = [
     "overlay",
     "palette",
     "pamr_refiner",
+    "pixel_logits_many",
     "read_class_file",
     "read_class_names",
     "require_background",
@@ -651,4 +658,5 @@ __all__ = [
     "segment_logits",
     "segment_logits_many",
     "window_logits",
+    "working_pixels",
 ]
