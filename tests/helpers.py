@@ -387,3 +387,20 @@ def make_tiny_open_clip(path: Path, seed: int = 0, weights: bool = True, logit_b
         model = open_clip.create_model(f"local-dir:{path}")
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "open_clip_model.safetensors"))
     return path
+
+
+def planted_seg_folder(root: Path, photos: list[Path], class_lines: list[str]) -> Path:
+    """A segmentation benchmark folder: the first two photos at 48x40 in ``images/``, masks in ``masks/`` whose right
+    half is class 8 and 9, and ``classes.txt`` with one line a class."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for i, p in enumerate(photos[:2]):
+        Image.open(p).convert("RGB").resize((48, 40)).save(root / "images" / f"{i}.png")
+        mask = np.zeros((40, 48), dtype=np.uint8)
+        mask[:, 24:] = 8 + i
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+    (root / "classes.txt").write_text("\n".join(class_lines) + "\n")
+    return root

@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from helpers import planted_seg_folder
 from PIL import Image
 from test_protocols import reference_label_map
 
@@ -37,16 +38,7 @@ def engine(tiny_clip_dir):
 @pytest.fixture(scope="module")
 def voc_one(tmp_path_factory, photos):
     """Two real photos at 48x40 with planted masks and a 21-line class file, one name a line."""
-    root = tmp_path_factory.mktemp("voc_one")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for i, p in enumerate(photos[:2]):
-        Image.open(p).convert("RGB").resize((48, 40)).save(root / "images" / f"{i}.png")
-        mask = np.zeros((40, 48), dtype=np.uint8)
-        mask[:, 24:] = 8 + i
-        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
-    (root / "classes.txt").write_text("\n".join(VOC_ONE) + "\n")
-    return root
+    return planted_seg_folder(tmp_path_factory.mktemp("voc_one"), photos, VOC_ONE)
 
 
 def run_eval(monkeypatch, folder, args, tmp_path) -> dict[str, list[torch.Tensor]]:

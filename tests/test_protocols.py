@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import planted_seg_folder
 from PIL import Image
 
 from s3_hf import protocols
@@ -283,16 +284,7 @@ VOC_NAMES += ["cow", "table", "dog", "horse", "motorbike", "person, people", "pl
 def voc21_folder(tmp_path_factory, photos):
     """Two real photos at 48x40 with planted masks, and a 21-line class file whose class 0 is not called
     'background' (as the references' cls_voc21.txt)."""
-    root = tmp_path_factory.mktemp("voc21")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for i, p in enumerate(photos[:2]):
-        Image.open(p).convert("RGB").resize((48, 40)).save(root / "images" / f"{i}.png")
-        mask = np.zeros((40, 48), dtype=np.uint8)
-        mask[:, 24:] = 8 + i
-        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
-    (root / "classes.txt").write_text("\n".join(VOC_NAMES) + "\n")
-    return root
+    return planted_seg_folder(tmp_path_factory.mktemp("voc21"), photos, VOC_NAMES)
 
 
 def test_eval_runs_the_naclip_preset_and_records_every_value(voc21_folder, tiny_clip_dir, tmp_path, monkeypatch):
