@@ -579,7 +579,8 @@ def bench_segmentation(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str
     sync = _sync(cfg.device)
     labels = class_names(cfg.seg_classes, cfg.images)
     space = engine.build_space(labels, synthetic_synonyms(labels, cfg.concepts), templates=[TEMPLATE])
-    resolved = engine.resolve(engine.request(synonym_space=space, metric="local_center"))
+    request = engine.request(synonym_space=space, metric="local_center")
+    resolved = engine.resolve(request)
     paths = image_paths(cfg.images, cfg.seg_images)
     images = [load_image(p) for p in paths]
     mean, std = engine.encoder.pixel_stats()
@@ -595,7 +596,7 @@ def bench_segmentation(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str
             dense = median_time(partial(_dense_only, engine, pixels, variant, feats), cfg.repeats, sync)
             flat = [f.reshape(-1, f.shape[-1]) for f in feats]  # the windows of one run
             scoring = median_time(partial(_score_all, engine, flat, resolved), cfg.repeats, sync)
-            total = median_time(partial(_segment_all, engine, paths, resolved, options), cfg.repeats, sync)
+            total = median_time(partial(_segment_all, engine, paths, request, options), cfg.repeats, sync)
             n = len(images)
             row = {
                 "short_side": short,
@@ -644,15 +645,9 @@ def _score_all(engine: Any, flat: list[torch.Tensor], resolved: Any) -> None:
         engine.scores(f, resolved)
 
 
-def _segment_all(engine: Any, paths: list[str], resolved: Any, options: Any) -> None:
-    from s3_hf.encoding import original_size
-    from s3_hf.segmentation import label_map, segment_logits
-
-    for path in paths:  # as engine.segment: decode, logits at the working size, the label map at full size
-        picture = load_image(path, min_side=options.short_side if options.fast_decode else None)
-        logits = segment_logits(engine, picture, resolved, options)
-        size = original_size(picture)
-        label_map(logits, resolved.labels, options.background_threshold, size, options.background_index)
+def _segment_all(engine: Any, paths: list[str], request: Any, options: Any) -> None:
+    for path in paths:  # decode, logits at the working size, the label map at full size
+        engine.segment(path, request, options)
 
 
 def _segment_memory(cfg: BenchConfig) -> dict[str, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from s3_hf.errors import EvalError
-from s3_hf.fileio import save_figure, write_json, write_text
+from s3_hf.fileio import load_json_text, save_figure, write_json, write_text
 
 logger = logging.getLogger("s3_hf.eval")
 #: The files of ``--out`` that s3 eval wrote: only these are replaced without ``--overwrite``.
@@ -131,12 +131,12 @@ def gain_figure(summary: dict[str, Any], path: Path) -> Path | None:
 def read_results(path: str | os.PathLike, what: str = "results file") -> Any:
     """A JSON results file; :class:`EvalError` when it cannot be read or parsed (including absurdly deep nesting)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise EvalError(f"The {what} {path} does not exist.") from err
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        why = "nested too deeply" if isinstance(err, RecursionError) else f"{type(err).__name__}: {err}"
-        raise EvalError(f"The {what} {path} is not a readable JSON file written by s3 eval ({why}).") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise EvalError(f"The {what} {path} is not a readable file written by s3 eval ({err}).") from err
+    return load_json_text(text, EvalError, f"the {what} {path}", "It must be a JSON file written by s3 eval.")
 
 
 def owned_files(out: Path) -> set[str]:

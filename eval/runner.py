@@ -854,14 +854,9 @@ def _load_data(plan: Planned, cfg: EvalConfig, fewshot: bool) -> None:
 
 
 def _run_segmentation(cfg: EvalConfig, engine: Any, accelerator: Any, out: Path, datas: list[Any]) -> dict[str, Any]:
-    from s3_hf.segmentation import SegmentOptions
-
     from . import segmentation
 
-    options = SegmentOptions(
-        cfg.variant, cfg.short_side, cfg.window, cfg.stride, cfg.background_threshold, cfg.fast_decode
-    )
-    results = segmentation.run_segmentation(cfg, engine, accelerator, options, datas)
+    results = segmentation.run_segmentation(cfg, engine, accelerator, datas)
     import s3_hf
 
     summary = {

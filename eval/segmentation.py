@@ -39,10 +39,9 @@ from s3_hf.protocols import DEFAULT_PROTOCOL, ProtocolValues
 from s3_hf.segmentation import (
     BACKGROUND,
     NameQueries,
-    NamesRule,
-    SegmentOptions,
     label_map,
     names_label_map,
+    names_rule,
     pamr_refiner,
     pixel_logits_many,
     read_class_file,
@@ -173,18 +172,6 @@ def names_queries(data: SegData) -> NameQueries:
     return NameQueries.from_classes(data.class_names or [[lab, *data.names.get(lab, [])] for lab in data.labels])
 
 
-def background_of(data: SegData, options: SegmentOptions) -> int | None:
-    """The benchmark's background class: ``options.background_index``, else a class named ``background``."""
-    return resolve_background(data.labels, options.background_index)
-
-
-def names_rule(engine: Any, data: SegData, options: SegmentOptions) -> NamesRule:
-    """The ``names`` method's rule: the options' logit scale (the model's own when unset), thresholds and
-    background."""
-    scale = options.logit_scale if options.logit_scale is not None else float(engine.logit_scale)
-    return NamesRule(scale, options.background_threshold, options.area_threshold, background_of(data, options))
-
-
 def label_queries(data: SegData) -> NameQueries:
     """The ``label`` method's queries under the names rule: the first name of each line (a name two lines share,
     as ADE20K's two ``screen`` classes, encoded once), so ``label`` is the ``names`` method with one name a class."""
@@ -285,9 +272,7 @@ def load_all(cfg: Any) -> list[SegData]:
     return datas
 
 
-def run_segmentation(
-    cfg: Any, engine: Any, accelerator: Any, options: SegmentOptions, datas: list[SegData] | None = None
-) -> dict[str, Any]:
+def run_segmentation(cfg: Any, engine: Any, accelerator: Any, datas: list[SegData] | None = None) -> dict[str, Any]:
     """Evaluate every segmentation benchmark of ``cfg`` (``datas``: as :func:`load_all` loaded them); per benchmark
     and method mIoU, pixel accuracy and per-class IoU (written by the caller)."""
     miou = _miou_module()
@@ -300,7 +285,9 @@ def run_segmentation(
         requests = method_requests(engine, data, list(cfg.metrics), templates, by_rule)
         resolved = {m: engine.resolve(r) for m, r in requests.items()}  # texts encoded once, before the images
         queries = {m: method_queries(data, m, by_rule) for m in requests}
-        rule, background = names_rule(engine, data, options), background_of(data, options)
+        rule = names_rule(engine, data.labels, options)
+        background = resolve_background(data.labels, options.background_index)
+        cosine = [queries[m] is not None for m in resolved]  # the names rule applies its own scale
         k = len(data.labels)
         confusion = {m: np.zeros((k, k), dtype=np.int64) for m in requests}
         mine = list(range(len(data.images)))[accelerator.process_index :: accelerator.num_processes]
@@ -311,7 +298,6 @@ def run_segmentation(
             size = original_size(image)
             if truth.shape != size[::-1]:
                 raise EvalError(f"{data.masks[i]} is {truth.shape[::-1]}, its image {size}: they must match.")
-            cosine = [queries[m] is not None for m in resolved]  # the names rule applies its own scale
             pixels = working_pixels(engine, image, options)
             logits = pixel_logits_many(engine, pixels, list(resolved.values()), options, cosine)
             # PAMR, the names rule's refinement (every method's under uses_names_rule): one per image, its
@@ -401,7 +387,6 @@ __all__ = [
     "method_queries",
     "method_requests",
     "names_queries",
-    "names_rule",
     "protocol_values",
     "run_segmentation",
     "uses_names_rule",

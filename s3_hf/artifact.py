@@ -162,6 +162,18 @@ class SynonymSpace:
         """
         return summarize(self.config, self.classes, self.tensors.simplex_indptr.diff().tolist())
 
+    def label_positions(self) -> dict[str, int]:
+        """Each class's index by its normalised label (requests hold normalised labels), computed once per set of
+        class names rather than on every request."""
+        names = tuple(self.config.class_names)
+        cached = getattr(self, "_positions", None)
+        if cached is None or cached[0] != names:
+            from .synonyms.base import normalise
+
+            cached = (names, {normalise(lab): i for i, lab in enumerate(names)})
+            self._positions = cached
+        return cached[1]
+
     def tensors_hash(self) -> str:
         """The SHA-256 of the space's tensor file (``tensors_sha256`` in its config): what identifies the space a
         few-shot adapter was fitted on. Computed from the tensors for a space not saved or loaded yet."""

@@ -60,12 +60,12 @@ def _model_choice(args: argparse.Namespace) -> tuple[str, str | None]:
     if not source:
         return DEFAULT_MODEL, None
     from .errors import ModelLoadError
-    from .models import is_local_model
+    from .models import LOCAL_PREFIX, is_local_model
 
     if not base or base == "unknown":
         raise CLIUsageError(f"{source} does not record the model it was built with: pass --model.")
     if is_local_model(base):
-        if not Path(base.removeprefix("local-dir:")).is_dir():
+        if not Path(base.removeprefix(LOCAL_PREFIX)).is_dir():
             raise ModelLoadError(
                 f"{source} was built with the local model {base}, which is not on this machine: pass --model with "
                 "that checkpoint (or a copy of it)."
@@ -453,6 +453,19 @@ def _check_output_names(images: list[str], stems: list[str]) -> None:
             owner[name.casefold()] = (str(path), what)
 
 
+def _require_background(labels: list[str], options: Any, where: str) -> None:
+    """:func:`~s3_hf.segmentation.require_background` as a one-line usage error."""
+    from .segmentation import require_background
+
+    try:
+        require_background(labels, options.background_threshold, options.background_index)
+    except BackgroundMissingError as err:
+        raise CLIUsageError(
+            f"--background-threshold needs a background class, and there is no class named 'background' {where}: "
+            "pass --background-index; add one or drop the threshold."
+        ) from err
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -460,14 +473,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from .fileio import write_files, write_json
     from .protocols import resolve as resolve_protocol
     from .segmentation import (
-        BACKGROUND,
         NameQueries,
         index_image,
         names_segment,
         overlay,
         read_class_file,
         read_class_names,
-        require_background,
     )
 
     values = resolve_protocol(args.protocol, args.benchmark, **protocol_overrides(args))
@@ -504,25 +515,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
             "or --overwrite to replace them."
         )
     labels = kwargs.get("candidate_labels")
-    named = labels and BACKGROUND in {x.casefold() for x in labels}
-    if options.background_threshold is not None and labels and options.background_index is None and not named:
-        raise CLIUsageError(
-            "--background-threshold needs a background class: a class named 'background' among the labels, or "
-            "--background-index; add one or drop the threshold."
-        )
+    if labels:  # before the model loads
+        _require_background(labels, options, "among the labels")
     engine = engine_for(args)
     if queries is None:
         request = engine.request(metric=args.metric, **kwargs)
         if labels is None:  # a space's classes are known once it loads: check them before any image is read
-            try:
-                require_background(
-                    engine.resolve(request).labels, options.background_threshold, options.background_index
-                )
-            except BackgroundMissingError as err:
-                raise CLIUsageError(
-                    f"--background-threshold needs a background class, and the space {args.space} has no class "
-                    "named 'background': pass --background-index, or drop the threshold."
-                ) from err
+            _require_background(engine.resolve(request).labels, options, f"in the space {args.space}")
     else:
         template = _templates(args.templates) or values.templates
         resolved = engine.resolve(engine.request(queries.names, templates=template, metric="label"))

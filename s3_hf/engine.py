@@ -56,7 +56,6 @@ from .options import (
     check_metric,
 )
 from .synonyms import SynonymSource
-from .synonyms.base import normalise
 from .templates import DEFAULT_TEMPLATE, resolve_templates
 
 logger = logging.getLogger(__name__)
@@ -413,6 +412,7 @@ class S3Engine:
         self._adapters = _LRU(max_cached)
         self._last: OrderedDict[ClassifyRequest, Resolved] = OrderedDict()
         self._last_lock = threading.Lock()
+        self._warned_adapters: set[int] = set()
 
     @classmethod
     def from_pretrained(
@@ -617,7 +617,7 @@ class S3Engine:
         space = self._load_space(request.synonym_space)
         if request.labels is None:
             return SpaceSelection(space, tuple(range(space.num_classes)))
-        position = {normalise(lab): i for i, lab in enumerate(space.labels)}  # requests hold normalised labels
+        position = space.label_positions()
         missing = [lab for lab in request.labels if lab not in position]
         if missing:
             raise InvalidLabelsError(
@@ -789,6 +789,9 @@ class S3Engine:
             )
         fitted_space = adapter.info.space_sha256
         if fitted_space is None:
+            if id(adapter) in self._warned_adapters:  # once per adapter, not on every image
+                return adapter
+            self._warned_adapters.add(id(adapter))
             logger.warning(
                 "The few-shot adapter does not record the space it was fitted on (saved by an older s3-hf); it is "
                 "used as is. Refit it with `s3 fewshot` so that a mismatch can be caught."

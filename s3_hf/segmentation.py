@@ -612,6 +612,14 @@ def pamr_refiner(
     return PamrRefiner(naclip_guide(pixels, size[1], size[0]), steps, dilations)
 
 
+def names_rule(engine: Any, labels: list[str], options: SegmentOptions) -> NamesRule:
+    """The names rule of ``options``: its logit scale (the model's own when unset), thresholds and background
+    (:func:`resolve_background` of ``labels``)."""
+    scale = options.logit_scale if options.logit_scale is not None else float(engine.logit_scale)
+    background = resolve_background(labels, options.background_index)
+    return NamesRule(scale, options.background_threshold, options.area_threshold, background)
+
+
 def names_segment(
     engine: Any,
     image: Image.Image,
@@ -628,9 +636,7 @@ def names_segment(
     ``pamr_steps`` > 0 (:func:`pamr_refiner`)."""
     pixels = working_pixels(engine, image, options)
     cosines = pixel_logits_many(engine, pixels, [resolved], options, [True])[0]
-    scale = options.logit_scale if options.logit_scale is not None else float(engine.logit_scale)
-    background = resolve_background(queries.labels, options.background_index)
-    rule = NamesRule(scale, options.background_threshold, options.area_threshold, background)
+    rule = names_rule(engine, queries.labels, options)
     refine = pamr_refiner(pixels, size, pamr_steps, pamr_dilations)
     return names_label_map(cosines, queries, rule, size, refine)
 
@@ -646,6 +652,7 @@ __all__ = [
     "index_image",
     "label_map",
     "names_label_map",
+    "names_rule",
     "names_segment",
     "overlay",
     "palette",
