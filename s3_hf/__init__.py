@@ -7,7 +7,7 @@ The import is light: names below are loaded on first use, and transformers only 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from s3_hf.errors import (
     ArtifactCorruptError,
     ArtifactError,
     ArtifactNotFoundError,
@@ -30,55 +30,55 @@ from .errors import (
     UnsupportedModelError,
     WordNetMissingError,
 )
-from .tasks import SEGMENTATION_TASK, TASK, install
+from s3_hf.pipelines.tasks import SEGMENTATION_TASK, TASK, install
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
-    "IMAGENET_TEMPLATES": ".templates",
-    "resolve_templates": ".templates",
-    "METRICS": ".metrics",
-    "score": ".metrics",
+    "IMAGENET_TEMPLATES": ".text.templates",
+    "resolve_templates": ".text.templates",
+    "METRICS": ".space.scoring",
+    "score": ".space.scoring",
     "METRIC_NAMES": ".options",
     "SpaceParams": ".options",
-    "S3Config": ".artifact",
-    "SynonymSpace": ".artifact",
-    "build_synonym_space": ".build",
-    "S3Engine": ".engine",
-    "ClassifyRequest": ".engine",
-    "Prediction": ".engine",
-    "S3ZeroShotImageClassificationPipeline": ".pipeline",
+    "S3Config": ".space.artifact",
+    "SynonymSpace": ".space.artifact",
+    "build_synonym_space": ".space.build",
+    "S3Engine": ".engine.core",
+    "ClassifyRequest": ".engine.core",
+    "Prediction": ".engine.core",
+    "S3ZeroShotImageClassificationPipeline": ".pipelines.classification",
     "LabelOnlySource": ".synonyms",
     "StaticSource": ".synonyms",
     "SynonymSource": ".synonyms",
     "SSPAdapter": ".fewshot",
     "SSPConfig": ".fewshot",
-    "load_model": ".models",
-    "load_encoder": ".encoders",
-    "Encoder": ".encoders",
+    "load_model": ".models.loading",
+    "load_encoder": ".models.encoders",
+    "Encoder": ".models.encoders",
     "CuratedSource": ".synonyms",
     "build_method_space": ".baselines",
-    "SegmentOptions": ".segmentation",
-    "Segmentation": ".engine",
-    "S3OpenVocabularySegmentationPipeline": ".segment_pipeline",
+    "SegmentOptions": ".segmentation.core",
+    "Segmentation": ".engine.core",
+    "S3OpenVocabularySegmentationPipeline": ".pipelines.segmentation",
 }
 
 if TYPE_CHECKING:
-    from .artifact import S3Config, SynonymSpace
-    from .baselines import build_method_space
-    from .build import build_synonym_space
-    from .encoders import Encoder, load_encoder
-    from .engine import ClassifyRequest, Prediction, S3Engine, Segmentation
-    from .fewshot import SSPAdapter, SSPConfig
-    from .metrics import METRICS, score
-    from .models import load_model
-    from .options import METRIC_NAMES, SpaceParams
-    from .pipeline import S3ZeroShotImageClassificationPipeline
-    from .segment_pipeline import S3OpenVocabularySegmentationPipeline
-    from .segmentation import SegmentOptions
-    from .synonyms import CuratedSource, LabelOnlySource, StaticSource, SynonymSource
-    from .templates import IMAGENET_TEMPLATES, resolve_templates
+    from s3_hf.baselines import build_method_space
+    from s3_hf.engine.core import ClassifyRequest, Prediction, S3Engine, Segmentation
+    from s3_hf.fewshot import SSPAdapter, SSPConfig
+    from s3_hf.models.encoders import Encoder, load_encoder
+    from s3_hf.models.loading import load_model
+    from s3_hf.options import METRIC_NAMES, SpaceParams
+    from s3_hf.pipelines.classification import S3ZeroShotImageClassificationPipeline
+    from s3_hf.pipelines.segmentation import S3OpenVocabularySegmentationPipeline
+    from s3_hf.segmentation.core import SegmentOptions
+    from s3_hf.space.artifact import S3Config, SynonymSpace
+    from s3_hf.space.build import build_synonym_space
+    from s3_hf.space.scoring import METRICS, score
+    from s3_hf.synonyms import CuratedSource, LabelOnlySource, StaticSource, SynonymSource
+    from s3_hf.text.templates import IMAGENET_TEMPLATES, resolve_templates
 
 
 def __getattr__(name: str) -> Any:

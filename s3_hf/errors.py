@@ -108,7 +108,7 @@ class SpaceBuildError(S3Error):
 
 
 class UnknownProtocolError(InvalidConfigError):
-    """A segmentation protocol name that is not one of ``s3_hf.protocols.PROTOCOLS``."""
+    """A segmentation protocol name that is not one of ``s3_hf.segmentation.protocols.PROTOCOLS``."""
 
 
 class ProtocolBenchmarkError(InvalidConfigError):

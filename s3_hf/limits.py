@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import InvalidConfigError
+from s3_hf.errors import InvalidConfigError
 
 
 @dataclass(frozen=True)

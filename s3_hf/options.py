@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .errors import InvalidConfigError
+from s3_hf.errors import InvalidConfigError
 
 RadiusRule = str | float | None
 
@@ -18,7 +18,7 @@ DEFAULT_METRIC = "local_center"
 DEFAULT_KNN_K = 3
 #: Synonyms kept per label, after the label itself.
 MAX_CONCEPTS = 10
-#: The point-to-space metrics, in the order tables list them (``s3_hf.metrics.METRICS`` implements each).
+#: The point-to-space metrics, in the order tables list them (``s3_hf.space.scoring.METRICS`` implements each).
 METRIC_NAMES: tuple[str, ...] = (
     "label",
     "global_center",
@@ -32,7 +32,7 @@ METRIC_NAMES: tuple[str, ...] = (
 DEFAULT_DESCRIPTOR_FORMAT = "{concept}, which has {descriptor}"
 #: Zero-shot methods a space can encode: S^3 itself, and the baselines of :mod:`s3_hf.baselines`.
 METHODS: tuple[str, ...] = ("s3", "cupl", "dclip", "waffle")
-#: Dense last-block variants of segmentation (``None``: the model's own block; see :mod:`s3_hf.dense`).
+#: Dense last-block variants of segmentation (``None``: the model's own block; see :mod:`s3_hf.models.dense`).
 DENSE_VARIANTS: tuple[str | None, ...] = (None, "maskclip", "sclip", "clearclip", "naclip")
 DEFAULT_DENSE_VARIANT = "naclip"
 #: The class text vectors SSP can build its language side on.

@@ -22,7 +22,7 @@ def library_modules() -> list[str]:
     """Every module of the installed package except the evaluation (a face, shipped inside it)."""
     names = ["s3_hf"]
     for info in pkgutil.walk_packages([str(PACKAGE)], prefix="s3_hf."):
-        if not info.name.startswith(("s3_hf.eval", "s3_hf.space_app", "s3_hf.hub_cards")):
+        if not info.name.startswith(("s3_hf.evaluation", "s3_hf.space_app", "s3_hf.hub_cards")):
             names.append(info.name)
     return sorted(names)
 
@@ -37,15 +37,28 @@ def imported_by(module: str) -> set[str]:
 @pytest.mark.slow
 def test_library_modules_never_import_eval_or_the_app_and_the_core_stays_light():
     modules = library_modules()
-    assert {"s3_hf.engine", "s3_hf.pipeline", "s3_hf.space", "s3_hf.metrics", "s3_hf.cli"} <= set(modules)
+    assert {
+        "s3_hf.engine.core",
+        "s3_hf.pipelines.classification",
+        "s3_hf.space.geometry",
+        "s3_hf.space.scoring",
+        "s3_hf.cli.commands",
+    } <= set(modules)
     with ThreadPoolExecutor(max_workers=2) as pool:
         loaded = dict(zip(modules, pool.map(imported_by, modules), strict=True))
     for module, names in loaded.items():
-        faces = sorted(n for n in names if n.startswith(("s3_hf.eval", "space_app", "registry", "report", "app")))
+        faces = sorted(n for n in names if n.startswith(("s3_hf.evaluation", "space_app", "registry", "report", "app")))
         assert not faces, f"{module} imports {faces}"
-    for light in ("s3_hf", "s3_hf.space", "s3_hf.metrics", "s3_hf.options", "s3_hf.errors", "s3_hf.cli"):
+    for light in (
+        "s3_hf",
+        "s3_hf.space.geometry",
+        "s3_hf.space.scoring",
+        "s3_hf.options",
+        "s3_hf.errors",
+        "s3_hf.cli.commands",
+    ):
         assert "transformers" not in loaded[light], f"{light} imports transformers"
-    for lightest in ("s3_hf", "s3_hf.options", "s3_hf.cli"):
+    for lightest in ("s3_hf", "s3_hf.options", "s3_hf.cli.commands"):
         assert "torch" not in loaded[lightest], f"{lightest} imports torch"
 
 

@@ -16,7 +16,6 @@ from safetensors.torch import load_file, save_file
 
 import s3_hf
 from s3_hf import SynonymSpace
-from s3_hf.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME
 from s3_hf.errors import (
     ArtifactCorruptError,
     ArtifactError,
@@ -27,6 +26,7 @@ from s3_hf.errors import (
     HubError,
     ModelMismatchError,
 )
+from s3_hf.space.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME
 
 
 def assert_same(a: SynonymSpace, b: SynonymSpace) -> None:
@@ -58,7 +58,7 @@ def test_model_card(small_space, tmp_path):
 
 
 def test_card_names_hub_base_model(small_space, tmp_path):
-    from s3_hf.card import render_card
+    from s3_hf.space.card import render_card
 
     space = copy.deepcopy(small_space)
     space.config.base_model = "openai/clip-vit-base-patch32"
@@ -213,7 +213,7 @@ def test_synonyms_disagree_with_tensors(saved):
 def test_base_model_mismatch(small_space, tmp_path, s3_pipe, photos):
     from helpers import make_tiny_clip
 
-    from s3_hf.encoders import TransformersEncoder
+    from s3_hf.models.encoders import TransformersEncoder
 
     with pytest.raises(ModelMismatchError, match="built with"):
         small_space.check_model(TransformersEncoder(s3_pipe.model, name="org/other-clip"))
@@ -229,7 +229,7 @@ def test_failed_save_leaves_nothing_half_written(small_space, tmp_path, monkeypa
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("s3_hf.artifact.save_tensors", broken)
+    monkeypatch.setattr("s3_hf.space.artifact.save_tensors", broken)
     with pytest.raises(OSError, match="disk full"):
         small_space.save_pretrained(tmp_path / "new")
     assert os.listdir(tmp_path) == []
@@ -237,15 +237,15 @@ def test_failed_save_leaves_nothing_half_written(small_space, tmp_path, monkeypa
 
     existing = small_space.save_pretrained(tmp_path / "old")
     before = folder_files(existing)
-    monkeypatch.setattr("s3_hf.fileio._exchange", broken)  # fails while swapping the new folder in
+    monkeypatch.setattr("s3_hf.io.files._exchange", broken)  # fails while swapping the new folder in
     with pytest.raises(OSError):
         small_space.save_pretrained(existing)
     assert folder_files(existing) == before
     assert os.listdir(tmp_path) == ["old"]
-    monkeypatch.setattr("s3_hf.fileio._exchange", lambda a, b: False)  # the two-rename path, failing at the second
+    monkeypatch.setattr("s3_hf.io.files._exchange", lambda a, b: False)  # the two-rename path, failing at the second
     real_replace = os.replace
     monkeypatch.setattr(
-        "s3_hf.fileio.os.replace", lambda a, b: broken() if str(a).endswith(".tmp") else real_replace(a, b)
+        "s3_hf.io.files.os.replace", lambda a, b: broken() if str(a).endswith(".tmp") else real_replace(a, b)
     )
     with pytest.raises(OSError):
         small_space.save_pretrained(existing)
@@ -275,7 +275,7 @@ def planted_space(tiny_model, tiny_clip_dir):
 
     synonyms = {"cat": ["kitty", "CAT", "Kitty", "dog", LONG, "tabby", "feline", "sphinx"], "dog": ["puppy"]}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("s3_hf.build.encode_concept_groups", encode)
+        mp.setattr("s3_hf.space.build.encode_concept_groups", encode)
         return build_synonym_space(*tiny_model, ["cat", "dog"], synonyms, base_model=str(tiny_clip_dir))
 
 

@@ -21,7 +21,7 @@ from s3_hf.baselines import (
     waffle_texts,
 )
 from s3_hf.baselines.texts import waffle_shape, waffle_words
-from s3_hf.engine import S3Engine
+from s3_hf.engine.core import S3Engine
 from s3_hf.errors import InvalidConfigError, SynonymsError
 from s3_hf.fewshot.gda import fit_gda, fit_gda_head
 
@@ -131,7 +131,7 @@ def test_dclip_is_the_mean_similarity_over_descriptors(engine, monkeypatch):
     )
     image = torch.nn.functional.pad(torch.tensor([[0.36, 0.48, 0.8]]), (0, 13))
     state = space.scoring_state()
-    from s3_hf.metrics import score
+    from s3_hf.space.scoring import score
 
     got = score(image, state, space.config.metric)
     # by hand: cat (0.36 + 0.48) / 2, dog 0.8, airplane 0.36*0.6 + 0.48*0.8

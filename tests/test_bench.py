@@ -8,7 +8,7 @@ import json
 import pytest
 
 from s3_hf.cli import main
-from s3_hf.metrics import METRICS
+from s3_hf.space.scoring import METRICS
 
 
 def test_bench_writes_json_table_and_plot(tiny_clip_dir, photos, tmp_path, capsys):
@@ -53,7 +53,7 @@ def test_bench_fewshot_part(tiny_clip_dir, photos, tmp_path):
 
 def test_model_and_images_come_from_arguments_or_variables(tmp_path, monkeypatch):
     from s3_hf.errors import EvalError
-    from s3_hf.eval import bench
+    from s3_hf.evaluation import bench
 
     for name in ("S3_BENCH_MODEL", "S3_BENCH_IMAGES", "S3_IMAGENET_SAMPLE"):
         monkeypatch.delenv(name, raising=False)
@@ -72,8 +72,8 @@ def test_model_and_images_come_from_arguments_or_variables(tmp_path, monkeypatch
 def test_shapes_folders_have_the_published_sizes(name, tiny_clip_dir, tmp_path):
     from transformers import AutoConfig, AutoImageProcessor
 
-    from s3_hf.eval.shapes import write_shapes
-    from s3_hf.models import has_weights
+    from s3_hf.evaluation.shapes import write_shapes
+    from s3_hf.models.loading import has_weights
 
     folder = write_shapes(name, tmp_path / name, tiny_clip_dir)
     config = AutoConfig.from_pretrained(folder)
@@ -92,7 +92,7 @@ def test_shapes_folders_have_the_published_sizes(name, tiny_clip_dir, tmp_path):
 
 def test_unknown_shapes_are_an_eval_error(tmp_path):
     from s3_hf.errors import EvalError
-    from s3_hf.eval.shapes import write_shapes
+    from s3_hf.evaluation.shapes import write_shapes
 
     with pytest.raises(EvalError, match="Unknown shapes"):
         write_shapes("vit-huge", tmp_path, tmp_path)
@@ -103,7 +103,7 @@ def test_bench_segmentation_part(tiny_clip_dir, photos, tmp_path):
     args = ["bench", "--model", str(tiny_clip_dir), "--images", str(photos[0].parent), "--out", str(out)]
     args += ["--parts", "segmentation", "--repeats", "1", "--device", "cpu", "--seg-classes", "5"]
     args += ["--seg-short-sides", "48,64", "--seg-images", "1"]
-    from s3_hf.eval import bench
+    from s3_hf.evaluation import bench
 
     cfg_defaults = bench.BenchConfig(model="", images="")
     assert cfg_defaults.seg_classes == 150 and tuple(cfg_defaults.seg_short_sides) == (336, 448)

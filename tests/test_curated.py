@@ -11,7 +11,7 @@ from helpers import SHARED
 
 from s3_hf.cli import main
 from s3_hf.errors import SynonymsError
-from s3_hf.eval.registry import IMAGENET_SAMPLE, REGISTRY
+from s3_hf.evaluation.registry import IMAGENET_SAMPLE, REGISTRY
 from s3_hf.synonyms import CuratedSource, resolve_source
 from s3_hf.synonyms.curated import ALIASES, CURATED_DIR, available, read_curated
 
@@ -89,7 +89,7 @@ def test_coverage_table_counts_curated_and_wordnet_synonyms(capsys):
     import os
 
     from s3_hf.errors import WordNetMissingError
-    from s3_hf.eval import coverage
+    from s3_hf.evaluation import coverage
 
     try:
         rows = coverage.coverage()

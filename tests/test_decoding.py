@@ -8,8 +8,8 @@ import torch
 from helpers import SHARED
 from PIL import Image
 
-from s3_hf.encoding import draft_jpeg, image_from_bytes, load_image
-from s3_hf.engine import S3Engine
+from s3_hf.engine.core import S3Engine
+from s3_hf.io.images import draft_jpeg, image_from_bytes, load_image
 
 SAMPLE = SHARED / "data" / "imagenet-sample" / "images"
 #: Measured on 50 ImageNet-sample photos upscaled to 12 MP (JPEG quality 90), ViT-B/32 preprocessing: the mean

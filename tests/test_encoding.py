@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s3_hf.encoding import concept_text, encode_concepts, encode_images, encode_texts
 from s3_hf.errors import TemplateError
-from s3_hf.templates import DEFAULT_TEMPLATE, IMAGENET_TEMPLATES, resolve_templates
+from s3_hf.models.embedding import encode_images
+from s3_hf.text.encoding import concept_text, encode_concepts, encode_texts
+from s3_hf.text.templates import DEFAULT_TEMPLATE, IMAGENET_TEMPLATES, resolve_templates
 
 
 def test_template_sets():

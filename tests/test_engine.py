@@ -11,7 +11,7 @@ from helpers import SYNONYMS
 from PIL import Image
 
 import s3_hf
-from s3_hf.engine import S3Engine, class_scores, rank
+from s3_hf.engine.core import S3Engine, class_scores, rank
 from s3_hf.errors import InvalidConfigError, ModelLoadError, SynonymsError
 from s3_hf.synonyms import StaticSource
 

@@ -22,7 +22,7 @@ IMAGENET_SAMPLE = SHARED / "data" / "imagenet-sample"
 
 @pytest.fixture(scope="module")
 def runner():
-    from s3_hf.eval import runner
+    from s3_hf.evaluation import runner
 
     return runner
 
@@ -235,7 +235,7 @@ def test_missing_data_locations_are_one_line_errors(tiny_clip_dir, monkeypatch, 
 
 def test_imagenet_sample_folder_from_argument_or_variable(tmp_path, monkeypatch):
     from s3_hf.errors import EvalError
-    from s3_hf.eval import registry
+    from s3_hf.evaluation import registry
 
     monkeypatch.delenv("S3_IMAGENET_SAMPLE", raising=False)
     with pytest.raises(EvalError, match="--imagenet-sample"):

@@ -17,11 +17,13 @@ from transformers import AutoConfig, AutoModelForZeroShotImageClassification, pi
 from transformers.models.auto.modeling_auto import MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
 import s3_hf
-from s3_hf.artifact import CONFIG_NAME
-from s3_hf.encoding import encode_texts, image_inputs, load_image, max_text_tokens, token_lengths
-from s3_hf.engine import S3Engine, check_dual_encoder
+from s3_hf.engine.core import S3Engine, check_dual_encoder
 from s3_hf.errors import InvalidConfigError, ModelMismatchError, S3Error
-from s3_hf.families import UNSUPPORTED_FAMILIES, UnsupportedModelError, embedding_dim
+from s3_hf.io.images import load_image
+from s3_hf.models.embedding import image_inputs
+from s3_hf.models.families import UNSUPPORTED_FAMILIES, UnsupportedModelError, embedding_dim
+from s3_hf.space.artifact import CONFIG_NAME
+from s3_hf.text.encoding import encode_texts, max_text_tokens, token_lengths
 
 LABELS = ["cat", "dog", "airplane", "cup of coffee"]
 FAMILIES = ["clip", "siglip", "siglip2", "metaclip_2", "align", "altclip", "blip", "chinese_clip", "clipseg", "tipsv2"]
@@ -158,7 +160,7 @@ def test_siglip_patch_tokens_are_map_pooled_single_tokens():
     the image embedding itself; with several, each is that head applied to its token alone."""
     from transformers import SiglipConfig, SiglipModel
 
-    from s3_hf.encoders import TransformersEncoder
+    from s3_hf.models.encoders import TransformersEncoder
 
     layers = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
     torch.manual_seed(0)
@@ -263,7 +265,7 @@ def test_a_model_without_text_and_image_features_is_refused(tiny_model):
 
 
 def test_text_canonicalization_is_a_named_recorded_option(pipes, photos, tmp_path):
-    from s3_hf.families import canonicalize
+    from s3_hf.models.families import canonicalize
 
     assert canonicalize("A Photo of a Cup-of-Coffee.", "lower_no_punct") == "a photo of a cup of coffee"
     ours, _ = pipes["siglip2"]
@@ -286,8 +288,8 @@ def test_open_clip_folder_without_the_extra_is_a_typed_error(tmp_path, monkeypat
     """An open_clip checkpoint with the open_clip extra missing: a ModelLoadError that says what to install."""
     import sys
 
-    from s3_hf.encoders import is_open_clip_name, load_encoder
     from s3_hf.errors import ModelLoadError
+    from s3_hf.models.encoders import is_open_clip_name, load_encoder
 
     (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": {}}))
     assert is_open_clip_name(tmp_path) and is_open_clip_name("hf-hub:org/name") and not is_open_clip_name("org/name")

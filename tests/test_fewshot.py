@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from helpers import SYNONYMS
 from PIL import Image
 
-from s3_hf.encoding import encode_pixels, pixel_values
 from s3_hf.errors import (
     ArtifactCorruptError,
     ArtifactNotFoundError,
@@ -37,6 +36,7 @@ from s3_hf.fewshot import (
     sample_shots,
 )
 from s3_hf.fewshot.ssp import orthonormal_basis, project, select_local, validation_split
+from s3_hf.models.embedding import encode_pixels, pixel_values
 
 LABELS = list(SYNONYMS)
 
@@ -329,7 +329,7 @@ def test_text_vectors(small_space):
 
 
 def test_pipeline_support(s3_pipe, photos, tmp_path):
-    from s3_hf.metrics import score
+    from s3_hf.space.scoring import score
 
     image = str(photos[4])
     base = s3_pipe(image, candidate_labels=LABELS, synonyms=SYNONYMS)

@@ -15,7 +15,6 @@ from helpers import SYNONYMS
 from PIL import Image
 
 from s3_hf import S3Error, SpaceParams, SSPConfig, SynonymSpace, build_synonym_space
-from s3_hf.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME
 from s3_hf.cli import main
 from s3_hf.errors import (
     ArtifactCorruptError,
@@ -27,6 +26,7 @@ from s3_hf.errors import (
     SynonymsError,
     TemplateError,
 )
+from s3_hf.space.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME
 
 LABELS = ["cat", "dog", "airplane"]
 

@@ -100,7 +100,7 @@ def test_the_app_stays_bounded_and_keeps_serving(tiny_clip_dir, photos, tmp_path
     script.write_text(CHILD)
     port = free_port()
     env = {**os.environ, "S3_MODEL": str(tiny_clip_dir), "HF_HUB_OFFLINE": "1", "S3_MAX_UPLOAD_MB": "50"}
-    args = [sys.executable, str(script), str(ROOT / "space_app" / "app.py"), str(tmp_path), str(port), str(BOUND_MB)]
+    args = [sys.executable, str(script), str(ROOT / "s3_hf" / "app" / "ui.py"), str(tmp_path), str(port), str(BOUND_MB)]
     child = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         line = child.stdout.readline()
@@ -135,14 +135,14 @@ def test_a_hub_space_over_the_apps_size_is_refused_before_download(small_space, 
     from helpers import fake_hub, folder_files
 
     from s3_hf.errors import SpaceTooLargeError
-    from s3_hf.hub import download
+    from s3_hf.io.hub import download
 
     files = folder_files(small_space.save_pretrained(tmp_path / "src"))
     big = {**files, "s3_space.safetensors": files["s3_space.safetensors"] + b"\0" * 2**20}  # valid size, 1 MB more
     monkeypatch.setenv("S3_MODEL", str(tiny_clip_dir))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
-    spec = importlib.util.spec_from_file_location("space_app_bounded", ROOT / "space_app" / "app.py")
+    spec = importlib.util.spec_from_file_location("space_app_bounded", ROOT / "s3_hf" / "app" / "ui.py")
     app = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = app
     spec.loader.exec_module(app)

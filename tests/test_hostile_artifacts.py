@@ -12,8 +12,6 @@ import pytest
 import torch
 from helpers import folder_files
 
-from s3_hf import fileio
-from s3_hf.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, SynonymSpace
 from s3_hf.errors import (
     ArtifactCorruptError,
     ArtifactError,
@@ -21,6 +19,8 @@ from s3_hf.errors import (
     ArtifactShapeError,
     FormatVersionError,
 )
+from s3_hf.io import files as fileio
+from s3_hf.space.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, SynonymSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = (CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME)
@@ -31,8 +31,8 @@ DEAD_PID = 2**22 + 1  # above Linux's largest pid_max: no process has it
 WRITER = """
 import sys, time
 from pathlib import Path
-from s3_hf import fileio
-from s3_hf.artifact import SynonymSpace
+from s3_hf.io import files as fileio
+from s3_hf.space.artifact import SynonymSpace
 src, root, me, rounds, mode = sys.argv[1:]
 if mode == "two renames":
     fileio._RENAMEAT2 = None
@@ -47,8 +47,8 @@ for r in range(int(rounds)):
 # Saves a space over ``target`` and dies (os._exit, like kill -9: no cleanup runs) at ``point``.
 KILLED = """
 import os, sys
-from s3_hf import fileio
-from s3_hf.artifact import SynonymSpace
+from s3_hf.io import files as fileio
+from s3_hf.space.artifact import SynonymSpace
 src, target, point = sys.argv[1:]
 space = SynonymSpace.from_pretrained(src)
 if point == "between renames":
@@ -317,7 +317,7 @@ def test_an_adapter_without_the_space_hash_loads_with_a_warning(small_space, fit
     meta = json.loads((folder / SSP_CONFIG_NAME).read_text())
     del meta["info"]["space_sha256"]  # as an older s3-hf wrote it
     (folder / SSP_CONFIG_NAME).write_text(json.dumps(meta))
-    with caplog.at_level("WARNING", logger="s3_hf.engine"):
+    with caplog.at_level("WARNING", logger="s3_hf.engine.core"):
         assert s3_pipe(str(photos[0]), synonym_space=small_space, support=str(folder), metric="local_center")
     assert "does not record the space" in caplog.text
 
@@ -343,7 +343,7 @@ def _cells(row: str) -> list[str]:
 
 
 def test_labels_and_concepts_with_line_breaks_or_pipes_keep_the_card_table_whole(small_space, tmp_path):
-    from s3_hf.card import render_card
+    from s3_hf.space.card import render_card
 
     folder = small_space.save_pretrained(tmp_path / "space")
     hostile = ["cat|wild\nthing", "dog\r\nnew line", "air\u2028plane \\ back"]

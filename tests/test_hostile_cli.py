@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
-from s3_hf.build import check_labels
-from s3_hf.cli import main, read_labels
+from s3_hf.cli.commands import main, read_labels
 from s3_hf.errors import InvalidLabelsError, SynonymsError
-from s3_hf.fileio import load_json_text, load_yaml_text
+from s3_hf.io.files import load_json_text, load_yaml_text
+from s3_hf.space.build import check_labels
 from s3_hf.synonyms import StaticSource, base
 from s3_hf.synonyms.base import clean_all, clean_concepts_with_drops
 

@@ -30,7 +30,7 @@ def image_folder(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def runner():
-    from s3_hf.eval import runner
+    from s3_hf.evaluation import runner
 
     return runner
 
@@ -38,8 +38,8 @@ def runner():
 @pytest.fixture
 def no_model(monkeypatch):
     """Any model load or image encoding fails the test: what is checked must be checked before either."""
-    from s3_hf.encoders import Encoder
-    from s3_hf.engine import S3Engine
+    from s3_hf.engine.core import S3Engine
+    from s3_hf.models.encoders import Encoder
 
     def fail(*args, **kwargs):
         raise AssertionError("a model was loaded or an image encoded before the prerequisites were checked")
@@ -102,7 +102,7 @@ def test_benchmark_named_results_does_not_overwrite_the_runs_results(tiny_clip_d
 @pytest.fixture(scope="module")
 def finished(tiny_clip_dir, tmp_path_factory):
     """An --out of one finished run, and its benchmark, to copy and tamper with."""
-    from s3_hf.eval import runner
+    from s3_hf.evaluation import runner
 
     root = tmp_path_factory.mktemp("finished")
     bench = image_folder(root / "bench", {"cat": 1, "dog": 2})
@@ -183,7 +183,7 @@ def test_hostile_out_folder(finished, tiny_clip_dir, tmp_path, runner, monkeypat
     cfg = config(runner, tiny_clip_dir, [bench], out)
     if outcome.startswith("refused"):
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("s3_hf.engine.S3Engine.from_pretrained", lambda *a, **k: pytest.fail("model loaded"))
+            mp.setattr("s3_hf.engine.core.S3Engine.from_pretrained", lambda *a, **k: pytest.fail("model loaded"))
             match = "is a folder" if outcome == "refused always" else "not written by s3 eval.*--overwrite"
             with pytest.raises(EvalError, match=match):
                 runner.run(cfg)
@@ -197,7 +197,7 @@ def test_hostile_out_folder(finished, tiny_clip_dir, tmp_path, runner, monkeypat
         runner.run(cfg)
         assert json.loads((out / "results.json").read_text())["benchmarks"]["bench"]["samples"] == 3
         return
-    with caplog.at_level(logging.WARNING, logger="s3_hf.eval"):
+    with caplog.at_level(logging.WARNING, logger="s3_hf.evaluation"):
         again = runner.run(cfg)["benchmarks"]["bench"]
     assert again["samples"] == 3 and again["identity"] == rec["identity"]
     assert again["embeddings_cached"] is True  # recomputed (from the cached embeddings), not reused
@@ -278,9 +278,9 @@ def test_eval_train_split_missing_a_class_encodes_no_support(tiny_clip_dir, tmp_
 
 
 def test_fewshot_support_missing_a_class_fails_before_encoding(small_space, tmp_path, monkeypatch, capsys):
-    import s3_hf.engine
+    import s3_hf.engine.core
 
-    monkeypatch.setattr(s3_hf.engine, "encode_support_images", lambda *a, **k: pytest.fail("support encoded"))
+    monkeypatch.setattr(s3_hf.engine.core, "encode_support_images", lambda *a, **k: pytest.fail("support encoded"))
     space_dir = small_space.save_pretrained(tmp_path / "space")
     support = image_folder(tmp_path / "support", {small_space.labels[0]: 1, small_space.labels[1]: 1})
     model = small_space.config.base_model
@@ -288,7 +288,7 @@ def test_fewshot_support_missing_a_class_fails_before_encoding(small_space, tmp_
     err = capsys.readouterr().err.rsplit("it/s]\n", 1)[-1]  # after the model-loading progress bar
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and small_space.labels[2] in err
     # with --labels, the folder is checked before the model is even loaded
-    monkeypatch.setattr("s3_hf.cli.load_engine", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("s3_hf.cli.commands.load_engine", lambda *a, **k: pytest.fail("model loaded"))
     labels = ",".join(small_space.labels)
     rc = main(["fewshot", str(support), "--labels", labels, "--model", model, "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
@@ -408,7 +408,7 @@ def test_card_writes_only_the_benchmark_with_the_spaces_classes(small_space, tmp
 
 # ------------------------------------------------------------------------------------------ the rendered card
 def test_card_links_only_hub_ids(small_space, monkeypatch):
-    from s3_hf.card import hub_model_id, render_card
+    from s3_hf.space.card import hub_model_id, render_card
 
     local = small_space.config.base_model
     assert Path(local).is_absolute() and Path(local).exists()
@@ -448,7 +448,7 @@ def test_card_accepts_the_eval_of_the_spaces_own_model_classes_and_synonyms(tiny
 
 
 def test_segment_background_threshold_without_background_fails_before_the_model(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("s3_hf.cli.load_engine", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("s3_hf.cli.commands.load_engine", lambda *a, **k: pytest.fail("model loaded"))
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     argv = ["segment", str(tmp_path / "a.png"), "--labels", "sky,tree", "--background-threshold", "0.5"]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2

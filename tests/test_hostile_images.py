@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 from s3_hf import SynonymSpace
-from s3_hf.artifact import S3Config
 from s3_hf.errors import ImageLoadError, ImageTooLargeError, InvalidConfigError, SpaceTooLargeError
-from s3_hf.metrics import ScoringState, score, state_bytes
-from s3_hf.records import ClassRecord, ConceptRecord
-from s3_hf.segmentation import SegmentOptions, index_image
-from s3_hf.space import SpaceTensors
+from s3_hf.segmentation.core import SegmentOptions, index_image
+from s3_hf.space.artifact import S3Config
+from s3_hf.space.geometry import SpaceTensors
+from s3_hf.space.records import ClassRecord, ConceptRecord
+from s3_hf.space.scoring import ScoringState, score, state_bytes
 
 
 def crafted_space(sizes: list[int], dim: int = 512, seed: int = 0) -> SynonymSpace:
@@ -132,7 +132,7 @@ def as_input(made: bytes | Image.Image, tmp_path: Path) -> str | Image.Image:
 
 @pytest.fixture(scope="module")
 def engine(tiny_clip_dir):
-    from s3_hf.engine import S3Engine
+    from s3_hf.engine.core import S3Engine
 
     return S3Engine.from_pretrained(tiny_clip_dir, device="cpu")
 

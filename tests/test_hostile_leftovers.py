@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from s3_hf.artifact import CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, SynonymSpace
 from s3_hf.errors import ArtifactCorruptError, ArtifactError, ArtifactShapeError
-from s3_hf.space_files import read_summary
+from s3_hf.space.artifact import CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, SynonymSpace
+from s3_hf.space.files import read_summary
 
 LIGHT = (
     "import sys; from s3_hf.cli import main; rc = main(sys.argv[1:]); "
@@ -27,7 +27,7 @@ def saved(small_space, tmp_path) -> Path:
 
 
 def test_importing_the_cli_imports_neither_torch_nor_transformers():
-    code = "import sys, s3_hf.cli; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = "import sys, s3_hf.cli.commands; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -114,12 +114,12 @@ def test_inspect_reports_a_damaged_space_as_loading_does(saved, case):
 @pytest.fixture
 def no_image_read(monkeypatch):
     """Fails the test if any image is read (the check must come before)."""
-    import s3_hf.encoding
+    import s3_hf.io.images
 
     def refuse(*args, **kwargs):
         raise AssertionError("an image was read before the background class was checked")
 
-    monkeypatch.setattr(s3_hf.encoding, "load_image", refuse)
+    monkeypatch.setattr(s3_hf.io.images, "load_image", refuse)
 
 
 def test_segment_with_a_space_checks_its_background_class_before_any_image(
@@ -140,9 +140,9 @@ def test_segment_with_a_space_checks_its_background_class_before_any_image(
 
 
 def test_engine_segment_checks_the_background_class_before_reading_the_image(saved, tiny_clip_dir, no_image_read):
-    from s3_hf.engine import S3Engine
+    from s3_hf.engine.core import S3Engine
     from s3_hf.errors import BackgroundMissingError
-    from s3_hf.segmentation import SegmentOptions
+    from s3_hf.segmentation.core import SegmentOptions
 
     engine = S3Engine.from_pretrained(str(tiny_clip_dir))
     request = engine.request(synonym_space=str(saved))
@@ -157,7 +157,7 @@ SUMMARY = {"benchmarks": {"tiny": {"methods": {"label": {"top1": 0.5}, "local_ce
 def test_eval_gain_figure_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     import matplotlib.figure
 
-    from s3_hf.eval.report import gain_figure
+    from s3_hf.evaluation.report import gain_figure
 
     path = tmp_path / "gains.png"
     assert gain_figure(SUMMARY, path) == path
@@ -182,7 +182,7 @@ def test_eval_gain_figure_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------- temporary files of a killed write_files
 KILLED_WRITE = """
 import os, signal, sys
-from s3_hf.fileio import write_files
+from s3_hf.io.files import write_files
 
 def write(path):
     path.write_text("half")
@@ -196,7 +196,7 @@ def test_write_files_removes_the_temporary_files_of_killed_writers_only(tmp_path
     import os
     import time
 
-    from s3_hf import fileio
+    from s3_hf.io import files as fileio
 
     folder = tmp_path / "out"
     folder.mkdir()
@@ -242,7 +242,7 @@ def killed_pid() -> int:
 # ------------------------------------------------------------------- what held up: SIGINT and tar-slip members
 def test_sigint_during_a_command_is_one_line_and_rc_130(saved):
     code = (
-        "import os, signal, sys; import s3_hf.space_files as sf; from s3_hf.cli import main\n"
+        "import os, signal, sys; import s3_hf.space.files as sf; from s3_hf.cli import main\n"
         "sf.read_summary = lambda *a, **k: os.kill(os.getpid(), signal.SIGINT)\n"
         "sys.exit(main(['inspect', sys.argv[1]]))"
     )
@@ -263,7 +263,7 @@ def test_tar_members_named_outside_the_cache_are_never_written_there(offline_hub
     from test_benchmark_hub import REPO, photo_bytes, replica, tar_bytes
 
     from s3_hf.errors import EvalError
-    from s3_hf.eval import registry
+    from s3_hf.evaluation import registry
 
     image = photo_bytes("chelsea", "png")
     escape = tmp_path / "escaped"
@@ -294,7 +294,7 @@ def served_app(tiny_clip_dir, tmp_path_factory):
     root = Path(__file__).resolve().parents[1]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("S3_MODEL", str(tiny_clip_dir))
-        spec = importlib.util.spec_from_file_location("space_app_leftovers", root / "space_app" / "app.py")
+        spec = importlib.util.spec_from_file_location("space_app_leftovers", root / "s3_hf" / "app" / "ui.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)

@@ -17,7 +17,7 @@ import torch
 
 from s3_hf.cli import main
 from s3_hf.errors import InvalidConfigError, ModelLoadError, RemoteCodeError, S3Error
-from s3_hf.models import estimate_params, load_chat_model, load_model, resolve_device
+from s3_hf.models.loading import estimate_params, load_chat_model, load_model, resolve_device
 
 EVIL_CODE = """from pathlib import Path
 Path({marker!r}).write_text("code from the model folder ran")
@@ -147,7 +147,7 @@ def test_hub_id_with_its_own_code_is_refused_by_transformers_as_a_typed_error(
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     code = (
-        "from s3_hf.models import load_model\n"
+        "from s3_hf.models.loading import load_model\n"
         "try:\n    load_model('acme/evil-clip', device='cpu')\n"
         "except Exception as err:\n    print(type(err).__name__, '|', err)\n"
     )
@@ -384,7 +384,7 @@ def test_hostile_model_inputs(tiny_clip_dir: Path, tmp_path: Path, monkeypatch, 
 
 # ------------------------------------------------------------------------------------------ model identity
 def test_same_model_tells_apart_folders_that_share_a_name(tmp_path: Path, monkeypatch) -> None:
-    from s3_hf.artifact import same_model
+    from s3_hf.space.artifact import same_model
 
     a, b = tmp_path / "runs" / "a" / "checkpoint-500", tmp_path / "runs" / "b" / "checkpoint-500"
     a.mkdir(parents=True), b.mkdir(parents=True)
@@ -397,7 +397,7 @@ def test_same_model_tells_apart_folders_that_share_a_name(tmp_path: Path, monkey
 
 
 def test_same_model_hub_ids_by_id_and_revision(tmp_path: Path) -> None:
-    from s3_hf.artifact import same_model
+    from s3_hf.space.artifact import same_model
 
     hub = "openai/clip-vit-base-patch32"
     assert same_model(hub, hub) and not same_model(hub, "laion/clip-vit-base-patch32")
@@ -506,8 +506,6 @@ def test_a_folder_with_processor_config_json_loads(tiny_clip_dir: Path, tmp_path
 @pytest.mark.parametrize("task", ["s3-zero-shot-classification", "s3-open-vocabulary-segmentation"])
 def test_pipeline_bad_device_is_typed(tiny_clip_dir: Path, task: str) -> None:
     from transformers import pipeline
-
-    import s3_hf  # noqa: F401  (registers the tasks)
 
     with pytest.raises(InvalidConfigError, match="Unknown device 'potato'"):
         pipeline(task, model=str(tiny_clip_dir), device="potato")

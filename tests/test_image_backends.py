@@ -21,8 +21,9 @@ except ImportError as _err:  # the extra is optional
 import torch
 from transformers import AutoImageProcessor, pipeline
 
-from s3_hf.encoding import image_inputs, load_image
-from s3_hf.engine import S3Engine
+from s3_hf.engine.core import S3Engine
+from s3_hf.io.images import load_image
+from s3_hf.models.embedding import image_inputs
 
 LABELS = ["cat", "dog", "airplane", "cup of coffee", "rocket"]
 #: Measured on the scikit-image photos (and on ImageNet-sample photos upscaled to 12 MP, fast-decoded): the largest

@@ -12,8 +12,8 @@ from helpers import ANGLES, arc
 from scipy.optimize import minimize
 
 from s3_hf.errors import InvalidConfigError
-from s3_hf.metrics import METRICS, ScoringState, centre_members, score
-from s3_hf.space import SpaceParams, build_space
+from s3_hf.space.geometry import SpaceParams, build_space
+from s3_hf.space.scoring import METRICS, ScoringState, centre_members, score
 
 
 def cosd(deg: float) -> float:

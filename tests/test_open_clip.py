@@ -26,9 +26,9 @@ from PIL import Image
 
 from s3_hf import SegmentOptions, SynonymSpace
 from s3_hf.cli import main
-from s3_hf.encoders import OpenClipEncoder, load_encoder
-from s3_hf.engine import S3Engine
+from s3_hf.engine.core import S3Engine
 from s3_hf.errors import ModelLoadError, ModelMismatchError
+from s3_hf.models.encoders import OpenClipEncoder, load_encoder
 
 LABELS = ["cat", "dog", "airplane", "cup of coffee"]
 TEMPLATE = "a photo of a {}."
@@ -178,7 +178,7 @@ def test_cli_build_and_classify(oc_dir, tmp_path, photos, capsys):
 
 
 def test_eval_on_a_local_folder(oc_dir, tmp_path, photos):
-    from s3_hf.eval.runner import EvalConfig, run
+    from s3_hf.evaluation.runner import EvalConfig, run
 
     bench = tmp_path / "bench"
     for i, p in enumerate(photos[:4]):
@@ -211,7 +211,7 @@ def test_app_serves_an_open_clip_model(oc_dir, photos, monkeypatch):
     from pathlib import Path
 
     monkeypatch.setenv("S3_MODEL", str(oc_dir))
-    path = Path(__file__).resolve().parents[1] / "space_app" / "app.py"
+    path = Path(__file__).resolve().parents[1] / "s3_hf" / "app" / "ui.py"
     spec = importlib.util.spec_from_file_location("space_app_open_clip", path)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)

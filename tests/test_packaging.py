@@ -1,4 +1,4 @@
-"""Packaging: eval/ is the s3_hf.eval package (no path hacks, no bare top-level modules), the wheel holds it and
+"""Packaging: eval/ is the s3_hf.evaluation package (no path hacks, no bare top-level modules), the wheel holds it and
 the Space files once, one version, and optional dependencies that say how to install them."""
 
 from __future__ import annotations
@@ -21,20 +21,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_eval_imports_as_a_package_without_bare_modules(tmp_path):
     code = (
-        "import sys, s3_hf, s3_hf.cli\n"
-        "from s3_hf.eval import bench, registry, report, runner\n"
-        "from s3_hf.cli import load_eval_module\n"
+        "import sys, s3_hf, s3_hf.cli.commands\n"
+        "from s3_hf.evaluation import bench, registry, report, runner\n"
+        "from s3_hf.cli.commands import load_eval_module\n"
         "assert load_eval_module('runner') is runner and runner.registry is registry\n"
         "bare = {'registry', 'report', 'bench', 'runner'} & set(sys.modules)\n"
         "print(sorted(bare), registry.__name__, runner.METRIC_DIR.is_dir())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["[]", "s3_hf.eval.registry", "True"]
+    assert out.stdout.split() == ["[]", "s3_hf.evaluation.registry", "True"]
 
 
 def test_no_path_hacks():
-    for path in [*(ROOT / "eval").glob("*.py"), ROOT / "s3_hf" / "cli.py"]:
+    for path in [*(ROOT / "s3_hf" / "evaluation").rglob("*.py"), *(ROOT / "s3_hf" / "cli").glob("*.py")]:
         text = path.read_text()
         for hack in ("sys.path.insert", "sys.path.append", "spec_from_file_location", "/shared"):
             assert hack not in text, f"{path.name}: {hack}"
@@ -57,18 +57,18 @@ def wheel(tmp_path_factory) -> Path:
     return path
 
 
-def test_wheel_holds_eval_and_the_space_files_once(wheel):
+def test_wheel_is_the_package_folder_as_it_is(wheel):
     assert wheel.name.startswith(f"s3_hf-{s3_hf.__version__}-py3-none-any")
     names = zipfile.ZipFile(wheel).namelist()
     assert len(names) == len(set(names))
-    evals = sorted(n.removeprefix("s3_hf/eval/") for n in names if n.startswith("s3_hf/eval/"))
-    shipped = sorted(
-        str(p.relative_to(ROOT / "eval"))
-        for p in (ROOT / "eval").rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
+    packaged = sorted(n for n in names if n.startswith("s3_hf/"))
+    source = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "s3_hf").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
     )
-    assert evals == shipped
-    for name in ("s3_hf/space_app/app.py", "s3_hf/space_app/README.md", "s3_hf/hub_cards/synonym_space.md"):
+    assert packaged == source  # evaluation, the card template, the Space template and data files included
+    for name in ("s3_hf/evaluation/runner.py", "s3_hf/app/space_template/app.py", "s3_hf/space/card_template.md"):
         assert name in names
     top = {n.split("/")[0] for n in names}
     assert top == {"s3_hf", f"s3_hf-{s3_hf.__version__}.dist-info"}

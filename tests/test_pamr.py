@@ -1,5 +1,5 @@
-"""PAMR (s3_hf.pamr) against a loop reference written from the published maths, its row blocks and class chunks
-against the whole-image computation, its typed errors, and its memory on a 12 MP photo."""
+"""PAMR (s3_hf.segmentation.pamr) against a loop reference written from the published maths, its row blocks and
+class chunks against the whole-image computation, its typed errors, and its memory on a 12 MP photo."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from s3_hf.errors import InvalidConfigError, S3Error
-from s3_hf.pamr import WORKING_BYTES, PamrRefiner, naclip_guide, pamr, plan_pamr
+from s3_hf.segmentation.pamr import WORKING_BYTES, PamrRefiner, naclip_guide, pamr, plan_pamr
 
 
 def reference(image: list, scores: list, steps: int, dilations: tuple[int, ...]) -> list:
@@ -191,7 +191,7 @@ def test_a_12_mp_photo_is_refined_in_bounded_memory() -> None:
     code = textwrap.dedent(
         """
         import json, resource, torch
-        from s3_hf.pamr import pamr, plan_pamr
+        from s3_hf.segmentation.pamr import pamr, plan_pamr
         image, scores = torch.rand(3, 3000, 4000), torch.rand(1, 3000, 4000)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         out = pamr(image, scores)

@@ -1,4 +1,4 @@
-"""Image workers (:mod:`s3_hf.parallel`): batches in flight at once, results in input order, equal to one at a
+"""Image workers (:mod:`s3_hf.io.parallel`): batches in flight at once, results in input order, equal to one at a
 time up to float32 rounding (a worker sums on its share of torch's threads)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from s3_hf.errors import ImageLoadError, InvalidConfigError
-from s3_hf.parallel import batched, default_image_workers, map_batches, threads_per_worker
+from s3_hf.io.parallel import batched, default_image_workers, map_batches, threads_per_worker
 
 
 @pytest.mark.parametrize("workers", [0, 1, 3])
@@ -75,9 +75,9 @@ def test_defaults_per_device(monkeypatch):
     assert default_image_workers("cpu") == 0 and threads_per_worker(2) == 1
     monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
     assert threads_per_worker(2) == 8
-    monkeypatch.setattr("s3_hf.parallel.cpu_cores", lambda: 32)
+    monkeypatch.setattr("s3_hf.io.parallel.cpu_cores", lambda: 32)
     assert default_image_workers("cuda") == 8
-    monkeypatch.setattr("s3_hf.parallel.cpu_cores", lambda: 4)
+    monkeypatch.setattr("s3_hf.io.parallel.cpu_cores", lambda: 4)
     assert default_image_workers(torch.device("cuda", 1)) == 4
 
 
@@ -90,7 +90,7 @@ def test_batched():
 
 @pytest.fixture(scope="module")
 def tiny_encoder(tiny_clip_dir):
-    from s3_hf.encoders import load_encoder
+    from s3_hf.models.encoders import load_encoder
 
     return load_encoder(tiny_clip_dir, device="cpu")
 

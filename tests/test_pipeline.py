@@ -53,8 +53,8 @@ def test_synonyms_change_scores(s3_pipe, photos):
     """With synonyms the scores are softmax(tau * local_center score) of the space built from them, computed here
     step by step; they differ from the label-only scores exactly for the classes that have synonyms."""
     from s3_hf import build_synonym_space
-    from s3_hf.encoding import encode_pixels, pixel_values
-    from s3_hf.metrics import score
+    from s3_hf.models.embedding import encode_pixels, pixel_values
+    from s3_hf.space.scoring import score
 
     image = Image.open(photos[0]).convert("RGB")
     plain = as_dict(s3_pipe(image, candidate_labels=LABELS))
@@ -233,7 +233,7 @@ def test_rejects_non_clip_models():
 
 
 def test_space_cache_is_bounded(tiny_clip_dir, photos):
-    from s3_hf.engine import MAX_CACHED as MAX_CACHED_SPACES
+    from s3_hf.engine.core import MAX_CACHED as MAX_CACHED_SPACES
 
     pipe = pipeline(s3_hf.TASK, model=str(tiny_clip_dir))
     calls = []

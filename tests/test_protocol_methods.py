@@ -15,7 +15,7 @@ from helpers import planted_seg_folder
 from PIL import Image
 from test_protocols import reference_label_map
 
-from s3_hf import protocols
+from s3_hf.segmentation import protocols
 
 # class 0 is not called "background", as in the references' cls_voc21.txt; one name a class
 VOC_ONE = ["sky", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "table"]
@@ -30,7 +30,7 @@ def spread_texts(self, texts, kwargs):
 
 @pytest.fixture(scope="module")
 def engine(tiny_clip_dir):
-    from s3_hf.engine import S3Engine
+    from s3_hf.engine.core import S3Engine
 
     return S3Engine.from_pretrained(tiny_clip_dir, device="cpu")
 
@@ -43,7 +43,7 @@ def voc_one(tmp_path_factory, photos):
 
 def run_eval(monkeypatch, folder, args, tmp_path) -> dict[str, list[torch.Tensor]]:
     """``s3 eval --task segmentation`` on ``folder``; per method its label maps, image by image."""
-    import s3_hf.eval.segmentation as seg
+    import s3_hf.evaluation.segmentation as seg
     from s3_hf.cli import main
 
     maps: list[torch.Tensor] = []
@@ -74,7 +74,7 @@ PRESETS = [
 def test_label_under_a_preset_is_names_with_one_name_a_class(
     protocol, extra, voc_one, engine, tiny_clip_dir, tmp_path, monkeypatch
 ):
-    from s3_hf.encoders.hf import TransformersEncoder
+    from s3_hf.models.encoders.hf import TransformersEncoder
 
     monkeypatch.setattr(TransformersEncoder, "_text_features", spread_texts)
     args = ["--protocol", protocol, "--model", str(tiny_clip_dir), *extra]
@@ -98,7 +98,7 @@ def test_under_a_preset_no_method_uses_the_models_own_logit_scale(
 ):
     """The probability threshold is read at the protocol's scale for every method: the model's own scale changes
     no label map (under ``s3`` with a threshold it does: the check can see a scale)."""
-    from s3_hf.encoders.hf import TransformersEncoder
+    from s3_hf.models.encoders.hf import TransformersEncoder
 
     monkeypatch.setattr(TransformersEncoder, "_text_features", spread_texts)
     args = ["--protocol", protocol, "--model", str(tiny_clip_dir), *extra]
@@ -123,10 +123,10 @@ def test_s3_method_under_a_preset_follows_the_rule_on_its_class_scores(
     averaged), upsampled, softmax over classes at scale 65, SCLIP's area threshold, threshold 0.95 to class 0."""
     import torch.nn.functional as F
 
-    from s3_hf.encoders.hf import TransformersEncoder
-    from s3_hf.eval.segmentation import load, method_requests
-    from s3_hf.segmentation import segment_logits_many
-    from s3_hf.templates import resolve_templates
+    from s3_hf.evaluation.segmentation import load, method_requests
+    from s3_hf.models.encoders.hf import TransformersEncoder
+    from s3_hf.segmentation.core import segment_logits_many
+    from s3_hf.text.templates import resolve_templates
 
     monkeypatch.setattr(TransformersEncoder, "_text_features", spread_texts)
     extra = ["--short-side", "64", "--window", "32", "--stride", "16"]
@@ -174,7 +174,7 @@ def test_pipeline_under_a_preset_equals_s3_segment(
     protocol, benchmark, overrides, seg_pipe, tiny_clip_dir, photos, tmp_path, monkeypatch
 ):
     from s3_hf.cli import main
-    from s3_hf.encoders.hf import TransformersEncoder
+    from s3_hf.models.encoders.hf import TransformersEncoder
 
     monkeypatch.setattr(TransformersEncoder, "_text_features", spread_texts)
     Image.open(photos[1]).convert("RGB").resize((60, 45)).save(tmp_path / "photo.png")
@@ -310,19 +310,19 @@ def test_bad_input_is_one_typed_line_on_the_command_line(
 
 
 def _pamr_misfit() -> None:
-    from s3_hf.pamr import pamr
+    from s3_hf.segmentation.pamr import pamr
 
     pamr(torch.rand(3, 12, 40), torch.rand(2, 12, 40), 10, (8, 16))
 
 
 def _names_rule_without_background() -> None:
-    from s3_hf.segmentation import NamesRule
+    from s3_hf.segmentation.core import NamesRule
 
     NamesRule(40.0, prob_thd=0.1)
 
 
 def _label_map_without_background() -> None:
-    from s3_hf.segmentation import label_map
+    from s3_hf.segmentation.core import label_map
 
     label_map(torch.rand(2, 4, 4), ["cat", "dog"], 0.3)
 
@@ -330,7 +330,7 @@ def _label_map_without_background() -> None:
 def _eval_config_without_background(voc: str) -> None:
     from types import SimpleNamespace
 
-    from s3_hf.eval.segmentation import load_all
+    from s3_hf.evaluation.segmentation import load_all
 
     cfg = SimpleNamespace(benchmarks=[f"voc21={voc}"], class_names=None, protocol="s3", protocol_values={})
     cfg.__dict__.update(variant="naclip", short_side=336, window=224, stride=112, fast_decode=True)

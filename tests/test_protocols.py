@@ -12,10 +12,10 @@ import torch
 from helpers import planted_seg_folder
 from PIL import Image
 
-from s3_hf import protocols
-from s3_hf.dense import interpolate_positions, rescale_size, resize_bilinear, sliding_logits
 from s3_hf.errors import InvalidConfigError, ProtocolBenchmarkError, UnknownProtocolError
-from s3_hf.segmentation import SegmentOptions, image_pixels
+from s3_hf.models.dense import interpolate_positions, rescale_size, resize_bilinear, sliding_logits
+from s3_hf.segmentation import protocols
+from s3_hf.segmentation.core import SegmentOptions, image_pixels
 
 # ---------------------------------------------------------------------------------------------- presets
 
@@ -74,7 +74,7 @@ def test_protocols_module_needs_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, s3_hf.protocols; sys.exit('torch' in sys.modules)"
+    code = "import sys, s3_hf.segmentation.protocols; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -256,7 +256,7 @@ def test_scale_rule_keeps_the_pretraining_grid():
 
 @pytest.fixture(scope="module")
 def engine(tiny_clip_dir):
-    from s3_hf.engine import S3Engine
+    from s3_hf.engine.core import S3Engine
 
     return S3Engine.from_pretrained(tiny_clip_dir, device="cpu")
 
@@ -290,12 +290,12 @@ def voc21_folder(tmp_path_factory, photos):
 def test_eval_runs_the_naclip_preset_and_records_every_value(voc21_folder, tiny_clip_dir, tmp_path, monkeypatch):
     import json
 
-    import s3_hf.pamr
+    import s3_hf.segmentation.pamr
     from s3_hf.cli import main
-    from s3_hf.encoders.hf import TransformersEncoder
+    from s3_hf.models.encoders.hf import TransformersEncoder
 
     calls, refined = [], []
-    dense, refiner = TransformersEncoder.dense_features, s3_hf.pamr.PamrRefiner
+    dense, refiner = TransformersEncoder.dense_features, s3_hf.segmentation.pamr.PamrRefiner
 
     def spy_dense(self, pixels, variant="naclip", positions="size"):
         calls.append((tuple(pixels.shape[-2:]), variant, positions))
@@ -306,7 +306,7 @@ def test_eval_runs_the_naclip_preset_and_records_every_value(voc21_folder, tiny_
         return refiner(image, steps, dilations, **kw)
 
     monkeypatch.setattr(TransformersEncoder, "dense_features", spy_dense)
-    monkeypatch.setattr(s3_hf.pamr, "PamrRefiner", spy_refiner)
+    monkeypatch.setattr(s3_hf.segmentation.pamr, "PamrRefiner", spy_refiner)
     args = ["eval", "--task", "segmentation", "--protocol", "naclip", "--benchmarks", f"voc21={voc21_folder}"]
     args += ["--model", str(tiny_clip_dir), "--metrics", "label", "--out", str(tmp_path), "--short-side", "64"]
     assert main(args) == 0
@@ -370,8 +370,8 @@ def reference_label_map(
     class's names, SCLIP's area threshold, the probability threshold to index 0), on s3-hf's dense features."""
     import torch.nn.functional as F
 
-    from s3_hf.pamr import pamr
-    from s3_hf.templates import IMAGENET_TEMPLATES
+    from s3_hf.segmentation.pamr import pamr
+    from s3_hf.text.templates import IMAGENET_TEMPLATES
 
     mean, std = (torch.tensor(x)[:, None, None] for x in engine.encoder.pixel_stats())
     height, width = image.height, image.width
@@ -442,7 +442,7 @@ def test_segment_under_a_preset_equals_the_references_computation(
     protocol, benchmark, overrides, engine, tiny_clip_dir, photos, tmp_path, monkeypatch
 ):
     from s3_hf.cli import main
-    from s3_hf.encoders.hf import TransformersEncoder
+    from s3_hf.models.encoders.hf import TransformersEncoder
 
     monkeypatch.setattr(TransformersEncoder, "_text_features", spread_texts)
 
@@ -477,7 +477,7 @@ def test_eval_names_method_equals_the_reference_on_the_samples(
     from helpers import SHARED
 
     from s3_hf.cli import main
-    from s3_hf.encoders.hf import TransformersEncoder
+    from s3_hf.models.encoders.hf import TransformersEncoder
 
     data = SHARED / "data" / folder
     names_file = SHARED / "data" / "segmentation-classnames" / f"cls_{benchmark}.txt"
@@ -520,7 +520,7 @@ def test_eval_names_method_equals_the_reference_on_the_samples(
 def test_protocol_values_of_an_eval_config():
     from types import SimpleNamespace
 
-    from s3_hf.eval.segmentation import protocol_values
+    from s3_hf.evaluation.segmentation import protocol_values
 
     data = SimpleNamespace(benchmark="voc21", name="voc21")
     own = dict(variant=None, short_side=448, window=0, stride=64, background_threshold=0.3, fast_decode=False)

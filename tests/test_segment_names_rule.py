@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from helpers import SHARED
 from PIL import Image
 
-from s3_hf import segmentation
-from s3_hf.engine import S3Engine
+from s3_hf.engine.core import S3Engine
 from s3_hf.errors import BackgroundMissingError, InvalidConfigError
-from s3_hf.segmentation import (
+from s3_hf.segmentation import core as segmentation
+from s3_hf.segmentation.core import (
     NameQueries,
     NamesRule,
     label_map,
@@ -242,7 +242,7 @@ def test_the_shared_class_files_keep_every_name(name, count):
 
 
 def test_eval_names_baseline_reads_the_file_untruncated(tmp_path):
-    from eval.segmentation import load, names_queries
+    from s3_hf.evaluation.segmentation import load, names_queries
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from s3_hf.dense import VARIANTS, gaussian_window, sliding_logits, window_starts
-from s3_hf.engine import S3Engine
+from s3_hf.engine.core import S3Engine
 from s3_hf.errors import InvalidConfigError
-from s3_hf.segmentation import SegmentOptions, label_map, read_class_names
+from s3_hf.models.dense import VARIANTS, gaussian_window, sliding_logits, window_starts
+from s3_hf.segmentation.core import SegmentOptions, label_map, read_class_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def engine(tiny_clip_dir):
 @pytest.fixture(scope="module")
 def miou():
     spec = importlib.util.spec_from_file_location(
-        "mean_iou_module", ROOT / "eval" / "metrics" / "mean_iou" / "mean_iou.py"
+        "mean_iou_module", ROOT / "s3_hf" / "evaluation" / "metrics" / "mean_iou" / "mean_iou.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -176,7 +176,7 @@ def test_one_name_per_class_with_label_is_the_base_segmenters_scoring(engine, ph
         grid = logits.T.reshape(1, len(labels), *f.shape[:2])
         return F.interpolate(grid, size=crop.shape[-2:], mode="bilinear", align_corners=False)[0]
 
-    from s3_hf.segmentation import image_pixels
+    from s3_hf.segmentation.core import image_pixels
 
     mean, std = engine.encoder.pixel_stats()
     want = sliding_logits(image_pixels(image, mean, std, 40), base, 32, 16)
@@ -210,7 +210,7 @@ def test_several_names_with_nearest_point_is_the_max_over_names(engine, photos):
         grid = logits.T.reshape(1, len(labels), *f.shape[:2])
         return F.interpolate(grid, size=crop.shape[-2:], mode="bilinear", align_corners=False)[0]
 
-    from s3_hf.segmentation import image_pixels
+    from s3_hf.segmentation.core import image_pixels
 
     mean, std = engine.encoder.pixel_stats()
     want = sliding_logits(image_pixels(image, mean, std, 40), max_over_names, 32, 16)
@@ -253,8 +253,8 @@ def test_planted_features_give_the_known_label_map_and_miou(engine, monkeypatch,
 def test_full_size_is_reached_a_chunk_of_classes_at_a_time(monkeypatch):
     """Label maps, background and class masks of a large image are computed a chunk of classes at a time; the
     chunks change nothing but memory."""
-    import s3_hf.segmentation as segmentation
-    from s3_hf.segmentation import class_masks
+    import s3_hf.segmentation.core as segmentation
+    from s3_hf.segmentation.core import class_masks
 
     torch.manual_seed(0)
     logits = torch.randn(7, 12, 16) * 3

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from s3_hf.dense import interpolation_matrix, sliding_logits, sliding_logits_many, window_starts
-from s3_hf.engine import S3Engine
-from s3_hf.segmentation import SegmentOptions, image_pixels, label_map, segment_logits_many, window_logits
+from s3_hf.engine.core import S3Engine
+from s3_hf.models.dense import interpolation_matrix, sliding_logits, sliding_logits_many, window_starts
+from s3_hf.segmentation.core import SegmentOptions, image_pixels, label_map, segment_logits_many, window_logits
 
 RTOL = 1e-6  # of the largest logit: float rounding of a different summation order (measured about 1.3e-7)
 

@@ -11,7 +11,7 @@ from helpers import ANGLES, arc
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from s3_hf.errors import InvalidConfigError
-from s3_hf.space import SpaceParams, build_space, chordal_distances, class_geometry, death_times
+from s3_hf.space.geometry import SpaceParams, build_space, chordal_distances, class_geometry, death_times
 
 
 def chord(deg: float) -> float:

@@ -43,7 +43,7 @@ def app(tiny_clip_dir, allowed):
         env.setenv("S3_MODEL", str(tiny_clip_dir))
         env.setenv("S3_MAX_LABELS", "100")
         env.setenv("S3_LOCAL_SPACES", f"{allowed / 'pets'}{os.pathsep}{allowed / 'shelf'}/*")
-        spec = importlib.util.spec_from_file_location("space_app_main", ROOT / "space_app" / "app.py")
+        spec = importlib.util.spec_from_file_location("space_app_main", ROOT / "s3_hf" / "app" / "ui.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import fake_hub
 
+from s3_hf.app.deploy import build_space, space_app_dir
 from s3_hf.cli import main
 from s3_hf.errors import SpaceBuildError
-from s3_hf.space_deploy import build_space, space_app_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH = "torch==2.13.0"  # pinned: an open torch spec pulls the CUDA build and several GB of CUDA packages
@@ -40,11 +40,11 @@ def test_build_writes_app_readme_requirements_and_the_package(space_dir):
     assert {"torch", "transformers", "gudhi", "huggingface_hub", "gradio", "matplotlib"} <= names
     assert "s3-hf" not in names and "nltk" not in names and "pytest" not in names  # no test or wordnet extras
     package = Path(s3_hf.__file__).resolve().parent
-    for rel in ("__init__.py", "engine.py", "cli.py", "fewshot/ssp.py", "hub_cards/synonym_space.md"):
+    for rel in ("__init__.py", "engine/core.py", "cli/__init__.py", "fewshot/ssp.py", "space/card_template.md"):
         assert (space_dir / "s3_hf" / rel).is_file(), rel
-    assert (space_dir / "s3_hf" / "engine.py").read_bytes() == (package / "engine.py").read_bytes()
+    assert (space_dir / "s3_hf" / "engine" / "core.py").read_bytes() == (package / "engine" / "core.py").read_bytes()
     shipped = {p.relative_to(space_dir / "s3_hf").parts[0] for p in (space_dir / "s3_hf").rglob("*")}
-    assert not shipped & {"eval", "space_app", "__pycache__"}  # the app never imports the evaluation
+    assert not shipped & {"evaluation", "__pycache__"}  # the app never imports the evaluation
 
 
 def test_refuses_a_non_empty_folder_unless_overwrite(tmp_path, capsys):
@@ -64,7 +64,7 @@ def test_refuses_a_non_empty_folder_unless_overwrite(tmp_path, capsys):
 
 
 def test_a_failed_build_leaves_nothing(tmp_path, monkeypatch):
-    import s3_hf.space_deploy as deploy
+    import s3_hf.app.deploy as deploy
 
     def broken(dest):
         raise SpaceBuildError("no package today")
@@ -83,7 +83,7 @@ def test_push_uploads_the_folder_to_a_gradio_space(space_dir, capsys):
     (commit,) = hub.commits
     assert commit["repo_type"] == "space" and commit["repo_id"] == "org/s3-demo"
     files = {str(p.relative_to(space_dir)): p.read_bytes() for p in space_dir.rglob("*") if p.is_file()}
-    assert commit["files"] == files and "s3_hf/engine.py" in files
+    assert commit["files"] == files and "s3_hf/engine/core.py" in files
     assert "spaces/org/s3-demo/commit/" in capsys.readouterr().out
 
 
@@ -119,7 +119,7 @@ def test_space_installs_in_a_fresh_venv_and_answers(space_dir, tiny_clip_dir, ph
     (alone / "requirements.txt").write_bytes((space_dir / "requirements.txt").read_bytes())
     pip(venv, "install", "-q", "--no-compile", "-r", "requirements.txt", cwd=alone)
     python = venv / "bin" / "python"
-    check = "import s3_hf, s3_hf.engine; print(s3_hf.__file__)"
+    check = "import s3_hf, s3_hf.engine.core; print(s3_hf.__file__)"
     out = subprocess.run([str(python), "-c", check], cwd=space_dir, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == str(space_dir / "s3_hf" / "__init__.py"), out.stderr[-2000:]
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from s3_hf.errors import SynonymsError
-from s3_hf.records import ConceptRecord
+from s3_hf.space.records import ConceptRecord
 from s3_hf.synonyms import LabelOnlySource, StaticSource, SynonymSource, clean_concepts, resolve_source
 from s3_hf.synonyms.base import clean_concepts_with_drops
 

@@ -21,7 +21,7 @@ from s3_hf.baselines.texts import (
     waffle_texts,
     waffle_words,
 )
-from s3_hf.engine import S3Engine
+from s3_hf.engine.core import S3Engine
 from s3_hf.errors import SynonymsError
 
 DCLIP_DIR = SHARED / "data" / "descriptors" / "dclip"
@@ -214,13 +214,13 @@ def test_engine_defaults_to_the_authors_templates(engine):
 
 # ------------------------------------------------------------------------------------------------ in s3 eval
 def _data(labels):
-    from s3_hf.eval.registry import BenchmarkData
+    from s3_hf.evaluation.registry import BenchmarkData
 
     return BenchmarkData("toy", [], [], list(labels), ["a photo of a {}."])
 
 
 def test_eval_builds_dclip_with_the_chosen_template_and_waffle_over_seven_draws(engine, tmp_path):
-    from s3_hf.eval.runner import Draws, EvalConfig, method_spaces
+    from s3_hf.evaluation.runner import Draws, EvalConfig, method_spaces
 
     path = tmp_path / "dclip.json"
     path.write_text(json.dumps({**DESCRIPTORS, "zebra": ["stripes"]}))
@@ -240,8 +240,8 @@ def test_eval_builds_dclip_with_the_chosen_template_and_waffle_over_seven_draws(
 
 
 def test_eval_reports_the_mean_and_std_over_draws(engine):
-    from s3_hf.eval.report import markdown
-    from s3_hf.eval.runner import Draws, score_methods
+    from s3_hf.evaluation.report import markdown
+    from s3_hf.evaluation.runner import Draws, score_methods
 
     label = build_method_space(engine.encoder, None, LABELS, "cupl", prompts={})
     torch.manual_seed(0)

@@ -1,8 +1,8 @@
 """The paper's comparison methods on the same embeddings as S^3: DCLIP, CuPL and WaffleCLIP (zero-shot, as spaces
 scored by the one metric implementation) and the texts and files they are made of."""
 
-from .spaces import BASELINE_METRICS, BASELINES, build_method_space
-from .texts import (
+from s3_hf.baselines.spaces import BASELINE_METRICS, BASELINES, build_method_space
+from s3_hf.baselines.texts import (
     DCLIP_TEMPLATES,
     DEFAULT_WAFFLE_COUNT,
     WAFFLE_SEEDS,

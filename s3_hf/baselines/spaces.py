@@ -1,5 +1,5 @@
 """The descriptor and prompt baselines as spaces, so that every face scores them with the one metric
-implementation S^3 uses (:mod:`s3_hf.metrics`):
+implementation S^3 uses (:mod:`s3_hf.space.scoring`):
 
 - ``cupl``: one point per class, the mean of its prompts' embeddings (``n(mean_k n(g(prompt_k)))``), scored with
   the ``label`` metric. With one prompt per class it is the ``label`` baseline with that prompt as template.
@@ -22,18 +22,7 @@ from typing import Any
 
 import torch
 
-from ..artifact import S3Config, SynonymSpace
-from ..build import check_labels
-from ..encoders.base import as_encoder
-from ..encoding import encode_concept_groups
-from ..errors import InvalidConfigError
-from ..families import check_canonicalization
-from ..models import model_identity
-from ..options import SpaceParams
-from ..records import ClassRecord, ConceptRecord
-from ..space import build_space
-from ..templates import DEFAULT_TEMPLATE, resolve_templates
-from .texts import (
+from s3_hf.baselines.texts import (
     DEFAULT_DCLIP_TEMPLATE,
     DEFAULT_WAFFLE_COUNT,
     METHOD_TEMPLATES,
@@ -45,7 +34,18 @@ from .texts import (
     waffle_shape,
     waffle_texts,
 )
-from .texts import dclip_template as resolve_dclip_template
+from s3_hf.baselines.texts import dclip_template as resolve_dclip_template
+from s3_hf.errors import InvalidConfigError
+from s3_hf.models.encoders.base import as_encoder
+from s3_hf.models.families import check_canonicalization
+from s3_hf.models.loading import model_identity
+from s3_hf.options import SpaceParams
+from s3_hf.space.artifact import S3Config, SynonymSpace
+from s3_hf.space.build import check_labels
+from s3_hf.space.geometry import build_space
+from s3_hf.space.records import ClassRecord, ConceptRecord
+from s3_hf.text.encoding import encode_concept_groups
+from s3_hf.text.templates import DEFAULT_TEMPLATE, resolve_templates
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def build_method_space(
     """The space of a baseline ``method`` (``"cupl"``, ``"dclip"`` or ``"waffle"``) for ``labels``.
 
     Args:
-        model: a transformers dual encoder or an :class:`~s3_hf.encoders.Encoder`.
+        model: a transformers dual encoder or an :class:`~s3_hf.models.encoders.Encoder`.
         tokenizer: the transformers model's tokenizer (``None`` with an ``Encoder``).
         labels: the class labels.
         method: the baseline.

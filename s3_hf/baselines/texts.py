@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from ..errors import SynonymsError
-from ..fileio import load_json_text, read_user_text
+from s3_hf.errors import SynonymsError
+from s3_hf.io.files import load_json_text, read_user_text
 
 WORDS_FILE = Path(__file__).resolve().parent / "waffle_words.txt"
 DEFAULT_WAFFLE_COUNT = 15  # pairs of descriptors (30 texts per class), WaffleCLIP's default

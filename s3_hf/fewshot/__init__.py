@@ -1,9 +1,15 @@
 """Few-shot classification on top of S^3: SSP and its Tip-Adapter-style cache, training-free."""
 
-from .features import DEFAULT_AUGMENT_VIEWS, encode_support_images, encode_support_views, global_and_local, view_keys
-from .ssp import SSP_CONFIG_NAME, SSP_TENSORS_NAME, FitInfo, SSPAdapter, SSPConfig, fit_ssp
-from .support import read_support, sample_shots
-from .text import class_text_vectors, fit_for_space
+from s3_hf.fewshot.features import (
+    DEFAULT_AUGMENT_VIEWS,
+    encode_support_images,
+    encode_support_views,
+    global_and_local,
+    view_keys,
+)
+from s3_hf.fewshot.ssp import SSP_CONFIG_NAME, SSP_TENSORS_NAME, FitInfo, SSPAdapter, SSPConfig, fit_ssp
+from s3_hf.fewshot.support import read_support, sample_shots
+from s3_hf.fewshot.text import class_text_vectors, fit_for_space
 
 __all__ = [
     "DEFAULT_AUGMENT_VIEWS",

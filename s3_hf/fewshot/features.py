@@ -1,5 +1,5 @@
 """Support images -> global and local (patch-token) features in the joint space (through the encoder interface:
-see :meth:`s3_hf.encoders.Encoder.global_and_local` for how each family maps its patch tokens), and the global
+see :meth:`s3_hf.models.encoders.Encoder.global_and_local` for how each family maps its patch tokens), and the global
 features of augmented views of each support image.
 
 Augmented views follow the released few-shot code of GDA (mrflogs/ICLR24 ``main_few_shots.py``) and Tip-Adapter
@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..encoders.base import as_encoder
-from ..encoding import ImageInput, load_image
-from ..errors import InvalidConfigError
+from s3_hf.errors import InvalidConfigError
+from s3_hf.io.images import ImageInput, load_image
+from s3_hf.models.encoders.base import as_encoder
 
 #: Views per support image (GDA ``configs/few_shots/*.yaml`` and Tip-Adapter ``configs/*.yaml``: ``augment_epoch``).
 DEFAULT_AUGMENT_VIEWS = 10
@@ -36,7 +36,7 @@ def global_and_local(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, D)`` unit global embeddings (exactly the image embeddings) and ``(B, P, D)`` unit local features: the
     last layer's patch tokens mapped into the joint space. ``model`` is a transformers model or an
-    :class:`~s3_hf.encoders.Encoder`; ``pixels`` its ``pixel_values`` or all its image inputs."""
+    :class:`~s3_hf.models.encoders.Encoder`; ``pixels`` its ``pixel_values`` or all its image inputs."""
     return as_encoder(model).global_and_local(pixels)
 
 
@@ -164,7 +164,7 @@ def encode_support_views(
     on the CPU; with ``views=1``, of the images as they are.
 
     Args:
-        model: a transformers model or an :class:`~s3_hf.encoders.Encoder`.
+        model: a transformers model or an :class:`~s3_hf.models.encoders.Encoder`.
         image_processor: a transformers model's image processor (``None`` for an encoder).
         images: the support images (paths or PIL images).
         views: views per image (a positive integer).

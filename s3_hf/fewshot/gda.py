@@ -29,8 +29,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidConfigError, InvalidLabelsError
-from .ssp import validation_split
+from s3_hf.errors import InvalidConfigError, InvalidLabelsError
+from s3_hf.fewshot.ssp import validation_split
 
 #: mrflogs/ICLR24 ``main_few_shots.py``: the grid searched on the validation set, and the value it starts from.
 DEFAULT_ALPHA_GRID = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)

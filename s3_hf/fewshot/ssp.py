@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..errors import (
+from s3_hf.errors import (
     ArtifactCorruptError,
     ArtifactError,
     ArtifactNotFoundError,
@@ -43,9 +43,9 @@ from ..errors import (
     InvalidConfigError,
     InvalidLabelsError,
 )
-from ..fileio import load_json_text, recover_folder, write_artifact
-from ..hub import download, upload
-from .features import DEFAULT_AUGMENT_VIEWS, check_augment_views
+from s3_hf.fewshot.features import DEFAULT_AUGMENT_VIEWS, check_augment_views
+from s3_hf.io.files import load_json_text, recover_folder, write_artifact
+from s3_hf.io.hub import download, upload
 
 SSP_FORMAT_VERSION = 1
 SSP_CONFIG_NAME = "ssp_config.json"
@@ -134,7 +134,7 @@ class FitInfo:
     and ``validation_zero_shot_accuracy`` the zero-shot one). ``shots`` counts support images per class, ``ranks``
     holds the ``vision`` and per-class ``language`` subspace ranks. ``base_model``, ``zero_shot_metric`` and
     ``text_vector`` say what the adapter was fitted on top of, ``space_sha256`` the space (the hash of its tensors,
-    see :meth:`~s3_hf.artifact.SynonymSpace.tensors_hash`); ``None`` when unknown, e.g. fitted on raw features
+    see :meth:`~s3_hf.space.artifact.SynonymSpace.tensors_hash`); ``None`` when unknown, e.g. fitted on raw features
     with :func:`fit_ssp`. Fields that are ``None`` are left out of the saved file.
     """
 
@@ -413,7 +413,7 @@ class SSPAdapter:
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``ssp_config.json`` and ``ssp_state.safetensors`` into ``save_directory`` (e.g. beside a synonym
         space's files). The folder is replaced in one atomic step with the adapter's files and every other file it
-        held (see :func:`~s3_hf.fileio.write_artifact`).
+        held (see :func:`~s3_hf.io.files.write_artifact`).
 
         Args:
             save_directory: the folder (created if needed); not the current working folder or a parent of it.

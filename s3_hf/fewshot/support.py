@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from ..encoding import is_image_file
-from ..errors import InvalidLabelsError
+from s3_hf.errors import InvalidLabelsError
+from s3_hf.io.images import is_image_file
 
 IMAGE_COLUMNS = ("image", "img", "jpg", "png", "webp")
 LABEL_COLUMNS = ("label", "labels", "cls", "class")

@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 
-from ..artifact import SynonymSpace
-from ..errors import InvalidConfigError
-from ..metrics import score
-from ..options import TEXT_VECTORS
-from .ssp import SSPAdapter, SSPConfig, fit_ssp
+from s3_hf.errors import InvalidConfigError
+from s3_hf.fewshot.ssp import SSPAdapter, SSPConfig, fit_ssp
+from s3_hf.options import TEXT_VECTORS
+from s3_hf.space.artifact import SynonymSpace
+from s3_hf.space.scoring import score
 
 
 def class_text_vectors(space: SynonymSpace, index: Sequence[int], kind: str = "global_center") -> torch.Tensor:

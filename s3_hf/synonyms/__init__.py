@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from ..errors import SynonymSourceError, WordNetMissingError
-from .base import MAX_CONCEPTS, MAX_DESCRIPTORS, SynonymSource, clean_concepts, source_descriptors
-from .curated import CuratedSource
-from .llm import PROMPT_VERSION, LLMSource, TransformersChatSource, build_messages
-from .openai_compat import OpenAICompatSource
-from .parsing import parse_answer
-from .static import LabelOnlySource, StaticSource, read_descriptors_file, read_synonyms_file, write_synonyms_file
-from .wordnet import WordNetSource
+from s3_hf.errors import SynonymSourceError, WordNetMissingError
+from s3_hf.synonyms.base import MAX_CONCEPTS, MAX_DESCRIPTORS, SynonymSource, clean_concepts, source_descriptors
+from s3_hf.synonyms.curated import CuratedSource
+from s3_hf.synonyms.llm import PROMPT_VERSION, LLMSource, TransformersChatSource, build_messages
+from s3_hf.synonyms.openai_compat import OpenAICompatSource
+from s3_hf.synonyms.parsing import parse_answer
+from s3_hf.synonyms.static import (
+    LabelOnlySource,
+    StaticSource,
+    read_descriptors_file,
+    read_synonyms_file,
+    write_synonyms_file,
+)
+from s3_hf.synonyms.wordnet import WordNetSource
 
 SynonymsLike = SynonymSource | Mapping[str, Sequence[str]] | str | os.PathLike | None
 

@@ -9,8 +9,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..options import MAX_CONCEPTS
-from ..records import ConceptRecord
+from s3_hf.options import MAX_CONCEPTS
+from s3_hf.space.records import ConceptRecord
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def clean_concepts_with_drops(
 
     Returns:
         ``([label, *synonyms], dropped)``. Blank candidates are skipped without a record; every other dropped
-        candidate is a :class:`~s3_hf.records.ConceptRecord` of kind ``"duplicate"`` (case-insensitively equal
+        candidate is a :class:`~s3_hf.space.records.ConceptRecord` of kind ``"duplicate"`` (case-insensitively equal
         to the label or an earlier concept), ``"other_label"``, ``"too_long"`` (more than :data:`MAX_WORDS`
         words) or ``"limit"``, in input order.
     """

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_json
+from s3_hf.io.files import write_json
 
 
 def default_cache_dir() -> Path:

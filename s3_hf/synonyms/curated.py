@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import SynonymsError
+from s3_hf.errors import SynonymsError
 
 CURATED_DIR = Path(__file__).resolve().parent / "curated"
 PREFIX = "curated:"
@@ -123,7 +123,7 @@ class CuratedSource:
         self._date = datetime.now(UTC).isoformat(timespec="seconds")
 
     def _matched(self, mapping: dict[str, list[str]], labels: Sequence[str]) -> dict[str, list[str]]:
-        from ..baselines.texts import match_class_texts  # class names match case- and underscore-insensitively
+        from s3_hf.baselines.texts import match_class_texts
 
         matched = match_class_texts(mapping, labels)[0]
         return {label: list(matched.get(label, [])) for label in labels}

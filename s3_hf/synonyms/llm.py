@@ -10,10 +10,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..errors import SynonymSourceError
-from .base import MAX_CONCEPTS, MAX_DESCRIPTORS, clean_all, clean_descriptors
-from .cache import SynonymCache
-from .parsing import parse_answer
+from s3_hf.errors import SynonymSourceError
+from s3_hf.synonyms.base import MAX_CONCEPTS, MAX_DESCRIPTORS, clean_all, clean_descriptors
+from s3_hf.synonyms.cache import SynonymCache
+from s3_hf.synonyms.parsing import parse_answer
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +256,8 @@ class TransformersChatSource(LLMSource):
         }
 
     def _load(self) -> None:
-        from ..errors import ModelLoadError
-        from ..models import load_chat_model, resolve_device
+        from s3_hf.errors import ModelLoadError
+        from s3_hf.models.loading import load_chat_model, resolve_device
 
         device = None if self.device is None else resolve_device(self.device)  # before minutes of loading
         if self._model is None or self.tokenizer is None:

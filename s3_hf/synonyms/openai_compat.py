@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import S3Error, SynonymSourceError
-from .llm import FailedRequest, LLMSource, Messages
+from s3_hf.errors import S3Error, SynonymSourceError
+from s3_hf.synonyms.llm import FailedRequest, LLMSource, Messages
 
 logger = logging.getLogger(__name__)
 

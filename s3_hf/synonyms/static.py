@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import SynonymsError
-from ..fileio import load_json_text, load_yaml_text, read_user_text, write_text
-from .base import normalise
+from s3_hf.errors import SynonymsError
+from s3_hf.io.files import load_json_text, load_yaml_text, read_user_text, write_text
+from s3_hf.synonyms.base import normalise
 
 
 class LabelOnlySource:

@@ -29,8 +29,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import S3Error, WordNetMissingError
-from .base import MAX_CONCEPTS
+from s3_hf.errors import S3Error, WordNetMissingError
+from s3_hf.synonyms.base import MAX_CONCEPTS
 
 logger = logging.getLogger(__name__)
 

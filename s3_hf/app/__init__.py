@@ -1,0 +1,1 @@
+"""The Gradio app (ui) and the deployable Space folder (deploy)."""

@@ -1,0 +1,6 @@
+"""A Gradio Space running s3-hf: the app is ``s3_hf.app.ui``; its settings are the Space's variables (README.md)."""
+
+from s3_hf.app.ui import LAUNCH_OPTIONS, demo
+
+if __name__ == "__main__":
+    demo.launch(**LAUNCH_OPTIONS)

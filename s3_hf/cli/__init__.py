@@ -1,0 +1,5 @@
+"""The ``s3`` command line."""
+
+from s3_hf.cli.commands import main
+
+__all__ = ["main"]

@@ -1,0 +1,305 @@
+"""Reports from evaluation results: combined JSON, a markdown table, a gain figure, model-index entries."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from s3_hf.errors import EvalError
+from s3_hf.io.files import load_json_text, save_figure, write_json, write_text
+
+logger = logging.getLogger("s3_hf.evaluation")
+#: The files of ``--out`` that s3 eval wrote: only these are replaced without ``--overwrite``.
+MANIFEST = ".s3_eval_files.json"
+#: A run's own files, beside one results file per benchmark.
+RUN_FILES = ("results.json", "results.md", "gains.png")
+
+RANDOM_NOTE = (
+    "**These results were measured with random weights: they test the plumbing and mean nothing about accuracy.**"
+)
+
+
+def _methods(summary: dict[str, Any]) -> list[str]:
+    seen: dict[str, None] = {}
+    for rec in summary["benchmarks"].values():
+        for m in rec.get("methods", {}):
+            seen[m] = None
+    return list(seen)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    methods = _methods(summary)
+    lines = [f"# Zero-shot top-1 accuracy (%): {summary['model']}", ""]
+    if summary.get("random_weights"):
+        lines += [RANDOM_NOTE, ""]
+    lines += [
+        "| benchmark | n | " + " | ".join(methods) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in methods) + " |",
+    ]
+    for name, rec in summary["benchmarks"].items():
+        if "error" in rec:
+            lines.append(f"| {name} | – | " + " | ".join("–" for _ in methods) + " |")
+            continue
+        cells = []
+        for m in methods:
+            r = rec["methods"].get(m)
+            cell = "–" if r is None else f"{100 * r['top1']:.2f}"
+            if r is not None and "top1_std" in r:  # a method of several random draws: mean ± std over them
+                cell += f" ± {100 * r['top1_std']:.2f}"
+            cells.append(cell)
+        lines.append(f"| {name} | {rec['samples']} | " + " | ".join(cells) + " |")
+    errors = [(n, r["error"]) for n, r in summary["benchmarks"].items() if "error" in r]
+    if errors:
+        lines += ["", "Not evaluated:", *[f"- {n}: {e}" for n, e in errors]]
+    lines += ["", "Top-5, mean per-class accuracy and per-class wins/losses against `label` are in results.json."]
+    if any("top1_std" in r for rec in summary["benchmarks"].values() for r in rec.get("methods", {}).values()):
+        lines += ["Methods shown as mean ± std are averaged over random draws (WaffleCLIP: seeds 0-6 by default)."]
+    lines += fewshot_markdown(summary)
+    return "\n".join(lines) + "\n"
+
+
+def fewshot_markdown(summary: dict[str, Any]) -> list[str]:
+    """Few-shot top-1 (%) per benchmark and shot count: mean ± std over support samples (seeds)."""
+    rows = []
+    for name, rec in summary["benchmarks"].items():
+        fs = rec.get("fewshot")
+        if not fs:
+            continue
+        if "error" in fs:
+            rows.append(f"| {name} | – | – | {fs['error']} | | | |")
+            continue
+        seeds = len({r["seed"] for r in fs["runs"]})
+        for k, methods in fs["summary"].items():
+            cells = [f"{100 * m['top1_mean']:.2f} ± {100 * m['top1_std']:.2f}" for m in methods.values()]
+            rows.append(f"| {name} | {k} | {seeds} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    base = next((r["fewshot"]["base"] for r in summary["benchmarks"].values() if "base" in r.get("fewshot", {})), "")
+    return [
+        "",
+        f"## Few-shot top-1 accuracy (%), on top of `{base}`",
+        "",
+        "Mean ± standard deviation over support samples; α, β, γ (and GDA's α) tuned on a split of each support set.",
+        "",
+        "| benchmark | shots | seeds | zero-shot | cache | SSP | GDA |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
+
+
+def gain_figure(summary: dict[str, Any], path: Path) -> Path | None:
+    """Per benchmark, each method's top-1 gain over ``label`` (percentage points)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benches = [n for n, r in summary["benchmarks"].items() if "methods" in r]
+    methods = [m for m in _methods(summary) if m != "label"]
+    if not benches or not methods:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(benches) * max(1, len(methods)) / 4), 4))
+    width = 0.8 / len(methods)
+    for j, m in enumerate(methods):
+        gains = [
+            100
+            * (
+                summary["benchmarks"][b]["methods"].get(m, {}).get("top1", float("nan"))
+                - summary["benchmarks"][b]["methods"]["label"]["top1"]
+            )
+            for b in benches
+        ]
+        ax.bar([i + j * width for i in range(len(benches))], gains, width, label=m)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(benches))], benches, rotation=30, ha="right")
+    ax.set_ylabel("top-1 gain over label (points)")
+    title = "Gain over vanilla CLIP (label)" + (
+        " — RANDOM WEIGHTS, meaningless" if summary.get("random_weights") else ""
+    )
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    save_figure(path, fig, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def read_results(path: str | os.PathLike, what: str = "results file") -> Any:
+    """A JSON results file; :class:`EvalError` when it cannot be read or parsed (including absurdly deep nesting)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise EvalError(f"The {what} {path} does not exist.") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise EvalError(f"The {what} {path} is not a readable file written by s3 eval ({err}).") from err
+    return load_json_text(text, EvalError, f"the {what} {path}", "It must be a JSON file written by s3 eval.")
+
+
+def owned_files(out: Path) -> set[str]:
+    """Names of the files in ``out`` that s3 eval wrote (its manifest); none when the manifest is unreadable."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return set()
+    try:
+        files = read_results(path, "manifest")["files"]
+        return {f for f in files if isinstance(f, str)}
+    except (EvalError, KeyError, TypeError) as err:
+        logger.warning("%s; every file in %s is taken as not written by s3 eval.", err, out)
+        return set()
+
+
+def check_outputs(out: Path, names: Iterable[str], overwrite: bool = False) -> None:
+    """Refuse to replace a file in ``out`` that s3 eval did not write (a user's ``results.md``, say), unless
+    ``overwrite``; called before any work, so a refused run costs nothing."""
+    names = list(dict.fromkeys(names))
+    folder = next((n for n in names if (out / n).is_dir()), None)
+    if folder is not None:  # never removed, --overwrite or not
+        raise EvalError(f"{out / folder} is a folder where s3 eval writes a file: move it away, or pass another --out.")
+    if overwrite:
+        return
+    owned = owned_files(out)
+    foreign = [n for n in names if n not in owned and os.path.lexists(out / n)]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more of the files this run writes)" if len(foreign) > 1 else ""
+        raise EvalError(
+            f"{out / foreign[0]} exists and was not written by s3 eval{more}: pass --overwrite to replace it, or "
+            "another --out."
+        )
+
+
+def claim_outputs(out: Path, names: Iterable[str]) -> None:
+    """Record ``names`` in ``out``'s manifest as written by s3 eval (before they are written, so a run killed
+    half way leaves no file the next run refuses)."""
+    out.mkdir(parents=True, exist_ok=True)
+    owned = owned_files(out)
+    files = owned | set(names)
+    if files != owned:
+        write_json(out / MANIFEST, {"written_by": "s3-hf eval", "files": sorted(files)})
+
+
+def write_reports(summary: dict[str, Any], out: Path) -> None:
+    claim_outputs(out, RUN_FILES)
+    write_json(out / "results.json", summary)
+    write_text(out / "results.md", markdown(summary))
+    gain_figure(summary, out / "gains.png")
+
+
+def _source_id(source: Any) -> str | None:
+    """What identifies a synonym source in a provenance record (its name, file and curated benchmark; not dates)."""
+    if not isinstance(source, dict):
+        return None
+    return json.dumps(
+        {k: source[k] for k in ("name", "file", "benchmark") if source.get(k) is not None}, sort_keys=True
+    )
+
+
+def card_results(space: Any, summary: Any, method: str | None = None) -> dict[str, list[str]]:
+    """Benchmark -> the methods of ``summary`` to write into ``space``'s card: ``method`` (default: the S^3 method
+    with the space's metric and synonym source) and the ``label`` baseline, for every benchmark whose classes are
+    the space's. :class:`EvalError` (nothing written) when the results were measured with random weights (or do not
+    say they were not), with another model, on no benchmark with the space's classes, or with another synonym
+    source."""
+    from s3_hf.space.artifact import same_model
+
+    if not isinstance(summary, dict) or not isinstance(summary.get("benchmarks"), dict):
+        raise EvalError("These are not results written by `s3 eval` (no 'benchmarks' object).")
+    records = {n: r for n, r in summary["benchmarks"].items() if isinstance(r, dict) and "methods" in r}
+    marks = [summary.get("random_weights"), *(r.get("random_weights", False) for r in records.values())]
+    if any(mark is not False for mark in marks):
+        raise EvalError(
+            "Refusing to write accuracy measured with random weights (or results that do not record that their "
+            "weights were trained) into a model card."
+        )
+    base = space.config.base_model
+    models = [summary.get("model"), *(r.get("model", summary.get("model")) for r in records.values())]
+    others = [m for m in models if not isinstance(m, str) or not same_model(m, base)]
+    revision, built = summary.get("revision"), space.config.base_model_revision
+    if not others and isinstance(revision, str) and isinstance(built, str) and revision != built:
+        others = [f"{summary.get('model')}@{revision}"]
+    if others:
+        raise EvalError(
+            f"These results were measured with {others[0]!r}, but the space was built with {base!r}: its accuracy "
+            "would be another model's. Evaluate the space's own model."
+        )
+    labels = list(space.labels)
+    matching = {n: r for n, r in records.items() if r.get("class_names") == labels}
+    if not matching:
+        raise EvalError(
+            f"No benchmark in these results has the space's {len(labels)} classes ({', '.join(labels[:5])}...): "
+            "results record their benchmark's class names since this release; evaluate the benchmark the space "
+            "was built for."
+        )
+    wanted = {_source_id(c.source) for c in space.classes}
+    chosen: dict[str, list[str]] = {}
+    for name, rec in matching.items():
+        synonyms = rec.get("synonyms") if isinstance(rec.get("synonyms"), dict) else {}
+        if method is None:
+            s3 = [m for m in rec["methods"] if m.startswith("s3/") and m.endswith(f"/{space.config.metric}")]
+            pick = next((m for m in s3 if {_source_id(synonyms.get(m))} == wanted), None)
+            if s3 and pick is None:
+                raise EvalError(
+                    f"{name}: no S^3 result in these results used the space's synonym source "
+                    f"({', '.join(sorted(str(w) for w in wanted))}); evaluate with the space's synonyms."
+                )
+        else:
+            if method not in rec["methods"]:
+                raise EvalError(f"{name} has no results for method {method!r}; it has {sorted(rec['methods'])}.")
+            pick = method
+            if method.startswith("s3/") and {_source_id(synonyms.get(method))} != wanted:
+                raise EvalError(f"{name}: {method!r} used another synonym source than the space's.")
+        chosen[name] = [m for m in dict.fromkeys((pick, "label")) if m and m in rec["methods"]]
+    return chosen
+
+
+def write_model_index(space_dir: str | Path, summary: dict[str, Any], method: str | None = None) -> Path:
+    """Add the results of ``method`` (default: the space's own metric with its synonyms) and of the ``label``
+    baseline to the artifact's model card as ``model-index`` entries, for the benchmarks whose results
+    :func:`card_results` accepts for this space (it raises :class:`EvalError` on results of another model, other
+    classes, another synonym source or random weights)."""
+    from huggingface_hub import EvalResult, ModelCard
+
+    from s3_hf import SynonymSpace
+
+    space_dir = Path(space_dir)
+    space = SynonymSpace.from_pretrained(space_dir)
+    chosen = card_results(space, summary, method)
+    card = ModelCard.load(space_dir / "README.md")
+    results = []
+    for name, methods in chosen.items():
+        rec = summary["benchmarks"][name]
+        for m in methods:
+            results.append(
+                EvalResult(
+                    task_type="zero-shot-image-classification",
+                    dataset_type=name,
+                    dataset_name=name,
+                    metric_type="accuracy",
+                    metric_name=f"top-1 accuracy ({m})",
+                    metric_value=round(rec["methods"][m]["top1"], 6),
+                )
+            )
+    card.data.eval_results = results
+    card.data.model_name = card.data.model_name or space_dir.name
+    card.save(space_dir / "README.md")
+    return space_dir / "README.md"
+
+
+__all__ = [
+    "MANIFEST",
+    "RANDOM_NOTE",
+    "RUN_FILES",
+    "card_results",
+    "check_outputs",
+    "claim_outputs",
+    "fewshot_markdown",
+    "gain_figure",
+    "markdown",
+    "owned_files",
+    "read_results",
+    "write_model_index",
+    "write_reports",
+]

@@ -1,0 +1,153 @@
+"""The ``s3-zero-shot-classification`` pipeline: a superset of transformers' zero-shot-image-classification.
+
+A thin face over :class:`~s3_hf.engine.core.S3Engine`: parameters are validated and routed in
+``_sanitize_parameters``, images are read in ``preprocess``, the space is resolved (built or loaded once, then
+cached by the engine) and scored in ``_forward``, and ``postprocess`` ranks the classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from s3_hf.engine.core import ClassifyRequest, ClassScores, rank
+from s3_hf.errors import InvalidConfigError, InvalidLabelsError
+from s3_hf.options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
+from s3_hf.pipelines.base import S3Pipeline
+from s3_hf.pipelines.tasks import TASK, register
+
+
+class S3ZeroShotImageClassificationPipeline(S3Pipeline):
+    """Zero-shot image classification against synonym spaces (S^3).
+
+    Accepts everything transformers' ``zero-shot-image-classification`` accepts (an image path, URL, PIL image
+    or a list of them; ``candidate_labels``; ``hypothesis_template``; ``tokenizer_kwargs``) and returns the same
+    output: per image a list of ``{"score", "label"}`` sorted by score. In addition:
+
+    - ``synonyms``: ``{label: [synonym, ...]}``, a JSON/YAML file or a :class:`SynonymSource`;
+    - ``synonym_space``: a :class:`SynonymSpace`, a local folder or a Hub repo id (``candidate_labels`` then
+      optionally selects a subset of its classes); a folder rebuilt on disk is reloaded on the next call;
+    - ``templates``: a list of prompt templates or a named set (``"imagenet80"``);
+    - ``metric``: one of :data:`s3_hf.options.METRIC_NAMES` (default ``"local_center"``), ``knn_k`` for the kNN
+      metric;
+    - ``fast_decode=True``: decode JPEGs at the smallest DCT scale that still covers the model's resize target
+      (several times faster on large photos; scores move slightly, see the README). Off by default, so that scores
+      equal transformers' own pipeline;
+    - ``top_k``: keep the ``top_k`` best classes; ``return_details``: add per class the matched concept, the
+      kept and dropped concepts and the concepts forming the centre used;
+    - space options ``concept_format``, ``radius``, ``gap_ratio``, ``min_points``, ``max_dim``, and
+      ``canonicalization="lower_no_punct"`` (lower-cased prompts without punctuation, as SigLIP 2's authors
+      recommend; the default leaves them as written, as transformers does);
+    - few-shot (SSP): ``support`` = a folder with one sub-folder of images per class, a ``datasets.Dataset``, a
+      list of ``(image, label)`` pairs, a fitted :class:`~s3_hf.fewshot.SSPAdapter` or a folder it was saved to;
+      ``fewshot`` = :class:`~s3_hf.fewshot.SSPConfig` or a dict of its options (``{"mode": "cache"}`` for the
+      cache alone); ``text_vector`` = ``"global_center"`` (default) or ``"label"``. An empty support set gives
+      exactly the zero-shot scores.
+
+    Spaces built from labels are cached per (labels, synonyms, templates, options): text is encoded once. Fitted
+    few-shot adapters are cached the same way: support images are encoded once. The engine behind the pipeline
+    is ``pipe.engine``.
+    """
+
+    def _sanitize_parameters(
+        self,
+        candidate_labels: Sequence[str] | None = None,
+        hypothesis_template: str | None = None,
+        synonyms: Any = None,
+        synonym_space: Any = None,
+        templates: str | Sequence[str] | None = None,
+        metric: str | None = None,
+        knn_k: int | None = None,
+        top_k: int | None = None,
+        return_details: bool = False,
+        timeout: float | None = None,
+        fast_decode: bool = False,
+        concept_format: str = DEFAULT_CONCEPT_FORMAT,
+        tokenizer_kwargs: Mapping[str, Any] | None = None,
+        canonicalization: str | None = None,
+        support: Any = None,
+        fewshot: Any = None,
+        text_vector: str = DEFAULT_TEXT_VECTOR,
+        method: str = "s3",
+        descriptors: Any = None,
+        prompts: Any = None,
+        waffle: Any = None,
+        **space_options: Any,
+    ) -> tuple[dict, dict, dict]:
+        preprocess: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+        if not isinstance(fast_decode, bool):
+            raise InvalidConfigError(f"fast_decode must be True or False, got {fast_decode!r}.")
+        if fast_decode:
+            preprocess["fast_decode"] = True
+        if candidate_labels is None and synonym_space is None:
+            return preprocess, {}, {}  # pipeline construction: nothing to route yet
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise InvalidConfigError(f"top_k must be a positive integer, got {top_k!r}.")
+        request = self.engine.request(
+            candidate_labels,
+            synonyms=synonyms,
+            synonym_space=synonym_space,
+            templates=templates,
+            hypothesis_template=hypothesis_template,
+            concept_format=concept_format,
+            metric=metric,
+            knn_k=knn_k,
+            support=support,
+            fewshot=fewshot,
+            text_vector=text_vector,
+            tokenizer_kwargs=tokenizer_kwargs,
+            canonicalization=canonicalization,
+            method=method,
+            descriptors=descriptors,
+            prompts=prompts,
+            waffle=waffle,
+            **space_options,
+        )
+        details = bool(return_details)
+        return (
+            preprocess,
+            {"request": request, "details": details},
+            {"request": request, "top_k": top_k, "details": details},
+        )
+
+    def preprocess(
+        self, image: Any, timeout: float | None = None, fast_decode: bool = False
+    ) -> dict[str, torch.Tensor]:
+        inputs = self.engine.image_inputs([self.engine.load_image(image, fast=fast_decode, timeout=timeout)])
+        return {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+
+    def _forward(
+        self, model_inputs: dict[str, torch.Tensor], request: ClassifyRequest | None = None, details: bool = False
+    ) -> dict[str, torch.Tensor]:
+        if request is None:
+            raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
+        resolved = self.engine.resolve(request)  # built or loaded on first use, then cached
+        out = self.engine.scores(self.engine.encode_pixels(model_inputs), resolved, details)
+        tensors = {"logits": out.logits}
+        if details:
+            tensors.update(matched=out.matched, members=out.members)
+        return tensors
+
+    def postprocess(
+        self,
+        model_outputs: dict[str, torch.Tensor],
+        request: ClassifyRequest | None = None,
+        top_k: int | None = None,
+        details: bool = False,
+    ) -> list[dict[str, Any]]:
+        if request is None:
+            raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
+        out = ClassScores(
+            model_outputs["logits"],
+            model_outputs.get("matched"),
+            model_outputs.get("members"),
+            scoring=self.engine.family.scoring,
+        )
+        return [p.to_dict() for p in rank(out, 0, self.engine.last_resolved(request), top_k, details)]
+
+
+register()  # now that the class exists
+
+__all__ = ["TASK", "S3ZeroShotImageClassificationPipeline"]

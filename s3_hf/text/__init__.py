@@ -1,0 +1,1 @@
+"""Texts: label checks (labels), prompt templates (templates), concept texts and prompts -> vectors (encoding)."""
