@@ -12,7 +12,7 @@ from helpers import SYNONYMS
 
 from s3_hf import S3Engine, SSPAdapter, SynonymSpace, build_synonym_space
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "v0.1.0"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "v0.1.0"
 
 
 @pytest.fixture(scope="module")
