@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx2
 import huggingface_hub
@@ -18,6 +20,9 @@ import numpy as np
 import torch
 from huggingface_hub import constants
 from huggingface_hub.utils._http import default_client_factory
+
+if TYPE_CHECKING:
+    from s3_hf import SynonymSpace
 
 # The project's read-only data folder beside the repository (absent on a fresh machine: tests using it skip).
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -404,3 +409,45 @@ def planted_seg_folder(root: Path, photos: list[Path], class_lines: list[str]) -
         Image.fromarray(mask).save(root / "masks" / f"{i}.png")
     (root / "classes.txt").write_text("\n".join(class_lines) + "\n")
     return root
+
+
+def crafted_space(sizes: list[int], dim: int = 512, seed: int = 0) -> SynonymSpace:
+    """A valid space of random unit points, ``sizes[c]`` points in class ``c``, each point its own neighbourhood."""
+    from s3_hf import SynonymSpace
+    from s3_hf.space.artifact import S3Config
+    from s3_hf.space.geometry import SpaceTensors
+    from s3_hf.space.records import ClassRecord, ConceptRecord
+
+    g = torch.Generator().manual_seed(seed)
+    p = sum(sizes)
+    points = torch.nn.functional.normalize(torch.randn(p, dim, generator=g), dim=-1)
+    point_class = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    starts = torch.cumsum(torch.tensor(sizes), 0) - torch.tensor(sizes)
+    centres = torch.stack([points[a : a + n].mean(0) for a, n in zip(starts.tolist(), sizes, strict=True)])
+    tensors = SpaceTensors(
+        points=points,
+        point_class=point_class,
+        kept=torch.ones(p, dtype=torch.bool),
+        radius=torch.full((len(sizes),), 0.5, dtype=torch.float64),
+        global_centres=torch.nn.functional.normalize(centres, dim=-1),
+        neighbour_indptr=torch.arange(p + 1),
+        neighbour_indices=torch.arange(p),
+        simplex_indptr=torch.arange(p + 1),
+        simplex_vertices=torch.arange(p),
+    )
+    names = [f"class {c}" for c in range(len(sizes))]
+    classes = [
+        ClassRecord(name, [ConceptRecord(f"{name} concept {j}", True) for j in range(n)], 0.5, [], {})
+        for name, n in zip(names, sizes, strict=True)
+    ]
+    config = S3Config(base_model="tiny", embedding_dim=dim, class_names=names, templates=["{}"], concept_format="{}")
+    return SynonymSpace(config, classes, tensors)
+
+
+def png(width: int, height: int) -> bytes:
+    """A plain RGB PNG of the given size."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 80, 40)).save(out, "PNG")
+    return out.getvalue()

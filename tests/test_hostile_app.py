@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_hostile_images import crafted_space, png
+from helpers import crafted_space, png
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUND_MB = 2048  # above idle

@@ -11,43 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import crafted_space, png
 from PIL import Image
 
 from s3_hf import SynonymSpace
 from s3_hf.errors import ImageLoadError, ImageTooLargeError, InvalidConfigError, SpaceTooLargeError
 from s3_hf.segmentation.core import SegmentOptions, index_image
-from s3_hf.space.artifact import S3Config
-from s3_hf.space.geometry import SpaceTensors
-from s3_hf.space.records import ClassRecord, ConceptRecord
 from s3_hf.space.scoring import ScoringState, score, state_bytes
-
-
-def crafted_space(sizes: list[int], dim: int = 512, seed: int = 0) -> SynonymSpace:
-    """A valid space of random unit points, ``sizes[c]`` points in class ``c``, each point its own neighbourhood."""
-    g = torch.Generator().manual_seed(seed)
-    p = sum(sizes)
-    points = torch.nn.functional.normalize(torch.randn(p, dim, generator=g), dim=-1)
-    point_class = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    starts = torch.cumsum(torch.tensor(sizes), 0) - torch.tensor(sizes)
-    centres = torch.stack([points[a : a + n].mean(0) for a, n in zip(starts.tolist(), sizes, strict=True)])
-    tensors = SpaceTensors(
-        points=points,
-        point_class=point_class,
-        kept=torch.ones(p, dtype=torch.bool),
-        radius=torch.full((len(sizes),), 0.5, dtype=torch.float64),
-        global_centres=torch.nn.functional.normalize(centres, dim=-1),
-        neighbour_indptr=torch.arange(p + 1),
-        neighbour_indices=torch.arange(p),
-        simplex_indptr=torch.arange(p + 1),
-        simplex_vertices=torch.arange(p),
-    )
-    names = [f"class {c}" for c in range(len(sizes))]
-    classes = [
-        ClassRecord(name, [ConceptRecord(f"{name} concept {j}", True) for j in range(n)], 0.5, [], {})
-        for name, n in zip(names, sizes, strict=True)
-    ]
-    config = S3Config(base_model="tiny", embedding_dim=dim, class_names=names, templates=["{}"], concept_format="{}")
-    return SynonymSpace(config, classes, tensors)
 
 
 # ------------------------------------------------------------------------------------------------- space size
@@ -91,12 +61,6 @@ def png_declaring(width: int, height: int) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
     )
-
-
-def png(width: int, height: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (120, 80, 40)).save(out, "PNG")
-    return out.getvalue()
 
 
 def truncated() -> bytes:

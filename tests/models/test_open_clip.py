@@ -211,7 +211,7 @@ def test_app_serves_an_open_clip_model(oc_dir, photos, monkeypatch):
     from pathlib import Path
 
     monkeypatch.setenv("S3_MODEL", str(oc_dir))
-    path = Path(__file__).resolve().parents[1] / "s3_hf" / "app" / "ui.py"
+    path = Path(__file__).resolve().parents[2] / "s3_hf" / "app" / "ui.py"
     spec = importlib.util.spec_from_file_location("space_app_open_clip", path)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)

@@ -18,7 +18,7 @@ from s3_hf.errors import InvalidConfigError
 from s3_hf.models.dense import VARIANTS, gaussian_window, sliding_logits, window_starts
 from s3_hf.segmentation.core import SegmentOptions, label_map, read_class_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
