@@ -35,6 +35,21 @@ METHODS: tuple[str, ...] = ("s3", "cupl", "dclip", "waffle")
 #: Dense last-block variants of segmentation (``None``: the model's own block; see :mod:`s3_hf.models.dense`).
 DENSE_VARIANTS: tuple[str | None, ...] = (None, "maskclip", "sclip", "clearclip", "naclip")
 DEFAULT_DENSE_VARIANT = "naclip"
+#: Segmentation's resize and sliding window under s3's own protocol: the short side images are resized to, the
+#: window (0: the whole image in one pass) and its stride, in pixels.
+DEFAULT_SHORT_SIDE = 336
+DEFAULT_WINDOW = 224
+DEFAULT_STRIDE = 112
+#: Images per batch of the image encoder (classification, few-shot support, the CLI's commands).
+DEFAULT_BATCH_SIZE = 32
+#: Images per batch of an evaluation run.
+DEFAULT_EVAL_BATCH_SIZE = 64
+#: The support samples an evaluation draws per shot count.
+DEFAULT_EVAL_SEEDS: tuple[int, ...] = (1, 2, 3)
+#: Few-shot adapters: SSP (the method's) and the cache baseline; the first is the default.
+FEWSHOT_MODES: tuple[str, ...] = ("ssp", "cache")
+#: Few-shot: augmented views (random crop + flip) per support image, as GDA's code (1: none).
+DEFAULT_AUGMENT_VIEWS = 10
 #: The class text vectors SSP can build its language side on.
 TEXT_VECTORS: tuple[str, ...] = ("global_center", "label")
 DEFAULT_TEXT_VECTOR = "global_center"
@@ -91,14 +106,22 @@ def check_knn_k(k: int) -> int:
 
 
 __all__ = [
+    "DEFAULT_AUGMENT_VIEWS",
+    "DEFAULT_BATCH_SIZE",
     "DEFAULT_CONCEPT_FORMAT",
     "DEFAULT_DENSE_VARIANT",
     "DEFAULT_DESCRIPTOR_FORMAT",
+    "DEFAULT_EVAL_BATCH_SIZE",
+    "DEFAULT_EVAL_SEEDS",
     "DEFAULT_KNN_K",
     "DEFAULT_METRIC",
     "DEFAULT_MODEL",
+    "DEFAULT_SHORT_SIDE",
+    "DEFAULT_STRIDE",
     "DEFAULT_TEXT_VECTOR",
+    "DEFAULT_WINDOW",
     "DENSE_VARIANTS",
+    "FEWSHOT_MODES",
     "MAX_CONCEPTS",
     "METHODS",
     "METRIC_NAMES",

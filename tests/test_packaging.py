@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_eval_imports_as_a_package_without_bare_modules(tmp_path):
     code = (
-        "import sys, s3_hf, s3_hf.cli.commands\n"
+        "import sys, s3_hf, s3_hf.cli\n"
         "from s3_hf.evaluation import bench, registry, report, runner\n"
-        "from s3_hf.cli.commands import load_eval_module\n"
+        "from s3_hf.cli import load_eval_module\n"
         "assert load_eval_module('runner') is runner and runner.registry is registry\n"
         "bare = {'registry', 'report', 'bench', 'runner'} & set(sys.modules)\n"
         "print(sorted(bare), registry.__name__, runner.METRIC_DIR.is_dir())\n"

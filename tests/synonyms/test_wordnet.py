@@ -84,7 +84,7 @@ def test_missing_corpus_says_how_to_install(tmp_path, monkeypatch):
 @pytest.mark.skipif(not IMAGENET.is_file(), reason=f"{IMAGENET} is not available")
 def test_imagenet_1k_synonyms_build(wn, tmp_path, tiny_model):
     from s3_hf import build_synonym_space
-    from s3_hf.cli.commands import read_label_table
+    from s3_hf.cli import read_label_table
 
     labels, ids = read_label_table(str(IMAGENET))
     assert len(labels) == 1000 and len(set(labels)) == 998  # CLIP's names repeat "missile" and "sunglasses"

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from s3_hf.cli.commands import main, read_labels
+from s3_hf.cli import main, read_labels
 from s3_hf.errors import InvalidLabelsError, SynonymsError
 from s3_hf.io.files import load_json_text, load_yaml_text
 from s3_hf.space.build import check_labels

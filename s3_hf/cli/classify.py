@@ -1,0 +1,167 @@
+"""``s3 classify``: images classified with S^3 (and few-shot, when asked) next to vanilla CLIP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from s3_hf.cli.arguments import (
+    NON_NEGATIVE,
+    POSITIVE,
+    Subparsers,
+    exact_decode_arg,
+    fewshot_mode_arg,
+    model_args,
+    space_args,
+)
+from s3_hf.cli.common import engine_for, images, print_table, space_kwargs
+from s3_hf.errors import CLIUsageError
+from s3_hf.options import DEFAULT_BATCH_SIZE, DEFAULT_METRIC, METRIC_NAMES
+
+if TYPE_CHECKING:
+    from s3_hf.engine.core import S3Engine
+
+logger = logging.getLogger("s3_hf")
+
+
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """Add ``s3 classify`` to the ``s3`` command's sub-parsers."""
+    c = subparsers.add_parser("classify", help="classify images with S^3, next to vanilla CLIP")
+    c.add_argument("images", nargs="+", help="image files, folders or URLs")
+    space_args(c)
+    c.add_argument("--metric", choices=METRIC_NAMES, help=f"default: the space's metric ({DEFAULT_METRIC})")
+    c.add_argument("--top-k", type=POSITIVE, default=5)
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.add_argument("--strict", action="store_true", help="stop at the first image that cannot be read")
+    exact_decode_arg(c, "decode every JPEG pixel (default: reduced-size JPEG decoding)")
+    c.add_argument(
+        "--workers",
+        type=NON_NEGATIVE,
+        help="image worker threads (default: 2 on a CPU, each decoding and encoding a batch; up to 8 decoding "
+        "ahead of a GPU; 0: none)",
+    )
+    c.add_argument("--support", help="few-shot: a folder of <class>/<image> files, or a fitted adapter's folder")
+    fewshot_mode_arg(c)
+    model_args(c)
+    c.set_defaults(func=run)
+    return c
+
+
+def compare(
+    engine: S3Engine,
+    images: list[Any],
+    names: list[str],
+    options: dict[str, Any],
+    metric: str,
+    top_k: int,
+    fewshot: dict[str, Any] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    strict: bool = True,
+    fast_decode: bool = True,
+    workers: int | None = None,
+) -> list[dict[str, Any]]:
+    """S^3 (with details, and few-shot when asked) next to vanilla CLIP; every image is encoded once. An image that
+    cannot be read stops the run when ``strict``, else it is reported and skipped. ``fast_decode``: JPEGs decoded
+    at reduced size (never below the model's resize target); ``workers``: image worker threads (``None``: the
+    device's default, see :mod:`s3_hf.io.parallel`)."""
+    from s3_hf.engine.core import rank
+
+    s3 = engine.resolve(engine.request(metric=metric, **options, **(fewshot or {})))
+    clip = engine.resolve(engine.request(metric="label", **options))
+    results: list[dict[str, Any]] = []
+    skipped = 0
+    batches = engine.encoder.encode_image_batches(
+        images, batch_size, fast=fast_decode, workers=workers, skip_errors=not strict, progress=len(images) > batch_size
+    )
+    for batch in batches:
+        for i, err in batch.errors:
+            logger.warning("Skipping %s: %s", names[i], err)
+            skipped += 1
+        if batch.features is None:
+            continue
+        v = batch.features
+        s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
+        for b, i in enumerate(batch.indices):
+            results.append(
+                {
+                    "image": names[i],
+                    "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
+                    "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
+                }
+            )
+    if not results:
+        raise CLIUsageError(f"None of the {len(images)} images could be read (see the warnings above).")
+    if skipped:
+        logger.warning(
+            "%d of %d images could not be read and were skipped (--strict stops at the first).", skipped, len(images)
+        )
+    return results
+
+
+def report(
+    results: list[dict[str, Any]],
+    metric: str,
+    as_json: bool,
+    truth: dict[str, str] | None = None,
+    method: str = "S^3",
+) -> None:
+    """Print :func:`compare`'s results: JSON, or a table of each image's top class by both methods."""
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    rows = []
+    for r in results:
+        top, clip = r["s3"][0], r["clip"][0]
+        row = {
+            "image": r["image"],
+            f"{method} ({metric})": f"{top['label']} ({top['score']:.2f})",
+            "matched concept": top["details"]["matched_concept"],
+            "CLIP (label)": f"{clip['label']} ({clip['score']:.2f})",
+        }
+        if truth is not None:
+            row = {
+                "image": r["image"],
+                "true class": truth[r["image"]],
+                **{k: v for k, v in row.items() if k != "image"},
+            }
+        rows.append(row)
+    print_table(rows, list(rows[0]))
+
+
+def _fewshot_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.support is None:
+        return {}
+    from s3_hf.fewshot import SSP_CONFIG_NAME
+
+    kwargs: dict[str, Any] = {"support": args.support}
+    if not (Path(args.support) / SSP_CONFIG_NAME).is_file():
+        kwargs["fewshot"] = {"mode": args.fewshot_mode}
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Classify the images and print the comparison."""
+    kwargs = space_kwargs(args)
+    paths = images(args.images)
+    engine = engine_for(args)
+    metric = args.metric or DEFAULT_METRIC
+    fewshot = _fewshot_kwargs(args)
+    method = "S^3" if not fewshot else f"S^3 + {args.fewshot_mode.upper()}"
+    results = compare(
+        engine,
+        paths,
+        paths,
+        kwargs,
+        metric,
+        args.top_k,
+        fewshot,
+        args.batch_size,
+        args.strict,
+        not args.exact_decode,
+        args.workers,
+    )
+    report(results, metric, args.json, method=method)
+    return 0
