@@ -1,4 +1,6 @@
-"""`s3 bench` end to end on a tiny model and a handful of real photos (timings are not asserted)."""
+"""`s3 bench`: the alternating-timing helper on fake clocks, the typed rows and their JSON shape, the memory probe,
+parts that say why they were skipped; and end to end on a tiny model and a handful of real photos (timings are not
+asserted)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from s3_hf.cli import main
 from s3_hf.space.scoring import METRICS
 
 
+@pytest.mark.slow
 def test_bench_writes_json_table_and_plot(tiny_clip_dir, photos, tmp_path, capsys):
     out = tmp_path / "bench"
     args = ["bench", "--model", str(tiny_clip_dir), "--images", str(photos[0].parent), "--out", str(out)]
@@ -98,6 +101,7 @@ def test_unknown_shapes_are_an_eval_error(tmp_path):
         write_shapes("vit-huge", tmp_path, tmp_path)
 
 
+@pytest.mark.slow
 def test_bench_segmentation_part(tiny_clip_dir, photos, tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "--model", str(tiny_clip_dir), "--images", str(photos[0].parent), "--out", str(out)]
@@ -123,6 +127,7 @@ def test_bench_segmentation_part(tiny_clip_dir, photos, tmp_path):
     assert "| end to end / dense forward |" in (out / "bench.md").read_text()
 
 
+@pytest.mark.slow
 def test_bench_images_part(tiny_clip_dir, photos, tmp_path):
     """The image path on normal and 12 MP photos, exact and fast decoding; the large set is made on the fly."""
     out = tmp_path / "bench"
@@ -153,3 +158,145 @@ def test_bench_images_part(tiny_clip_dir, photos, tmp_path):
     has_torchvision = importlib.util.find_spec("torchvision") is not None
     assert (images["backends"] is not None) == has_torchvision  # the backends are compared where both exist
     assert "## The image path" in (out / "bench.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------ timing helper
+class FakeClock:
+    """A clock that each fake call moves forward by the seconds it is given, and a record of the calls."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls: list[str] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def call(self, name: str, seconds: list[float]):
+        def run() -> None:
+            self.calls.append(name)
+            self.now += seconds.pop(0)
+
+        return run
+
+
+def test_alternate_runs_the_calls_in_turn_after_one_warmup_round():
+    from s3_hf.evaluation.bench.timing import alternate
+
+    clock = FakeClock()
+    syncs = []
+    calls = {"a": clock.call("a", [100.0, 1.0, 2.0, 3.0]), "b": clock.call("b", [100.0, 4.0, 4.0, 4.0])}
+    t = alternate(calls, 3, sync=lambda: syncs.append(clock.calls[-1]), clock=clock)
+    assert clock.calls == ["a", "b", "a", "b", "a", "b", "a", "b"]  # warm-up round untimed, then a, b per round
+    assert t.seconds == {"a": [1.0, 2.0, 3.0], "b": [4.0, 4.0, 4.0]}
+    assert syncs == ["b", "a", "b", "a", "b", "a", "b"]  # after the warm-up round, and before every reading
+
+
+def test_alternate_without_warmup_and_at_least_one_round():
+    from s3_hf.evaluation.bench.timing import alternate
+
+    clock = FakeClock()
+    t = alternate({"x": clock.call("x", [5.0])}, 0, warmup=False, clock=clock)
+    assert clock.calls == ["x"] and t.seconds == {"x": [5.0]}
+
+
+def test_timings_medians_rates_and_ratios_pair_the_rounds():
+    from s3_hf.evaluation.bench.timing import Timings, median_time
+
+    t = Timings({"s3": [2.0, 1.0, 9.0], "b": [1.0, 2.0, 3.0]})
+    assert t.median("s3") == 2.0 and t.rate("s3", 10) == 5.0 and t.rate("b", 10) == 5.0
+    # per round speed(s3) / speed(b) = t_b / t_s3: 0.5, 2.0, 1/3 -> median 0.5 (not a ratio of the medians, 1.0)
+    assert t.ratio("s3", "b") == 0.5 and t.ratio("b", "s3") == 2.0
+    runs = []
+    assert median_time(lambda: runs.append(1), 3, lambda: None) >= 0 and len(runs) == 4  # a warm-up, then 3 timed
+
+
+# --------------------------------------------------------------------------------------------- typed rows
+def test_inference_row_keeps_the_json_keys_and_reads_them_back():
+    from s3_hf.evaluation.bench.rows import InferenceRow, MetricTiming
+
+    metrics = {m: MetricTiming(19.0, 0.95, 1.0, 0.01) for m in METRICS}
+    row = InferenceRow("float32", 2, 7, 10, 30.0, 20.0, 1.5, metrics)
+    data = row.to_dict()
+    first = ["dtype", "batch_size", "classes", "concepts", "bare_img_s", "decode_img_s", "bare_over_decode"]
+    assert list(data)[:7] == first
+    assert data["s3_local_center_img_s"] == 19.0 and data["s3_label_own_share"] == 0.01
+    assert data["transformers_img_s"] is None and list(data)[-1] == "transformers_img_s"
+    assert len(data) == 8 + 4 * len(METRICS)
+    assert InferenceRow.from_dict(json.loads(json.dumps(data))) == row
+
+
+def test_image_row_leaves_out_the_transformers_columns_where_it_cannot_run():
+    from s3_hf.evaluation.bench.rows import ImageRow
+
+    values = dict(set="normal", decode="fast", images=2, workers=2, device="cpu", processor="CLIPImageProcessor")
+    rates = {k: 1.0 for k in ("bare_img_s", "bare_workers_img_s", "decode_img_s", "s3_img_s", "s3_workers_img_s")}
+    rates |= {"eval_img_s": 1.0, "eval_workers_img_s": 1.0, "s3_over_bare": 1.0, "s3_workers_over_bare": 1.0}
+    rates |= {"s3_workers_over_bare_workers": 1.0, "eval_workers_over_eval": 1.0}
+    without = ImageRow(**values, **rates, transformers_img_s=None)
+    assert "transformers_img_s" not in without.to_dict() and "s3_over_transformers" not in without.to_dict()
+    with_hf = ImageRow(**values, **rates, transformers_img_s=0.5, s3_over_transformers=4.0)
+    assert with_hf.to_dict()["transformers_img_s"] == 0.5 and with_hf.to_dict()["s3_over_transformers"] == 4.0
+    assert ImageRow.from_dict(without.to_dict()) == without and ImageRow.from_dict(with_hf.to_dict()) == with_hf
+
+
+def test_memory_and_whole_results_round_trip():
+    from s3_hf.evaluation.bench.rows import (
+        BackendTimes,
+        BenchResults,
+        BuildRow,
+        Environment,
+        ImagesResult,
+        MemoryProbe,
+        MemoryResult,
+    )
+
+    memory = MemoryResult(MemoryProbe(100, 50), MemoryProbe(150, 40))
+    assert memory.to_dict() == {
+        "bare_peak_bytes": 100,
+        "bare_resident_bytes": 50,
+        "s3_peak_bytes": 150,
+        "s3_resident_bytes": 40,
+        "ratio": 1.5,
+        "resident_ratio": 0.8,
+    }
+    env = Environment("m", True, "cpu", "CPU", "2", "5", "3.12", 4, 10, 3, "today")
+    results = BenchResults(env, build=[BuildRow(3, 2, 9, 1.0, 0.5, 1 / 3)], memory=memory)
+    results.images = ImagesResult([], BackendTimes({"pil": 3.0, "torchvision": 6.0}, {"pil": "P", "torchvision": "T"}))
+    results.skipped["fewshot"] = "it needs --fewshot-shots"
+    data = json.loads(json.dumps(results.to_dict()))
+    assert list(data) == ["environment", "inference", "build", "images", "memory", "skipped"]
+    assert data["images"]["backends"]["torchvision_preprocess_img_s"] == 6.0 and data["inference"] == []
+    assert BenchResults.from_dict(data) == results
+
+
+# ------------------------------------------------------------------------------------ prerequisites, probe
+def test_a_part_without_what_it_needs_is_skipped_and_says_why(tiny_clip_dir, photos, tmp_path):
+    from s3_hf.evaluation import bench
+
+    cfg = bench.BenchConfig(str(tiny_clip_dir), str(photos[0].parent), out=str(tmp_path), parts=("build",))
+    cfg.build_concepts, cfg.memory = (), False
+    lines: list[str] = []
+    results = bench.run(cfg, log=lines.append)
+    assert results.build == [] and results.skipped == {"build": "it needs --build-classes and --build-concepts"}
+    assert "[build] skipped: it needs --build-classes and --build-concepts" in lines
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert written["build"] == [] and written["skipped"] == results.skipped
+    assert "Skipped build: it needs --build-classes and --build-concepts." in (tmp_path / "bench.md").read_text()
+
+
+def test_unknown_parts_are_an_eval_error():
+    from s3_hf.errors import EvalError
+    from s3_hf.evaluation import bench
+
+    with pytest.raises(EvalError, match=r"Unknown bench part.*segmentaton.*choose from"):
+        bench.BenchConfig(model="m", images="i", parts=("inference", "segmentaton"))
+
+
+def test_the_memory_probe_runs_a_workload_and_prints_what_it_took(tiny_clip_dir, photos, capsys):
+    from s3_hf.evaluation.bench import BenchConfig, probe
+
+    cfg = BenchConfig(str(tiny_clip_dir), str(photos[0].parent))
+    assert probe.main(["bare", json.dumps(cfg.to_dict())]) == 0
+    measured = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert measured["peak_bytes"] >= measured["resident_bytes"] > 0
+    assert probe.main(["everything", "{}"]) == 2 and "usage" in capsys.readouterr().out
