@@ -8,11 +8,13 @@ cached by the engine) and scored in ``_forward``, and ``postprocess`` ranks the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from s3_hf.engine.core import ClassifyRequest, ClassScores, rank
+from s3_hf.engine.requests import ClassifyRequest
+from s3_hf.engine.results import ClassScores, Resolved, rank
 from s3_hf.errors import InvalidConfigError, InvalidLabelsError
 from s3_hf.options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
 from s3_hf.pipelines.base import S3Pipeline
@@ -109,7 +111,7 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
         return (
             preprocess,
             {"request": request, "details": details},
-            {"request": request, "top_k": top_k, "details": details},
+            {"top_k": top_k, "details": details},
         )
 
     def preprocess(
@@ -120,34 +122,41 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
 
     def _forward(
         self, model_inputs: dict[str, torch.Tensor], request: ClassifyRequest | None = None, details: bool = False
-    ) -> dict[str, torch.Tensor]:
+    ) -> dict[str, Any]:
         if request is None:
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
         resolved = self.engine.resolve(request)  # built or loaded on first use, then cached
         out = self.engine.scores(self.engine.encode_pixels(model_inputs), resolved, details)
-        tensors = {"logits": out.logits}
+        outputs: dict[str, Any] = {"logits": out.logits, "resolved": ScoredAgainst(resolved)}
         if details:
-            tensors.update(matched=out.matched, members=out.members)
-        return tensors
+            outputs.update(matched=out.matched, members=out.members)
+        return outputs
 
     def postprocess(
-        self,
-        model_outputs: dict[str, torch.Tensor],
-        request: ClassifyRequest | None = None,
-        top_k: int | None = None,
-        details: bool = False,
+        self, model_outputs: dict[str, Any], top_k: int | None = None, details: bool = False
     ) -> list[dict[str, Any]]:
-        if request is None:
-            raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
+        scored: ScoredAgainst = model_outputs["resolved"]
         out = ClassScores(
             model_outputs["logits"],
             model_outputs.get("matched"),
             model_outputs.get("members"),
             scoring=self.engine.family.scoring,
         )
-        return [p.to_dict() for p in rank(out, 0, self.engine.last_resolved(request), top_k, details)]
+        return [p.to_dict() for p in rank(out, 0, scored.resolved, top_k, details)]
+
+
+@dataclass(frozen=True)
+class ScoredAgainst:
+    """What a call's images were scored against, carried from ``_forward`` to ``postprocess`` with the logits, so
+    that the ranking names the classes of the space that scored them (even if its folder changes in between)."""
+
+    resolved: Resolved
+
+    def __getitem__(self, index: int) -> ScoredAgainst:
+        # transformers splits a batch's outputs by indexing each of them: every image shares its call's space
+        return self
 
 
 register()  # now that the class exists
 
-__all__ = ["TASK", "S3ZeroShotImageClassificationPipeline"]
+__all__ = ["TASK", "S3ZeroShotImageClassificationPipeline", "ScoredAgainst"]

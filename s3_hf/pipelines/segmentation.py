@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-import torch
-from PIL import Image
-
-from s3_hf.engine.core import ClassifyRequest, Segmentation
+from s3_hf.engine.requests import ClassifyRequest, NamesRequest
+from s3_hf.engine.results import Segmentation
 from s3_hf.errors import InvalidConfigError, InvalidLabelsError
-from s3_hf.io.images import load_image, original_size
+from s3_hf.io.images import load_image
 from s3_hf.options import DEFAULT_CONCEPT_FORMAT
 from s3_hf.pipelines.base import S3Pipeline
 from s3_hf.pipelines.tasks import register
 from s3_hf.segmentation import protocols
-from s3_hf.segmentation.core import NameQueries, SegmentOptions, class_masks, index_image, names_segment
+from s3_hf.segmentation.label_maps import class_masks
+from s3_hf.segmentation.names import NameQueries
+from s3_hf.segmentation.options import SegmentOptions
+from s3_hf.segmentation.render import index_image
 
 _DENSE = ("variant", "short_side", "window", "stride", "background_threshold", "fast_decode")
 
@@ -46,7 +46,7 @@ class S3OpenVocabularySegmentationPipeline(S3Pipeline):
     values; the dense options above and any other protocol value (``long_side``, ``resize``, ``positions``,
     ``logit_scale``, ``background_index``, ``area_threshold``, ``pamr_steps``, ``pamr_dilations``) override them. Under
     a reference protocol the classes are ``candidate_labels`` with ``synonyms`` as ``{label: [names]}`` (a class file's
-    lines) and the label map is the references' names rule (:func:`~s3_hf.segmentation.core.names_segment`); each
+    lines) and the label map is the references' names rule (:meth:`~s3_hf.engine.core.S3Engine.segment_names`); each
     segment's ``score`` is then ``None`` (the rule gives a label map, not a probability per class, as transformers'
     semantic segmentation). With ``protocol`` the output is ``{"segments": [...], "protocol": every value and its
     source}`` (and ``"label_map"`` when asked).
@@ -83,28 +83,16 @@ class S3OpenVocabularySegmentationPipeline(S3Pipeline):
         if dense.fast_decode:  # the image is read here: decode JPEGs no smaller than the short side it is resized to
             preprocess["min_side"] = dense.short_side
         if values is not None and values.protocol != protocols.DEFAULT_PROTOCOL:
-            if synonym_space is not None or (synonyms is not None and not isinstance(synonyms, Mapping)):
-                raise InvalidLabelsError(
-                    f"protocol {values.protocol!r} segments with the references' rule over class names: pass "
-                    "candidate_labels, with synonyms as {label: [names]} for several names a class, or use "
-                    "protocol='s3' with a space."
-                )
-            ignored = [*sorted(options), *(["metric"] if metric not in (None, "label") else [])]
-            ignored += ["knn_k"] if knn_k is not None else []
-            if ignored:
-                raise InvalidConfigError(
-                    f"protocol {values.protocol!r} scores every name by its cosine (the references' rule); "
-                    f"{', '.join(ignored)} do not apply: drop them or use protocol='s3'."
-                )
+            _check_names_rule(values.protocol, synonym_space, synonyms, metric, knn_k, options)
             queries = NameQueries.from_classes(_class_lines(list(candidate_labels or []), synonyms or {}))
-            request = self.engine.request(
-                queries.names,
+            request: ClassifyRequest | NamesRequest = self.engine.names_request(
+                queries,
                 templates=templates or values.templates,
                 hypothesis_template=hypothesis_template,
-                metric="label",
+                pamr_steps=values.pamr_steps,
+                pamr_dilations=values.pamr_dilations,
             )
-            names = {"queries": queries, "values": values}
-            return preprocess, {"request": request, "options": dense, "names": names}, post
+            return preprocess, {"request": request, "options": dense}, post
         request = self.engine.request(
             candidate_labels,
             synonyms=synonyms,
@@ -124,39 +112,49 @@ class S3OpenVocabularySegmentationPipeline(S3Pipeline):
     def _forward(
         self,
         model_inputs: dict[str, Any],
-        request: ClassifyRequest | None = None,
-        options: Any = None,
-        names: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        request: ClassifyRequest | NamesRequest | None = None,
+        options: SegmentOptions | None = None,
+    ) -> dict[str, Segmentation]:
         if request is None:
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
         image = model_inputs["image"]
-        if names is None:
-            return {"segmentation": self.engine.segment(image, request, options)}
-        queries, values = names["queries"], names["values"]
-        resolved = self.engine.resolve(request)
-        size, steps, dilations = original_size(image), values.pamr_steps, values.pamr_dilations
-        label_ids = names_segment(self.engine, image, queries, resolved, options, size, steps, dilations)
-        return {"label_map": label_ids, "labels": queries.labels}
+        if isinstance(request, NamesRequest):
+            return {"segmentation": self.engine.segment_names(image, request, options)}
+        return {"segmentation": self.engine.segment(image, request, options)}
 
     def postprocess(
-        self, model_outputs: dict[str, Any], label_map: bool = False, protocol: dict[str, Any] | None = None
+        self, model_outputs: dict[str, Segmentation], label_map: bool = False, protocol: dict[str, Any] | None = None
     ) -> Any:
-        if "segmentation" in model_outputs:
-            seg: Segmentation = model_outputs["segmentation"]
-            ids, labels = seg.label_map, seg.labels
-            segments = class_masks(seg.logits, labels, ids)
-        else:
-            ids, labels = model_outputs["label_map"], model_outputs["labels"]
-            segments = _rule_segments(ids, labels)
+        seg = model_outputs["segmentation"]
+        segments = class_masks(seg.logits, seg.labels, seg.label_map)
         if not label_map and protocol is None:
             return segments
         out: dict[str, Any] = {"segments": segments}
         if label_map:
-            out["label_map"] = index_image(ids, len(labels))
+            out["label_map"] = index_image(seg.label_map, len(seg.labels))
         if protocol is not None:
             out["protocol"] = protocol
         return out
+
+
+def _check_names_rule(
+    protocol: str, synonym_space: Any, synonyms: Any, metric: str | None, knn_k: int | None, options: dict[str, Any]
+) -> None:
+    """A reference protocol's names rule takes class names and scores every name by its cosine: refuse a space,
+    synonyms that are not ``{label: [names]}``, and the options of S^3's scoring."""
+    if synonym_space is not None or (synonyms is not None and not isinstance(synonyms, Mapping)):
+        raise InvalidLabelsError(
+            f"protocol {protocol!r} segments with the references' rule over class names: pass "
+            "candidate_labels, with synonyms as {label: [names]} for several names a class, or use "
+            "protocol='s3' with a space."
+        )
+    ignored = [*sorted(options), *(["metric"] if metric not in (None, "label") else [])]
+    ignored += ["knn_k"] if knn_k is not None else []
+    if ignored:
+        raise InvalidConfigError(
+            f"protocol {protocol!r} scores every name by its cosine (the references' rule); "
+            f"{', '.join(ignored)} do not apply: drop them or use protocol='s3'."
+        )
 
 
 def _protocol_values(protocol: str | None, benchmark: str | None, options: dict[str, Any]) -> protocols.ProtocolValues:
@@ -182,17 +180,6 @@ def _class_lines(labels: list[str], synonyms: Mapping[str, Any]) -> list[list[st
             raise InvalidLabelsError(f"synonyms[{label!r}] must be a list of names, got {extra!r}.")
         lines.append([label, *extra])
     return lines
-
-
-def _rule_segments(label_ids: torch.Tensor, labels: list[str]) -> list[dict[str, Any]]:
-    """Per class present, ``{"score": None, "label", "mask"}``, in decreasing area (the names rule's output)."""
-    out = []
-    for c in torch.unique(label_ids).tolist():
-        inside = label_ids == c
-        mask = Image.fromarray((inside.numpy() * 255).astype(np.uint8))
-        out.append({"score": None, "label": labels[c], "mask": mask, "_area": int(inside.sum())})
-    out.sort(key=lambda r: -r.pop("_area"))
-    return out
 
 
 register()  # now that the class exists
