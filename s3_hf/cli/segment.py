@@ -131,8 +131,7 @@ def _write(out: Path, path: str, label_ids: Any, labels: list[str], image: Any) 
 def run(args: argparse.Namespace) -> int:
     """Segment the images and write their index maps, overlays and ``segments.json`` to ``--out``."""
     from s3_hf.io.files import write_json
-    from s3_hf.io.images import load_image, original_size
-    from s3_hf.segmentation.core import names_segment
+    from s3_hf.io.images import load_image
     from s3_hf.segmentation.protocols import resolve as resolve_protocol
 
     values = resolve_protocol(args.protocol, args.benchmark, **protocol_overrides(args))
@@ -151,19 +150,18 @@ def run(args: argparse.Namespace) -> int:
             _require_background(engine.resolve(request).labels, options, f"in the space {args.space}")
     else:
         template = templates(args.templates) or values.templates
-        resolved = engine.resolve(engine.request(queries.names, templates=template, metric="label"))
+        names = engine.names_request(
+            queries, templates=template, pamr_steps=values.pamr_steps, pamr_dilations=values.pamr_dilations
+        )
+        engine.resolve(names.names)  # the names are encoded before any image is read
     summary = []
     for path in paths:
         image = load_image(path, min_side=options.short_side if options.fast_decode else None)
         if queries is None:
             seg = engine.segment(image, request, options)
-            label_ids, seg_labels = seg.label_map, seg.labels
         else:
-            size = original_size(image)
-            label_ids = names_segment(
-                engine, image, queries, resolved, options, size, values.pamr_steps, values.pamr_dilations
-            )
-            seg_labels = queries.labels
+            seg = engine.segment_names(image, names, options)
+        label_ids, seg_labels = seg.label_map, seg.labels
         summary.append({"image": str(path), "classes": _write(out, path, label_ids, seg_labels, image)})
     record = {"labels": seg_labels, "images": summary, "protocol": values.to_dict()}
     record["rule"] = "names (the references')" if queries is not None else "spaces"
