@@ -204,30 +204,6 @@ def test_bench_on_an_open_clip_folder(oc_dir, tmp_path, photos):
     assert "n/a (not a transformers model)" in (out / "bench.md").read_text()
 
 
-def test_app_serves_an_open_clip_model(oc_dir, photos, monkeypatch):
-    """The Gradio app with S3_MODEL set to an open_clip folder: S^3 and the label-only scores, side by side."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    monkeypatch.setenv("S3_MODEL", str(oc_dir))
-    path = Path(__file__).resolve().parents[2] / "s3_hf" / "app" / "ui.py"
-    spec = importlib.util.spec_from_file_location("space_app_open_clip", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    assert module.ENGINE.family.family == "open_clip"
-    import shutil
-
-    from gradio.utils import get_upload_folder
-
-    upload = Path(get_upload_folder()) / "open-clip-test"  # the app reads uploaded files only
-    upload.mkdir(parents=True, exist_ok=True)
-    image = str(shutil.copy(photos[0], upload / photos[0].name))
-    s3, clip, rows, _figure = module.classify(image, "cat, dog, airplane", "", "local_center", [["cat", "kitty"]], 3)
-    assert set(s3) == set(clip) == {"cat", "dog", "airplane"} and rows
-
-
 def test_dense_features_of_an_open_clip_vit(engine, photos):
     """Segmentation's dense features through open_clip: without a variant they are the ViT's own patch tokens
     through ln_post and the projection (SSP's local features); variants and other sizes keep the grid."""

@@ -17,42 +17,45 @@ import httpx
 import pytest
 from helpers import crafted_space, png
 
-ROOT = Path(__file__).resolve().parents[1]
 BOUND_MB = 2048  # above idle
 
 CHILD = textwrap.dedent(
     """
-    import importlib.util, json, resource, sys, time
+    import json, os, resource, shutil, sys
     from pathlib import Path
+
+    import gradio as gr
+    from gradio.utils import get_upload_folder
+
+    from s3_hf.app.handlers import AppHandlers
+    from s3_hf.app.settings import AppSettings
+    from s3_hf.app.ui import launch, load_engine
 
     def vm_kb(key):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1])
 
-    spec = importlib.util.spec_from_file_location("space_app_main", sys.argv[1])
-    app = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = app
-    spec.loader.exec_module(app)
-    import gradio as gr
-
-    work = Path(sys.argv[2])
-    photo = str(work / "photo.png")
-    app._uploaded = lambda path: True  # the files are written here, not uploaded through the server
+    work = Path(sys.argv[1])
+    uploads = Path(get_upload_folder()) / "hostile"  # the app reads uploaded files only: these are put there
+    uploads.mkdir(parents=True, exist_ok=True)
+    photo, strip, long = (str(shutil.copy(work / n, uploads / n)) for n in ("photo.png", "strip.png", "long.png"))
+    settings = AppSettings.from_env()  # S3_MODEL, S3_LOCAL_SPACES (the crafted space), S3_MAX_UPLOAD_MB
+    engine = load_engine(settings)
+    app = AppHandlers(engine, settings)
     normal = lambda: app.classify(photo, "cat, dog", "", "local_center", None, 2)[0]
     normal()  # warm: the model, the text encoder and a first request are part of idle
     idle_kb = vm_kb("VmRSS")
-    limit = (vm_kb("VmSize") + int(sys.argv[4]) * 1024) * 1024
+    limit = (vm_kb("VmSize") + int(sys.argv[3]) * 1024) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    app.hub_space_folder = lambda repo_id: str(work / "crafted")  # the Hub download of the crafted space
-    app.LOCAL_SPACES = frozenset()
+    crafted = str(work / "crafted")
     messages = {}
     calls = {
-        "crafted space": lambda: app.classify(photo, "", "org/crafted", "local_center", None, 2),
-        "1x200 classify": lambda: app.classify(str(work / "strip.png"), "cat, dog", "", "local_center", None, 2),
-        "1x200 segment": lambda: app.segment(str(work / "strip.png"), "cat, dog", "", "label", None, "sclip"),
-        "1x100000 classify": lambda: app.classify(str(work / "long.png"), "cat, dog", "", "local_center", None, 2),
-        "1x100000 segment": lambda: app.segment(str(work / "long.png"), "cat, dog", "", "label", None, "sclip"),
+        "crafted space": lambda: app.classify(photo, "", crafted, "local_center", None, 2),
+        "1x200 classify": lambda: app.classify(strip, "cat, dog", "", "local_center", None, 2),
+        "1x200 segment": lambda: app.segment(strip, "cat, dog", "", "label", None, "sclip"),
+        "1x100000 classify": lambda: app.classify(long, "cat, dog", "", "local_center", None, 2),
+        "1x100000 segment": lambda: app.segment(long, "cat, dog", "", "label", None, "sclip"),
     }
     for name, call in calls.items():
         try:
@@ -61,9 +64,8 @@ CHILD = textwrap.dedent(
         except gr.Error as err:
             messages[name] = err.message
     after = normal()
-    port = int(sys.argv[3])
-    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    **app.LAUNCH_OPTIONS)
+    port = int(sys.argv[2])
+    launch(engine, settings, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     print(json.dumps({"messages": messages, "normal": list(after), "idle_kb": idle_kb}), flush=True)
     sys.stdin.readline()  # the parent uploads, then asks for the peak
     print(json.dumps({"peak_kb": vm_kb("VmHWM")}), flush=True)
@@ -99,8 +101,15 @@ def test_the_app_stays_bounded_and_keeps_serving(tiny_clip_dir, photos, tmp_path
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     port = free_port()
-    env = {**os.environ, "S3_MODEL": str(tiny_clip_dir), "HF_HUB_OFFLINE": "1", "S3_MAX_UPLOAD_MB": "50"}
-    args = [sys.executable, str(script), str(ROOT / "s3_hf" / "app" / "ui.py"), str(tmp_path), str(port), str(BOUND_MB)]
+    env = {
+        **os.environ,
+        "S3_MODEL": str(tiny_clip_dir),
+        "S3_LOCAL_SPACES": str(tmp_path / "crafted"),
+        "HF_HUB_OFFLINE": "1",
+        "S3_MAX_UPLOAD_MB": "50",
+        "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
+    }
+    args = [sys.executable, str(script), str(tmp_path), str(port), str(BOUND_MB)]
     child = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         line = child.stdout.readline()
@@ -127,31 +136,27 @@ def test_the_app_stays_bounded_and_keeps_serving(tiny_clip_dir, photos, tmp_path
         child.wait()
 
 
-def test_a_hub_space_over_the_apps_size_is_refused_before_download(small_space, tmp_path, tiny_clip_dir, monkeypatch):
+def test_a_hub_space_over_the_apps_size_is_refused_before_download(small_space, tmp_path, monkeypatch):
     """The app asks the Hub for the files' sizes first: an oversized space is refused with nothing downloaded (the
     library's download takes the same bound), and a space within it still loads."""
-    import importlib.util
-
     from helpers import fake_hub, folder_files
 
+    from s3_hf.app.settings import AppSettings
+    from s3_hf.app.spaces import HubSpaces
     from s3_hf.errors import SpaceTooLargeError
     from s3_hf.io.hub import download
 
     files = folder_files(small_space.save_pretrained(tmp_path / "src"))
     big = {**files, "s3_space.safetensors": files["s3_space.safetensors"] + b"\0" * 2**20}  # valid size, 1 MB more
-    monkeypatch.setenv("S3_MODEL", str(tiny_clip_dir))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
-    spec = importlib.util.spec_from_file_location("space_app_bounded", ROOT / "s3_hf" / "app" / "ui.py")
-    app = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = app
-    spec.loader.exec_module(app)
-    monkeypatch.setattr(app, "MAX_SPACE_MB", (sum(map(len, files.values())) + 2**19) / 2**20)
+    settings = AppSettings(max_space_mb=(sum(map(len, files.values())) + 2**19) / 2**20)
+    spaces = HubSpaces(settings.max_space_bytes)
     with fake_hub({"org/small": files, "org/big": big}) as hub:
         with pytest.raises(SpaceTooLargeError, match="nothing was downloaded"):
-            app.hub_space_folder("org/big")
+            spaces.folder("org/big")
         assert not [p for m, p in hub.requests if m == "GET" and "/org/big/resolve/" in p]
         with pytest.raises(SpaceTooLargeError, match="nothing was downloaded"):
             download("org/big", list(big), max_bytes=len(big["s3_space.safetensors"]) - 1)
         assert not list((tmp_path / "cache").rglob("*.safetensors"))
-        assert (Path(app.hub_space_folder("org/small")) / "s3_space.safetensors").is_file()
+        assert (Path(spaces.folder("org/small")) / "s3_space.safetensors").is_file()

@@ -17,7 +17,7 @@ from s3_hf.app.deploy import build_space, space_app_dir
 from s3_hf.cli import main
 from s3_hf.errors import SpaceBuildError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TORCH = "torch==2.13.0"  # pinned: an open torch spec pulls the CUDA build and several GB of CUDA packages
 
 

@@ -1,25 +1,31 @@
-"""The Gradio Space, launched on 127.0.0.1 with a tiny model and driven through gradio_client and a browser."""
+"""The Gradio Space, built by create_app over a tiny engine, served on 127.0.0.1 and driven through gradio_client
+and a browser."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 import socket
 import struct
-import sys
 import tempfile
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from s3_hf.app.inputs import ENTER_REPO_ID, IMAGE_UNREADABLE, parse_labels, parse_synonyms
+from s3_hf.app.settings import AppSettings, local_spaces
+from s3_hf.app.ui import EXAMPLE_LABELS, EXAMPLE_SYNONYMS, create_app, example_photos
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Allow-listed folders that tests fill after start-up (a listed folder need not exist when the app starts).
+LISTED = ("listed", "broken")
 
 
 def free_port() -> int:
@@ -38,20 +44,22 @@ def allowed(small_space, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(tiny_clip_dir, allowed):
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("S3_MODEL", str(tiny_clip_dir))
-        env.setenv("S3_MAX_LABELS", "100")
-        env.setenv("S3_LOCAL_SPACES", f"{allowed / 'pets'}{os.pathsep}{allowed / 'shelf'}/*")
-        spec = importlib.util.spec_from_file_location("space_app_main", ROOT / "s3_hf" / "app" / "ui.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+def settings(tiny_clip_dir, allowed) -> AppSettings:
+    entries = [str(allowed / "pets"), f"{allowed / 'shelf'}/*", *(str(allowed / name) for name in LISTED)]
+    return AppSettings(model=str(tiny_clip_dir), max_labels=100, local_spaces=local_spaces(os.pathsep.join(entries)))
+
+
+@pytest.fixture(scope="module")
+def app(tiny_clip_dir, settings):
+    from s3_hf.engine import S3Engine
+
+    demo = create_app(S3Engine.from_pretrained(tiny_clip_dir), settings)
     port = free_port()
-    module.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    module.url = f"http://127.0.0.1:{port}/"
-    yield module
-    module.demo.close()
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **settings.launch_options()
+    )
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", settings=settings)
+    demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +88,7 @@ def labels_of(result) -> list[str]:
     return [c["label"] for c in result["confidences"]]
 
 
-def test_every_input_path(app, client, photos, small_space, tmp_path, monkeypatch):
+def test_every_input_path(app, client, photos, small_space, allowed, tmp_path):
     # a synonyms row for a label that is not a class ("zebra") is ignored
     s3, clip, details, plot = classify(client, photos[0], synonyms=[["cat", "kitty, house cat"], ["zebra", "x"]])
     assert set(labels_of(s3)) == set(labels_of(clip)) == {"cat", "dog", "airplane"}
@@ -95,9 +103,8 @@ def test_every_input_path(app, client, photos, small_space, tmp_path, monkeypatc
     for metric in ("label", "nearest_simplex", "local_center_knn"):
         s3, *_ = classify(client, grey, metric=metric, top_k=2)
         assert len(s3["confidences"]) == 2
-    # a synonym-space artifact from a local folder the operator allows
-    folder = small_space.save_pretrained(tmp_path / "space")
-    monkeypatch.setattr(app, "LOCAL_SPACES", app.LOCAL_SPACES | {str(folder)})
+    # a synonym-space artifact from a local folder the operator allows (listed before it was written)
+    folder = small_space.save_pretrained(allowed / "listed")
     s3, clip, details, _ = classify(client, photos[1], labels="", space=str(folder))
     assert set(labels_of(s3)) == set(small_space.labels)
 
@@ -225,7 +232,7 @@ def test_odd_but_valid_synonym_tables_are_read(app, client, photos):
     seven = next(r for r in details["data"] if r[0] == "7")
     assert "3.5" in seven[4] + seven[5]
     # rows that are None never get past Gradio's own payload check; called directly, they are skipped
-    assert app.parse_synonyms({"data": [None, [None, None], ["cat", 5, ""]]}) == {"cat": ["5"]}
+    assert parse_synonyms({"data": [None, [None, None], ["cat", 5, ""]]}, app.settings) == {"cat": ["5"]}
 
 
 def test_server_paths_get_one_message_whether_or_not_they_exist(
@@ -236,7 +243,7 @@ def test_server_paths_get_one_message_whether_or_not_they_exist(
     existing = [str(ROOT), str(ROOT / "pyproject.toml"), str(tmp_path / "org" / "space"), "./org/space", "org", "~"]
     missing = ["/no/such/folder", str(tmp_path / "nothing"), "./org/nothing", "nothing", "~nobody-here"]
     messages = {app_error(lambda s=s: classify(client, photos[0], labels="", space=s)) for s in existing + missing}
-    assert messages == {app.ENTER_REPO_ID}
+    assert messages == {ENTER_REPO_ID}
     # a repo id that names a folder beside the app is only looked up on the Hub (offline here), never read from disk
     here, absent = (
         app_error(lambda s=s: classify(client, photos[0], labels="", space=s)) for s in ("org/space", "org/none")
@@ -245,7 +252,7 @@ def test_server_paths_get_one_message_whether_or_not_they_exist(
     assert here.replace("org/space", "ID") == absent.replace("org/none", "ID")
     # an image payload naming a server file, existing or not
     images = {app_error(lambda p=p: predict(client, {"path": p})) for p in (str(photos[1]), "/no/such/image.png")}
-    assert images == {app.IMAGE_UNREADABLE}
+    assert images == {IMAGE_UNREADABLE}
 
 
 def test_allow_listed_folders_work(app, client, photos, small_space, allowed):
@@ -254,28 +261,28 @@ def test_allow_listed_folders_work(app, client, photos, small_space, allowed):
         assert set(labels_of(s3)) == set(small_space.labels)
     s3, *_ = classify(client, photos[1], labels="cat", space=f"{allowed}/shelf/../pets/")  # the same folder
     assert labels_of(s3) == ["cat"]
-    assert app.local_spaces("", str(allowed / "pets")) == {str(allowed / "pets")}  # S3_SPACE is always allowed
-    assert app.local_spaces("", "org/name") == frozenset()  # ... and a Hub id stays a Hub id
+    assert local_spaces("", str(allowed / "pets")) == {str(allowed / "pets")}  # S3_SPACE is always allowed
+    assert local_spaces("", "org/name") == frozenset()  # ... and a Hub id stays a Hub id
     # the parent of allowed sub-folders, a sub-folder made after start-up and the allow-list's own root are not
     small_space.save_pretrained(allowed / "shelf" / "later")
     for folder in (allowed / "shelf", allowed / "shelf" / "later", allowed):
-        assert app_error(lambda f=folder: classify(client, photos[1], labels="", space=str(f))) == app.ENTER_REPO_ID
+        assert app_error(lambda f=folder: classify(client, photos[1], labels="", space=str(f))) == ENTER_REPO_ID
 
 
-def test_a_local_folder_needs_the_allow_list(app, client, photos, small_space, tmp_path, monkeypatch):
+def test_a_local_folder_needs_the_allow_list(app, client, photos, small_space, allowed, tmp_path):
     folder = small_space.save_pretrained(tmp_path / "space")
-    assert app_error(lambda: classify(client, photos[1], labels="", space=str(folder))) == app.ENTER_REPO_ID
-    monkeypatch.setattr(app, "LOCAL_SPACES", app.LOCAL_SPACES | {str(folder)})
-    s3, *_ = classify(client, photos[1], labels="", space=str(folder))
+    assert app_error(lambda: classify(client, photos[1], labels="", space=str(folder))) == ENTER_REPO_ID
+    assert str(allowed / "listed") in app.settings.local_spaces and str(folder) not in app.settings.local_spaces
+    listed = small_space.save_pretrained(allowed / "listed", overwrite=True)
+    s3, *_ = classify(client, photos[1], labels="", space=str(listed))
     assert set(labels_of(s3)) == set(small_space.labels)
 
 
-def test_space_load_errors_name_no_server_paths(app, client, photos, small_space, tmp_path, monkeypatch):
+def test_space_load_errors_name_no_server_paths(client, photos, small_space, allowed, tmp_path, monkeypatch):
     from helpers import fake_hub, folder_files
 
-    folder = small_space.save_pretrained(tmp_path / "broken")
+    folder = small_space.save_pretrained(allowed / "broken")
     (folder / "s3_space.safetensors").write_bytes(b"not safetensors")
-    monkeypatch.setattr(app, "LOCAL_SPACES", app.LOCAL_SPACES | {str(folder)})
     local = app_error(lambda: classify(client, photos[0], labels="", space=str(folder)))
     assert f"{str(folder)!r} could not be loaded: its files are damaged" in local and "safetensors" not in local
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
@@ -363,10 +370,10 @@ def test_browser_upload_classify_and_screenshot(app, photos, tmp_path):
 def test_bundled_examples_and_a_hub_space(app, client, small_space, tmp_path, monkeypatch):
     from helpers import fake_hub, folder_files
 
-    examples = app.example_photos()
+    examples = example_photos()
     assert [Path(p).stem for p in examples] == ["chelsea", "coffee", "astronaut", "rocket"]
-    s3, _clip, *_ = classify(client, examples[1], labels=app.EXAMPLE_LABELS, synonyms=app.EXAMPLE_SYNONYMS)
-    assert {c["label"] for c in s3["confidences"]} <= set(app.parse_labels(app.EXAMPLE_LABELS))
+    s3, _clip, *_ = classify(client, examples[1], labels=EXAMPLE_LABELS, synonyms=EXAMPLE_SYNONYMS)
+    assert {c["label"] for c in s3["confidences"]} <= set(parse_labels(EXAMPLE_LABELS, app.settings))
     files = folder_files(small_space.save_pretrained(tmp_path / "space"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
     with fake_hub({"org/pets-s3": files}):
@@ -393,3 +400,24 @@ def test_segmentation_tab(client, photos):
             assert concept in {"cat", "kitty", "house cat"}
     with pytest.raises(Exception, match="dense variant"):
         client.predict(handle_file(str(photos[0])), "cat", "", "local_center", table, "nope", api_name="/segment")
+
+
+def test_the_apps_file_route_serves_nothing_outside_its_own_files(app, tmp_path, tiny_clip_dir):
+    import httpx
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    config = tiny_clip_dir / "config.json"
+    targets = [
+        str(secret),
+        str(config),
+        "/etc/passwd",
+        "../../../../../../etc/passwd",
+        "%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        f"..%2f..%2f..%2f..%2f..%2f..%2f..{secret}".replace("/", "%2f"),
+    ]
+    for target in targets:
+        response = httpx.get(f"{app.url}gradio_api/file={target}", timeout=30)
+        assert response.status_code in (403, 404), (target, response.status_code)
+        assert b"TOP-SECRET" not in response.content and b"root:" not in response.content
+        assert config.read_bytes()[:50] not in response.content
