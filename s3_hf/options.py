@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from s3_hf.errors import InvalidConfigError
+from s3_hf.validation import integer, number
 
 RadiusRule = str | float | None
 
@@ -73,16 +74,11 @@ class SpaceParams:
     max_dim: int = 2
 
     def __post_init__(self) -> None:
-        r = self.radius
-        if not (r is None or r == "auto" or (isinstance(r, int | float) and not isinstance(r, bool) and r >= 0)):
-            raise InvalidConfigError(f"radius must be 'auto', a non-negative float or None, got {r!r}.")
-        if isinstance(self.gap_ratio, bool) or not isinstance(self.gap_ratio, int | float) or not self.gap_ratio > 1:
-            raise InvalidConfigError(f"gap_ratio must be a number > 1, got {self.gap_ratio!r}.")
-        for name in ("min_points", "max_dim"):
-            value = getattr(self, name)
-            low = 1 if name == "min_points" else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+        if self.radius is not None and (isinstance(self.radius, bool) or self.radius != "auto"):
+            number("radius", self.radius, low=0, optional=True, expected="'auto', a non-negative number")
+        number("gap_ratio", self.gap_ratio, low=1, open_low=True)
+        integer("min_points", self.min_points, 1)
+        integer("max_dim", self.max_dim, 0)
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
@@ -100,9 +96,8 @@ def check_metric(metric: str) -> str:
 
 
 def check_knn_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidConfigError(f"knn_k must be a positive integer, got {k!r}.")
-    return k
+    """``k`` itself, or an :class:`InvalidConfigError` unless it is a positive integer."""
+    return integer("knn_k", k, 1)
 
 
 __all__ = [

@@ -46,6 +46,7 @@ from s3_hf.errors import (
 from s3_hf.fewshot.features import DEFAULT_AUGMENT_VIEWS, check_augment_views
 from s3_hf.io.files import load_json_text, recover_folder, write_artifact
 from s3_hf.io.hub import download, upload
+from s3_hf.validation import integer, number, numbers, one_of
 
 SSP_FORMAT_VERSION = 1
 SSP_CONFIG_NAME = "ssp_config.json"
@@ -84,26 +85,16 @@ class SSPConfig:
 
     def __post_init__(self) -> None:
         check_augment_views(self.augment_views)
-        if self.mode not in MODES:
-            raise InvalidConfigError(f"Unknown few-shot mode {self.mode!r}; use one of {MODES}.")
-        if not isinstance(self.top_s, int) or self.top_s < 1:
-            raise InvalidConfigError(f"top_s must be a positive integer, got {self.top_s!r}.")
-        for name in ("vision_rank", "language_rank"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise InvalidConfigError(f"{name} must be a positive integer or None, got {value!r}.")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise InvalidConfigError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}.")
+        one_of("mode", self.mode, MODES)
+        integer("top_s", self.top_s, 1)
+        number("lam", self.lam, low=0, finite=True)
+        integer("vision_rank", self.vision_rank, 1, optional=True)
+        integer("language_rank", self.language_rank, 1, optional=True)
+        number("val_fraction", self.val_fraction, low=0, high=1, open_low=True, open_high=True)
+        integer("seed", self.seed, None)
         for name in ("alpha", "beta", "gamma"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, int | float) and value >= 0):
-                raise InvalidConfigError(f"{name} must be a non-negative number or None, got {value!r}.")
-            grid = getattr(self, f"{name}_grid")
-            if not grid or any(not isinstance(g, int | float) or g < 0 for g in grid):
-                raise InvalidConfigError(f"{name}_grid must be a non-empty list of non-negative numbers.")
-        object.__setattr__(self, "alpha_grid", tuple(float(g) for g in self.alpha_grid))
-        object.__setattr__(self, "beta_grid", tuple(float(g) for g in self.beta_grid))
-        object.__setattr__(self, "gamma_grid", tuple(float(g) for g in self.gamma_grid))
+            number(name, getattr(self, name), low=0, finite=True, optional=True)
+            object.__setattr__(self, f"{name}_grid", numbers(f"{name}_grid", getattr(self, f"{name}_grid"), low=0))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SSPConfig:

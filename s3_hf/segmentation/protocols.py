@@ -15,6 +15,7 @@ from typing import Any
 
 from s3_hf.errors import InvalidConfigError, ProtocolBenchmarkError, UnknownProtocolError
 from s3_hf.options import DENSE_VARIANTS
+from s3_hf.validation import flag, integer, integers, number, one_of, probability
 
 #: The resize kernels: PIL bicubic with antialiasing (s3-hf's default) or bilinear without antialiasing, as
 #: mmseg's ``Resize`` (cv2 ``INTER_LINEAR``) does, with the result rounded to 8 bits as cv2 returns it.
@@ -90,41 +91,23 @@ class ProtocolValues:
     sources: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        def positive_int(name: str, low: int = 1) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
-
-        def fraction(name: str) -> None:
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
-            ):
-                raise InvalidConfigError(f"{name} must be a number in [0, 1] or None, got {value!r}.")
-
-        if self.variant not in DENSE_VARIANTS:
-            raise InvalidConfigError(f"Unknown dense variant {self.variant!r}; use one of {DENSE_VARIANTS}.")
-        positive_int("short_side")
-        positive_int("window", 0)
-        positive_int("stride")
-        positive_int("pamr_steps", 0)
-        if self.long_side is not None:
-            positive_int("long_side")
-        for name, allowed in (("resize", RESIZE_KERNELS), ("positions", POSITION_RULES), ("precision", PRECISIONS)):
-            if getattr(self, name) not in allowed:
-                raise InvalidConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}.")
-        if not isinstance(self.fast_decode, bool):
-            raise InvalidConfigError(f"fast_decode must be True or False, got {self.fast_decode!r}.")
-        s = self.logit_scale
-        if s is not None and (isinstance(s, bool) or not isinstance(s, int | float) or not s > 0):
-            raise InvalidConfigError(f"logit_scale must be a positive number or None, got {s!r}.")
-        fraction("prob_threshold")
-        fraction("area_threshold")
-        if self.background_index is not None:
-            positive_int("background_index", 0)
-        d = self.pamr_dilations
-        if not isinstance(d, tuple) or not d or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in d):
-            raise InvalidConfigError(f"pamr_dilations must be a non-empty tuple of positive integers, got {d!r}.")
+        one_of("variant", self.variant, DENSE_VARIANTS)
+        integer("short_side", self.short_side, 1)
+        integer("window", self.window, 0)
+        integer("stride", self.stride, 1)
+        integer("pamr_steps", self.pamr_steps, 0)
+        integer("long_side", self.long_side, 1, optional=True)
+        one_of("resize", self.resize, RESIZE_KERNELS)
+        one_of("positions", self.positions, POSITION_RULES)
+        one_of("precision", self.precision, PRECISIONS)
+        flag("fast_decode", self.fast_decode)
+        number("logit_scale", self.logit_scale, low=0, open_low=True, optional=True)
+        probability("prob_threshold", self.prob_threshold, optional=True)
+        probability("area_threshold", self.area_threshold, optional=True)
+        integer("background_index", self.background_index, 0, optional=True)
+        if not isinstance(self.pamr_dilations, tuple):
+            raise InvalidConfigError(f"pamr_dilations must be a tuple, got {self.pamr_dilations!r}.")
+        integers("pamr_dilations", self.pamr_dilations, low=1)
 
     def segment_options(self) -> Any:
         """The :class:`~s3_hf.segmentation.core.SegmentOptions` of these values (PAMR, the templates and the precision

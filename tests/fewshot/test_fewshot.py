@@ -152,6 +152,50 @@ def test_validation_split_is_disjoint_and_per_class():
     assert not one.info.tuned and one.info.validation_images == 0
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"mode": "adapter"}, "mode must be one of"),
+        ({"mode": None}, "mode must be one of"),
+        ({"top_s": 0}, "top_s must be a positive integer"),
+        ({"top_s": True}, "top_s must be a positive integer"),
+        ({"top_s": 2.0}, "top_s must be a positive integer"),
+        ({"lam": -0.5}, "lam must be a finite number >= 0"),
+        ({"lam": NAN}, "lam must be a finite number >= 0"),
+        ({"lam": INF}, "lam must be a finite number >= 0"),
+        ({"lam": "1"}, "lam must be a finite number >= 0"),
+        ({"lam": True}, "lam must be a finite number >= 0"),
+        ({"vision_rank": 0}, "vision_rank must be a positive integer or None"),
+        ({"language_rank": False}, "language_rank must be a positive integer or None"),
+        ({"alpha": -1}, "alpha must be a finite number >= 0 or None"),
+        ({"beta": NAN}, "beta must be a finite number >= 0 or None"),
+        ({"gamma": True}, "gamma must be a finite number >= 0 or None"),
+        ({"alpha_grid": ()}, "alpha_grid must be a non-empty list"),
+        ({"beta_grid": (1.0, -2.0)}, "beta_grid must be a non-empty list"),
+        ({"gamma_grid": (INF,)}, "gamma_grid must be a non-empty list"),
+        ({"gamma_grid": "0.5"}, "gamma_grid must be a non-empty list"),
+        ({"val_fraction": 0.0}, "val_fraction must be a number in \\(0, 1\\)"),
+        ({"val_fraction": 1.0}, "val_fraction must be a number in \\(0, 1\\)"),
+        ({"val_fraction": NAN}, "val_fraction must be a number in \\(0, 1\\)"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"seed": True}, "seed must be an integer"),
+        ({"augment_views": 0}, "augment_views must be a positive integer"),
+        ({"augment_views": True}, "augment_views must be a positive integer"),
+    ],
+)
+def test_hostile_ssp_options_are_refused(options, fragment):
+    with pytest.raises(InvalidConfigError, match=fragment):
+        SSPConfig(**options)
+
+
+def test_ssp_options_accept_their_edges():
+    cfg = SSPConfig(lam=0, top_s=1, vision_rank=None, alpha=0, gamma_grid=[0, 1], val_fraction=0.5, seed=-3)
+    assert cfg.gamma_grid == (0.0, 1.0) and cfg.lam == 0
+
+
 def test_errors(problem):
     text, (sg, sl, sy), _ = problem
     keep = sy != 3

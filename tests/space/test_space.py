@@ -119,3 +119,24 @@ def test_build_is_deterministic():
 def test_invalid_params(kwargs):
     with pytest.raises(InvalidConfigError):
         SpaceParams(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"radius": -0.1}, "radius must be 'auto', a non-negative number or None"),
+        ({"radius": "big"}, "radius must be 'auto', a non-negative number or None"),
+        ({"radius": True}, "radius must be 'auto', a non-negative number or None"),
+        ({"radius": float("nan")}, "radius must be 'auto', a non-negative number or None"),
+        ({"gap_ratio": 1.0}, "gap_ratio must be a number > 1"),
+        ({"gap_ratio": True}, "gap_ratio must be a number > 1"),
+        ({"gap_ratio": float("nan")}, "gap_ratio must be a number > 1"),
+        ({"min_points": 0}, "min_points must be a positive integer"),
+        ({"min_points": True}, "min_points must be a positive integer"),
+        ({"max_dim": -1}, "max_dim must be an integer >= 0"),
+        ({"max_dim": 2.0}, "max_dim must be an integer >= 0"),
+    ],
+)
+def test_hostile_space_params_are_refused(options, fragment):
+    with pytest.raises(InvalidConfigError, match=fragment):
+        SpaceParams(**options)
