@@ -317,7 +317,7 @@ def test_an_adapter_without_the_space_hash_loads_with_a_warning(small_space, fit
     meta = json.loads((folder / SSP_CONFIG_NAME).read_text())
     del meta["info"]["space_sha256"]  # as an older s3-hf wrote it
     (folder / SSP_CONFIG_NAME).write_text(json.dumps(meta))
-    with caplog.at_level("WARNING", logger="s3_hf.engine.core"):
+    with caplog.at_level("WARNING", logger="s3_hf.engine.adapters"):
         assert s3_pipe(str(photos[0]), synonym_space=small_space, support=str(folder), metric="local_center")
     assert "does not record the space" in caplog.text
 
