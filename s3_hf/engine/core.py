@@ -216,7 +216,7 @@ class S3Engine:
         """Validate a segmentation by the references' multi-name rule and return it as a request (cheap).
 
         Args:
-            queries: the class names as the references query them (:class:`~s3_hf.segmentation.core.NameQueries`).
+            queries: the class names as the references query them (:class:`~s3_hf.segmentation.names.NameQueries`).
             templates: prompt templates of the names (default ``"This is a photo of {}."``).
             hypothesis_template: one template, as in transformers' pipeline.
             pamr_steps: PAMR's refinement steps on the name cosines (0: none).
@@ -388,7 +388,7 @@ class S3Engine:
 
     def segment(self, image: Any, request: ClassifyRequest, options: Any = None) -> Segmentation:
         """Open-vocabulary segmentation of one image (a path, URL or PIL image) against the classes of ``request``
-        (see :mod:`s3_hf.segmentation.core`); ``options`` a :class:`~s3_hf.segmentation.core.SegmentOptions`."""
+        (see :mod:`s3_hf.segmentation.logits`); ``options`` a :class:`~s3_hf.segmentation.options.SegmentOptions`."""
         from s3_hf.io.images import load_image, original_size
         from s3_hf.segmentation.label_maps import label_map, require_background
         from s3_hf.segmentation.logits import segment_logits
@@ -409,14 +409,14 @@ class S3Engine:
 
     def segment_names(self, image: Any, request: NamesRequest, options: SegmentOptions | None = None) -> Segmentation:
         """Segmentation of one image (a path, URL or PIL image) by the references' multi-name rule: every name of
-        ``request.queries`` scored by its cosine over the windows, then :func:`~s3_hf.segmentation.core.names_segment`
+        ``request.queries`` scored by its cosine over the windows, then :func:`~s3_hf.segmentation.names.names_segment`
         (softmax over all names, max over each class's, the options' thresholds and background, PAMR when the request
         asks). The result has no logits: the rule gives a label map, not a probability per class.
 
         Args:
             image: a path, URL or PIL image.
             request: from :meth:`names_request`.
-            options: the dense options and the rule's values (:class:`~s3_hf.segmentation.core.SegmentOptions`).
+            options: the dense options and the rule's values (:class:`~s3_hf.segmentation.options.SegmentOptions`).
         """
         from s3_hf.io.images import load_image, original_size
         from s3_hf.segmentation.names import names_segment

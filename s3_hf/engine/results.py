@@ -80,7 +80,7 @@ class Prediction:
 @dataclass(frozen=True)
 class Segmentation:
     """One image's segmentation: the class ``labels``, ``logits`` ``(C, h, w)`` at the working resolution (short side
-    ``SegmentOptions.short_side``; :func:`~s3_hf.segmentation.core.class_masks` takes them to full size) and the
+    ``SegmentOptions.short_side``; :func:`~s3_hf.segmentation.label_maps.class_masks` takes them to full size) and the
     ``label_map`` ``(H, W)`` of class indices at the image's full size. ``logits`` is ``None`` for the references'
     names rule (:meth:`S3Engine.segment_names`), which gives a label map, not a probability per class."""
 

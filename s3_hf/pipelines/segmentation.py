@@ -3,7 +3,7 @@ output of transformers' ``image-segmentation`` pipeline.
 
 A thin face over :meth:`S3Engine.segment`: the classes come as in classification (``candidate_labels`` with
 ``synonyms``, or a ``synonym_space``: one space serves both tasks); dense options route to
-:class:`~s3_hf.segmentation.core.SegmentOptions`.
+:class:`~s3_hf.segmentation.options.SegmentOptions`.
 """
 
 from __future__ import annotations
