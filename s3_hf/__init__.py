@@ -59,7 +59,7 @@ _LAZY = {
     "Encoder": ".models.encoders",
     "CuratedSource": ".synonyms",
     "build_method_space": ".baselines",
-    "SegmentOptions": ".segmentation.core",
+    "SegmentOptions": ".segmentation.options",
     "Segmentation": ".engine.core",
     "S3OpenVocabularySegmentationPipeline": ".pipelines.segmentation",
 }
@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from s3_hf.options import METRIC_NAMES, SpaceParams
     from s3_hf.pipelines.classification import S3ZeroShotImageClassificationPipeline
     from s3_hf.pipelines.segmentation import S3OpenVocabularySegmentationPipeline
-    from s3_hf.segmentation.core import SegmentOptions
+    from s3_hf.segmentation.options import SegmentOptions
     from s3_hf.space.artifact import S3Config, SynonymSpace
     from s3_hf.space.build import build_synonym_space
     from s3_hf.space.scoring import METRICS, score

@@ -41,6 +41,12 @@ DEFAULT_DENSE_VARIANT = "naclip"
 DEFAULT_SHORT_SIDE = 336
 DEFAULT_WINDOW = 224
 DEFAULT_STRIDE = 112
+#: Segmentation's resize kernels: PIL bicubic with antialiasing (s3-hf's default) or bilinear without antialiasing,
+#: as mmseg's ``Resize`` (cv2 ``INTER_LINEAR``) does, with the result rounded to 8 bits as cv2 returns it.
+RESIZE_KERNELS: tuple[str, ...] = ("pil-bicubic", "bilinear")
+#: How position embeddings are interpolated to another patch grid: ``"size"`` (bicubic to the grid, as transformers
+#: does) or ``"scale"`` (bicubic with ``scale_factor=(n + 0.1) / sqrt(N)``, as the references' ``clip/model.py``).
+POSITION_RULES: tuple[str, ...] = ("size", "scale")
 #: Images per batch of the image encoder (classification, few-shot support, the CLI's commands).
 DEFAULT_BATCH_SIZE = 32
 #: Images per batch of an evaluation run.
@@ -120,6 +126,8 @@ __all__ = [
     "MAX_CONCEPTS",
     "METHODS",
     "METRIC_NAMES",
+    "POSITION_RULES",
+    "RESIZE_KERNELS",
     "TEXT_VECTORS",
     "RadiusRule",
     "SpaceParams",

@@ -7,8 +7,11 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 import string
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -451,3 +454,15 @@ def png(width: int, height: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (120, 80, 40)).save(out, "PNG")
     return out.getvalue()
+
+
+def run_eval(args: list[str], nproc: int, cwd: Path) -> None:
+    """``s3 eval`` with ``args`` in ``nproc`` processes (``torch.distributed.run`` when more than one), offline."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]
+    )
+    res = subprocess.run(
+        [*launcher, "-m", "s3_hf.cli", "eval", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-3000:]

@@ -142,7 +142,7 @@ def test_segment_with_a_space_checks_its_background_class_before_any_image(
 def test_engine_segment_checks_the_background_class_before_reading_the_image(saved, tiny_clip_dir, no_image_read):
     from s3_hf.engine.core import S3Engine
     from s3_hf.errors import BackgroundMissingError
-    from s3_hf.segmentation.core import SegmentOptions
+    from s3_hf.segmentation.options import SegmentOptions
 
     engine = S3Engine.from_pretrained(str(tiny_clip_dir))
     request = engine.request(synonym_space=str(saved))
@@ -263,7 +263,7 @@ def test_tar_members_named_outside_the_cache_are_never_written_there(offline_hub
     from test_benchmark_hub import REPO, photo_bytes, replica, tar_bytes
 
     from s3_hf.errors import EvalError
-    from s3_hf.evaluation import registry
+    from s3_hf.evaluation.data import registry
 
     image = photo_bytes("chelsea", "png")
     escape = tmp_path / "escaped"

@@ -36,7 +36,7 @@ from s3_hf.baselines.texts import (
 )
 from s3_hf.baselines.texts import dclip_template as resolve_dclip_template
 from s3_hf.errors import InvalidConfigError
-from s3_hf.models.encoders.base import as_encoder
+from s3_hf.models.encoders import as_encoder
 from s3_hf.models.families import check_canonicalization
 from s3_hf.models.loading import model_identity
 from s3_hf.options import SpaceParams

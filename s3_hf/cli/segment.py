@@ -66,7 +66,7 @@ def _check_outputs(paths: list[str], out: Path, overwrite: bool) -> None:
 
 def _require_background(labels: list[str], options: Any, where: str) -> None:
     """:func:`~s3_hf.segmentation.core.require_background` as a one-line usage error."""
-    from s3_hf.segmentation.core import require_background
+    from s3_hf.segmentation.label_maps import require_background
 
     try:
         require_background(labels, options.background_threshold, options.background_index)
@@ -80,7 +80,7 @@ def _require_background(labels: list[str], options: Any, where: str) -> None:
 def _classes(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     """The engine's space options and, under a reference protocol, the class names the references' rule queries
     (``None``: the spaces rule)."""
-    from s3_hf.segmentation.core import NameQueries, read_class_file, read_class_names
+    from s3_hf.segmentation.names import NameQueries, read_class_file, read_class_names
 
     # a reference protocol runs the references' multi-name rule over the class names (every name a query)
     queries = None
@@ -110,7 +110,7 @@ def _write(out: Path, path: str, label_ids: Any, labels: list[str], image: Any) 
     import numpy as np
 
     from s3_hf.io.files import write_files
-    from s3_hf.segmentation.core import index_image, overlay
+    from s3_hf.segmentation.render import index_image, overlay
 
     stem = Path(str(path)).stem
     index = index_image(label_ids, len(labels))

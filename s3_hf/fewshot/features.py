@@ -22,7 +22,7 @@ from PIL import Image
 
 from s3_hf.errors import InvalidConfigError
 from s3_hf.io.images import ImageInput, load_image
-from s3_hf.models.encoders.base import as_encoder
+from s3_hf.models.encoders import as_encoder
 
 #: Views per support image (GDA ``configs/few_shots/*.yaml`` and Tip-Adapter ``configs/*.yaml``: ``augment_epoch``).
 DEFAULT_AUGMENT_VIEWS = 10

@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from s3_hf.errors import InvalidConfigError
-from s3_hf.options import DEFAULT_DENSE_VARIANT, DENSE_VARIANTS
-from s3_hf.segmentation.protocols import POSITION_RULES, RESIZE_KERNELS
+from s3_hf.options import DEFAULT_DENSE_VARIANT, DENSE_VARIANTS, POSITION_RULES, RESIZE_KERNELS
 
 VARIANTS = DENSE_VARIANTS
 DEFAULT_VARIANT = DEFAULT_DENSE_VARIANT

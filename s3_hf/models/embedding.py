@@ -9,14 +9,8 @@ import torch
 from PIL import Image
 
 from s3_hf.io.images import ImageInput
-from s3_hf.models.encoders.base import as_encoder
-
-
-def image_inputs(image_processor: Callable[..., Any], images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-    """Preprocess RGB PIL images into the model's image inputs (``pixel_values``, and for families such as SigLIP 2
-    the patch mask and shapes). Channels-last is stated explicitly so 1x1 and 3-pixel-wide images work."""
-    out = image_processor(images=list(images), return_tensors="pt", input_data_format="channels_last")
-    return {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+from s3_hf.models.encoders import as_encoder
+from s3_hf.models.encoders.hf import image_inputs
 
 
 def pixel_values(image_processor: Callable[..., Any], images: Sequence[Image.Image]) -> torch.Tensor:

@@ -14,15 +14,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from s3_hf.errors import InvalidConfigError, ProtocolBenchmarkError, UnknownProtocolError
-from s3_hf.options import DENSE_VARIANTS
+from s3_hf.options import DENSE_VARIANTS, POSITION_RULES, RESIZE_KERNELS
 from s3_hf.validation import flag, integer, integers, number, one_of, probability
 
-#: The resize kernels: PIL bicubic with antialiasing (s3-hf's default) or bilinear without antialiasing, as
-#: mmseg's ``Resize`` (cv2 ``INTER_LINEAR``) does, with the result rounded to 8 bits as cv2 returns it.
-RESIZE_KERNELS: tuple[str, ...] = ("pil-bicubic", "bilinear")
-#: How position embeddings are interpolated to another patch grid: ``"size"`` (bicubic to the grid, as transformers
-#: does) or ``"scale"`` (bicubic with ``scale_factor=(n + 0.1) / sqrt(N)``, as the references' ``clip/model.py``).
-POSITION_RULES: tuple[str, ...] = ("size", "scale")
 PRECISIONS: tuple[str, ...] = ("float32", "float16")
 DEFAULT_PROTOCOL = "s3"
 #: The benchmarks the references publish a configuration for (the names of ``s3_hf.evaluation.segmentation``).
@@ -110,9 +104,9 @@ class ProtocolValues:
         integers("pamr_dilations", self.pamr_dilations, low=1)
 
     def segment_options(self) -> Any:
-        """The :class:`~s3_hf.segmentation.core.SegmentOptions` of these values (PAMR, the templates and the precision
-        are applied or recorded by the caller)."""
-        from s3_hf.segmentation.core import SegmentOptions
+        """The :class:`~s3_hf.segmentation.options.SegmentOptions` of these values (PAMR, the templates and the
+        precision are applied or recorded by the caller)."""
+        from s3_hf.segmentation.options import SegmentOptions
 
         return SegmentOptions(
             variant=self.variant,

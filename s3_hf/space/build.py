@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from s3_hf.errors import InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
-from s3_hf.models.encoders.base import Encoder, as_encoder
+from s3_hf.models.encoders import Encoder, as_encoder
 from s3_hf.models.families import check_canonicalization
 from s3_hf.models.loading import model_identity
 from s3_hf.options import DEFAULT_DESCRIPTOR_FORMAT, check_knn_k

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from s3_hf.models.encoders.base import as_encoder
+from s3_hf.models.encoders import as_encoder
 from s3_hf.options import DEFAULT_CONCEPT_FORMAT
 
 

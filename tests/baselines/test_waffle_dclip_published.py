@@ -214,7 +214,7 @@ def test_engine_defaults_to_the_authors_templates(engine):
 
 # ------------------------------------------------------------------------------------------------ in s3 eval
 def _data(labels):
-    from s3_hf.evaluation.registry import BenchmarkData
+    from s3_hf.evaluation.data.registry import BenchmarkData
 
     return BenchmarkData("toy", [], [], list(labels), ["a photo of a {}."])
 

@@ -16,7 +16,8 @@ from PIL import Image
 
 from s3_hf import SynonymSpace
 from s3_hf.errors import ImageLoadError, ImageTooLargeError, InvalidConfigError, SpaceTooLargeError
-from s3_hf.segmentation.core import SegmentOptions, index_image
+from s3_hf.segmentation.options import SegmentOptions
+from s3_hf.segmentation.render import index_image
 from s3_hf.space.scoring import ScoringState, score, state_bytes
 
 

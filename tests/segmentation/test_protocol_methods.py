@@ -125,7 +125,7 @@ def test_s3_method_under_a_preset_follows_the_rule_on_its_class_scores(
 
     from s3_hf.evaluation.segmentation import load, method_requests
     from s3_hf.models.encoders.hf import TransformersEncoder
-    from s3_hf.segmentation.core import segment_logits_many
+    from s3_hf.segmentation.logits import segment_logits_many
     from s3_hf.text.templates import resolve_templates
 
     monkeypatch.setattr(TransformersEncoder, "_text_features", spread_texts)
@@ -316,13 +316,13 @@ def _pamr_misfit() -> None:
 
 
 def _names_rule_without_background() -> None:
-    from s3_hf.segmentation.core import NamesRule
+    from s3_hf.segmentation.names import NamesRule
 
     NamesRule(40.0, prob_thd=0.1)
 
 
 def _label_map_without_background() -> None:
-    from s3_hf.segmentation.core import label_map
+    from s3_hf.segmentation.label_maps import label_map
 
     label_map(torch.rand(2, 4, 4), ["cat", "dog"], 0.3)
 

@@ -15,7 +15,8 @@ from PIL import Image
 from s3_hf.errors import InvalidConfigError, ProtocolBenchmarkError, UnknownProtocolError
 from s3_hf.models.dense import interpolate_positions, rescale_size, resize_bilinear, sliding_logits
 from s3_hf.segmentation import protocols
-from s3_hf.segmentation.core import SegmentOptions, image_pixels
+from s3_hf.segmentation.logits import image_pixels
+from s3_hf.segmentation.options import SegmentOptions
 
 # ---------------------------------------------------------------------------------------------- presets
 

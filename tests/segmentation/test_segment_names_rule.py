@@ -16,15 +16,11 @@ from PIL import Image
 
 from s3_hf.engine.core import S3Engine
 from s3_hf.errors import BackgroundMissingError, InvalidConfigError
-from s3_hf.segmentation import core as segmentation
-from s3_hf.segmentation.core import (
-    NameQueries,
-    NamesRule,
-    label_map,
-    names_label_map,
-    read_class_file,
-    resolve_background,
-)
+from s3_hf.segmentation import upsample
+from s3_hf.segmentation.label_maps import label_map, resolve_background
+from s3_hf.segmentation.logits import image_pixels, segment_logits_many
+from s3_hf.segmentation.names import NameQueries, NamesRule, names_label_map, read_class_file
+from s3_hf.segmentation.options import SegmentOptions
 
 CLASSNAMES = SHARED / "data" / "segmentation-classnames"
 VOC = SHARED / "data" / "voc-sample"
@@ -99,7 +95,7 @@ def test_chunked_rule_equals_the_name_by_name_reference_on_random_logits(monkeyp
     cosines = torch.rand(len(queries.names), 9, 13) * 0.4 + 0.05
     cosines[[queries.names.index("dog"), queries.names.index("puppy")]] -= 0.08  # a small class for the area rule
     height, width = 37, 50
-    monkeypatch.setattr(segmentation, "MAX_UPSAMPLED", 2 * height * width)  # two names per chunk
+    monkeypatch.setattr(upsample, "MAX_UPSAMPLED", 2 * height * width)  # two names per chunk
     rule = NamesRule(scale, prob_thd, area_thd, 0 if prob_thd or area_thd else None)
     got = names_label_map(cosines, queries, rule, size=(width, height))
     want, top = reference(expand(cosines, queries), queries.classes, scale, (height, width), prob_thd, area_thd)
@@ -136,8 +132,8 @@ def test_names_are_upsampled_a_chunk_at_a_time(monkeypatch):
         made.append(out.numel())
         return out
 
-    monkeypatch.setattr(segmentation, "MAX_UPSAMPLED", 4 * 60 * 45)
-    monkeypatch.setattr(segmentation.F, "interpolate", counting)
+    monkeypatch.setattr(upsample, "MAX_UPSAMPLED", 4 * 60 * 45)
+    monkeypatch.setattr(upsample.F, "interpolate", counting)
     chunked = names_label_map(cosines, queries, NamesRule(50.0, 0.2, 0.1, 0), size=(60, 45))
     assert made and max(made) <= 4 * 60 * 45 and sum(made) >= 30 * 60 * 45
     assert torch.equal(whole, chunked)
@@ -213,7 +209,7 @@ def test_background_by_index_whatever_it_is_called(tmp_path):
     with pytest.raises(BackgroundMissingError, match="background_index"):
         label_map(logits, queries.labels, 0.5)
     with pytest.raises(InvalidConfigError, match="background_index"):
-        segmentation.SegmentOptions(background_index=-1)
+        SegmentOptions(background_index=-1)
 
 
 def test_class_files_are_read_untruncated():
@@ -290,14 +286,14 @@ def test_tiny_clip_on_voc_pixels_equals_the_reference(tiny_clip_dir):
     template = "a photo of a {}."
     request = engine.request(queries.names, hypothesis_template=template, metric="label")
     resolved = engine.resolve(request)
-    options = segmentation.SegmentOptions(variant="naclip", short_side=48, window=32, stride=16)
+    options = SegmentOptions(variant="naclip", short_side=48, window=32, stride=16)
     mean, std = engine.encoder.pixel_stats()
     # every query encoded on its own, repeats included, as the references' query loop does
     text = engine.encoder.encode_texts([template.format(n) for c in classes for n in c])
     for path in sorted((VOC / "JPEGImages").iterdir())[:2]:
         image = Image.open(path).convert("RGB")
-        cos = segmentation.segment_logits_many(engine, image, [resolved], options, cosine=[True])[0]
-        pixels = segmentation.image_pixels(image, mean, std, 48)
+        cos = segment_logits_many(engine, image, [resolved], options, cosine=[True])[0]
+        pixels = image_pixels(image, mean, std, 48)
         want_cos = reference_window_cosines(engine, pixels, text, "naclip", 32, 16)
         assert torch.allclose(expand(cos, queries), want_cos, atol=1e-5)
         for rule in (NamesRule(40.0), NamesRule(65.0, 0.1, 0.1, 0), NamesRule(50.0, 0.1, None, 0)):

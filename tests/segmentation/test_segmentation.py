@@ -16,7 +16,9 @@ from PIL import Image
 from s3_hf.engine.core import S3Engine
 from s3_hf.errors import InvalidConfigError
 from s3_hf.models.dense import VARIANTS, gaussian_window, sliding_logits, window_starts
-from s3_hf.segmentation.core import SegmentOptions, label_map, read_class_names
+from s3_hf.segmentation.label_maps import label_map
+from s3_hf.segmentation.names import read_class_names
+from s3_hf.segmentation.options import SegmentOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -176,7 +178,7 @@ def test_one_name_per_class_with_label_is_the_base_segmenters_scoring(engine, ph
         grid = logits.T.reshape(1, len(labels), *f.shape[:2])
         return F.interpolate(grid, size=crop.shape[-2:], mode="bilinear", align_corners=False)[0]
 
-    from s3_hf.segmentation.core import image_pixels
+    from s3_hf.segmentation.logits import image_pixels
 
     mean, std = engine.encoder.pixel_stats()
     want = sliding_logits(image_pixels(image, mean, std, 40), base, 32, 16)
@@ -210,7 +212,7 @@ def test_several_names_with_nearest_point_is_the_max_over_names(engine, photos):
         grid = logits.T.reshape(1, len(labels), *f.shape[:2])
         return F.interpolate(grid, size=crop.shape[-2:], mode="bilinear", align_corners=False)[0]
 
-    from s3_hf.segmentation.core import image_pixels
+    from s3_hf.segmentation.logits import image_pixels
 
     mean, std = engine.encoder.pixel_stats()
     want = sliding_logits(image_pixels(image, mean, std, 40), max_over_names, 32, 16)
@@ -253,27 +255,27 @@ def test_planted_features_give_the_known_label_map_and_miou(engine, monkeypatch,
 def test_full_size_is_reached_a_chunk_of_classes_at_a_time(monkeypatch):
     """Label maps, background and class masks of a large image are computed a chunk of classes at a time; the
     chunks change nothing but memory."""
-    import s3_hf.segmentation.core as segmentation
-    from s3_hf.segmentation.core import class_masks
+    from s3_hf.segmentation import upsample
+    from s3_hf.segmentation.label_maps import class_masks
 
     torch.manual_seed(0)
     logits = torch.randn(7, 12, 16) * 3
     logits[2, :3, :3] = logits[5, :3, :3] = 50.0  # ties: the first class wins, as with argmax over all classes
     labels = ["background", *"abcdef"]
     size = (61, 47)  # (width, height)
-    whole = segmentation.label_map(logits, labels, 0.4, size)
+    whole = label_map(logits, labels, 0.4, size)
     masks = class_masks(logits, labels, whole)
     full = F.interpolate(logits[None], size=size[::-1], mode="bilinear", align_corners=False)[0]
-    assert torch.equal(segmentation.label_map(logits, labels, None, size), full.argmax(0))
+    assert torch.equal(label_map(logits, labels, None, size), full.argmax(0))
     background = full.softmax(0).amax(0) < 0.4
     assert torch.equal(whole, torch.where(background, torch.tensor(0), full.argmax(0)))
     for r in masks:  # mean probability of the class over its pixels
         c = labels.index(r["label"])
         inside = torch.from_numpy(np.asarray(r["mask"]) > 0)
         assert r["score"] == pytest.approx(float(full.softmax(0)[c][inside].mean()), abs=1e-5)
-    monkeypatch.setattr(segmentation, "MAX_UPSAMPLED", 2 * 61 * 47)  # two classes per chunk
-    assert [len(range(a, b)) for a, b in segmentation._FullSize(logits, 47, 61).ranges] == [2, 2, 2, 1]
-    chunked = segmentation.label_map(logits, labels, 0.4, size)
+    monkeypatch.setattr(upsample, "MAX_UPSAMPLED", 2 * 61 * 47)  # two classes per chunk
+    assert [len(range(a, b)) for a, b in upsample.FullSize(logits, 47, 61).ranges] == [2, 2, 2, 1]
+    chunked = label_map(logits, labels, 0.4, size)
     assert torch.equal(chunked, whole)
     again = class_masks(logits, labels, chunked)
     assert [r["label"] for r in again] == [r["label"] for r in masks]
@@ -401,8 +403,9 @@ def seg_folder(tmp_path_factory, photos):
     return root
 
 
+@pytest.mark.slow
 def test_segmentation_eval_two_processes_equal_one(seg_folder, tiny_clip_dir, tmp_path):
-    from test_eval import run_eval
+    from helpers import run_eval
 
     args = ["--task", "segmentation", "--benchmarks", str(seg_folder)]
     args += ["--model", str(tiny_clip_dir), "--templates", "a photo of a {}.", "--metrics", "local_center,label"]
@@ -422,6 +425,7 @@ def test_segmentation_eval_two_processes_equal_one(seg_folder, tiny_clip_dir, tm
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "folder"), [("voc21", "voc-sample"), ("ade20k", "ade20k-sample")])
 def test_the_voc_and_ade_samples_run_end_to_end(name, folder, tiny_clip_dir, tmp_path):
     from helpers import SHARED

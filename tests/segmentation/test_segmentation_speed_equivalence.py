@@ -11,7 +11,9 @@ from PIL import Image
 
 from s3_hf.engine.core import S3Engine
 from s3_hf.models.dense import interpolation_matrix, sliding_logits, sliding_logits_many, window_starts
-from s3_hf.segmentation.core import SegmentOptions, image_pixels, label_map, segment_logits_many, window_logits
+from s3_hf.segmentation.label_maps import label_map
+from s3_hf.segmentation.logits import image_pixels, segment_logits_many, window_logits
+from s3_hf.segmentation.options import SegmentOptions
 
 RTOL = 1e-6  # of the largest logit: float rounding of a different summation order (measured about 1.3e-7)
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from s3_hf.models.encoders.base import Encoder, ImageBatch, as_encoder
+from s3_hf.models.encoders.base import Encoder, ImageBatch
 from s3_hf.models.encoders.hf import PATCH_TOKEN_HEADS, TransformersEncoder
 from s3_hf.models.encoders.openclip import OpenClipEncoder, is_open_clip_name
+
+
+def as_encoder(model: Any, tokenizer: Any = None, image_processor: Any = None) -> Encoder:
+    """``model`` itself if it is an :class:`Encoder`, else a transformers model wrapped with its processors."""
+    if isinstance(model, Encoder):
+        return model
+    return TransformersEncoder(model, tokenizer, image_processor)
 
 
 def load_encoder(

@@ -292,13 +292,4 @@ def moved(inputs: torch.Tensor | Mapping[str, torch.Tensor], device: torch.devic
     return {k: v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device) for k, v in inputs.items()}
 
 
-def as_encoder(model: Any, tokenizer: Any = None, image_processor: Any = None) -> Encoder:
-    """``model`` itself if it is an :class:`Encoder`, else a transformers model wrapped with its processors."""
-    if isinstance(model, Encoder):
-        return model
-    from s3_hf.models.encoders.hf import TransformersEncoder
-
-    return TransformersEncoder(model, tokenizer, image_processor)
-
-
-__all__ = ["Encoder", "as_encoder", "moved"]
+__all__ = ["Encoder", "ImageBatch", "moved"]

@@ -3,14 +3,17 @@ that S^3 can serve (see :mod:`s3_hf.models.families` for the rules that differ b
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from s3_hf.models.encoders.base import Encoder, moved
 from s3_hf.models.families import FamilyInfo, check_supported, embedding_dim, logit_bias, logit_scale, max_text_tokens
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: Families whose patch tokens map into the joint space through the vision tower's own head: ``projection`` (the
 #: last layer's tokens through the post-layernorm and the visual projection, as the class token is) or ``map``
@@ -154,8 +157,6 @@ class TransformersEncoder(Encoder):
 
     # --------------------------------------------------------------------------------------------- images
     def image_inputs(self, images: Sequence[Any]) -> dict[str, torch.Tensor]:
-        from s3_hf.models.embedding import image_inputs
-
         return image_inputs(self.image_processor, images)
 
     @torch.inference_mode()
@@ -183,4 +184,11 @@ class TransformersEncoder(Encoder):
         return F.normalize(_features(out).float(), dim=-1), F.normalize(local.float(), dim=-1)
 
 
-__all__ = ["PATCH_TOKEN_HEADS", "TransformersEncoder"]
+def image_inputs(image_processor: Callable[..., Any], images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+    """Preprocess RGB PIL images into the model's image inputs (``pixel_values``, and for families such as SigLIP 2
+    the patch mask and shapes). Channels-last is stated explicitly so 1x1 and 3-pixel-wide images work."""
+    out = image_processor(images=list(images), return_tensors="pt", input_data_format="channels_last")
+    return {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+
+__all__ = ["PATCH_TOKEN_HEADS", "TransformersEncoder", "image_inputs"]
