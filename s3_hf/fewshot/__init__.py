@@ -1,5 +1,7 @@
 """Few-shot classification on top of S^3: SSP and its Tip-Adapter-style cache, training-free."""
 
+from s3_hf.fewshot.adapter import SSP_CONFIG_NAME, SSP_TENSORS_NAME, FitInfo, SSPAdapter
+from s3_hf.fewshot.config import SSPConfig
 from s3_hf.fewshot.features import (
     DEFAULT_AUGMENT_VIEWS,
     encode_support_images,
@@ -7,7 +9,7 @@ from s3_hf.fewshot.features import (
     global_and_local,
     view_keys,
 )
-from s3_hf.fewshot.ssp import SSP_CONFIG_NAME, SSP_TENSORS_NAME, FitInfo, SSPAdapter, SSPConfig, fit_ssp
+from s3_hf.fewshot.ssp import fit_ssp
 from s3_hf.fewshot.support import read_support, sample_shots
 from s3_hf.fewshot.text import class_text_vectors, fit_for_space
 

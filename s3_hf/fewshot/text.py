@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 from s3_hf.errors import InvalidConfigError
-from s3_hf.fewshot.ssp import SSPAdapter, SSPConfig, fit_ssp
+from s3_hf.fewshot.adapter import SSPAdapter
+from s3_hf.fewshot.config import SSPConfig
+from s3_hf.fewshot.ssp import fit_ssp
 from s3_hf.options import TEXT_VECTORS
 from s3_hf.space.artifact import SynonymSpace
 from s3_hf.space.scoring import score

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 
 from s3_hf.errors import ArtifactError, ArtifactValueError, ModelMismatchError
-from s3_hf.io.files import write_artifact
-from s3_hf.io.hub import upload
+from s3_hf.io.artifact import Artifact, Writer, json_text, sha256, tensor_bytes
 from s3_hf.models.loading import LOCAL_PREFIX, is_local_model, model_identity
 from s3_hf.space.files import (
     CARD_NAME,
@@ -27,7 +23,7 @@ from s3_hf.space.files import (
     TENSORS_NAME,
     S3Config,
     check_records,
-    locate,
+    missing_hint,
     read_records,
     shape_error,
     summarize,
@@ -90,13 +86,23 @@ def same_model(a: str, b: str, revision_a: str | None = None, revision_b: str | 
     return _hub_copy_of(folder, repo.removeprefix("hf-hub:"))
 
 
-class SynonymSpace:
+class SynonymSpace(Artifact):
     """A set of class spaces built from synonymous concepts: the artifact shared by pipeline, CLI, eval and app.
 
     ``classes`` holds one :class:`~s3_hf.space.records.ClassRecord` per class: its label, its concepts with a point
     (kept or pruned), the concepts removed before embedding, each dropped one with its kind and reason, its
-    radius, death times and the provenance of its synonyms.
+    radius, death times and the provenance of its synonyms. Saved (``save_pretrained``), loaded
+    (``from_pretrained``) and pushed (``push_to_hub``) as every :class:`~s3_hf.io.artifact.Artifact` is: four
+    files, the model card among them.
     """
+
+    what: ClassVar[str] = "synonym space"
+    hub_what: ClassVar[str] = "an s3-hf synonym space"
+    config_name: ClassVar[str] = CONFIG_NAME
+    required_files: ClassVar[tuple[str, ...]] = REQUIRED_FILES
+    optional_files: ClassVar[tuple[str, ...]] = (CARD_NAME,)
+    missing_hint: ClassVar[str] = missing_hint()
+    commit_message: ClassVar[str] = "Upload S^3 synonym space"
 
     def __init__(self, config: S3Config, classes: list[ClassRecord], tensors: SpaceTensors) -> None:
         self.config = config
@@ -178,35 +184,18 @@ class SynonymSpace:
         """The SHA-256 of the space's tensor file (``tensors_sha256`` in its config): what identifies the space a
         few-shot adapter was fitted on. Computed from the tensors for a space not saved or loaded yet."""
         if self.config.tensors_sha256 is None:
-            self.config.tensors_sha256 = hashlib.sha256(self._tensor_bytes()).hexdigest()
+            self.config.tensors_sha256 = sha256(self._tensor_bytes())
         return self.config.tensors_sha256
 
     def _tensor_bytes(self) -> bytes:
-        tensors = {k: v.contiguous() for k, v in self.tensors.tensors().items()}
-        return save_tensors(tensors, metadata={"format_version": str(FORMAT_VERSION)})
+        return tensor_bytes(self.tensors.tensors(), metadata={"format_version": str(FORMAT_VERSION)})
 
-    # -------------------------------------------------------------------------------------------- saving
-    def save_pretrained(
-        self, save_directory: str | os.PathLike, repo_id: str | None = None, *, overwrite: bool = False
-    ) -> Path:
-        """Write the artifact's four files into ``save_directory``, replacing the whole folder in one atomic step: a
-        kill or a concurrent save leaves the old artifact or the new one, never a mix.
-
-        Args:
-            save_directory: the folder (created if needed). Files in it that the artifact does not own (notes, a
-                few-shot adapter fitted on this space) are carried over unchanged. It cannot be the current working
-                folder or a parent of it.
-            repo_id: the Hub repo named in the model card's usage example.
-            overwrite: replace a ``README.md`` that s3-hf did not write, and remove a few-shot adapter fitted on
-                a different space saved there before (by default both are refused).
-        """
+    # ------------------------------------------------------------------------------------ the artifact's files
+    def writers(self, target: Path, repo_id: str | None, overwrite: bool) -> tuple[dict[str, Writer], list[str]]:
+        """The space's four files, refusing (unless ``overwrite``) to replace a ``README.md`` that s3-hf did not
+        write or to keep a few-shot adapter fitted on the space saved there before (it is dropped with it)."""
         from s3_hf.space.card import render_card
 
-        target = Path(save_directory)
-        if not str(save_directory).strip():
-            raise ArtifactError("The folder to save the synonym space in is empty (''): name a folder.")
-        if target.exists() and not target.is_dir():
-            raise ArtifactError(f"{target} is a file; pass a folder to save the synonym space in.")
         card = target / CARD_NAME
         if not overwrite and card.is_file() and not _written_by_us(card):
             raise ArtifactError(
@@ -215,7 +204,7 @@ class SynonymSpace:
             )
         syn = {"format_version": FORMAT_VERSION, "classes": [rec.to_dict() for rec in self.classes]}
         data = self._tensor_bytes()
-        self.config.tensors_sha256 = hashlib.sha256(data).hexdigest()
+        self.config.tensors_sha256 = sha256(data)
         stale = _stale_adapter(target, self.config.tensors_sha256)
         if stale and not overwrite:
             raise ArtifactError(
@@ -224,78 +213,25 @@ class SynonymSpace:
                 "the adapter (then refit it with `s3 fewshot`)."
             )
         card_text = render_card(self, repo_id)
-        writers = {
+        writers: dict[str, Writer] = {
             TENSORS_NAME: lambda p: p.write_bytes(data),
-            SYNONYMS_NAME: lambda p: p.write_text(_json(syn), encoding="utf-8"),
+            SYNONYMS_NAME: lambda p: p.write_text(json_text(syn), encoding="utf-8"),
             CARD_NAME: lambda p: p.write_text(card_text, encoding="utf-8"),
-            CONFIG_NAME: lambda p: p.write_text(_json(self.config.to_dict()), encoding="utf-8"),
+            CONFIG_NAME: lambda p: p.write_text(json_text(self.config.to_dict()), encoding="utf-8"),
         }
-        try:
-            return write_artifact(target, writers, drop=stale)
-        except IsADirectoryError as err:
-            raise ArtifactError(f"Cannot save the synonym space there: {err}.") from err
-
-    # ------------------------------------------------------------------------------------------- loading
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike,
-        *,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        force_download: bool = False,
-    ) -> SynonymSpace:
-        """Load a space from a local folder or a Hub repo id (``"org/name"``), validating everything.
-
-        Only JSON and safetensors are read: nothing is ever unpickled.
-        """
-        folder = locate(
-            name_or_path,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            force_download=force_download,
-        )
-        return cls._read(folder)
+        return writers, stale
 
     @classmethod
-    def _read(cls, folder: Path) -> SynonymSpace:
+    def read(cls, folder: Path) -> SynonymSpace:
         config, classes, raw = read_records(folder, load_tensors)
         space = cls(config, classes, SpaceTensors(**raw))
         check_state_size(space.tensors, str(folder))  # refused at load, before scoring allocates its dense view
         return space
 
-    # ----------------------------------------------------------------------------------------------- Hub
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        token: str | None = None,
-        private: bool | None = None,
-        revision: str | None = None,
-        commit_message: str = "Upload S^3 synonym space",
-    ) -> str:
-        """Create ``repo_id`` if needed and upload the artifact with its model card in one commit."""
-        return upload(
-            repo_id,
-            lambda tmp, repo: self.save_pretrained(tmp / "space", repo_id=repo),
-            token=token,
-            private=private,
-            revision=revision,
-            commit_message=commit_message,
-        )
-
-
-def _json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
 
 def _stale_adapter(folder: Path, new_sha256: str) -> list[str]:
     """The few-shot adapter files in ``folder`` if they were fitted on a space other than the one being saved."""
-    from s3_hf.fewshot import SSP_CONFIG_NAME, SSP_TENSORS_NAME
+    from s3_hf.fewshot.adapter import SSP_CONFIG_NAME, SSP_TENSORS_NAME
 
     present = [n for n in (SSP_CONFIG_NAME, SSP_TENSORS_NAME) if (folder / n).is_file()]
     if not present:

@@ -7,7 +7,6 @@ same typed error whether a space is loaded for scoring or only summarised.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -16,15 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from s3_hf import __version__
-from s3_hf.errors import (
-    ArtifactCorruptError,
-    ArtifactNotFoundError,
-    ArtifactShapeError,
-    FormatVersionError,
-    InvalidConfigError,
-)
-from s3_hf.io.files import load_json_text, recover_folder
-from s3_hf.io.hub import download
+from s3_hf.errors import ArtifactCorruptError, ArtifactShapeError, InvalidConfigError
+from s3_hf.io.artifact import check_format_version, read_tensors, require_files
+from s3_hf.io.artifact import locate as locate_artifact
+from s3_hf.io.files import load_json_text
 from s3_hf.models.families import SCORING_RULES, TEXT_CANONICALIZATIONS
 from s3_hf.options import DEFAULT_KNN_K, DEFAULT_METRIC, METHODS, METRIC_NAMES, SpaceParams
 from s3_hf.space.records import ClassRecord, ConceptRecord
@@ -90,12 +84,12 @@ class S3Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> S3Config:
         """The config of a ``s3_config.json`` object; a typed error naming the key for anything malformed."""
-        version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise FormatVersionError(
-                f"{CONFIG_NAME} has format_version {version!r}; this s3-hf {__version__} reads version "
-                f"{FORMAT_VERSION}. Upgrade s3-hf (pip install -U s3-hf) or rebuild the space with `s3 build`."
-            )
+        check_format_version(
+            data.get("format_version"),
+            FORMAT_VERSION,
+            CONFIG_NAME,
+            "Upgrade s3-hf (pip install -U s3-hf) or rebuild the space with `s3 build`.",
+        )
         missing = [
             n for n in ("base_model", "embedding_dim", "class_names", "templates", "concept_format") if n not in data
         ]
@@ -181,15 +175,12 @@ def locate(
         token: the Hub token.
         force_download: download again even when cached.
     """
-    path = Path(name_or_path)
-    if path.is_dir() or (str(name_or_path).strip() and recover_folder(path)):
-        return path
-    if path.exists():
-        raise ArtifactNotFoundError(f"{path} is a file; pass the folder that holds {CONFIG_NAME}.")
-    return download(
-        str(name_or_path),
+    return locate_artifact(
+        name_or_path,
+        CONFIG_NAME,
         (*REQUIRED_FILES, CARD_NAME),
         optional=(CARD_NAME,),
+        what="an s3-hf synonym space",
         revision=revision,
         cache_dir=cache_dir,
         local_files_only=local_files_only,
@@ -198,38 +189,27 @@ def locate(
     )
 
 
+def missing_hint() -> str:
+    """What follows "FOLDER has no FILE;" when a space's file is missing."""
+    return (
+        f"a synonym space needs {', '.join(REQUIRED_FILES)}. Was it written by `SynonymSpace.save_pretrained` / "
+        "`s3 build`?"
+    )
+
+
 def read_records(
     folder: Path, load: Callable[[bytes], dict[str, Any]]
 ) -> tuple[S3Config, list[ClassRecord], dict[str, Any]]:
     """The config, the class records and the tensors of the space in ``folder``: the tensor file parsed by ``load``
     (safetensors' torch or numpy ``load``) and checked against the content hash the config records."""
-    from safetensors import SafetensorError
-
-    for name in REQUIRED_FILES:
-        if not (folder / name).is_file():
-            raise ArtifactNotFoundError(
-                f"{folder} has no {name}; a synonym space needs {', '.join(REQUIRED_FILES)}. "
-                "Was it written by `SynonymSpace.save_pretrained` / `s3 build`?"
-            )
+    require_files(folder, REQUIRED_FILES, missing_hint())
     config = S3Config.from_dict(read_json(folder / CONFIG_NAME))
     syn = read_json(folder / SYNONYMS_NAME)
     if not isinstance(syn.get("classes"), list):
         raise ArtifactCorruptError(f"{folder / SYNONYMS_NAME} has no 'classes' list. Rebuild the space.")
     classes = [ClassRecord.from_dict(x, f"{folder / SYNONYMS_NAME} class {i}") for i, x in enumerate(syn["classes"])]
-    path = folder / TENSORS_NAME
-    try:
-        data = path.read_bytes()
-        raw = load(data)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ArtifactCorruptError(
-            f"{path} cannot be read as safetensors ({err}); the file is truncated or corrupt. Download it again "
-            "(force_download=True) or rebuild the space."
-        ) from err
-    if config.tensors_sha256 is not None and hashlib.sha256(data).hexdigest() != config.tensors_sha256:
-        raise ArtifactCorruptError(
-            f"{path} does not match the content hash recorded in {CONFIG_NAME}: the file was changed or damaged "
-            "after it was saved. Download it again (force_download=True) or rebuild the space with `s3 build`."
-        )
+    fix = "Download it again (force_download=True) or rebuild the space with `s3 build`."
+    raw = read_tensors(folder / TENSORS_NAME, load, config.tensors_sha256, fix)
     if set(raw) != set(TENSOR_NAMES):
         raise ArtifactShapeError(
             f"{TENSORS_NAME} holds tensors {sorted(raw)}, expected {sorted(TENSOR_NAMES)}. Rebuild the space."
@@ -322,6 +302,7 @@ __all__ = [
     "S3Config",
     "check_records",
     "locate",
+    "missing_hint",
     "read_json",
     "read_records",
     "read_summary",

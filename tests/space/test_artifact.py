@@ -229,7 +229,7 @@ def test_failed_save_leaves_nothing_half_written(small_space, tmp_path, monkeypa
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("s3_hf.space.artifact.save_tensors", broken)
+    monkeypatch.setattr("s3_hf.space.artifact.tensor_bytes", broken)
     with pytest.raises(OSError, match="disk full"):
         small_space.save_pretrained(tmp_path / "new")
     assert os.listdir(tmp_path) == []
