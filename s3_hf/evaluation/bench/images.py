@@ -49,16 +49,24 @@ def large_photos(images: str, n: int, folder: Path, megapixels: float = 12.0) ->
 
 
 def _image_calls(
-    cfg: BenchConfig, engine: Any, hf: Any, resolved: Any, labels: list[str], paths: list[str], fast: bool, workers: int
+    cfg: BenchConfig,
+    engine: Any,
+    hf: Any,
+    resolved: Any,
+    labels: list[str],
+    paths: list[str],
+    inputs: dict[str, torch.Tensor],
+    fast: bool,
+    workers: int,
 ) -> dict[str, Callable[[], Any]]:
-    """The columns of one image row, as callables: name -> one pass over ``paths``."""
+    """The columns of one image row, as callables: name -> one pass over ``paths`` (``inputs``: them preprocessed,
+    for the bare encoder)."""
     from accelerate import Accelerator
 
     from s3_hf.evaluation.embeddings import encode_sharded
     from s3_hf.io.parallel import batched, map_batches, threads_per_worker
 
     encoder = engine.encoder
-    inputs = engine.image_inputs([load_image(p) for p in paths])
     chunks = batched(range(len(paths)), cfg.image_batch)
     accelerator = Accelerator(cpu=cfg.device == "cpu")
 
@@ -101,9 +109,10 @@ def _image_rows(
 
     workers = default_image_workers(cfg.device) if cfg.image_workers is None else cfg.image_workers
     n = len(paths)
+    inputs = engine.image_inputs([load_image(p) for p in paths])
     rows = []
     for fast in (False, True):
-        calls = _image_calls(cfg, engine, hf, resolved, labels, paths, fast, workers)
+        calls = _image_calls(cfg, engine, hf, resolved, labels, paths, inputs, fast, workers)
         t = alternate(calls, cfg.repeats, sync_for(cfg.device))
         rate = {key: t.rate(key, n) for key in calls}
         has_hf = "transformers" in calls
