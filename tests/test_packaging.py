@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_eval_imports_as_a_package_without_bare_modules(tmp_path):
     code = (
         "import sys, s3_hf, s3_hf.cli\n"
-        "from s3_hf.evaluation import bench, registry, report, runner\n"
+        "from s3_hf.evaluation import bench, report, runner\n"
+        "from s3_hf.evaluation.data import registry\n"
         "from s3_hf.cli import load_eval_module\n"
         "assert load_eval_module('runner') is runner and runner.registry is registry\n"
         "bare = {'registry', 'report', 'bench', 'runner'} & set(sys.modules)\n"
@@ -30,7 +31,7 @@ def test_eval_imports_as_a_package_without_bare_modules(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["[]", "s3_hf.evaluation.registry", "True"]
+    assert out.stdout.split() == ["[]", "s3_hf.evaluation.data.registry", "True"]
 
 
 def test_no_path_hacks():

@@ -9,7 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
-from s3_hf.evaluation.registry import IMAGENET_SAMPLE_ENV
+from s3_hf.evaluation.data.registry import IMAGENET_SAMPLE_ENV
 from s3_hf.synonyms import WordNetSource
 from s3_hf.synonyms.base import clean_all
 from s3_hf.synonyms.curated import CURATED_DIR, read_curated

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from s3_hf.errors import EvalError
+from s3_hf.evaluation.results import MethodScores, RunResult
 from s3_hf.io.files import load_json_text, save_figure, write_json, write_text
 
 logger = logging.getLogger("s3_hf.evaluation")
@@ -23,62 +24,59 @@ RANDOM_NOTE = (
 )
 
 
-def _methods(summary: dict[str, Any]) -> list[str]:
-    seen: dict[str, None] = {}
-    for rec in summary["benchmarks"].values():
-        for m in rec.get("methods", {}):
-            seen[m] = None
-    return list(seen)
+def _methods(summary: RunResult) -> list[str]:
+    return list(dict.fromkeys(m for rec in summary.benchmarks.values() for m in rec.methods))
 
 
-def markdown(summary: dict[str, Any]) -> str:
+def markdown(summary: RunResult) -> str:
+    """The results table: top-1 (%) per benchmark and method, and the few-shot table."""
     methods = _methods(summary)
-    lines = [f"# Zero-shot top-1 accuracy (%): {summary['model']}", ""]
-    if summary.get("random_weights"):
+    lines = [f"# Zero-shot top-1 accuracy (%): {summary.model}", ""]
+    if summary.random_weights:
         lines += [RANDOM_NOTE, ""]
     lines += [
         "| benchmark | n | " + " | ".join(methods) + " |",
         "| --- | --- | " + " | ".join("---" for _ in methods) + " |",
     ]
-    for name, rec in summary["benchmarks"].items():
-        if "error" in rec:
+    for name, rec in summary.benchmarks.items():
+        if rec.error is not None:
             lines.append(f"| {name} | – | " + " | ".join("–" for _ in methods) + " |")
             continue
         cells = []
         for m in methods:
-            r = rec["methods"].get(m)
-            cell = "–" if r is None else f"{100 * r['top1']:.2f}"
-            if r is not None and "top1_std" in r:  # a method of several random draws: mean ± std over them
-                cell += f" ± {100 * r['top1_std']:.2f}"
+            r = rec.methods.get(m)
+            cell = "–" if r is None else f"{100 * (r.top1 or 0.0):.2f}"
+            if r is not None and r.std is not None:  # a method of several random draws: mean ± std over them
+                cell += f" ± {100 * r.std['top1']:.2f}"
             cells.append(cell)
-        lines.append(f"| {name} | {rec['samples']} | " + " | ".join(cells) + " |")
-    errors = [(n, r["error"]) for n, r in summary["benchmarks"].items() if "error" in r]
+        lines.append(f"| {name} | {rec.samples} | " + " | ".join(cells) + " |")
+    errors = [(n, r.error) for n, r in summary.benchmarks.items() if r.error is not None]
     if errors:
         lines += ["", "Not evaluated:", *[f"- {n}: {e}" for n, e in errors]]
     lines += ["", "Top-5, mean per-class accuracy and per-class wins/losses against `label` are in results.json."]
-    if any("top1_std" in r for rec in summary["benchmarks"].values() for r in rec.get("methods", {}).values()):
+    if any(r.std is not None for rec in summary.benchmarks.values() for r in rec.methods.values()):
         lines += ["Methods shown as mean ± std are averaged over random draws (WaffleCLIP: seeds 0-6 by default)."]
     lines += fewshot_markdown(summary)
     return "\n".join(lines) + "\n"
 
 
-def fewshot_markdown(summary: dict[str, Any]) -> list[str]:
+def fewshot_markdown(summary: RunResult) -> list[str]:
     """Few-shot top-1 (%) per benchmark and shot count: mean ± std over support samples (seeds)."""
     rows = []
-    for name, rec in summary["benchmarks"].items():
-        fs = rec.get("fewshot")
-        if not fs:
+    for name, rec in summary.benchmarks.items():
+        fs = rec.fewshot
+        if fs is None:
             continue
-        if "error" in fs:
-            rows.append(f"| {name} | – | – | {fs['error']} | | | |")
+        if fs.error is not None:
+            rows.append(f"| {name} | – | – | {fs.error} | | | |")
             continue
-        seeds = len({r["seed"] for r in fs["runs"]})
-        for k, methods in fs["summary"].items():
+        seeds = len({r.seed for r in fs.runs})
+        for k, methods in fs.summary.items():
             cells = [f"{100 * m['top1_mean']:.2f} ± {100 * m['top1_std']:.2f}" for m in methods.values()]
             rows.append(f"| {name} | {k} | {seeds} | " + " | ".join(cells) + " |")
     if not rows:
         return []
-    base = next((r["fewshot"]["base"] for r in summary["benchmarks"].values() if "base" in r.get("fewshot", {})), "")
+    base = next((r.fewshot.base for r in summary.benchmarks.values() if r.fewshot and r.fewshot.base), "")
     return [
         "",
         f"## Few-shot top-1 accuracy (%), on top of `{base}`",
@@ -91,35 +89,28 @@ def fewshot_markdown(summary: dict[str, Any]) -> list[str]:
     ]
 
 
-def gain_figure(summary: dict[str, Any], path: Path) -> Path | None:
+def gain_figure(summary: RunResult, path: Path) -> Path | None:
     """Per benchmark, each method's top-1 gain over ``label`` (percentage points)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    benches = [n for n, r in summary["benchmarks"].items() if "methods" in r]
+    benches = [n for n, r in summary.benchmarks.items() if r.error is None]
     methods = [m for m in _methods(summary) if m != "label"]
     if not benches or not methods:
         return None
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(benches) * max(1, len(methods)) / 4), 4))
     width = 0.8 / len(methods)
+    nan = MethodScores(float("nan"))
     for j, m in enumerate(methods):
-        gains = [
-            100
-            * (
-                summary["benchmarks"][b]["methods"].get(m, {}).get("top1", float("nan"))
-                - summary["benchmarks"][b]["methods"]["label"]["top1"]
-            )
-            for b in benches
-        ]
+        recs = [summary.benchmarks[b].methods for b in benches]
+        gains = [100 * ((r.get(m, nan).top1 or 0.0) - (r["label"].top1 or 0.0)) for r in recs]
         ax.bar([i + j * width for i in range(len(benches))], gains, width, label=m)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(benches))], benches, rotation=30, ha="right")
     ax.set_ylabel("top-1 gain over label (points)")
-    title = "Gain over vanilla CLIP (label)" + (
-        " — RANDOM WEIGHTS, meaningless" if summary.get("random_weights") else ""
-    )
+    title = "Gain over vanilla CLIP (label)" + (" — RANDOM WEIGHTS, meaningless" if summary.random_weights else "")
     ax.set_title(title)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
@@ -181,9 +172,10 @@ def claim_outputs(out: Path, names: Iterable[str]) -> None:
         write_json(out / MANIFEST, {"written_by": "s3-hf eval", "files": sorted(files)})
 
 
-def write_reports(summary: dict[str, Any], out: Path) -> None:
+def write_reports(summary: RunResult, out: Path) -> None:
+    """``results.json``, ``results.md`` and ``gains.png`` of a classification run."""
     claim_outputs(out, RUN_FILES)
-    write_json(out / "results.json", summary)
+    write_json(out / "results.json", summary.to_dict())
     write_text(out / "results.md", markdown(summary))
     gain_figure(summary, out / "gains.png")
 
@@ -205,28 +197,31 @@ def card_results(space: Any, summary: Any, method: str | None = None) -> dict[st
     source."""
     from s3_hf.space.artifact import same_model
 
-    if not isinstance(summary, dict) or not isinstance(summary.get("benchmarks"), dict):
-        raise EvalError("These are not results written by `s3 eval` (no 'benchmarks' object).")
-    records = {n: r for n, r in summary["benchmarks"].items() if isinstance(r, dict) and "methods" in r}
-    marks = [summary.get("random_weights"), *(r.get("random_weights", False) for r in records.values())]
+    if not isinstance(summary, RunResult):
+        try:
+            summary = RunResult.from_dict(summary)
+        except TypeError as err:
+            raise EvalError(str(err)) from None
+    records = {n: r for n, r in summary.benchmarks.items() if r.error is None}
+    marks = [summary.random_weights, *(r.random_weights for r in records.values())]
     if any(mark is not False for mark in marks):
         raise EvalError(
             "Refusing to write accuracy measured with random weights (or results that do not record that their "
             "weights were trained) into a model card."
         )
     base = space.config.base_model
-    models = [summary.get("model"), *(r.get("model", summary.get("model")) for r in records.values())]
+    models = [summary.model, *(r.model or summary.model for r in records.values())]
     others = [m for m in models if not isinstance(m, str) or not same_model(m, base)]
-    revision, built = summary.get("revision"), space.config.base_model_revision
+    revision, built = summary.revision, space.config.base_model_revision
     if not others and isinstance(revision, str) and isinstance(built, str) and revision != built:
-        others = [f"{summary.get('model')}@{revision}"]
+        others = [f"{summary.model}@{revision}"]
     if others:
         raise EvalError(
             f"These results were measured with {others[0]!r}, but the space was built with {base!r}: its accuracy "
             "would be another model's. Evaluate the space's own model."
         )
     labels = list(space.labels)
-    matching = {n: r for n, r in records.items() if r.get("class_names") == labels}
+    matching = {n: r for n, r in records.items() if r.class_names == labels}
     if not matching:
         raise EvalError(
             f"No benchmark in these results has the space's {len(labels)} classes ({', '.join(labels[:5])}...): "
@@ -236,9 +231,9 @@ def card_results(space: Any, summary: Any, method: str | None = None) -> dict[st
     wanted = {_source_id(c.source) for c in space.classes}
     chosen: dict[str, list[str]] = {}
     for name, rec in matching.items():
-        synonyms = rec.get("synonyms") if isinstance(rec.get("synonyms"), dict) else {}
+        synonyms = rec.synonyms
         if method is None:
-            s3 = [m for m in rec["methods"] if m.startswith("s3/") and m.endswith(f"/{space.config.metric}")]
+            s3 = [m for m in rec.methods if m.startswith("s3/") and m.endswith(f"/{space.config.metric}")]
             pick = next((m for m in s3 if {_source_id(synonyms.get(m))} == wanted), None)
             if s3 and pick is None:
                 raise EvalError(
@@ -246,16 +241,16 @@ def card_results(space: Any, summary: Any, method: str | None = None) -> dict[st
                     f"({', '.join(sorted(str(w) for w in wanted))}); evaluate with the space's synonyms."
                 )
         else:
-            if method not in rec["methods"]:
-                raise EvalError(f"{name} has no results for method {method!r}; it has {sorted(rec['methods'])}.")
+            if method not in rec.methods:
+                raise EvalError(f"{name} has no results for method {method!r}; it has {sorted(rec.methods)}.")
             pick = method
             if method.startswith("s3/") and {_source_id(synonyms.get(method))} != wanted:
                 raise EvalError(f"{name}: {method!r} used another synonym source than the space's.")
-        chosen[name] = [m for m in dict.fromkeys((pick, "label")) if m and m in rec["methods"]]
+        chosen[name] = [m for m in dict.fromkeys((pick, "label")) if m and m in rec.methods]
     return chosen
 
 
-def write_model_index(space_dir: str | Path, summary: dict[str, Any], method: str | None = None) -> Path:
+def write_model_index(space_dir: str | Path, summary: RunResult | dict[str, Any], method: str | None = None) -> Path:
     """Add the results of ``method`` (default: the space's own metric with its synonyms) and of the ``label``
     baseline to the artifact's model card as ``model-index`` entries, for the benchmarks whose results
     :func:`card_results` accepts for this space (it raises :class:`EvalError` on results of another model, other
@@ -266,11 +261,13 @@ def write_model_index(space_dir: str | Path, summary: dict[str, Any], method: st
 
     space_dir = Path(space_dir)
     space = SynonymSpace.from_pretrained(space_dir)
+    if not isinstance(summary, RunResult):
+        summary = RunResult.from_dict(summary)
     chosen = card_results(space, summary, method)
     card = ModelCard.load(space_dir / "README.md")
     results = []
     for name, methods in chosen.items():
-        rec = summary["benchmarks"][name]
+        rec = summary.benchmarks[name]
         for m in methods:
             results.append(
                 EvalResult(
@@ -279,7 +276,7 @@ def write_model_index(space_dir: str | Path, summary: dict[str, Any], method: st
                     dataset_name=name,
                     metric_type="accuracy",
                     metric_name=f"top-1 accuracy ({m})",
-                    metric_value=round(rec["methods"][m]["top1"], 6),
+                    metric_value=round(rec.methods[m].top1, 6),  # type: ignore[arg-type]
                 )
             )
     card.data.eval_results = results

@@ -31,6 +31,7 @@ from typing import Any
 
 from s3_hf.errors import S3Error, WordNetMissingError
 from s3_hf.synonyms.base import MAX_CONCEPTS
+from s3_hf.text.distinct import distinct_labels
 
 logger = logging.getLogger(__name__)
 
@@ -266,19 +267,13 @@ class WordNetSource:
         """Make repeated labels distinct using their WordNet ids (ImageNet's CLIP names repeat "missile" and
         "sunglasses"): a later repeat takes the first lemma of its own synset that is not a label yet.
         Returns the new labels and sets ``self.senses`` to ``{label: id}`` for all of them."""
-        taken = {label.casefold() for label in labels}
-        seen: set[str] = set()
-        out, renamed = [], []
-        for label, wnid in zip(labels, ids, strict=True):
-            new = label
-            if label.casefold() in seen:
-                synset = self.synset(wnid)
-                lemmas = [x.replace("_", " ") for x in synset.lemma_names()] if synset is not None else []
-                new = next((x for x in lemmas if x.casefold() not in taken), f"{label} ({wnid})")
-                taken.add(new.casefold())
-                renamed.append(f"{label!r} ({wnid}) -> {new!r}")
-            seen.add(label.casefold())
-            out.append(new)
+
+        def lemmas(i: int, label: str) -> list[str]:
+            synset = self.synset(ids[i])
+            return [x.replace("_", " ") for x in synset.lemma_names()] if synset is not None else []
+
+        out = distinct_labels(labels, ids, lemmas)
+        renamed = [f"{a!r} ({wnid}) -> {b!r}" for a, b, wnid in zip(labels, out, ids, strict=True) if a != b]
         if renamed:
             logger.warning("Renamed repeated labels: %s", ", ".join(renamed))
         self.senses = dict(zip(out, ids, strict=True))

@@ -21,7 +21,7 @@ from PIL import Image
 
 from s3_hf.cli import main
 from s3_hf.errors import EvalError, ImageLoadError
-from s3_hf.evaluation import registry
+from s3_hf.evaluation.data import registry
 
 REPO = "acme/wds_toy"
 CLASSES = ["cat", "coffee", "astronaut", "rocket"]

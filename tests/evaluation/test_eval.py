@@ -155,28 +155,28 @@ def test_fewshot_eval_with_siglip2(split_folder, tmp_path, runner):
     from helpers import make_tiny_family
 
     model = make_tiny_family(tmp_path / "tiny-siglip2", "siglip2")
-    cfg = runner.EvalConfig(
+    cfg = runner.EvalConfig.from_flags(
         model=str(model), benchmarks=[str(split_folder)], out=str(tmp_path / "out"), synonyms=[], shots=[2], seeds=[1]
     )
-    rec = runner.run(cfg)["benchmarks"][split_folder.name]
+    rec = runner.run(cfg).to_dict()["benchmarks"][split_folder.name]
     (run,) = rec["fewshot"]["runs"]
     assert run["support_images"] == 6 and 0 <= run["ssp"]["top1"] <= 1
 
 
 def test_fewshot_needs_a_train_split(folder, tiny_clip_dir, tmp_path, runner):
-    cfg = runner.EvalConfig(
+    cfg = runner.EvalConfig.from_flags(
         model=str(tiny_clip_dir), benchmarks=[str(folder)], out=str(tmp_path), synonyms=[], shots=[1], seeds=[0]
     )
-    rec = runner.run(cfg)["benchmarks"][folder.name]
+    rec = runner.run(cfg).to_dict()["benchmarks"][folder.name]
     assert "train/" in rec["fewshot"]["error"] and rec["methods"]["label"]["top1"] >= 0  # zero-shot still scored
 
 
 def test_cache_resume_reports_and_unreachable(folder, tiny_clip_dir, tmp_path, runner, caplog):
     out = tmp_path / "out"
-    cfg = runner.EvalConfig(
+    cfg = runner.EvalConfig.from_flags(
         model=str(tiny_clip_dir), benchmarks=["cifar10", str(folder)], out=str(out), synonyms=[], batch_size=4
     )
-    first = runner.run(cfg)
+    first = runner.run(cfg).to_dict()
     assert "cannot load clip-benchmark/wds_cifar10" in first["benchmarks"]["cifar10"]["error"]  # offline
     rec = first["benchmarks"][folder.name]
     assert rec["embeddings_cached"] is False and rec["samples"] == 7 and rec["classes"] == 3
@@ -190,30 +190,30 @@ def test_cache_resume_reports_and_unreachable(folder, tiny_clip_dir, tmp_path, r
     # same configuration: the finished benchmark is not recomputed
     predictions = bench_file(out, folder.name, "predictions")
     predictions.unlink()
-    again = runner.run(cfg)
+    again = runner.run(cfg).to_dict()
     assert again["benchmarks"][folder.name] == rec
     assert not predictions.exists()
 
     # another method set: scored again, on the cached image embeddings
-    cfg.templates = "imagenet7"
-    third = runner.run(cfg)
+    cfg.run.templates = "imagenet7"
+    third = runner.run(cfg).to_dict()
     assert third["benchmarks"][folder.name]["embeddings_cached"] is True
     assert third["benchmarks"][folder.name]["methods"]["label"] == rec["methods"]["label"]
 
 
 def test_scoring_time_is_zero_shot_scoring_alone(split_folder, tiny_clip_dir, tmp_path, runner, monkeypatch):
     """``timings_s.scoring`` times the zero-shot methods; few-shot fitting and scoring has its own timing."""
-    real = runner.score_fewshot
+    real = runner.fewshot.score_fewshot
 
     def slow_fewshot(*args, **kwargs):
         time.sleep(2.0)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "score_fewshot", slow_fewshot)
-    cfg = runner.EvalConfig(
+    monkeypatch.setattr(runner.fewshot, "score_fewshot", slow_fewshot)
+    cfg = runner.EvalConfig.from_flags(
         model=str(tiny_clip_dir), benchmarks=[str(split_folder)], out=str(tmp_path), synonyms=[], shots=[1], seeds=[1]
     )
-    rec = runner.run(cfg)["benchmarks"][split_folder.name]
+    rec = runner.run(cfg).to_dict()["benchmarks"][split_folder.name]
     assert rec["fewshot"]["timings_s"]["fit_and_score"] >= 2.0 > rec["timings_s"]["scoring"]
     assert set(rec["timings_s"]) == {"images", "spaces", "scoring"}
 
@@ -235,7 +235,7 @@ def test_missing_data_locations_are_one_line_errors(tiny_clip_dir, monkeypatch, 
 
 def test_imagenet_sample_folder_from_argument_or_variable(tmp_path, monkeypatch):
     from s3_hf.errors import EvalError
-    from s3_hf.evaluation import registry
+    from s3_hf.evaluation.data import registry
 
     monkeypatch.delenv("S3_IMAGENET_SAMPLE", raising=False)
     with pytest.raises(EvalError, match="--imagenet-sample"):
@@ -265,7 +265,7 @@ def wordnet_synonyms() -> list[str]:
 def test_imagenet_sample_end_to_end(tiny_clip_dir, tmp_path, runner, monkeypatch):
     synonyms = wordnet_synonyms()
     monkeypatch.setenv("S3_IMAGENET_SAMPLE", str(IMAGENET_SAMPLE))
-    cfg = runner.EvalConfig(
+    cfg = runner.EvalConfig.from_flags(
         model=str(tiny_clip_dir),
         benchmarks=["imagenet-sample"],
         out=str(tmp_path / "out"),
@@ -274,19 +274,19 @@ def test_imagenet_sample_end_to_end(tiny_clip_dir, tmp_path, runner, monkeypatch
         templates="imagenet7",
         batch_size=128,
     )
-    rec = runner.run(cfg)["benchmarks"]["imagenet-sample"]
+    rec = runner.run(cfg).to_dict()["benchmarks"]["imagenet-sample"]
     assert rec["samples"] == 1000 and rec["classes"] == 1000 and not rec["embeddings_cached"]
-    expected = {"label", "ensemble"} | {f"s3/{s}/{m}" for s in synonyms for m in cfg.metrics}
+    expected = {"label", "ensemble"} | {f"s3/{s}/{m}" for s in synonyms for m in cfg.run.metrics}
     assert set(rec["methods"]) == expected
     assert (tmp_path / "out" / "results.md").is_file() and (tmp_path / "out" / "gains.png").is_file()
     # another metric set: image embeddings and spaces both come from the cache
-    cfg.metrics = ["local_center"]
+    cfg.run.metrics = ["local_center"]
 
     def no_build(*args, **kwargs):
         raise AssertionError("a cached space was rebuilt")
 
-    monkeypatch.setattr(runner, "build_synonym_space", no_build)
-    again = runner.run(cfg)["benchmarks"]["imagenet-sample"]
+    monkeypatch.setattr(runner.methods, "build_synonym_space", no_build)
+    again = runner.run(cfg).to_dict()["benchmarks"]["imagenet-sample"]
     assert again["embeddings_cached"] is True
     assert again["methods"]["label"] == rec["methods"]["label"]
 

@@ -51,8 +51,9 @@ def no_model(monkeypatch):
 
 
 def config(runner, model: Path, benchmarks: list[Path | str], out: Path, **kw):
-    return runner.EvalConfig(
-        model=str(model), benchmarks=[str(b) for b in benchmarks], out=str(out), synonyms=[], batch_size=8, **kw
+    flags = {"synonyms": [], "batch_size": 8, **kw}
+    return runner.EvalConfig.from_flags(
+        model=str(model), benchmarks=[str(b) for b in benchmarks], out=str(out), **flags
     )
 
 
@@ -61,7 +62,7 @@ def test_same_base_name_reports_each_benchmarks_own_numbers(tiny_clip_dir, tmp_p
     a = image_folder(tmp_path / "a" / "test", {"cat": 1, "dog": 2})
     b = image_folder(tmp_path / "b" / "test", {"cat": 2, "dog": 3, "fox": 1}, seed=1)
     out = tmp_path / "out"
-    summary = runner.run(config(runner, tiny_clip_dir, [a, b], out))
+    summary = runner.run(config(runner, tiny_clip_dir, [a, b], out)).to_dict()
     benches = summary["benchmarks"]
     assert set(benches) == {"a/test", "b/test"}
     assert (benches["a/test"]["samples"], benches["b/test"]["samples"]) == (3, 6)
@@ -77,16 +78,16 @@ def test_two_runs_into_one_out_and_changed_data_are_recomputed(tiny_clip_dir, tm
     a = image_folder(tmp_path / "a" / "test", {"cat": 1, "dog": 2})
     b = image_folder(tmp_path / "b" / "test", {"cat": 2, "dog": 3, "fox": 1}, seed=1)
     out = tmp_path / "out"
-    assert runner.run(config(runner, tiny_clip_dir, [a], out))["benchmarks"]["test"]["samples"] == 3
-    second = runner.run(config(runner, tiny_clip_dir, [b], out))["benchmarks"]["test"]
+    assert runner.run(config(runner, tiny_clip_dir, [a], out)).to_dict()["benchmarks"]["test"]["samples"] == 3
+    second = runner.run(config(runner, tiny_clip_dir, [b], out)).to_dict()["benchmarks"]["test"]
     assert second["samples"] == 6 and second["identity"]["path"] == str(b.resolve())
     # the same folder, one image more: its fingerprint changes and it is evaluated again
     image_folder(b, {"fox": 2}, seed=2)
-    third = runner.run(config(runner, tiny_clip_dir, [b], out))["benchmarks"]["test"]
+    third = runner.run(config(runner, tiny_clip_dir, [b], out)).to_dict()["benchmarks"]["test"]
     assert third["samples"] == 7 and third["identity"]["fingerprint"] != second["identity"]["fingerprint"]
     # unchanged: reused, nothing encoded
     monkeypatch.setattr(runner, "image_embeddings", lambda *a, **k: pytest.fail("a finished benchmark re-encoded"))
-    assert runner.run(config(runner, tiny_clip_dir, [b], out))["benchmarks"]["test"] == third
+    assert runner.run(config(runner, tiny_clip_dir, [b], out)).to_dict()["benchmarks"]["test"] == third
 
 
 def test_benchmark_named_results_does_not_overwrite_the_runs_results(tiny_clip_dir, tmp_path, runner):
@@ -187,18 +188,18 @@ def test_hostile_out_folder(finished, tiny_clip_dir, tmp_path, runner, monkeypat
             match = "is a folder" if outcome == "refused always" else "not written by s3 eval.*--overwrite"
             with pytest.raises(EvalError, match=match):
                 runner.run(cfg)
-            cfg.overwrite = True  # the user says so: replaced, but a folder never is
+            cfg.run.overwrite = True  # the user says so: replaced, but a folder never is
             if outcome == "refused always":
                 with pytest.raises(EvalError, match="is a folder"):
                     runner.run(cfg)
                 return
         runner.run(cfg)
-        cfg.overwrite = False  # the files are s3 eval's now: a run without --overwrite goes through
+        cfg.run.overwrite = False  # the files are s3 eval's now: a run without --overwrite goes through
         runner.run(cfg)
         assert json.loads((out / "results.json").read_text())["benchmarks"]["bench"]["samples"] == 3
         return
     with caplog.at_level(logging.WARNING, logger="s3_hf.evaluation"):
-        again = runner.run(cfg)["benchmarks"]["bench"]
+        again = runner.run(cfg).to_dict()["benchmarks"]["bench"]
     assert again["samples"] == 3 and again["identity"] == rec["identity"]
     assert again["embeddings_cached"] is True  # recomputed (from the cached embeddings), not reused
     assert json.loads((out / rec["files"]["results"]).read_text())["samples"] == 3
@@ -211,7 +212,7 @@ def test_out_of_an_earlier_run_is_reused_without_overwrite(finished, tiny_clip_d
     out = tmp_path / "out"
     shutil.copytree(template, out)
     monkeypatch.setattr(runner, "image_embeddings", lambda *a, **k: pytest.fail("a finished benchmark re-encoded"))
-    assert runner.run(config(runner, tiny_clip_dir, [bench], out))["benchmarks"]["bench"]["samples"] == 3
+    assert runner.run(config(runner, tiny_clip_dir, [bench], out)).to_dict()["benchmarks"]["bench"]["samples"] == 3
 
 
 # --------------------------------------------------------------------------- prerequisites before encoding
@@ -219,7 +220,7 @@ def test_missing_wordnet_is_reported_before_any_model_or_image(tiny_clip_dir, tm
     monkeypatch.setenv("S3_WORDNET_DIR", str(tmp_path / "no-wordnet"))
     bench = image_folder(tmp_path / "bench", {"cat": 1})
     cfg = config(runner, tiny_clip_dir, [bench], tmp_path / "out")
-    cfg.synonyms = ["wordnet"]
+    cfg.classification.synonyms = ["wordnet"]
     with pytest.raises(WordNetMissingError):
         runner.run(cfg)
 
@@ -238,9 +239,7 @@ def test_bad_sources_are_reported_before_any_model_or_image(
     tiny_clip_dir, tmp_path, runner, no_model, change, error, match
 ):
     bench = image_folder(tmp_path / "bench", {"cat": 1})
-    cfg = config(runner, tiny_clip_dir, [bench], tmp_path / "out")
-    for k, v in change.items():
-        setattr(cfg, k, v)
+    cfg = config(runner, tiny_clip_dir, [bench], tmp_path / "out", **change)
     with pytest.raises(error, match=match):
         runner.run(cfg)
 
@@ -273,14 +272,14 @@ def test_eval_train_split_missing_a_class_encodes_no_support(tiny_clip_dir, tmp_
     (root / "train" / "dog").mkdir()
     monkeypatch.setattr(runner, "support_features", lambda *a, **k: pytest.fail("support encoded"))
     cfg = config(runner, tiny_clip_dir, [root], tmp_path / "out", shots=[1], seeds=[1])
-    rec = runner.run(cfg)["benchmarks"]["bench"]
+    rec = runner.run(cfg).to_dict()["benchmarks"]["bench"]
     assert "no image of 1 classes (['dog'])" in rec["fewshot"]["error"] and "methods" in rec
 
 
 def test_fewshot_support_missing_a_class_fails_before_encoding(small_space, tmp_path, monkeypatch, capsys):
-    import s3_hf.engine.core
+    import s3_hf.engine.adapters
 
-    monkeypatch.setattr(s3_hf.engine.core, "encode_support_images", lambda *a, **k: pytest.fail("support encoded"))
+    monkeypatch.setattr(s3_hf.engine.adapters, "encode_support_images", lambda *a, **k: pytest.fail("support encoded"))
     space_dir = small_space.save_pretrained(tmp_path / "space")
     support = image_folder(tmp_path / "support", {small_space.labels[0]: 1, small_space.labels[1]: 1})
     model = small_space.config.base_model
@@ -288,7 +287,7 @@ def test_fewshot_support_missing_a_class_fails_before_encoding(small_space, tmp_
     err = capsys.readouterr().err.rsplit("it/s]\n", 1)[-1]  # after the model-loading progress bar
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and small_space.labels[2] in err
     # with --labels, the folder is checked before the model is even loaded
-    monkeypatch.setattr("s3_hf.cli.commands.load_engine", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("s3_hf.cli.common.load_engine", lambda *a, **k: pytest.fail("model loaded"))
     labels = ",".join(small_space.labels)
     rc = main(["fewshot", str(support), "--labels", labels, "--model", model, "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
@@ -431,7 +430,7 @@ def test_card_accepts_the_eval_of_the_spaces_own_model_classes_and_synonyms(tiny
     syn = tmp_path / "syn.json"
     syn.write_text(json.dumps({"cat": ["kitty"], "dog": ["puppy"]}))
     cfg = config(runner, tiny_clip_dir, [bench], tmp_path / "out", metrics=["local_center"])
-    cfg.synonyms = [str(syn)]
+    cfg.classification.synonyms = [str(syn)]
     runner.run(cfg)
     results = tmp_path / "out" / "results.json"
     space = tmp_path / "space"
@@ -448,7 +447,7 @@ def test_card_accepts_the_eval_of_the_spaces_own_model_classes_and_synonyms(tiny
 
 
 def test_segment_background_threshold_without_background_fails_before_the_model(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("s3_hf.cli.commands.load_engine", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("s3_hf.cli.common.load_engine", lambda *a, **k: pytest.fail("model loaded"))
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     argv = ["segment", str(tmp_path / "a.png"), "--labels", "sky,tree", "--background-threshold", "0.5"]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2

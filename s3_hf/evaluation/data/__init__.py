@@ -1,0 +1,1 @@
+"""Evaluation data: the benchmark registry, Hub shards, image folders and segmentation folders."""
