@@ -135,7 +135,7 @@ def _config(args: argparse.Namespace, runner: Any, benchmarks: list[str]) -> Any
     """The evaluation config of the command line."""
     synonyms = [x for x in args.synonyms.split(",") if x and x != "none"]
     metrics = [check_metric(m) for m in args.metrics.split(",")] if args.metrics != "all" else runner.S3_METRICS
-    return runner.EvalConfig(
+    return runner.EvalConfig.from_flags(
         model=args.model,
         benchmarks=benchmarks,
         out=args.out,
@@ -167,7 +167,7 @@ def _config(args: argparse.Namespace, runner: Any, benchmarks: list[str]) -> Any
 
 def run(args: argparse.Namespace) -> int:
     """List the benchmarks, or evaluate; 1 when every benchmark failed."""
-    runner, registry = load_eval_module("runner"), load_eval_module("registry")
+    runner, registry = load_eval_module("runner"), load_eval_module("data.registry")
     if args.list:
         for name, b in registry.REGISTRY.items():
             print(f"{name:16s} {b.hub_id or b.path or '(local folder)'}  {b.note}")
@@ -178,6 +178,6 @@ def run(args: argparse.Namespace) -> int:
     if benchmarks == ["paper"]:
         benchmarks = registry.PAPER_SUITE
     summary = runner.run(_config(args, runner, benchmarks))
-    if summary["benchmarks"] and all("error" in r for r in summary["benchmarks"].values()):
+    if summary.all_failed():
         return 1
     return 0

@@ -220,11 +220,12 @@ def _data(labels):
 
 
 def test_eval_builds_dclip_with_the_chosen_template_and_waffle_over_seven_draws(engine, tmp_path):
-    from s3_hf.evaluation.runner import Draws, EvalConfig, method_spaces
+    from s3_hf.evaluation.config import EvalConfig
+    from s3_hf.evaluation.methods import Draws, method_spaces
 
     path = tmp_path / "dclip.json"
     path.write_text(json.dumps({**DESCRIPTORS, "zebra": ["stripes"]}))
-    cfg = EvalConfig(model="m", benchmarks=[], synonyms=(), dclip=str(path), waffle=2)
+    cfg = EvalConfig.from_flags(model="m", benchmarks=[], synonyms=(), dclip=str(path), waffle=2)
     spaces = method_spaces(cfg, engine.encoder, _data(LABELS))
     assert spaces["dclip"][0].config.templates == ["{}"]
     draws, metric = spaces["waffle"]
@@ -235,13 +236,15 @@ def test_eval_builds_dclip_with_the_chosen_template_and_waffle_over_seven_draws(
     # "zebra", a class the benchmark does not have
     assert draws.spaces[0].classes[0].source["shape"]["characters"] == "abcehiklmnprstw"
     assert all(s.config.templates == ["A photo of a {}."] for s in draws.spaces)
-    named = EvalConfig(model="m", benchmarks=[], synonyms=(), dclip=str(path), dclip_template="waffle")
+    named = EvalConfig.from_flags(model="m", benchmarks=[], synonyms=(), dclip=str(path), dclip_template="waffle")
     assert method_spaces(named, engine.encoder, _data(LABELS))["dclip"][0].config.templates == ["A photo of a {}."]
 
 
 def test_eval_reports_the_mean_and_std_over_draws(engine):
+    from s3_hf.evaluation.classification import score_methods
+    from s3_hf.evaluation.methods import Draws
     from s3_hf.evaluation.report import markdown
-    from s3_hf.evaluation.runner import Draws, score_methods
+    from s3_hf.evaluation.results import RunResult
 
     label = build_method_space(engine.encoder, None, LABELS, "cupl", prompts={})
     torch.manual_seed(0)
@@ -249,13 +252,19 @@ def test_eval_reports_the_mean_and_std_over_draws(engine):
     labels = [i % 3 for i in range(40)]
     draws = [build_method_space(engine.encoder, None, LABELS, "waffle", waffle_count=2, seed=s) for s in range(4)]
     single, single_predictions = score_methods(
+        engine,
         emb,
         labels,
         {"label": (label, "label")} | {f"w{s}": (space, "mean_similarity") for s, space in enumerate(draws)},
     )
     together, predictions = score_methods(
-        emb, labels, {"label": (label, "label"), "waffle": (Draws((0, 1, 2, 3), tuple(draws)), "mean_similarity")}
+        engine,
+        emb,
+        labels,
+        {"label": (label, "label"), "waffle": (Draws((0, 1, 2, 3), tuple(draws)), "mean_similarity")},
     )
+    single = {m: r.to_dict() for m, r in single.items()}
+    together = {m: r.to_dict() for m, r in together.items()}
     got = together["waffle"]
     assert got["top1_std"] > 0  # the draws differ, so the spread is measured, not assumed
     for figure in ("top1", "top5", "mean_per_class"):
@@ -266,5 +275,5 @@ def test_eval_reports_the_mean_and_std_over_draws(engine):
     assert got["draws"]["seeds"] == [0, 1, 2, 3] and predictions["waffle"] == single_predictions["w0"]
     assert together["label"] == single["label"]  # a single method's record is unchanged
     summary = {"model": "m", "benchmarks": {"toy": {"samples": 40, "methods": together}}}
-    table = markdown(summary)
+    table = markdown(RunResult.from_dict(summary))
     assert f"{100 * got['top1']:.2f} ± {100 * got['top1_std']:.2f}" in table and "mean ± std" in table

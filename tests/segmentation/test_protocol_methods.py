@@ -328,14 +328,11 @@ def _label_map_without_background() -> None:
 
 
 def _eval_config_without_background(voc: str) -> None:
-    from types import SimpleNamespace
-
+    from s3_hf.evaluation.config import EvalConfig
     from s3_hf.evaluation.segmentation import load_all
 
-    cfg = SimpleNamespace(benchmarks=[f"voc21={voc}"], class_names=None, protocol="s3", protocol_values={})
-    cfg.__dict__.update(variant="naclip", short_side=336, window=224, stride=112, fast_decode=True)
-    cfg.__dict__.update(background_threshold=0.3, background_index=None, area_threshold=None)
-    load_all(cfg)
+    flags = dict(variant="naclip", short_side=336, window=224, stride=112, fast_decode=True)
+    load_all(EvalConfig.from_flags(model="m", benchmarks=[f"voc21={voc}"], background_threshold=0.3, **flags))
 
 
 def _augment_views_zero() -> None:

@@ -521,11 +521,12 @@ def test_eval_names_method_equals_the_reference_on_the_samples(
 def test_protocol_values_of_an_eval_config():
     from types import SimpleNamespace
 
+    from s3_hf.evaluation.config import EvalConfig
     from s3_hf.evaluation.segmentation import protocol_values
 
     data = SimpleNamespace(benchmark="voc21", name="voc21")
     own = dict(variant=None, short_side=448, window=0, stride=64, background_threshold=0.3, fast_decode=False)
-    s3 = protocol_values(SimpleNamespace(protocol="s3", protocol_values={}, **own), data)
+    s3 = protocol_values(EvalConfig.from_flags(model="m", benchmarks=[], protocol="s3", **own), data)
     assert (s3.variant, s3.short_side, s3.window, s3.stride, s3.prob_threshold, s3.fast_decode) == (
         None,
         448,
@@ -535,7 +536,7 @@ def test_protocol_values_of_an_eval_config():
         False,
     )
     # a reference protocol takes its own values; only protocol_values override them
-    cfg = SimpleNamespace(protocol="clearclip", protocol_values={"stride": 100}, **own)
+    cfg = EvalConfig.from_flags(model="m", benchmarks=[], protocol="clearclip", protocol_values={"stride": 100}, **own)
     clear = protocol_values(cfg, data)
     assert (clear.variant, clear.short_side, clear.window, clear.stride, clear.prob_threshold) == (
         "clearclip",
@@ -545,7 +546,7 @@ def test_protocol_values_of_an_eval_config():
         0.5,
     )
     with pytest.raises(UnknownProtocolError):
-        protocol_values(SimpleNamespace(protocol="nope", protocol_values={}, **own), data)
+        protocol_values(EvalConfig.from_flags(model="m", benchmarks=[], protocol="nope", **own), data)
 
 
 def test_pamr_dilations_that_do_not_fit_the_image_are_a_typed_error(tiny_clip_dir, tmp_path, capsys):

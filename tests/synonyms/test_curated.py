@@ -11,7 +11,7 @@ from helpers import SHARED
 
 from s3_hf.cli import main
 from s3_hf.errors import SynonymsError
-from s3_hf.evaluation.registry import IMAGENET_SAMPLE, REGISTRY
+from s3_hf.evaluation.data.registry import IMAGENET_SAMPLE, REGISTRY
 from s3_hf.synonyms import CuratedSource, resolve_source
 from s3_hf.synonyms.curated import ALIASES, CURATED_DIR, available, read_curated
 
