@@ -35,14 +35,15 @@ def _recorded_model(args: argparse.Namespace) -> tuple[str | None, str | None, s
     """The base model (and revision) the ``--space`` (or the ``--support`` adapter) records, and what recorded it
     ("" when neither is given)."""
     if getattr(args, "space", None):
-        from s3_hf.space.files import CONFIG_NAME, S3Config, locate, read_json
+        from s3_hf.errors import ArtifactNotFoundError
+        from s3_hf.space.files import CONFIG_NAME, REQUIRED_FILES, S3Config, locate, read_json
 
         folder = locate(args.space)
-        if not (folder / CONFIG_NAME).is_file():
-            from s3_hf.errors import ArtifactNotFoundError
-
+        missing = next((name for name in REQUIRED_FILES if not (folder / name).is_file()), None)
+        if missing:  # as loading the space would say
             raise ArtifactNotFoundError(
-                f"{folder} has no {CONFIG_NAME}. Was it written by `SynonymSpace.save_pretrained` / `s3 build`?"
+                f"{folder} has no {missing}; a synonym space needs {', '.join(REQUIRED_FILES)}. "
+                "Was it written by `SynonymSpace.save_pretrained` / `s3 build`?"
             )
         config = S3Config.from_dict(read_json(folder / CONFIG_NAME))  # the config alone: no torch, no tensors
         return config.base_model, config.base_model_revision, f"The space {args.space}"
