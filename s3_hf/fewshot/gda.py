@@ -103,6 +103,34 @@ def _samples(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch
     return x.reshape(-1, x.shape[-1]), labels.repeat_interleave(x.shape[1])
 
 
+def _why_untuned(zero_shot: torch.Tensor | None, fit_labels: torch.Tensor, n_val: int, num_classes: int) -> str | None:
+    """Why GDA's weight cannot be tuned on this split (``None``: it can)."""
+    if zero_shot is None:
+        return "no zero-shot logits of the support images to tune on"
+    if n_val == 0:
+        return "no validation images (one support image per class)"
+    short = (torch.bincount(fit_labels, minlength=num_classes) < MIN_FIT_IMAGES).nonzero().flatten().tolist()
+    if short:
+        return (
+            f"the validation split leaves {len(short)} classes (e.g. {short[:5]}) with fewer than {MIN_FIT_IMAGES} "
+            "images to fit on"
+        )
+    return None
+
+
+def _best_alpha(
+    zero_shot: torch.Tensor, gda: torch.Tensor, labels: torch.Tensor, alpha_grid: Sequence[float]
+) -> tuple[float, float]:
+    """The grid value with the strictly best accuracy of ``zero_shot + alpha * gda`` (the smaller on ties;
+    :data:`DEFAULT_ALPHA` when none is above 0), and that accuracy."""
+    best, best_acc = DEFAULT_ALPHA, 0.0
+    for a in sorted(alpha_grid):
+        acc = float(((zero_shot + a * gda).argmax(-1) == labels).double().mean())
+        if acc > best_acc:
+            best, best_acc = float(a), acc
+    return best, best_acc
+
+
 def fit_gda(
     x: torch.Tensor,
     y: Sequence[int],
@@ -152,28 +180,15 @@ def fit_gda(
             weights, bias, DEFAULT_ALPHA, note=f"not tuned, default alpha: {why}", validation_images=n_val, views=views
         )
 
-    if zero_shot is None:
-        return untuned("no zero-shot logits of the support images to tune on")
     fit_idx, val_idx = validation_split(labels, val_fraction, seed)
-    if len(val_idx) == 0:
-        return untuned("no validation images (one support image per class)")
-    fit_counts = torch.bincount(labels[fit_idx], minlength=num_classes)
-    short = (fit_counts < MIN_FIT_IMAGES).nonzero().flatten().tolist()
-    if short:
-        return untuned(
-            f"the validation split leaves {len(short)} classes (e.g. {short[:5]}) with fewer than {MIN_FIT_IMAGES} "
-            "images to fit on",
-            len(val_idx),
-        )
+    why = _why_untuned(zero_shot, labels[fit_idx], len(val_idx), num_classes)
+    if why is not None:
+        return untuned(why, len(val_idx) if zero_shot is not None else 0)
     if queries is None:
         queries = x if x.dim() == 2 else F.normalize(x.double().mean(dim=1), dim=-1)
     w, b = fit_gda_head(*_samples(x[fit_idx], labels[fit_idx]), num_classes)
     g = GDA(w, b).gda_logits(queries[val_idx]).to(zero_shot.dtype)
-    best, best_acc = DEFAULT_ALPHA, 0.0
-    for a in sorted(alpha_grid):
-        acc = float(((zero_shot[val_idx] + a * g).argmax(-1) == labels[val_idx]).double().mean())
-        if acc > best_acc:
-            best, best_acc = float(a), acc
+    best, best_acc = _best_alpha(zero_shot[val_idx], g, labels[val_idx], alpha_grid)
     note = f"tuned on {len(val_idx)} validation images (accuracy {best_acc:.3f})"
     return GDA(weights, bias, best, tuned=True, note=note, validation_images=len(val_idx), views=views)
 

@@ -114,6 +114,31 @@ def _tune(
 _DEFAULTS = (DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA)
 
 
+def _check_support(
+    glob: torch.Tensor,
+    local: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: Sequence[str],
+    keys: torch.Tensor | None,
+) -> torch.Tensor:
+    """The support images per class, once the features agree with the labels and every class has an image."""
+    num_classes = len(class_names)
+    if glob.shape[0] != labels.shape[0] or local.shape[0] != labels.shape[0]:
+        raise InvalidConfigError(f"{glob.shape[0]} global / {local.shape[0]} local features for {len(labels)} labels.")
+    if keys is not None and tuple(keys.shape) != tuple(glob.shape):
+        raise InvalidConfigError(f"{tuple(keys.shape)} cache keys for {tuple(glob.shape)} global features.")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise InvalidLabelsError(f"Support labels must be class indices in 0..{num_classes - 1}.")
+    shots = class_counts(labels, num_classes)
+    missing = [class_names[c] for c in torch.nonzero(shots == 0).flatten().tolist()]
+    if missing:
+        raise InvalidLabelsError(
+            f"The support set has no image of {len(missing)} classes ({missing[:10]}). Give every class at least "
+            "one image, or none at all (zero-shot)."
+        )
+    return shots
+
+
 def fit_ssp(
     glob: torch.Tensor,
     local: torch.Tensor,
@@ -166,19 +191,7 @@ def fit_ssp(
     if labels.numel() == 0:
         empty = FitInfo(dim, [0] * num_classes, 0.0, 0.0, 0.0, False, **provenance)
         return SSPAdapter(class_names, cfg, empty, None)
-    if glob.shape[0] != labels.shape[0] or local.shape[0] != labels.shape[0]:
-        raise InvalidConfigError(f"{glob.shape[0]} global / {local.shape[0]} local features for {len(labels)} labels.")
-    if keys is not None and tuple(keys.shape) != tuple(glob.shape):
-        raise InvalidConfigError(f"{tuple(keys.shape)} cache keys for {tuple(glob.shape)} global features.")
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise InvalidLabelsError(f"Support labels must be class indices in 0..{num_classes - 1}.")
-    shots = class_counts(labels, num_classes)
-    missing = [class_names[c] for c in torch.nonzero(shots == 0).flatten().tolist()]
-    if missing:
-        raise InvalidLabelsError(
-            f"The support set has no image of {len(missing)} classes ({missing[:10]}). Give every class at least "
-            "one image, or none at all (zero-shot)."
-        )
+    shots = _check_support(glob, local, labels, class_names, keys)
     glob, local, text = glob.float(), local.float(), F.normalize(text.float(), dim=-1)
     keys = None if keys is None else keys.float()
     chosen = _tune(glob, local, labels, text, zero_shot, cfg, tau, keys)

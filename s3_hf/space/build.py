@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from s3_hf.synonyms.base import clean_all, clean_descriptors, normalise, source_
 from s3_hf.text.encoding import DEFAULT_CONCEPT_FORMAT, concept_text, encode_concept_groups
 from s3_hf.text.labels import check_labels
 from s3_hf.text.templates import resolve_templates
+from s3_hf.validation import integer
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +118,184 @@ def _class_source(provenance: Mapping[str, Any], label: str) -> dict[str, Any]:
     return out
 
 
+def _source_synonyms(source: Any, labels: list[str]) -> Mapping[str, Sequence[str]]:
+    """The synonyms ``source`` gives for ``labels``; a static mapping may not name labels that are not classes."""
+    if isinstance(source, StaticSource):
+        unknown = sorted(set(source.mapping) - set(labels))
+        if unknown:
+            raise SynonymsError(
+                f"The synonyms name labels that are not classes: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}. "
+                f"Class labels are {labels[:10]}{' ...' if len(labels) > 10 else ''}; fix the spelling or remove them."
+            )
+    raw = source.synonyms(labels)
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(v, Sequence) and not isinstance(v, str) and all(isinstance(x, str) for x in v) for v in raw.values()
+    ):
+        raise SynonymsError(
+            f"The synonym source {type(source).__name__} must return {{label: [synonym, ...]}} with lists of "
+            f"strings; it returned {str(raw)[:200]}. Fix the source."
+        )
+    return raw
+
+
+def _check_label_lengths(encoder: Encoder, labels: list[str], templates: list[str]) -> None:
+    limit = encoder.max_text_tokens
+    label_long = _too_long(encoder, labels, templates, limit)
+    if any(label_long):
+        bad = [lab for lab, long in zip(labels, label_long, strict=True) if long]
+        raise InvalidLabelsError(
+            f"Labels {bad[:5]} are too long: with the prompt templates they exceed the text encoder's {limit} "
+            "tokens and would be truncated. Shorten them (put details in synonyms) or use shorter templates."
+        )
+
+
+def _fitting_concepts(
+    encoder: Encoder, label: str, concepts: list[str], texts: list[list[str]], templates: list[str]
+) -> tuple[list[str], list[ConceptRecord]]:
+    """The concepts whose texts (``texts[i]`` for ``concepts[i]``) fit the text encoder, and the others as
+    ``truncated`` drops. The label, first, is always kept (its length was checked)."""
+    limit = encoder.max_text_tokens
+    long = [False] * len(concepts)
+    if len(texts) > 1:
+        flat = _too_long(encoder, [x for g in texts for x in g], templates, limit)
+        starts = [sum(len(g) for g in texts[:i]) for i in range(len(texts))]
+        long = [False] + [any(flat[a : a + len(g)]) for a, g in zip(starts[1:], texts[1:], strict=True)]
+    dropped = []
+    for c, is_long in zip(concepts, long, strict=True):
+        if is_long:
+            logger.warning("Dropping synonym %r of %r: its prompts exceed %d tokens.", c, label, limit)
+            reason = f"its prompts exceed the text encoder's {limit} tokens"
+            dropped.append(ConceptRecord.dropped(c, "truncated", reason))
+    return [c for c, is_long in zip(concepts, long, strict=True) if not is_long], dropped
+
+
+@dataclass
+class _Concepts:
+    """Per class: the concepts that get a point, those removed before embedding, its descriptors; and the texts
+    of every point (one group per point: its descriptor texts, or the concept text alone)."""
+
+    kept: list[list[str]] = field(default_factory=list)
+    removed: list[list[ConceptRecord]] = field(default_factory=list)
+    descriptors: list[list[str]] = field(default_factory=list)
+    groups: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Build:
+    """The checked options of one :func:`build_synonym_space` call, and its steps."""
+
+    labels: list[str]
+    templates: list[str]
+    concept_format: str
+    params: Any
+    metric: str
+    knn_k: int
+    max_concepts: int
+    batch_size: int
+    progress: bool
+    tokenizer_kwargs: dict[str, Any] | None
+    canonicalization: str | None
+    descriptor_format: str
+    base_model: str | None
+
+    def __post_init__(self) -> None:
+        params = self.params if self.params is not None else SpaceParams()
+        if not isinstance(params, SpaceParams):
+            raise InvalidConfigError(f"params must be a SpaceParams, got {type(params).__name__}.")
+        object.__setattr__(self, "params", params)
+        check_metric(self.metric)
+        check_knn_k(self.knn_k)
+        integer("max_concepts", self.max_concepts, 0)
+        integer("batch_size", self.batch_size, 1)
+        check_canonicalization(self.canonicalization)
+        if self.tokenizer_kwargs is not None and not isinstance(self.tokenizer_kwargs, dict):
+            raise InvalidConfigError(f"tokenizer_kwargs must be a dict, got {type(self.tokenizer_kwargs).__name__}.")
+
+    def run(self, encoder: Encoder, source: Any, descriptors: Any) -> SynonymSpace:
+        """labels -> concepts -> points -> space."""
+        descriptor_map = _descriptor_map(descriptors, source, self.labels)
+        if descriptor_map is not None:
+            _check_descriptor_format(self.descriptor_format)
+        raw = _source_synonyms(source, self.labels)
+        _check_label_lengths(encoder, self.labels, self.templates)
+        found = self.concepts(encoder, clean_all(self.labels, raw, self.max_concepts), descriptor_map or {})
+        points = encode_concept_groups(
+            encoder,
+            None,
+            found.groups,
+            self.templates,
+            batch_size=self.batch_size,
+            progress=self.progress,
+            tokenizer_kwargs=self.tokenizer_kwargs,
+            canonicalization=self.canonicalization,
+        )
+        sizes = torch.tensor([len(c) for c in found.kept])
+        point_class = torch.repeat_interleave(torch.arange(len(self.labels)), sizes)
+        tensors, geoms = build_space(points, point_class, self.params, progress=self.progress)
+        provenance = {**source.provenance(), "built": datetime.now(UTC).isoformat(timespec="seconds")}
+        classes = _class_records(self.labels, found, geoms, provenance)
+        return SynonymSpace(self.config(encoder, int(points.shape[1]), found, provenance), classes, tensors)
+
+    def concepts(
+        self, encoder: Encoder, cleaned: Mapping[str, Any], descriptor_map: Mapping[str, list[str]]
+    ) -> _Concepts:
+        """Each class's concepts after cleaning, less those whose prompts the tokenizer would truncate."""
+        found = _Concepts()
+        limit = encoder.max_text_tokens
+        for label in self.labels:
+            concepts, removed = cleaned[label]
+            descs = descriptor_map.get(label, [])
+            descs = _fitting_descriptors(encoder, label, descs, self.descriptor_format, self.templates, limit)
+
+            def group(concept: str, label: str = label, descs: list[str] = descs) -> list[str]:
+                text = concept_text(concept, label, self.concept_format)
+                return [self.descriptor_format.format(concept=text, descriptor=d) for d in descs] or [text]
+
+            kept, truncated = _fitting_concepts(encoder, label, concepts, [group(c) for c in concepts], self.templates)
+            found.kept.append(kept)
+            found.removed.append([*removed, *truncated])
+            found.descriptors.append(descs)
+            found.groups.extend(group(c) for c in kept)
+        return found
+
+    def config(self, encoder: Encoder, dim: int, found: _Concepts, provenance: dict[str, Any]) -> S3Config:
+        family = encoder.family
+        return S3Config(
+            base_model=model_identity(self.base_model or encoder.name or "unknown"),
+            base_model_revision=encoder.revision,
+            embedding_dim=dim,
+            class_names=self.labels,
+            templates=self.templates,
+            concept_format=self.concept_format,
+            metric=self.metric,
+            knn_k=self.knn_k,
+            space=self.params,
+            model_family=family.family,
+            scoring=family.scoring,
+            tokenizer_kwargs={**family.tokenizer_kwargs, **(self.tokenizer_kwargs or {})},
+            text_canonicalization=self.canonicalization,
+            descriptor_format=self.descriptor_format if any(found.descriptors) else None,
+            provenance=provenance,
+        )
+
+
+def _class_records(
+    labels: list[str], found: _Concepts, geoms: Sequence[Any], provenance: Mapping[str, Any]
+) -> list[ClassRecord]:
+    """One record per class: its concepts (kept, or pruned with the radius), removed concepts and provenance."""
+    classes = []
+    rows = zip(labels, found.kept, found.removed, geoms, found.descriptors, strict=True)
+    for label, concepts, removed, geom, descs in rows:
+        pruned = f"outside the compact component at radius {geom.radius:.4f}"
+        records = [
+            ConceptRecord(concept, True) if kept else ConceptRecord.dropped(concept, "pruned", pruned)
+            for concept, kept in zip(concepts, geom.kept.tolist(), strict=True)
+        ]
+        source = _class_source(provenance, label)
+        classes.append(ClassRecord(label, records, float(geom.radius), list(geom.deaths), source, removed, descs))
+    return classes
+
+
 def build_synonym_space(
     model: Any,
     tokenizer: Callable[..., Any] | None,
@@ -136,171 +316,46 @@ def build_synonym_space(
     descriptors: bool | Mapping[str, Sequence[str]] | None = None,
     descriptor_format: str = DEFAULT_DESCRIPTOR_FORMAT,
 ) -> SynonymSpace:
-    """Build the synonym space of ``labels`` with a CLIP ``model`` and its ``tokenizer`` (the steps are in the
-    README, section Method).
-
-    Every concept dropped on the way is recorded in the space's class records with its kind and reason:
-    cleaning (duplicates, other classes' labels, too many words, over ``max_concepts``) and prompts the
-    tokenizer would truncate in ``ClassRecord.removed`` (they get no point), persistence pruning as concepts
-    with ``kept=False``.
+    """Build the validated synonym space of ``labels`` with a CLIP ``model`` (README, section Method), recording every
+    dropped concept with its kind and reason (cleaning and truncation in ``ClassRecord.removed``, pruning as
+    ``kept=False``). Bad input raises InvalidLabelsError, SynonymsError, TemplateError or InvalidConfigError.
 
     Args:
-        model: a transformers dual encoder of a supported family, or an :class:`~s3_hf.models.encoders.Encoder` (such as
-            an open_clip checkpoint from :func:`s3_hf.load_encoder`).
+        model: a transformers dual encoder of a supported family, or an :class:`~s3_hf.models.encoders.Encoder`.
         tokenizer: the transformers model's tokenizer (``None`` with an ``Encoder``).
         labels: the class labels, non-empty and distinct (case-insensitively).
-        synonyms: a mapping ``{label: [synonym, ...]}``, a JSON/YAML file of one, a :class:`SynonymSource`,
-            or ``None`` for label-only spaces. A mapping or file may not name labels that are not classes.
-        templates: prompt templates with one ``{}``, or the name of a template set; ``None`` for the default.
-        concept_format: how a concept is put into words before the templates, with ``{concept}`` and
-            optionally ``{label}``.
-        params: the radius rule and complex options (:class:`SpaceParams`); ``None`` for the defaults.
-        metric: the default point-to-space metric stored in the space's config.
+        synonyms: ``{label: [synonym, ...]}``, a JSON/YAML file of one, a :class:`SynonymSource`, or ``None``.
+        templates: prompt templates with one ``{}``, or a template set's name; ``None``: the default.
+        concept_format: a concept in words before the templates, with ``{concept}`` and optionally ``{label}``.
+        params: the radius rule and complex options (:class:`SpaceParams`); ``None``: the defaults.
+        metric: the default point-to-space metric stored in the config.
         knn_k: ``k`` of the ``local_center_knn`` metric, at least 1.
         max_concepts: at most this many synonyms per label, after cleaning.
-        base_model: the model name recorded in the config; defaults to ``model.name_or_path``.
+        base_model: the model name recorded in the config (default ``model.name_or_path``).
         batch_size: prompts encoded per forward pass.
         progress: show progress bars.
-        tokenizer_kwargs: keyword arguments passed to the tokenizer when encoding prompts (default
-            ``padding=True``).
+        tokenizer_kwargs: keyword arguments of the tokenizer for the prompts (default ``padding=True``).
         canonicalization: rewrite every prompt before tokenising (``"lower_no_punct"``), or ``None``.
-        descriptors: S^3 with visual descriptors: ``True`` takes them from the synonym source (its
-            ``descriptors`` method), a mapping ``{label: [descriptor, ...]}`` gives them; each concept's point is
-            then the mean over ``descriptor_format`` texts, one per descriptor of its class. ``None``: none.
+        descriptors: ``True`` (from the synonym source), ``{label: [descriptor, ...]}`` or ``None``: with them a
+            concept's point is the mean over its ``descriptor_format`` texts.
         descriptor_format: how a concept text carries a descriptor, with ``{concept}`` and ``{descriptor}``.
-
-    Returns:
-        The validated :class:`SynonymSpace`, ready to score or ``save_pretrained``.
-
-    Raises:
-        InvalidLabelsError: labels are empty, duplicated, or too long for the text encoder with the templates.
-        SynonymsError: the synonyms name labels that are not classes, or are malformed.
-        TemplateError: a template or ``concept_format`` is invalid.
-        InvalidConfigError: ``metric``, ``knn_k`` or ``params`` is invalid.
     """
-    labels = check_labels(labels)
-    templates = resolve_templates(templates)
-    concept_format = check_concept_format(concept_format)
-    params = params if params is not None else SpaceParams()
-    if not isinstance(params, SpaceParams):
-        raise InvalidConfigError(f"params must be a SpaceParams, got {type(params).__name__}.")
-    check_metric(metric)
-    check_knn_k(knn_k)
-    for name, value, low in (("max_concepts", max_concepts, 0), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
-    check_canonicalization(canonicalization)
-    if tokenizer_kwargs is not None and not isinstance(tokenizer_kwargs, dict):
-        raise InvalidConfigError(f"tokenizer_kwargs must be a dict, got {type(tokenizer_kwargs).__name__}.")
-    encoder = as_encoder(model, tokenizer)
-    family = encoder.family
-    source = resolve_source(synonyms)
-    descriptor_map = _descriptor_map(descriptors, source, labels)
-    if descriptor_map is not None:
-        _check_descriptor_format(descriptor_format)
-    if isinstance(source, StaticSource):
-        unknown = sorted(set(source.mapping) - set(labels))
-        if unknown:
-            raise SynonymsError(
-                f"The synonyms name labels that are not classes: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}. "
-                f"Class labels are {labels[:10]}{' ...' if len(labels) > 10 else ''}; fix the spelling or remove them."
-            )
-    raw = source.synonyms(labels)
-    if not isinstance(raw, Mapping) or not all(
-        isinstance(v, Sequence) and not isinstance(v, str) and all(isinstance(x, str) for x in v) for v in raw.values()
-    ):
-        raise SynonymsError(
-            f"The synonym source {type(source).__name__} must return {{label: [synonym, ...]}} with lists of "
-            f"strings; it returned {str(raw)[:200]}. Fix the source."
-        )
-
-    limit = encoder.max_text_tokens
-    label_long = _too_long(encoder, labels, templates, limit)
-    if any(label_long):
-        bad = [lab for lab, long in zip(labels, label_long, strict=True) if long]
-        raise InvalidLabelsError(
-            f"Labels {bad[:5]} are too long: with the prompt templates they exceed the text encoder's {limit} "
-            "tokens and would be truncated. Shorten them (put details in synonyms) or use shorter templates."
-        )
-
-    class_concepts: list[list[str]] = []
-    class_removed: list[list[ConceptRecord]] = []
-    class_descriptors: list[list[str]] = []
-    groups: list[list[str]] = []
-    cleaned = clean_all(labels, raw, max_concepts)
-    for label in labels:
-        concepts, removed = cleaned[label]
-        descs = _fitting_descriptors(
-            encoder, label, (descriptor_map or {}).get(label, []), descriptor_format, templates, limit
-        )
-
-        def group(text: str, descs: list[str] = descs) -> list[str]:
-            return [descriptor_format.format(concept=text, descriptor=d) for d in descs] or [text]
-
-        cand = [group(concept_text(c, label, concept_format)) for c in concepts]
-        if len(cand) > 1:
-            flat = _too_long(encoder, [x for g in cand for x in g], templates, limit)
-            sizes = [len(g) for g in cand]
-            starts = [sum(sizes[:i]) for i in range(len(sizes))]
-            long = [False] + [any(flat[a : a + n]) for a, n in zip(starts[1:], sizes[1:], strict=True)]
-        else:
-            long = [False]
-        kept = [c for c, is_long in zip(concepts, long, strict=True) if not is_long]
-        for c, is_long in zip(concepts, long, strict=True):
-            if is_long:
-                logger.warning("Dropping synonym %r of %r: its prompts exceed %d tokens.", c, label, limit)
-                reason = f"its prompts exceed the text encoder's {limit} tokens"
-                removed.append(ConceptRecord.dropped(c, "truncated", reason))
-        class_concepts.append(kept)
-        class_removed.append(removed)
-        class_descriptors.append(descs)
-        groups.extend(group(concept_text(c, label, concept_format)) for c in kept)
-
-    points = encode_concept_groups(
-        encoder,
-        None,
-        groups,
-        templates,
+    job = _Build(
+        labels=check_labels(labels),
+        templates=resolve_templates(templates),
+        concept_format=check_concept_format(concept_format),
+        params=params,
+        metric=metric,
+        knn_k=knn_k,
+        max_concepts=max_concepts,
         batch_size=batch_size,
         progress=progress,
         tokenizer_kwargs=tokenizer_kwargs,
         canonicalization=canonicalization,
+        descriptor_format=descriptor_format,
+        base_model=base_model,
     )
-    point_class = torch.repeat_interleave(torch.arange(len(labels)), torch.tensor([len(c) for c in class_concepts]))
-    tensors, geoms = build_space(points, point_class, params, progress=progress)
-
-    provenance = {**source.provenance(), "built": datetime.now(UTC).isoformat(timespec="seconds")}
-    classes = []
-    rows = zip(labels, class_concepts, class_removed, geoms, class_descriptors, strict=True)
-    for label, concepts, removed, geom, descs in rows:
-        pruned = f"outside the compact component at radius {geom.radius:.4f}"
-        records = [
-            ConceptRecord(concept, True) if kept else ConceptRecord.dropped(concept, "pruned", pruned)
-            for concept, kept in zip(concepts, geom.kept.tolist(), strict=True)
-        ]
-        classes.append(
-            ClassRecord(
-                label, records, float(geom.radius), list(geom.deaths), _class_source(provenance, label), removed, descs
-            )
-        )
-    config = S3Config(
-        base_model=model_identity(base_model or encoder.name or "unknown"),
-        base_model_revision=encoder.revision,
-        embedding_dim=int(points.shape[1]),
-        class_names=labels,
-        templates=templates,
-        concept_format=concept_format,
-        metric=metric,
-        knn_k=knn_k,
-        space=params,
-        model_family=family.family,
-        scoring=family.scoring,
-        tokenizer_kwargs={**family.tokenizer_kwargs, **(tokenizer_kwargs or {})},
-        text_canonicalization=canonicalization,
-        descriptor_format=descriptor_format if any(class_descriptors) else None,
-        provenance=provenance,
-    )
-    return SynonymSpace(config, classes, tensors)
+    return job.run(as_encoder(model, tokenizer), resolve_source(synonyms), descriptors)
 
 
 __all__ = [
