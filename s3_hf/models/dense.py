@@ -168,6 +168,16 @@ def interpolation_matrix(size_in: int, size_out: int) -> torch.Tensor:
     return F.interpolate(unit, size=(1, size_out), mode="bilinear", align_corners=False)[0, :, 0, :].T.contiguous()
 
 
+def window_counts(height: int, width: int, ys: list[int], xs: list[int], window: int) -> torch.Tensor:
+    """``(H, W)`` how many windows cover each pixel: rows times columns, as the windows form a grid."""
+    rows, cols = torch.zeros(height), torch.zeros(width)
+    for y in ys:
+        rows[y : y + window] += 1
+    for x in xs:
+        cols[x : x + window] += 1
+    return rows[:, None] * cols[None, :]
+
+
 def sliding_logits_many(
     pixels: torch.Tensor,
     fn: Callable[[torch.Tensor], list[torch.Tensor]],
@@ -214,13 +224,7 @@ def sliding_logits_many(
                 part = out @ placed(gw, w, x, width).T  # (C, gh, W): upsampled along the width, placed at x
                 key = (y, h, gh)
                 grids[k][key] = grids[k][key] + part if key in grids[k] else part
-    # windows covering each pixel: rows times columns (the windows form a grid)
-    rows, cols = torch.zeros(height), torch.zeros(width)
-    for y in ys:
-        rows[y : y + window] += 1
-    for x in xs:
-        cols[x : x + window] += 1
-    count = rows[:, None] * cols[None, :]
+    count = window_counts(height, width, ys, xs, window)
     results = []
     for total, grid in zip(totals, grids, strict=True):
         if grid:  # upsampled along the height and placed at y, every row of windows in one product
@@ -277,5 +281,6 @@ __all__ = [
     "resize_short_side",
     "sliding_logits",
     "sliding_logits_many",
+    "window_counts",
     "window_starts",
 ]

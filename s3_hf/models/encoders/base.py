@@ -228,31 +228,16 @@ class Encoder(abc.ABC):
             timeout: seconds to wait for a URL.
             progress: show a progress bar.
         """
-        from s3_hf.errors import ImageLoadError
-        from s3_hf.io.images import load_image
         from s3_hf.io.parallel import batched, default_image_workers, map_batches, threads_per_worker
 
         compute = features or self.encode_pixels
         workers = default_image_workers(self.device) if workers is None else workers
         min_side = self.decode_min_side() if fast else None
-        pin = self.device.type == "cuda"
 
-        def read(chunk: Sequence[int]) -> tuple[list[int], list[tuple[int, ImageLoadError]], dict | None]:
-            ok, errors, pictures = [], [], []
-            for i in chunk:
-                try:
-                    pictures.append(load_image(images[i], timeout=timeout, min_side=min_side))
-                    ok.append(i)
-                except ImageLoadError as err:
-                    if not skip_errors:
-                        raise
-                    errors.append((i, err))
-            inputs = self.image_inputs(pictures) if pictures else None
-            if inputs is not None and pin:
-                inputs = {k: v.pin_memory() for k, v in inputs.items()}
-            return ok, errors, inputs
+        def read(chunk: Sequence[int]) -> tuple[list[int], list[tuple[int, Any]], dict | None]:
+            return self._read_batch(images, chunk, min_side, timeout, skip_errors)
 
-        def encoded(read_out: tuple[list[int], list[tuple[int, ImageLoadError]], dict | None]) -> ImageBatch:
+        def encoded(read_out: tuple[list[int], list[tuple[int, Any]], dict | None]) -> ImageBatch:
             ok, errors, inputs = read_out
             return ImageBatch(ok, errors, compute(inputs) if inputs is not None else None)
 
@@ -268,6 +253,29 @@ class Encoder(abc.ABC):
             for batch in batches:
                 bar.update(len(batch.indices) + len(batch.errors))
                 yield batch
+
+    def _read_batch(
+        self, images: Sequence[Any], chunk: Sequence[int], min_side: int | None, timeout: float | None, skip: bool
+    ) -> tuple[list[int], list[tuple[int, Any]], dict | None]:
+        """Read and preprocess the images at positions ``chunk``: the positions read, ``(position, ImageLoadError)``
+        of those that could not be (``skip``; else the error is raised) and the batch's model inputs (pinned for a
+        GPU; ``None`` when nothing was read)."""
+        from s3_hf.errors import ImageLoadError
+        from s3_hf.io.images import load_image
+
+        ok, errors, pictures = [], [], []
+        for i in chunk:
+            try:
+                pictures.append(load_image(images[i], timeout=timeout, min_side=min_side))
+                ok.append(i)
+            except ImageLoadError as err:
+                if not skip:
+                    raise
+                errors.append((i, err))
+        inputs = self.image_inputs(pictures) if pictures else None
+        if inputs is not None and self.device.type == "cuda":
+            inputs = {k: v.pin_memory() for k, v in inputs.items()}
+        return ok, errors, inputs
 
 
 @dataclass(frozen=True)
