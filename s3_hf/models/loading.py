@@ -248,15 +248,55 @@ def load_model(
         InvalidConfigError: the device is unknown or not on this machine.
     """
     import torch
-    from transformers import (
-        AutoConfig,
-        AutoImageProcessor,
-        AutoModelForZeroShotImageClassification,
-        AutoTokenizer,
-    )
+    from transformers import AutoImageProcessor, AutoModelForZeroShotImageClassification, AutoTokenizer
 
     name = os.fspath(name_or_path)
     path = Path(name)
+    _check_model_folder(name, path)
+    refuse_remote_code(name)
+    target = resolve_device(device)
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    random_weights = not has_weights(name)
+    # A Hub id with the Hub out of reach: use the local cache only, so a missing model fails at once
+    cached_only = not path.is_dir() and not hub_offline() and not hub_reachable()
+    # Never a checkpoint's own code, whatever stdin holds (transformers would otherwise ask there)
+    load = {"revision": revision, "local_files_only": cached_only, "trust_remote_code": False}
+    config = _supported_config(name, load)
+    try:
+        if random_weights:
+            model = _model(name, load, config, seed)
+        else:
+            model = AutoModelForZeroShotImageClassification.from_pretrained(name, **load)
+        tokenizer = AutoTokenizer.from_pretrained(name, **load)
+        _check_vocabulary(tokenizer, name)
+        image_processor = AutoImageProcessor.from_pretrained(name, **load)
+    except pickle.UnpicklingError as err:
+        raise ModelLoadError(_pickle_message(name)) from err
+    except _load_errors() as err:
+        _raise_if_remote_code(err, name)
+        raise _load_failure(name, err, cached_only) from err
+    model = model.to(device=target, dtype=torch_dtype or torch.float32).eval()
+    return LoadedModel(model, tokenizer, image_processor, model_identity(name), random_weights)
+
+
+def _supported_config(name: str, load: dict[str, Any]) -> Any:
+    """The checkpoint's config (``None`` when it cannot be read: the model's own loading reports why), refusing a
+    family S^3 cannot use before the weights and processors load (their loading errors would hide the reason)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name, **load)
+    except _load_errors() as err:
+        _raise_if_remote_code(err, name)
+        return None
+    reason = UNSUPPORTED_FAMILIES.get(str(getattr(config, "model_type", "")))
+    if reason is not None:
+        raise UnsupportedModelError(f"{name} cannot be used with S^3: {reason}.")
+    return config
+
+
+def _check_model_folder(name: str, path: Path) -> None:
+    """Refuse a local name that is no model folder (missing, a file, or without ``config.json``)."""
     if looks_local(name) and not path.exists():
         raise ModelLoadError(
             f"Model folder {name} does not exist. Pass an existing checkpoint folder or a Hub repo id "
@@ -269,58 +309,42 @@ def load_model(
             f"{name} holds no config.json: it is not a model folder. Pass a folder written by "
             "save_pretrained (config.json, weights, tokenizer and preprocessor files) or a Hub repo id."
         )
-    refuse_remote_code(name)
-    target = resolve_device(device)
-    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    random_weights = not has_weights(name)
-    # A Hub id with the Hub out of reach: use the local cache only, so a missing model fails at once
-    cached_only = not path.is_dir() and not hub_offline() and not hub_reachable()
-    # Never a checkpoint's own code, whatever stdin holds (transformers would otherwise ask there)
-    load = {"revision": revision, "local_files_only": cached_only, "trust_remote_code": False}
-    try:
-        config = AutoConfig.from_pretrained(name, **load)
-    except _load_errors() as err:
-        _raise_if_remote_code(err, name)
-        config = None  # reported below, by the model's own loading
-    reason = UNSUPPORTED_FAMILIES.get(str(getattr(config, "model_type", "")))
-    if reason is not None:  # before the weights and processors: their loading errors would hide the reason
-        raise UnsupportedModelError(f"{name} cannot be used with S^3: {reason}.")
-    try:
-        if random_weights:
-            logger.warning(
-                "%s holds no weights: the model is initialised at random (seed %d). Timings are real, scores and "
-                "accuracies are meaningless.",
-                name,
-                seed,
-            )
-            config = config or AutoConfig.from_pretrained(name, **load)
-            check_model_size(config.to_dict(), name)
-            torch.manual_seed(seed)
-            model = AutoModelForZeroShotImageClassification.from_config(config, trust_remote_code=False)
-            model.name_or_path = name
-        else:
-            model = AutoModelForZeroShotImageClassification.from_pretrained(name, **load)
-        tokenizer = AutoTokenizer.from_pretrained(name, **load)
-        _check_vocabulary(tokenizer, name)
-        image_processor = AutoImageProcessor.from_pretrained(name, **load)
-    except pickle.UnpicklingError as err:
-        raise ModelLoadError(_pickle_message(name)) from err
-    except _load_errors() as err:
-        _raise_if_remote_code(err, name)
-        lines = str(err).strip().splitlines() or [type(err).__name__]
-        # a config validation error names the field on its first line and the fault on the next ones
-        first = lines[0] if isinstance(err, OSError | ValueError) else " ".join(x.strip() for x in lines)
-        raise ModelLoadError(
-            f"Could not load the model {name!r}: {first} "
-            + ("HF_HUB_OFFLINE is set, so nothing is downloaded. " if hub_offline() else "")
-            + ("The Hub cannot be reached from here and the model is not in the local cache. " if cached_only else "")
-            + "Without network access, point --model at a local CLIP checkpoint (model= in Python): a folder holding "
-            "config.json, model.safetensors, the tokenizer files and preprocessor_config.json or "
-            "processor_config.json (one written by save_pretrained, or "
-            f"`hf download {name} --local-dir DIR` on a machine with network access)."
-        ) from err
-    model = model.to(device=target, dtype=torch_dtype or torch.float32).eval()
-    return LoadedModel(model, tokenizer, image_processor, model_identity(name), random_weights)
+
+
+def _model(name: str, load: dict[str, Any], config: Any, seed: int) -> Any:
+    """The model of a folder without weights, initialised at random (``seed``) from its config, within the size
+    bound."""
+    import torch
+    from transformers import AutoConfig, AutoModelForZeroShotImageClassification
+
+    logger.warning(
+        "%s holds no weights: the model is initialised at random (seed %d). Timings are real, scores and "
+        "accuracies are meaningless.",
+        name,
+        seed,
+    )
+    config = config or AutoConfig.from_pretrained(name, **load)
+    check_model_size(config.to_dict(), name)
+    torch.manual_seed(seed)
+    model = AutoModelForZeroShotImageClassification.from_config(config, trust_remote_code=False)
+    model.name_or_path = name
+    return model
+
+
+def _load_failure(name: str, err: BaseException, cached_only: bool) -> ModelLoadError:
+    """What a failed load says: the loader's own first line, why nothing was downloaded, and what to pass."""
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    # a config validation error names the field on its first line and the fault on the next ones
+    first = lines[0] if isinstance(err, OSError | ValueError) else " ".join(x.strip() for x in lines)
+    return ModelLoadError(
+        f"Could not load the model {name!r}: {first} "
+        + ("HF_HUB_OFFLINE is set, so nothing is downloaded. " if hub_offline() else "")
+        + ("The Hub cannot be reached from here and the model is not in the local cache. " if cached_only else "")
+        + "Without network access, point --model at a local CLIP checkpoint (model= in Python): a folder holding "
+        "config.json, model.safetensors, the tokenizer files and preprocessor_config.json or "
+        "processor_config.json (one written by save_pretrained, or "
+        f"`hf download {name} --local-dir DIR` on a machine with network access)."
+    )
 
 
 def _check_vocabulary(tokenizer: Any, name: str) -> None:
