@@ -43,16 +43,7 @@ def download(
         max_bytes: refuse (:class:`~s3_hf.errors.SpaceTooLargeError`) when the files' sizes, read from the Hub
             before anything is downloaded, add up to more; ``None``: no bound.
     """
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub import hf_hub_download
 
     def fetch(name: str) -> str:
         return hf_hub_download(
@@ -66,48 +57,96 @@ def download(
             repo_type=repo_type,
         )
 
-    def size(name: str) -> int:
-        url = hf_hub_url(repo_id, name, revision=revision, repo_type=repo_type)
-        return int(get_hf_file_metadata(url, token=token).size or 0)
-
+    if max_bytes is not None and not local_files_only:
+        _check_total_size(repo_id, names, optional, revision, repo_type, token, max_bytes, what)
     files: list[str] = []
-    total = 0
-    # With a bound, every file's size is asked for first (HEAD requests), so an oversized repo costs no download
-    steps = [(size, n) for n in names] if max_bytes is not None and not local_files_only else []
-    steps += [(fetch, n) for n in names]
-    for step, name in steps:
+    for name in names:
         try:
-            if step is size:
-                total += size(name)
-                if total > max_bytes:
-                    raise SpaceTooLargeError(
-                        f"Hub repo {repo_id!r}'s files take more than {max_bytes / 2**20:,.1f} MB, the most read "
-                        f"here; nothing was downloaded. Use a smaller {what}, or raise the limit."
-                    )
-            else:
-                files.append(fetch(name))
-        except HFValidationError as err:
-            raise ArtifactNotFoundError(
-                f"{repo_id!r} is neither an existing local folder nor a valid Hub repo id ('org/name')."
-            ) from err
-        except (RepositoryNotFoundError, RevisionNotFoundError) as err:
-            raise ArtifactNotFoundError(
-                f"Hub repo {repo_id!r} (revision {revision or 'main'}) was not found or is private. Check the "
-                "name, or log in with `hf auth login` for private repos."
-            ) from err
-        except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
-            raise ArtifactNotFoundError(
-                f"{repo_id!r} is not a local folder and its {name} is not in the Hub cache, and the Hub cannot "
-                "be reached (offline or HF_HUB_OFFLINE=1). Download it once with network access, or pass a "
-                "local folder written by `s3 build`."
-            ) from err
-        except EntryNotFoundError as err:  # after LocalEntryNotFoundError, its subclass
-            if name in optional:
-                continue  # a missing optional file has no size either
-            raise ArtifactNotFoundError(f"Hub repo {repo_id!r} has no {name}: it holds no {what}.") from err
-        except (HfHubHTTPError, OSError) as err:
-            raise HubError(f"Downloading {name} from {repo_id!r} failed: {err}. Check your network.") from err
+            files.append(fetch(name))
+        except _hub_errors() as err:
+            _fail_unless_optional(err, repo_id, revision, name, what, optional)
     return Path(files[0]).parent
+
+
+def _check_total_size(
+    repo_id: str,
+    names: Sequence[str],
+    optional: Sequence[str],
+    revision: str | None,
+    repo_type: str | None,
+    token: str | bool | None,
+    max_bytes: int,
+    what: str,
+) -> None:
+    """Ask the Hub for every file's size first (HEAD requests), so that an oversized repo costs no download."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    total = 0
+    for name in names:
+        try:
+            url = hf_hub_url(repo_id, name, revision=revision, repo_type=repo_type)
+            total += int(get_hf_file_metadata(url, token=token).size or 0)
+        except _hub_errors() as err:
+            _fail_unless_optional(err, repo_id, revision, name, what, optional)  # a missing optional file has no size
+        if total > max_bytes:
+            raise SpaceTooLargeError(
+                f"Hub repo {repo_id!r}'s files take more than {max_bytes / 2**20:,.1f} MB, the most read "
+                f"here; nothing was downloaded. Use a smaller {what}, or raise the limit."
+            )
+
+
+def _hub_errors() -> tuple[type[Exception], ...]:
+    """The errors huggingface_hub raises for a download (its HTTP errors included), and the OS's."""
+    from huggingface_hub import errors
+
+    return (
+        errors.HFValidationError,
+        errors.RepositoryNotFoundError,
+        errors.RevisionNotFoundError,
+        errors.LocalEntryNotFoundError,
+        errors.OfflineModeIsEnabled,
+        errors.EntryNotFoundError,
+        errors.HfHubHTTPError,
+        OSError,
+    )
+
+
+def _fail_unless_optional(
+    err: Exception, repo_id: str, revision: str | None, name: str, what: str, optional: Sequence[str]
+) -> None:
+    """Raise the typed error of a failed download of ``name`` (:func:`_download_failure`), unless ``name`` is an
+    optional file the repo does not have."""
+    failure = _download_failure(err, repo_id, revision, name, what)
+    if failure is None and name in optional:
+        return
+    raise failure or ArtifactNotFoundError(f"Hub repo {repo_id!r} has no {name}: it holds no {what}.") from err
+
+
+def _download_failure(
+    err: Exception, repo_id: str, revision: str | None, name: str, what: str
+) -> ArtifactNotFoundError | HubError | None:
+    """The typed error a failed download of ``name`` becomes, saying what to do; ``None`` when the repo is there
+    but has no such file (the caller decides: an optional file may be missing)."""
+    from huggingface_hub import errors
+
+    if isinstance(err, errors.HFValidationError):
+        return ArtifactNotFoundError(
+            f"{repo_id!r} is neither an existing local folder nor a valid Hub repo id ('org/name')."
+        )
+    if isinstance(err, errors.RepositoryNotFoundError | errors.RevisionNotFoundError):
+        return ArtifactNotFoundError(
+            f"Hub repo {repo_id!r} (revision {revision or 'main'}) was not found or is private. Check the "
+            "name, or log in with `hf auth login` for private repos."
+        )
+    if isinstance(err, errors.LocalEntryNotFoundError | errors.OfflineModeIsEnabled):
+        return ArtifactNotFoundError(
+            f"{repo_id!r} is not a local folder and its {name} is not in the Hub cache, and the Hub cannot "
+            "be reached (offline or HF_HUB_OFFLINE=1). Download it once with network access, or pass a "
+            "local folder written by `s3 build`."
+        )
+    if isinstance(err, errors.EntryNotFoundError):  # after LocalEntryNotFoundError, its subclass
+        return None
+    return HubError(f"Downloading {name} from {repo_id!r} failed: {err}. Check your network.")
 
 
 def upload(
