@@ -108,7 +108,7 @@ class OpenClipEncoder(Encoder):
         Raises:
             ModelLoadError: open_clip is not installed, or the checkpoint cannot be found or read.
         """
-        from s3_hf.models.loading import check_model_size, hub_offline, hub_reachable, model_identity, resolve_device
+        from s3_hf.models.loading import hub_offline, model_identity, resolve_device
 
         target = resolve_device(device)
         open_clip = _import_open_clip()
@@ -116,32 +116,10 @@ class OpenClipEncoder(Encoder):
         spec = name if name.startswith((HUB_PREFIX, LOCAL_PREFIX)) else LOCAL_PREFIX + name
         random_weights = False
         if spec.startswith(LOCAL_PREFIX):
-            folder = Path(spec[len(LOCAL_PREFIX) :]).expanduser()
-            if not (folder / CONFIG_NAME).is_file():
-                raise ModelLoadError(
-                    f"{folder} holds no {CONFIG_NAME}: it is not an open_clip checkpoint folder. Pass a folder "
-                    "written by open_clip's push_to_hf_hub/save_for_hf, or hf-hub:org/name."
-                )
-            try:
-                text = (folder / CONFIG_NAME).read_text(encoding="utf-8")
-                model_cfg = load_json_text(text, ModelLoadError, str(folder / CONFIG_NAME), _FIX_CONFIG)["model_cfg"]
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                raise ModelLoadError(f"{folder / CONFIG_NAME} is not a valid open_clip config: {err}.") from err
-            random_weights = not any((folder / w).is_file() for w in WEIGHT_NAMES)
-            if random_weights and isinstance(model_cfg, dict):
-                check_model_size(model_cfg, name)
+            folder, random_weights = _local_folder(spec, name)
             spec = LOCAL_PREFIX + str(folder)
         else:
-            repo = spec[len(HUB_PREFIX) :]
-            if not hub_offline() and not hub_reachable():
-                from huggingface_hub import try_to_load_from_cache
-
-                if not isinstance(try_to_load_from_cache(repo, CONFIG_NAME), str):
-                    raise ModelLoadError(
-                        f"Could not load the open_clip model {name!r}: the Hub cannot be reached from here and it is "
-                        "not in the local cache. Download it on a machine with network access "
-                        f"(`hf download {repo} --local-dir DIR`) and pass the folder."
-                    )
+            _require_reachable(spec[len(HUB_PREFIX) :], name)
         precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(
             getattr(torch, dtype) if isinstance(dtype, str) else dtype, "fp32"
         )
@@ -294,6 +272,44 @@ class OpenClipEncoder(Encoder):
         # for every patch token alike
         pooled, tokens = visual._pool(visual.transformer(visual._embeds(pixels)))
         return F.normalize((pooled @ visual.proj).float(), dim=-1), F.normalize((tokens @ visual.proj).float(), dim=-1)
+
+
+def _local_folder(spec: str, name: str) -> tuple[Path, bool]:
+    """The folder of a ``local-dir:`` spec and whether it holds no weights (then its model, initialised at random,
+    must fit the size bound); a folder without a readable open_clip config is refused."""
+    from s3_hf.models.loading import check_model_size
+
+    folder = Path(spec[len(LOCAL_PREFIX) :]).expanduser()
+    if not (folder / CONFIG_NAME).is_file():
+        raise ModelLoadError(
+            f"{folder} holds no {CONFIG_NAME}: it is not an open_clip checkpoint folder. Pass a folder "
+            "written by open_clip's push_to_hf_hub/save_for_hf, or hf-hub:org/name."
+        )
+    try:
+        text = (folder / CONFIG_NAME).read_text(encoding="utf-8")
+        model_cfg = load_json_text(text, ModelLoadError, str(folder / CONFIG_NAME), _FIX_CONFIG)["model_cfg"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ModelLoadError(f"{folder / CONFIG_NAME} is not a valid open_clip config: {err}.") from err
+    random_weights = not any((folder / w).is_file() for w in WEIGHT_NAMES)
+    if random_weights and isinstance(model_cfg, dict):
+        check_model_size(model_cfg, name)
+    return folder, random_weights
+
+
+def _require_reachable(repo: str, name: str) -> None:
+    """With the Hub out of reach (and not offline on purpose), refuse at once a repo the local cache lacks."""
+    from s3_hf.models.loading import hub_offline, hub_reachable
+
+    if hub_offline() or hub_reachable():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(repo, CONFIG_NAME), str):
+        raise ModelLoadError(
+            f"Could not load the open_clip model {name!r}: the Hub cannot be reached from here and it is "
+            "not in the local cache. Download it on a machine with network access "
+            f"(`hf download {repo} --local-dir DIR`) and pass the folder."
+        )
 
 
 __all__ = ["CONFIG_NAME", "FAMILY", "OpenClipEncoder", "is_open_clip_name"]
