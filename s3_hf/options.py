@@ -55,7 +55,8 @@ DEFAULT_EVAL_BATCH_SIZE = 64
 DEFAULT_EVAL_SEEDS: tuple[int, ...] = (1, 2, 3)
 #: Few-shot adapters: SSP (the method's) and the cache baseline; the first is the default.
 FEWSHOT_MODES: tuple[str, ...] = ("ssp", "cache")
-#: Few-shot: augmented views (random crop + flip) per support image, as GDA's code (1: none).
+#: Few-shot: augmented views (random crop + flip) per support image, as GDA's and Tip-Adapter's code
+#: (``augment_epoch`` in their configs; 1: none).
 DEFAULT_AUGMENT_VIEWS = 10
 #: The class text vectors SSP can build its language side on.
 TEXT_VECTORS: tuple[str, ...] = ("global_center", "label")

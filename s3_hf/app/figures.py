@@ -27,17 +27,29 @@ def _pyplot() -> Any:
 
 def detail_rows(space: SynonymSpace, ranked: list[Prediction], v: torch.Tensor) -> list[list[Any]]:
     """Per ranked class (with details): its score, the concept the image matched, the centre it was scored against,
-    and the kept concepts with their similarity to the image ``v`` (``(D,)``) next to the pruned ones."""
+    and its kept and pruned concepts, each with its similarity to the image ``v`` (``(D,)``)."""
     state = space.scoring_state(v.device)
-    sims = state.similarities(v[None].to(state.points.dtype))[0]  # (C, M); pruned slots hold no similarity
+    sims = state.concept_similarities(v[None].to(state.points.dtype))[0]  # (C, M), kept and pruned points
+
+    def with_sims(c: int, texts: list[str]) -> str:
+        concepts = space.concepts(c)
+        return ", ".join(f"{x} ({float(sims[c, concepts.index(x)]):.2f})" for x in texts) or "–"
+
     rows = []
     for r in ranked:
         c = space.labels.index(r.label)
         d = r.details or {}
-        concepts = space.concepts(c)
-        kept = ", ".join(f"{x} ({float(sims[c, concepts.index(x)]):.2f})" for x in d["kept"])
-        dropped = ", ".join(d["dropped"]) or "–"
-        rows.append([r.label, round(r.score, 4), d["matched_concept"], ", ".join(d["centre"]), kept or "–", dropped])
+        centre = ", ".join(d["centre"])
+        rows.append(
+            [
+                r.label,
+                round(r.score, 4),
+                d["matched_concept"],
+                centre,
+                with_sims(c, d["kept"]),
+                with_sims(c, d["dropped"]),
+            ]
+        )
     return rows
 
 

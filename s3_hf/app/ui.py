@@ -89,7 +89,7 @@ def _classification(handlers: AppHandlers) -> Inputs:
                 clip_out = gr.Label(label="Vanilla CLIP", elem_id="clip-result")
             plot = gr.Plot(label="Class spaces", elem_id="projection")
     details = gr.Dataframe(
-        headers=["class", "S^3 score", "matched concept", "centre", "kept (similarity)", "pruned"],
+        headers=["class", "S^3 score", "matched concept", "centre", "kept (similarity)", "pruned (similarity)"],
         label="Per class",
         interactive=False,
     )

@@ -106,5 +106,5 @@ def run(args: argparse.Namespace) -> int:
     )
     out = space.save_pretrained(args.out, overwrite=args.overwrite)
     s = space.summary()
-    print(f"Wrote {out}: {s['classes']} classes, {s['points']} concepts ({s['dropped']} pruned).")
+    print(f"Wrote {out}: {s.classes} classes, {s.points} concepts ({s.dropped} pruned).")
     return 0

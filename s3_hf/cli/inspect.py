@@ -26,25 +26,25 @@ def run(args: argparse.Namespace) -> int:
 
     s = read_summary(args.space, revision=args.revision)  # without torch: inspecting starts at once
     if args.json:
-        print(json.dumps(s, indent=2))
+        print(json.dumps(s.to_dict(), indent=2))
         return 0
-    print(f"Synonym space for {s['base_model']} (metric {s['metric']}, radius rule {s['radius_rule']})")
-    simplices = ", ".join(f"{n} with {k} vertices" for k, n in sorted(s["simplices"].items()))
+    print(f"Synonym space for {s.base_model} (metric {s.metric}, radius rule {s.radius_rule})")
+    simplices = ", ".join(f"{n} with {k} vertices" for k, n in sorted(s.simplices.items()))
     print(
-        f"{s['classes']} classes, {s['points']} concepts: {s['kept']} kept, {s['dropped']} pruned "
-        f"({s['removed']} more dropped before embedding); "
-        f"{s['embedding_dim']}-d points, {s['templates']} templates; simplices: {simplices}\n"
+        f"{s.classes} classes, {s.points} concepts: {s.kept} kept, {s.dropped} pruned "
+        f"({s.removed} more dropped before embedding); "
+        f"{s.embedding_dim}-d points, {s.templates} templates; simplices: {simplices}\n"
     )
     rows = [
         {
-            "class": r["label"],
-            "radius": f"{r['radius']:.4f}",
-            "kept": ", ".join(r["kept"]),
-            "dropped (why)": "; ".join(f"{d['text']} ({d['reason']})" for d in r["drops"]) or "-",
+            "class": r.label,
+            "radius": f"{r.radius:.4f}",
+            "kept": ", ".join(r.kept),
+            "dropped (why)": "; ".join(f"{d.text} ({d.reason})" for d in r.drops) or "-",
         }
-        for r in s["per_class"][: args.limit]
+        for r in s.per_class[: args.limit]
     ]
     print_table(rows, ["class", "radius", "kept", "dropped (why)"])
-    if len(s["per_class"]) > args.limit:
-        print(f"... {len(s['per_class']) - args.limit} more classes (--limit N to show more)")
+    if len(s.per_class) > args.limit:
+        print(f"... {len(s.per_class) - args.limit} more classes (--limit N to show more)")
     return 0

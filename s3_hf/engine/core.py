@@ -36,7 +36,7 @@ from s3_hf.errors import InvalidConfigError, InvalidLabelsError
 from s3_hf.fewshot import SSPAdapter, SSPConfig
 from s3_hf.models.encoders import Encoder, as_encoder
 from s3_hf.models.families import FamilyInfo, check_supported
-from s3_hf.options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR, check_metric
+from s3_hf.options import DEFAULT_BATCH_SIZE, DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR, check_metric
 from s3_hf.space.artifact import SynonymSpace
 from s3_hf.space.build import build_synonym_space
 
@@ -354,7 +354,7 @@ class S3Engine:
     def encode_images(
         self,
         images: Sequence[Any],
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         progress: bool = False,
         *,
         fast: bool = False,
@@ -377,7 +377,7 @@ class S3Engine:
         *,
         top_k: int | None = None,
         details: bool = False,
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         progress: bool = False,
     ) -> list[list[Prediction]]:
         """Classify images: per image the classes ranked by probability (the pipeline's output, typed)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from s3_hf.baselines.texts import WAFFLE_SEEDS
 from s3_hf.fewshot import SSPConfig
-from s3_hf.options import DEFAULT_DENSE_VARIANT, METRIC_NAMES
+from s3_hf.options import DEFAULT_DENSE_VARIANT, DEFAULT_EVAL_BATCH_SIZE, DEFAULT_EVAL_SEEDS, METRIC_NAMES
 from s3_hf.segmentation.options import SegmentOptions
 from s3_hf.segmentation.protocols import DEFAULT_PROTOCOL
 
@@ -52,7 +52,7 @@ class RunConfig:
     out: str = "eval_results"
     metrics: Sequence[str] = tuple(S3_METRICS)
     templates: str = "benchmark"
-    batch_size: int = 64
+    batch_size: int = DEFAULT_EVAL_BATCH_SIZE
     cache_dir: str | None = None
     dtype: str = "float32"
     imagenet_sample: str | None = None
@@ -112,7 +112,7 @@ class FewShotConfig:
     """
 
     shots: Sequence[int] = ()
-    seeds: Sequence[int] = (1, 2, 3)
+    seeds: Sequence[int] = DEFAULT_EVAL_SEEDS
     base: str = ""
     options: SSPConfig = field(default_factory=SSPConfig)
 

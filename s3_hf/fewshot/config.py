@@ -6,14 +6,15 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from s3_hf.errors import InvalidConfigError
-from s3_hf.fewshot.features import DEFAULT_AUGMENT_VIEWS, check_augment_views
+from s3_hf.fewshot.features import check_augment_views
+from s3_hf.options import DEFAULT_AUGMENT_VIEWS, FEWSHOT_MODES
 from s3_hf.validation import integer, number, numbers, one_of
 
 DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA = 0.02, 5.5, 0.5
 ALPHA_GRID = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 BETA_GRID = (1.0, 3.0, 5.5, 8.0, 12.0)
 GAMMA_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
-MODES = ("ssp", "cache")
+MODES = FEWSHOT_MODES
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ from PIL import Image
 from s3_hf.errors import InvalidConfigError
 from s3_hf.io.images import ImageInput, load_image
 from s3_hf.models.encoders import as_encoder
+from s3_hf.options import DEFAULT_AUGMENT_VIEWS, DEFAULT_BATCH_SIZE
 
-#: Views per support image (GDA ``configs/few_shots/*.yaml`` and Tip-Adapter ``configs/*.yaml``: ``augment_epoch``).
-DEFAULT_AUGMENT_VIEWS = 10
 #: ``RandomResizedCrop(size, scale=(0.5, 1), interpolation=BICUBIC)`` in both releases; torchvision's default ratio.
 CROP_SCALE = (0.5, 1.0)
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -44,7 +43,7 @@ def encode_support_images(
     model: Any,
     image_processor: Callable[..., Any] | None,
     images: Sequence[ImageInput],
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images -> ``(N, D)`` global and ``(N, P, D)`` local features, on the CPU."""
@@ -157,7 +156,7 @@ def encode_support_views(
     images: Sequence[ImageInput],
     views: int = DEFAULT_AUGMENT_VIEWS,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
 ) -> torch.Tensor:
     """``(N, views, D)`` unit global features of ``views`` augmented views of each image (``N x views`` encodings),

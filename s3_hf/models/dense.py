@@ -29,14 +29,20 @@ import torch
 import torch.nn.functional as F
 
 from s3_hf.errors import InvalidConfigError
-from s3_hf.options import DEFAULT_DENSE_VARIANT, DENSE_VARIANTS, POSITION_RULES, RESIZE_KERNELS
+from s3_hf.options import (
+    DEFAULT_DENSE_VARIANT,
+    DEFAULT_SHORT_SIDE,
+    DEFAULT_STRIDE,
+    DEFAULT_WINDOW,
+    DENSE_VARIANTS,
+    POSITION_RULES,
+    RESIZE_KERNELS,
+)
 
 VARIANTS = DENSE_VARIANTS
 DEFAULT_VARIANT = DEFAULT_DENSE_VARIANT
 NACLIP_STD = 5.0
-SHORT_SIDE = 336
-WINDOW = 224
-STRIDE = 112
+SHORT_SIDE, WINDOW, STRIDE = DEFAULT_SHORT_SIDE, DEFAULT_WINDOW, DEFAULT_STRIDE  # written in s3_hf.options
 
 
 def check_variant(variant: str | None) -> str | None:

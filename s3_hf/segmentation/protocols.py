@@ -14,7 +14,14 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from s3_hf.errors import InvalidConfigError, ProtocolBenchmarkError, UnknownProtocolError
-from s3_hf.options import DENSE_VARIANTS, POSITION_RULES, RESIZE_KERNELS
+from s3_hf.options import (
+    DEFAULT_SHORT_SIDE,
+    DEFAULT_STRIDE,
+    DEFAULT_WINDOW,
+    DENSE_VARIANTS,
+    POSITION_RULES,
+    RESIZE_KERNELS,
+)
 from s3_hf.validation import flag, integer, integers, number, one_of, probability
 
 PRECISIONS: tuple[str, ...] = ("float32", "float16")
@@ -66,10 +73,10 @@ class ProtocolValues:
     protocol: str
     benchmark: str | None = None
     variant: str | None = "naclip"
-    short_side: int = 336
+    short_side: int = DEFAULT_SHORT_SIDE
     long_side: int | None = None
-    window: int = 224
-    stride: int = 112
+    window: int = DEFAULT_WINDOW
+    stride: int = DEFAULT_STRIDE
     resize: str = "pil-bicubic"
     positions: str = "size"
     fast_decode: bool = True

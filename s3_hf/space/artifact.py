@@ -29,7 +29,7 @@ from s3_hf.space.files import (
     summarize,
 )
 from s3_hf.space.geometry import SpaceTensors
-from s3_hf.space.records import ClassRecord
+from s3_hf.space.records import ClassRecord, SpaceSummary
 from s3_hf.space.scoring import ScoringState, check_state_size
 
 logger = logging.getLogger(__name__)
@@ -159,13 +159,9 @@ class SynonymSpace(Artifact):
                 f"model={self.config.base_model!r}, or rebuild the space with `s3 build --model {name}`."
             )
 
-    def summary(self) -> dict[str, Any]:
-        """Counts and radii per class, for ``s3 inspect`` and the model card.
-
-        Per class: ``concepts`` (number of points), ``kept`` and ``dropped`` (pruned) concept texts, ``radius``,
-        and ``drops``: every dropped concept (removed before embedding, then pruned) with its ``kind`` and
-        ``reason``. ``dropped`` counts pruned points, ``removed`` the concepts dropped before embedding.
-        """
+    def summary(self) -> SpaceSummary:
+        """Counts and radii per class, for ``s3 inspect``, ``s3 build`` and the model card (a
+        :class:`~s3_hf.space.records.SpaceSummary`; ``.to_dict()`` for JSON)."""
         return summarize(self.config, self.classes, self.tensors.simplex_indptr.diff().tolist())
 
     def label_positions(self) -> dict[str, int]:

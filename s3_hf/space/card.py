@@ -63,12 +63,12 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
     )
     rows = [
         {
-            "label": _md(r["label"]),
-            "kept": _cell(r["kept"]),
-            "dropped": _cell([f"{d['text']} ({d['reason']})" for d in r["drops"]], "; "),
-            "radius": f"{r['radius']:.4f}",
+            "label": _md(r.label),
+            "kept": _cell(r.kept),
+            "dropped": _cell([f"{d.text} ({d.reason})" for d in r.drops], "; "),
+            "radius": f"{r.radius:.4f}",
         }
-        for r in summary["per_class"][:CARD_ROWS]
+        for r in summary.per_class[:CARD_ROWS]
     ]
     removed = Counter(x.kind for rec in space.classes for x in rec.removed)
     sources = sorted({str(rec.source.get("name", "unknown")) for rec in space.classes})
@@ -78,13 +78,13 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
         base_model=base,
         base_model_url=f"https://huggingface.co/{hub_id}" if hub_id else None,
         repo_id=repo_id or "path/to/this/space",
-        num_classes=summary["classes"],
+        num_classes=summary.classes,
         metric=cfg.metric,
         library_version=cfg.library_version,
-        points=summary["points"],
-        kept=summary["kept"],
-        dropped=summary["dropped"],
-        removed=summary["removed"],
+        points=summary.points,
+        kept=summary.kept,
+        dropped=summary.dropped,
+        removed=summary.removed,
         removed_kinds=", ".join(f"{n} {kind}" for kind, n in sorted(removed.items())),
         num_templates=len(cfg.templates),
         concept_format=_md(cfg.concept_format, code=True),
@@ -94,7 +94,7 @@ def render_card(space: SynonymSpace, repo_id: str | None = None) -> str:
         max_dim=cfg.space.max_dim,
         sources=_md(", ".join(sources)),
         rows=rows,
-        truncated=summary["classes"] > CARD_ROWS,
+        truncated=summary.classes > CARD_ROWS,
     )
     return str(card)
 

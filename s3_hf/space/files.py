@@ -21,7 +21,7 @@ from s3_hf.io.artifact import locate as locate_artifact
 from s3_hf.io.files import load_json_text
 from s3_hf.models.families import SCORING_RULES, TEXT_CANONICALIZATIONS
 from s3_hf.options import DEFAULT_KNN_K, DEFAULT_METRIC, METHODS, METRIC_NAMES, SpaceParams
-from s3_hf.space.records import ClassRecord, ConceptRecord
+from s3_hf.space.records import ClassRecord, ClassSummary, ConceptRecord, DropSummary, SpaceSummary
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "s3_config.json"
@@ -234,40 +234,39 @@ def check_records(
         raise shape_error(f"kept flags in {SYNONYMS_NAME} differ from the tensors")
 
 
-def summarize(config: S3Config, classes: Sequence[ClassRecord], simplex_sizes: Iterable[int]) -> dict[str, Any]:
+def summarize(config: S3Config, classes: Sequence[ClassRecord], simplex_sizes: Iterable[int]) -> SpaceSummary:
     """Counts and radii per class (see :meth:`~s3_hf.space.artifact.SynonymSpace.summary`); ``simplex_sizes`` are the
     vertex counts of the space's simplices."""
-    rows = []
-    for rec in classes:
-        rows.append(
-            {
-                "label": rec.label,
-                "concepts": len(rec.concepts),
-                "kept": rec.texts(kept=True),
-                "dropped": rec.texts(kept=False),
-                "radius": rec.radius,
-                "drops": [{"text": x.text, "kind": x.kind, "reason": x.reason} for x in rec.dropped],
-            }
+    rows = [
+        ClassSummary(
+            label=rec.label,
+            concepts=len(rec.concepts),
+            kept=rec.texts(kept=True),
+            dropped=rec.texts(kept=False),
+            radius=rec.radius,
+            drops=[DropSummary(x.text, x.kind, x.reason) for x in rec.dropped],
         )
+        for rec in classes
+    ]
     flags = [x.kept for rec in classes for x in rec.concepts]
     sizes = Counter(int(k) for k in simplex_sizes)
-    return {
-        "base_model": config.base_model,
-        "classes": len(config.class_names),
-        "points": len(flags),
-        "kept": sum(flags),
-        "dropped": len(flags) - sum(flags),
-        "removed": sum(len(rec.removed) for rec in classes),
-        "simplices": {k: sizes[k] for k in sorted(sizes)},
-        "embedding_dim": config.embedding_dim,
-        "templates": len(config.templates),
-        "metric": config.metric,
-        "radius_rule": config.space.radius,
-        "per_class": rows,
-    }
+    return SpaceSummary(
+        base_model=config.base_model,
+        classes=len(config.class_names),
+        points=len(flags),
+        kept=sum(flags),
+        dropped=len(flags) - sum(flags),
+        removed=sum(len(rec.removed) for rec in classes),
+        simplices={k: sizes[k] for k in sorted(sizes)},
+        embedding_dim=config.embedding_dim,
+        templates=len(config.templates),
+        metric=config.metric,
+        radius_rule=config.space.radius,
+        per_class=rows,
+    )
 
 
-def read_summary(name_or_path: str | os.PathLike, *, revision: str | None = None) -> dict[str, Any]:
+def read_summary(name_or_path: str | os.PathLike, *, revision: str | None = None) -> SpaceSummary:
     """The summary of a saved space (what :meth:`~s3_hf.space.artifact.SynonymSpace.summary` gives), read without torch.
 
     The files get the checks and typed errors of loading; the records are checked against the tensors the summary

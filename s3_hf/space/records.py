@@ -4,7 +4,7 @@ dropped from it and why, its radius, death times and the provenance of its synon
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from s3_hf.errors import ArtifactCorruptError
@@ -150,4 +150,58 @@ class ClassRecord:
         )
 
 
-__all__ = ["DROP_KINDS", "REMOVED_KINDS", "ClassRecord", "ConceptRecord"]
+@dataclass(frozen=True)
+class DropSummary:
+    """A concept dropped from a class (removed before embedding, or pruned) and why."""
+
+    text: str
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    """One class of a :class:`SpaceSummary`: its number of points, kept and pruned concept texts, radius, and every
+    dropped concept with its kind and reason."""
+
+    label: str
+    concepts: int
+    kept: list[str]
+    dropped: list[str]
+    radius: float
+    drops: list[DropSummary]
+
+
+@dataclass(frozen=True)
+class SpaceSummary:
+    """What ``s3 inspect``, ``s3 build`` and the model card say about a space: counts, the complex's simplices by
+    number of vertices, and per class a :class:`ClassSummary`. ``dropped`` counts pruned points, ``removed`` the
+    concepts dropped before embedding."""
+
+    base_model: str
+    classes: int
+    points: int
+    kept: int
+    dropped: int
+    removed: int
+    simplices: dict[int, int]
+    embedding_dim: int
+    templates: int
+    metric: str
+    radius_rule: str | float
+    per_class: list[ClassSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (``s3 inspect --json``)."""
+        return asdict(self)
+
+
+__all__ = [
+    "DROP_KINDS",
+    "REMOVED_KINDS",
+    "ClassRecord",
+    "ClassSummary",
+    "ConceptRecord",
+    "DropSummary",
+    "SpaceSummary",
+]

@@ -135,6 +135,12 @@ class ScoringState:
         sims = (v @ self.points.T).view(len(v), self.num_classes, self.max_points)
         return sims.masked_fill(~self.mask, _NEG)
 
+    def concept_similarities(self, v: torch.Tensor) -> torch.Tensor:
+        """``v · t_u`` for every point, kept or pruned, ``(B, C, M)``: slot ``m`` of class ``c`` is the class's
+        ``m``-th concept with a point (as :meth:`~s3_hf.space.artifact.SynonymSpace.concepts` lists them); slots past
+        a class's last point hold 0. What a face shows next to each concept; scoring uses :meth:`similarities`."""
+        return (v @ self.points.T).view(len(v), self.num_classes, self.max_points)
+
 
 def state_bytes(space: SpaceTensors) -> int:
     """Peak bytes :meth:`ScoringState.from_space` allocates for ``space``: its dense view pads every class to the

@@ -95,7 +95,7 @@ def test_every_input_path(app, client, photos, small_space, allowed, tmp_path):
     rows = details["data"]
     assert len(rows) == 3 and {r[0] for r in rows} == {"cat", "dog", "airplane"}
     cat = next(r for r in rows if r[0] == "cat")
-    assert "kitty" in cat[4] or "kitty" in cat[5]  # the synonym shows up, kept or pruned, with its similarity
+    assert "kitty (" in cat[4] or "kitty (" in cat[5]  # the synonym shows up, kept or pruned, with its similarity
     assert plot is not None
     # every metric, top-k, a PNG and a greyscale image
     grey = tmp_path / "grey.png"

@@ -313,3 +313,25 @@ def test_train_shards_are_streamed_only_until_every_class_has_enough(hub_home):
         whole = registry.load_train(bench, test)
     assert again.fingerprint == two.fingerprint and again.labels == two.labels  # the same on every process
     assert len(whole.labels) == 16
+
+
+def test_tar_members_named_outside_the_cache_are_never_written_there(hub_home, tmp_path):
+    image = photo_bytes("chelsea", "png")
+    escape = tmp_path / "escaped"
+    members = []
+    for i, key in enumerate(["../../../../escaped/s0", str(escape / "s1"), "ok/../../s2", "s3"]):
+        members += [(f"{key}.png", image), (f"{key}.cls", str(i % 2).encode())]
+    files = replica({"test": []}, classnames="cat\ndog\n")
+    files["test/0.tar"] = tar_bytes(members)
+    with fake_hub({REPO: files}):
+        try:
+            data = registry.load(registry.Benchmark("toy-wds", hub_id=REPO))
+        except EvalError:
+            data = None  # refusing the shard is fine too; writing outside the cache is not
+    assert not escape.exists()
+    assert not any((d / "escaped").exists() for d in [Path.cwd(), *Path.cwd().parents, *tmp_path.parents])
+    written = {p.resolve() for p in tmp_path.rglob("*")}
+    assert all(p.is_relative_to(tmp_path.resolve()) for p in written)
+    assert not any(p.name.startswith(("s0.", "s1.", "s2.")) for p in written)
+    if data is not None:
+        assert len(data.images) == len(data.labels) <= 4

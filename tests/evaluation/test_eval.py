@@ -73,6 +73,7 @@ def run_eval(args: list[str], nproc: int, cwd: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
+@pytest.mark.slow  # a multi-process run
 @pytest.mark.parametrize(
     ("family", "scoring", "canonicalization"),
     [("clip", "softmax", "none"), ("siglip", "sigmoid", "none"), ("siglip2", "sigmoid", "both")],
@@ -126,6 +127,7 @@ def split_folder(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow  # a multi-process run
 def test_fewshot_two_processes_equal_one(split_folder, tiny_clip_dir, tmp_path):
     args = ["--benchmarks", str(split_folder), "--model", str(tiny_clip_dir), "--batch-size", "2"]
     args += ["--synonyms", "none", "--shots", "1,2", "--seeds", "1,2"]
@@ -319,6 +321,7 @@ def test_model_card_results(small_space, tmp_path, capsys):
     assert "random weights" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a multi-process run
 def test_every_method_side_by_side_two_processes_equal_one(split_folder, tiny_clip_dir, tmp_path):
     """Zero-shot (label, ensemble, DCLIP, CuPL, WaffleCLIP, S^3 and S^3 with descriptors) and few-shot (cache, SSP,
     GDA) in one run; 2 processes give exactly the results of 1."""

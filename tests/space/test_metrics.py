@@ -171,3 +171,13 @@ def test_float32_matches_float64():
 def test_unknown_metric(arc_state):
     with pytest.raises(InvalidConfigError, match="Choose one of"):
         score(torch.zeros(1, 3, dtype=torch.float64), arc_state, "cosine")
+
+
+def test_concept_similarities_cover_pruned_points_and_agree_with_scoring(arc_state):
+    v = torch.tensor(arc(15), dtype=torch.float64)
+    every = arc_state.concept_similarities(v)[0]  # (C, M): class 0 holds 0°, 10°, 20°, 35° and the 130° outlier
+    assert every[0, :5].tolist() == pytest.approx([cosd(15), cosd(5), cosd(5), cosd(20), cosd(115)])
+    assert every[1, 0].item() == pytest.approx(cosd(185))
+    kept = arc_state.similarities(v)[0]
+    assert torch.isinf(kept[0, 4]) and not arc_state.mask[0, 4]  # scoring never sees the pruned outlier
+    assert torch.equal(kept[arc_state.mask], every[arc_state.mask])
