@@ -58,12 +58,12 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
 def _check_out(out: str) -> None:
     """The folder rule of :mod:`s3_hf.io.files` (not the current folder nor one holding it, not a file), checked
     before the model loads."""
-    from s3_hf.io.files import _target
+    from s3_hf.io.files import target_folder
 
     if not out.strip():
         raise CLIUsageError(f"--out {out!r} names the current folder or one holding it: pass a folder for the space.")
     try:
-        _target(out)
+        target_folder(out)
     except IsADirectoryError as err:
         raise CLIUsageError(
             f"--out {out!r} names the current folder or one holding it: pass a folder for the space."

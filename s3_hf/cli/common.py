@@ -35,17 +35,9 @@ def _recorded_model(args: argparse.Namespace) -> tuple[str | None, str | None, s
     """The base model (and revision) the ``--space`` (or the ``--support`` adapter) records, and what recorded it
     ("" when neither is given)."""
     if getattr(args, "space", None):
-        from s3_hf.errors import ArtifactNotFoundError
-        from s3_hf.space.files import CONFIG_NAME, REQUIRED_FILES, S3Config, locate, read_json
+        from s3_hf.space.files import locate, read_config
 
-        folder = locate(args.space)
-        missing = next((name for name in REQUIRED_FILES if not (folder / name).is_file()), None)
-        if missing:  # as loading the space would say
-            raise ArtifactNotFoundError(
-                f"{folder} has no {missing}; a synonym space needs {', '.join(REQUIRED_FILES)}. "
-                "Was it written by `SynonymSpace.save_pretrained` / `s3 build`?"
-            )
-        config = S3Config.from_dict(read_json(folder / CONFIG_NAME))  # the config alone: no torch, no tensors
+        config = read_config(locate(args.space))  # the config alone, checked as loading checks it: no torch
         return config.base_model, config.base_model_revision, f"The space {args.space}"
     if getattr(args, "support", None):
         from s3_hf.fewshot import SSP_CONFIG_NAME, SSPAdapter

@@ -92,7 +92,7 @@ def write_folder(folder: str | os.PathLike, fill: Callable[[Path], None], *, ove
     Raises:
         FileExistsError: ``folder`` is a file, or is not empty and ``overwrite`` is not set.
     """
-    target = _target(folder)
+    target = target_folder(folder)
 
     def check() -> None:
         if target.is_dir() and any(target.iterdir()) and not overwrite:
@@ -122,7 +122,7 @@ def write_artifact(
         NotADirectoryError: ``folder`` is a file.
         IsADirectoryError: ``folder`` is the current working folder or one of its parents.
     """
-    target = _target(folder)
+    target = target_folder(folder)
     mode = 0o666 & ~_umask()
     leftovers = re.compile("|".join(rf"\.{re.escape(name)}\..+\.tmp" for name in writers))
 
@@ -197,7 +197,10 @@ def _tag() -> str:
     return f"{os.getpid()}-{_HOST}-{secrets.token_hex(4)}"
 
 
-def _target(folder: str | os.PathLike) -> Path:
+def target_folder(folder: str | os.PathLike) -> Path:
+    """The folder a whole-folder write would replace, made absolute (a link to a folder resolved to that folder);
+    :class:`NotADirectoryError` if it is a file, :class:`IsADirectoryError` if it is the current working folder or
+    holds it. Faces call it to refuse a bad ``--out`` before any work."""
     target = Path(os.path.abspath(folder))
     if target.is_symlink() and target.is_dir():  # swap the folder the link points to, keep the link
         target = target.resolve()
@@ -457,6 +460,7 @@ __all__ = [
     "recover_folder",
     "save_figure",
     "save_tensors",
+    "target_folder",
     "write_artifact",
     "write_files",
     "write_folder",

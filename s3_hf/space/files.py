@@ -197,13 +197,19 @@ def missing_hint() -> str:
     )
 
 
+def read_config(folder: Path) -> S3Config:
+    """The config of the space in ``folder`` alone (no torch, no tensors read), after the checks loading makes first:
+    every required file is there."""
+    require_files(folder, REQUIRED_FILES, missing_hint())
+    return S3Config.from_dict(read_json(folder / CONFIG_NAME))
+
+
 def read_records(
     folder: Path, load: Callable[[bytes], dict[str, Any]]
 ) -> tuple[S3Config, list[ClassRecord], dict[str, Any]]:
     """The config, the class records and the tensors of the space in ``folder``: the tensor file parsed by ``load``
     (safetensors' torch or numpy ``load``) and checked against the content hash the config records."""
-    require_files(folder, REQUIRED_FILES, missing_hint())
-    config = S3Config.from_dict(read_json(folder / CONFIG_NAME))
+    config = read_config(folder)
     syn = read_json(folder / SYNONYMS_NAME)
     if not isinstance(syn.get("classes"), list):
         raise ArtifactCorruptError(f"{folder / SYNONYMS_NAME} has no 'classes' list. Rebuild the space.")
@@ -302,6 +308,7 @@ __all__ = [
     "check_records",
     "locate",
     "missing_hint",
+    "read_config",
     "read_json",
     "read_records",
     "read_summary",
