@@ -12,8 +12,9 @@ import gradio as gr
 from PIL import Image
 
 from s3_hf import limits
-from s3_hf.app.settings import AppSettings, folder_key, is_repo_id
+from s3_hf.app.settings import AppSettings, folder_key
 from s3_hf.errors import ImageLoadError, ImageTooLargeError
+from s3_hf.io.hub import is_repo_id
 from s3_hf.io.images import ORIGINAL_SIZE, check_image_size, draft_jpeg, load_image
 from s3_hf.options import DENSE_VARIANTS, METRIC_NAMES
 

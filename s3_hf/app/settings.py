@@ -30,11 +30,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
-
 from s3_hf import limits
 from s3_hf.errors import InvalidConfigError
+from s3_hf.io.hub import is_repo_id
 from s3_hf.options import DEFAULT_MODEL
 
 logger = logging.getLogger("s3_hf.space_app")
@@ -56,17 +54,6 @@ REPLACED_ENV = {"S3_MAX_MEGAPIXELS": limits.IMAGE_PIXELS.env}
 
 class AppSettingsError(InvalidConfigError):
     """A setting of the app (an environment variable or an :class:`AppSettings` field) is invalid."""
-
-
-def is_repo_id(text: str) -> bool:
-    """Whether ``text`` is a Hub repo id with an owner (``org/name``)."""
-    if text.count("/") != 1:  # huggingface_hub also accepts bare legacy names ("gpt2"); spaces have an owner
-        return False
-    try:
-        validate_repo_id(text)
-    except HFValidationError:
-        return False
-    return True
 
 
 def folder_key(path: str) -> str:
@@ -190,4 +177,4 @@ class AppSettings:
         return {"max_file_size": int(self.max_upload_mb * 2**20)}
 
 
-__all__ = ["AppSettings", "AppSettingsError", "folder_key", "is_repo_id", "local_spaces"]
+__all__ = ["AppSettings", "AppSettingsError", "folder_key", "local_spaces"]

@@ -14,6 +14,20 @@ from pathlib import Path
 from s3_hf.errors import ArtifactNotFoundError, HubError, SpaceTooLargeError
 
 
+def is_repo_id(text: str) -> bool:
+    """Whether ``text`` is a Hub repo id with an owner (``org/name``), by huggingface_hub's own rules."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if text.count("/") != 1:  # huggingface_hub also accepts bare legacy names ("gpt2"); ours have an owner
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
 def download(
     repo_id: str,
     names: Sequence[str],
@@ -207,4 +221,8 @@ def upload(
     return str(getattr(info, "commit_url", info))
 
 
-__all__ = ["download", "upload"]
+__all__ = [
+    "download",
+    "is_repo_id",
+    "upload",
+]

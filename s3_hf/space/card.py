@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from s3_hf.io.hub import is_repo_id
+
 if TYPE_CHECKING:
     from s3_hf.space.artifact import SynonymSpace
 
 CARD_ROWS = 50
-#: A Hub repository id: ``org/name`` (no absolute path, no ``..``, no URL scheme).
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w][\w.-]{0,95}")
 
 
 def template_path(name: str = "card_template.md") -> Path:
@@ -44,7 +44,7 @@ def hub_model_id(base: str) -> str | None:
     """``base`` as a Hub model id (``org/name``, open_clip's ``hf-hub:org/name`` too), or ``None`` for a local folder
     or anything else a Hub URL cannot be made of."""
     hub_id = base.removeprefix("hf-hub:")  # open_clip names its Hub checkpoints hf-hub:org/name
-    if not _HUB_ID.fullmatch(hub_id) or Path(hub_id).exists() or Path(base).exists():
+    if not is_repo_id(hub_id) or Path(hub_id).exists() or Path(base).exists():
         return None
     return hub_id
 
