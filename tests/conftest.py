@@ -62,3 +62,9 @@ def small_space(tiny_model, tiny_clip_dir):
 
     model, tokenizer = tiny_model
     return build_synonym_space(model, tokenizer, list(SYNONYMS), SYNONYMS, base_model=str(tiny_clip_dir))
+
+
+@pytest.fixture
+def saved(small_space, tmp_path: Path) -> Path:
+    """The small space saved into a folder of the test's own."""
+    return small_space.save_pretrained(tmp_path / "space")

@@ -1,5 +1,6 @@
 """Hostile and careless input to the command line and to the text it reads: labels, synonym cleaning, JSON/YAML
-files, output names, terminals and pipes."""
+files, output names, out-of-range flags, unreadable images, terminals and pipes, interrupts; and `s3 inspect`, which
+reads a space without torch and reports a damaged one as loading it does."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from s3_hf.cli import main, read_labels
-from s3_hf.errors import InvalidLabelsError, SynonymsError
+from s3_hf.errors import ArtifactCorruptError, ArtifactError, ArtifactShapeError, InvalidLabelsError, SynonymsError
 from s3_hf.io.files import load_json_text, load_yaml_text
+from s3_hf.space.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, SynonymSpace
 from s3_hf.space.build import check_labels
+from s3_hf.space.files import read_summary
 from s3_hf.synonyms import StaticSource, base
 from s3_hf.synonyms.base import clean_all, clean_concepts_with_drops
 
@@ -171,6 +176,101 @@ def test_safe_loaders_turn_deep_nesting_into_the_callers_error(loader):
     assert loader("[[1]]", SynonymsError, "test input") == [[1]]
 
 
+# ------------------------------------------------------------------------------------------ case by case
+def _one_line_error(capsys, fragment: str) -> None:
+    """One ``error:`` line, the last thing on stderr (progress bars of model loading may come before it)."""
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and err.endswith(errors[0] + "\n") and fragment in errors[0], err
+    assert "Traceback" not in err
+
+
+def test_cli_labels_file_not_utf8(tmp_path, tiny_clip_dir, capsys):
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes("caf\xe9\ndog\n".encode("latin-1"))
+    assert main(["build", str(labels), "--out", str(tmp_path / "o"), "--model", str(tiny_clip_dir)]) == 2
+    _one_line_error(capsys, "not UTF-8")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_labels_file_is_a_folder(tmp_path, tiny_clip_dir, capsys):
+    (tmp_path / "labels.txt").mkdir()
+    assert main(["build", str(tmp_path / "labels.txt"), "--out", str(tmp_path / "o"), "--model", str(tiny_clip_dir)])
+    _one_line_error(capsys, "is a folder")
+
+
+def test_cli_out_under_a_file(tmp_path, tiny_clip_dir, capsys):
+    (tmp_path / "plain").write_text("x")
+    out = tmp_path / "plain" / "space"
+    assert main(["build", "cat,dog", "--out", str(out), "--model", str(tiny_clip_dir)]) == 2
+    _one_line_error(capsys, "plain")
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [(None, "does not exist"), ("{not json", "is not a results.json"), ("[1, 2]", "is not a results.json")],
+)
+def test_cli_card_results(small_space, tmp_path, capsys, content, fragment):
+    space = small_space.save_pretrained(tmp_path / "space")
+    results = tmp_path / "results.json"
+    if content is not None:
+        results.write_text(content)
+    assert main(["card", str(space), "--results", str(results)]) == 2
+    _one_line_error(capsys, fragment)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["build", "cat,dog", "--out", "o", "--max-concepts", "-1"],
+        ["build", "cat,dog", "--out", "o", "--batch-size", "0"],
+        ["build", "cat,dog", "--out", "o", "--min-points", "0"],
+        ["inspect", "space", "--limit", "-1"],
+        ["classify", "x.jpg", "--labels", "cat", "--top-k", "0"],
+        ["synonyms", "l.txt", "--out", "s.yaml", "--max-synonyms", "-2"],
+        ["bench", "--repeats", "0"],
+        ["build", "cat,dog", "--out", "o", "--radius", "huge"],
+    ],
+)
+def test_cli_out_of_range_flags_are_usage_errors(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument" in err and "Traceback" not in err
+
+
+def test_cli_yaml_labels_stay_strings(tmp_path, tiny_clip_dir):
+    syn = tmp_path / "synonyms.yaml"
+    syn.write_text("no: [nope]\n'on': []\n1.0: [one]\nnull: [nothing]\n")
+    out = tmp_path / "space"
+    assert main(["build", "--synonyms", str(syn), "--out", str(out), "--model", str(tiny_clip_dir)]) == 0
+    assert SynonymSpace.from_pretrained(out).labels == ["no", "on", "1.0", "null"]
+
+
+def test_cli_classify_skips_unreadable_images_unless_strict(tmp_path, tiny_clip_dir, photos, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.open(photos[0]).save(folder / "a.png")
+    (folder / "b.jpg").write_text("not an image")
+    Image.open(photos[1]).save(folder / "c.png")
+    args = ["classify", str(folder), "--labels", "cat,dog", "--model", str(tiny_clip_dir), "--json"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert [r["image"] for r in json.loads(captured.out)] == [str(folder / "a.png"), str(folder / "c.png")]
+    assert main([*args, "--strict"]) == 2
+    _one_line_error(capsys, "b.jpg")
+
+
+def test_cli_build_never_loses_a_users_readme(tmp_path, tiny_clip_dir, capsys):
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / CARD_NAME).write_text("# my notes\n")
+    assert main(["build", "cat,dog", "--out", str(out), "--model", str(tiny_clip_dir)]) == 2
+    _one_line_error(capsys, "--overwrite")
+    assert (out / CARD_NAME).read_text() == "# my notes\n" and os.listdir(out) == [CARD_NAME]
+
+
 # ------------------------------------------------------------------------------------------ terminals and pipes
 @pytest.fixture(scope="module")
 def accented_space(tiny_model, tmp_path_factory):
@@ -229,6 +329,106 @@ def test_wordnet_synonyms_do_not_import_torch(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"
     assert "aeroplane" in (tmp_path / "syn.yaml").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------ s3 inspect without torch
+LIGHT = (
+    "import sys; from s3_hf.cli import main; rc = main(sys.argv[1:]); "
+    "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+    "assert not heavy, heavy; sys.exit(rc)"
+)
+
+
+def test_importing_the_cli_imports_neither_torch_nor_transformers():
+    code = "import sys, s3_hf.cli; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_inspect_runs_without_importing_torch(saved, extra):
+    res = subprocess.run(
+        [sys.executable, "-c", LIGHT, "inspect", str(saved), *extra], capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    assert str(saved.parent) not in res.stderr
+    if extra:
+        assert json.loads(res.stdout)["classes"] == 3
+    else:
+        assert res.stdout.startswith("Synonym space for ") and "dropped (why)" in res.stdout
+
+
+def test_light_summary_equals_the_loaded_spaces_summary(saved, capsys):
+    import torch
+
+    loaded = SynonymSpace.from_pretrained(saved)
+    light = read_summary(saved)
+    assert light == loaded.summary()
+    # and each count is what the tensors hold
+    t = loaded.tensors
+    sizes = t.simplex_indptr.diff()
+    assert light.points == t.points.shape[0] and light.kept == int(t.kept.sum())
+    assert light.simplices == {int(k): int((sizes == k).sum()) for k in torch.unique(sizes)}
+    assert len(light.simplices) > 1  # a space with edges and triangles, not only single points
+    assert main(["inspect", str(saved), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(loaded.summary().to_dict()))
+
+
+def _truncate(folder: Path) -> None:
+    data = (folder / TENSORS_NAME).read_bytes()
+    (folder / TENSORS_NAME).write_bytes(data[: len(data) // 2])
+
+
+def _flip_one_byte(folder: Path) -> None:
+    data = bytearray((folder / TENSORS_NAME).read_bytes())
+    data[-1] ^= 1
+    (folder / TENSORS_NAME).write_bytes(bytes(data))
+
+
+def _flip_a_kept_flag(folder: Path) -> None:
+    syn = json.loads((folder / SYNONYMS_NAME).read_text())
+    syn["classes"][0]["concepts"][0]["kept"] = False
+    (folder / SYNONYMS_NAME).write_text(json.dumps(syn))
+
+
+def _drop_a_class(folder: Path) -> None:
+    syn = json.loads((folder / SYNONYMS_NAME).read_text())
+    syn["classes"].pop()
+    (folder / SYNONYMS_NAME).write_text(json.dumps(syn))
+
+
+DAMAGE = {
+    "no config": (lambda f: (f / CONFIG_NAME).unlink(), ArtifactError),
+    "config not JSON": (lambda f: (f / CONFIG_NAME).write_text("{"), ArtifactCorruptError),
+    "config nested too deep": (lambda f: (f / CONFIG_NAME).write_text("[" * 100_000), ArtifactCorruptError),
+    "synonyms a list": (lambda f: (f / SYNONYMS_NAME).write_text("[]"), ArtifactCorruptError),
+    "tensors truncated": (_truncate, ArtifactCorruptError),
+    "tensors changed": (_flip_one_byte, ArtifactCorruptError),
+    "kept flag edited": (_flip_a_kept_flag, ArtifactShapeError),
+    "a class missing": (_drop_a_class, ArtifactShapeError),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_inspect_reports_a_damaged_space_as_loading_does(saved, case):
+    damage, error = DAMAGE[case]
+    damage(saved)
+    with pytest.raises(error) as light:
+        read_summary(saved)
+    with pytest.raises(error) as full:
+        SynonymSpace.from_pretrained(saved)
+    assert str(light.value) == str(full.value)
+    res = subprocess.run([sys.executable, "-c", LIGHT, "inspect", str(saved)], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith("error: ")
+
+
+def test_sigint_during_a_command_is_one_line_and_rc_130(saved):
+    code = (
+        "import os, signal, sys; import s3_hf.space.files as sf; from s3_hf.cli import main\n"
+        "sf.read_summary = lambda *a, **k: os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.exit(main(['inspect', sys.argv[1]]))"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(saved)], capture_output=True, text=True, check=False)
+    assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == ""
 
 
 # ------------------------------------------------------------------------------------------ WordNet senses

@@ -71,6 +71,16 @@ def test_an_edited_synonyms_file_is_rebuilt(engine, tmp_path, text_calls):
     assert a.concepts(0) == ["cat", "kitty"] and b.concepts(0) == ["cat", "kitty", "house cat"]
 
 
+def test_engine_keys_synonyms_by_content(s3_pipe, photos, tmp_path):
+    path = tmp_path / "syn.json"
+    path.write_text(json.dumps({k: v for k, v in SYNONYMS.items() if k in LABELS}))
+    first = s3_pipe(str(photos[0]), candidate_labels=LABELS, synonyms=str(path), return_details=True)
+    path.write_text(json.dumps({"cat": ["kitty"]}))
+    second = s3_pipe(str(photos[0]), candidate_labels=LABELS, synonyms=str(path), return_details=True)
+    cat = {r["label"]: r["details"] for r in second}["cat"]
+    assert set(cat["kept"] + cat["dropped"]) == {"cat", "kitty"} and first != second
+
+
 def test_a_space_folder_rebuilt_on_disk_is_reloaded(engine, tmp_path):
     folder = tmp_path / "space"
     engine.build_space(LABELS, SYNONYMS).save_pretrained(folder)

@@ -1,5 +1,6 @@
 """Hostile and careless inputs to `s3 eval` and `s3 card`: benchmarks that share a name or change, files in --out
-that s3 eval did not write, damaged earlier results, missing prerequisites, results that do not belong in a card."""
+that s3 eval did not write, damaged earlier results, missing prerequisites, results that do not belong in a card;
+and the gain figure, written whole or not at all."""
 
 from __future__ import annotations
 
@@ -453,3 +454,34 @@ def test_segment_background_threshold_without_background_fails_before_the_model(
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "'background'" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------------ eval's figure, atomically
+GAINS = {"benchmarks": {"tiny": {"methods": {"label": {"top1": 0.5}, "local_center": {"top1": 0.6}}}}}
+
+
+def test_eval_gain_figure_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from s3_hf.evaluation.report import gain_figure
+    from s3_hf.evaluation.results import RunResult
+
+    path = tmp_path / "gains.png"
+    assert gain_figure(RunResult.from_dict(GAINS), path) == path
+    first = path.read_bytes()
+    assert first.startswith(b"\x89PNG\r\n\x1a\n")  # a PNG although matplotlib wrote it under a .tmp name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gains.png"]
+
+    real = matplotlib.figure.Figure.savefig
+
+    def killed_half_way(self, fname, **kwargs):
+        real(self, fname, **kwargs)
+        Path(fname).write_bytes(Path(fname).read_bytes()[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        other = {"benchmarks": {"tiny": {"methods": {"label": {"top1": 0.1}, "x": {"top1": 0.9}}}}}
+        gain_figure(RunResult.from_dict(other), path)
+    assert path.read_bytes() == first  # the old figure stays whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gains.png"]

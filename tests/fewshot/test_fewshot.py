@@ -160,6 +160,7 @@ NAN, INF = float("nan"), float("inf")
     [
         ({"mode": "adapter"}, "mode must be one of"),
         ({"mode": None}, "mode must be one of"),
+        ({"mode": "tip"}, "mode must be one of"),
         ({"top_s": 0}, "top_s must be a positive integer"),
         ({"top_s": True}, "top_s must be a positive integer"),
         ({"top_s": 2.0}, "top_s must be a positive integer"),
@@ -189,6 +190,11 @@ NAN, INF = float("nan"), float("inf")
 def test_hostile_ssp_options_are_refused(options, fragment):
     with pytest.raises(InvalidConfigError, match=fragment):
         SSPConfig(**options)
+
+
+def test_unknown_few_shot_options_are_refused():
+    with pytest.raises(InvalidConfigError, match="Unknown few-shot options"):
+        SSPConfig.from_dict({"topk": 3})
 
 
 def test_ssp_options_accept_their_edges():

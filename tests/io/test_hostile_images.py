@@ -1,8 +1,10 @@
 """Hostile inputs that would exhaust a process: oversized spaces and images, each refused with a typed error before
-anything large is allocated (see s3_hf.limits), while ordinary inputs keep their results."""
+anything large is allocated (see s3_hf.limits), while ordinary inputs keep their results; and image inputs that
+cannot be read at all, each a typed ImageLoadError."""
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
@@ -143,6 +145,60 @@ def test_the_image_limits_are_operator_settings(s3_pipe, engine, tmp_path, monke
     monkeypatch.setenv("S3_MAX_IMAGE_PIXELS", "1000")
     with pytest.raises(ImageTooLargeError, match=r"1,500 pixels.*S3_MAX_IMAGE_PIXELS"):
         engine.segment(strip, engine.request(["cat", "dog"], metric="label"))
+
+
+# -------------------------------------------------------------------------------------------- unreadable images
+def unreadable(kind: str, tmp_path: Path, photos: list[Path]) -> str | bytes:
+    if kind == "missing":
+        return str(tmp_path / "missing.jpg")
+    if kind == "folder":
+        return str(tmp_path)
+    if kind == "url":
+        return "http://127.0.0.1:9/photo.jpg"  # nothing listens on the discard port
+    if kind == "text":
+        path = tmp_path / "notes.jpg"
+        path.write_text("not an image")
+        return str(path)
+    if kind == "truncated":
+        path = tmp_path / "cut.jpg"
+        path.write_bytes(photos[0].read_bytes()[:1500])
+        return str(path)
+    if kind == "empty":
+        path = tmp_path / "empty.png"
+        path.write_bytes(b"")
+        return str(path)
+    if kind == "base64":
+        return base64.b64encode(b"definitely not an image").decode()
+    if kind == "bytes":
+        return b"\x89PNG"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragment"),
+    [
+        ("missing", "no such file"),
+        ("folder", "is a folder"),
+        ("url", "Could not download"),
+        ("text", "not an image file"),
+        ("truncated", "truncated"),
+        ("empty", "not an image file"),
+        ("base64", "image"),
+        ("bytes", "Cannot read an image from an object of type bytes"),
+    ],
+)
+def test_unreadable_image_in_classification(s3_pipe, tmp_path, photos, kind, fragment):
+    with pytest.raises(ImageLoadError, match=fragment):
+        s3_pipe(unreadable(kind, tmp_path, photos), candidate_labels=["cat", "dog", "airplane"], timeout=2)
+
+
+def test_decompression_bomb_is_refused(s3_pipe, tmp_path, monkeypatch):
+    path = tmp_path / "bomb.png"
+    Image.new("L", (400, 300)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # PIL refuses more than twice the limit
+    with pytest.raises(ImageLoadError, match="too large to decode safely") as err:
+        s3_pipe(str(path), candidate_labels=["cat", "dog", "airplane"])
+    assert "MAX_IMAGE_PIXELS" in str(err.value)
 
 
 # ------------------------------------------------------------------------------------------- segmentation options

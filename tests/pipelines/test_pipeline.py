@@ -9,7 +9,14 @@ from PIL import Image
 from transformers import pipeline
 
 import s3_hf
-from s3_hf.errors import ImageLoadError, InvalidConfigError, InvalidLabelsError, SynonymsError, TemplateError
+from s3_hf.errors import (
+    ArtifactNotFoundError,
+    ImageLoadError,
+    InvalidConfigError,
+    InvalidLabelsError,
+    SynonymsError,
+    TemplateError,
+)
 
 LABELS = ["cat", "dog", "airplane", "cup of coffee", "rocket"]
 
@@ -139,6 +146,8 @@ def test_synonym_space_and_label_subset(s3_pipe, photos, small_space, tmp_path):
         (["cat", "x" * 80], InvalidLabelsError, "too long"),
         ("cat", InvalidLabelsError, "list of strings"),
         (None, InvalidLabelsError, "candidate_labels"),
+        ([1, 2], InvalidLabelsError, "non-empty string"),
+        (["cat", "Cat"], InvalidLabelsError, "Duplicate"),
     ],
 )
 def test_bad_labels(s3_pipe, photos, labels, error, match):
@@ -160,6 +169,66 @@ def test_bad_options(s3_pipe, photos):
         s3_pipe(img, candidate_labels=["cat", "dog"], top_k=0)
     with pytest.raises(InvalidConfigError, match="Unknown options"):
         s3_pipe(img, candidate_labels=["cat", "dog"], radios=0.3)
+
+
+@pytest.mark.parametrize(
+    ("space", "error", "fragment"),
+    [
+        (5, InvalidConfigError, "synonym_space must be"),
+        ("/no/such/space/folder", ArtifactNotFoundError, "local folder"),
+    ],
+)
+def test_bad_synonym_space(s3_pipe, photos, space, error, fragment):
+    with pytest.raises(error, match=fragment):
+        s3_pipe(str(photos[0]), synonym_space=space)
+
+
+def test_space_options_with_a_saved_space(s3_pipe, photos, small_space):
+    with pytest.raises(InvalidConfigError, match="only apply when a space is built"):
+        s3_pipe(str(photos[0]), synonym_space=small_space, radius=0.2)
+
+
+# ------------------------------------------------------------------------------------ hostile parameter table
+HOSTILE_OPTIONS = [
+    # (keyword arguments of one call, the typed error, a fragment of its message)
+    ({"synonyms": {"cat": 5}}, SynonymsError, "list of strings"),
+    ({"synonyms": {"cat": ["kitty", 3]}}, SynonymsError, "must all be strings"),
+    ({"synonyms": ["cat", "kitty"]}, SynonymsError, "must be a mapping"),
+    ({"synonyms": 5}, SynonymsError, "must be a mapping"),
+    ({"synonyms": "no-such-synonyms.yaml"}, SynonymsError, "does not exist"),
+    ({"templates": ["a {} of {name}"]}, TemplateError, "no other fields"),
+    ({"templates": []}, TemplateError, "No prompt templates"),
+    ({"templates": [5]}, TemplateError, "placeholder"),
+    ({"hypothesis_template": "a photo"}, TemplateError, "placeholder"),
+    ({"concept_format": "{concept} of {kind}"}, TemplateError, "may only use"),
+    ({"concept_format": "just words"}, TemplateError, "must contain"),
+    ({"metric": "cosine"}, InvalidConfigError, "Unknown metric"),
+    ({"knn_k": 0}, InvalidConfigError, "knn_k"),
+    ({"knn_k": "3"}, InvalidConfigError, "knn_k"),
+    ({"top_k": 0}, InvalidConfigError, "top_k"),
+    ({"top_k": 2.5}, InvalidConfigError, "top_k"),
+    ({"batch_size": 0}, InvalidConfigError, "batch_size"),
+    ({"num_workers": -1}, InvalidConfigError, "num_workers"),
+    ({"timeout": -1}, InvalidConfigError, "timeout"),
+    ({"radius": -0.1}, InvalidConfigError, "radius"),
+    ({"radius": "big"}, InvalidConfigError, "radius"),
+    ({"gap_ratio": 1.0}, InvalidConfigError, "gap_ratio"),
+    ({"min_points": 0}, InvalidConfigError, "min_points"),
+    ({"max_dim": "2"}, InvalidConfigError, "max_dim"),
+    ({"radios": 0.3}, InvalidConfigError, "Unknown options"),
+    ({"fewshot": {"mode": "cache"}}, InvalidConfigError, "support"),
+    ({"support": [], "fewshot": {"top_s": 0}}, InvalidConfigError, "top_s"),
+    ({"support": [], "fewshot": "cache"}, InvalidConfigError, "fewshot must be"),
+    ({"support": [], "text_vector": "centroid"}, InvalidConfigError, "text_vector"),
+    ({"support": "no/such/support/folder"}, InvalidLabelsError, "does not exist"),
+    ({"tokenizer_kwargs": "padding"}, InvalidConfigError, "tokenizer_kwargs"),
+]
+
+
+@pytest.mark.parametrize(("options", "error", "fragment"), HOSTILE_OPTIONS)
+def test_hostile_pipeline_parameters(s3_pipe, photos, options, error, fragment):
+    with pytest.raises(error, match=fragment):
+        s3_pipe(str(photos[0]), candidate_labels=LABELS[:3], **options)
 
 
 def test_long_synonym_is_dropped_with_warning(s3_pipe, photos, caplog):

@@ -295,6 +295,43 @@ def test_background_threshold_needs_a_background_class():
         SegmentOptions(variant="maskclip2")
 
 
+@pytest.fixture
+def no_image_read(monkeypatch):
+    """Fails the test if any image is read (the check must come before)."""
+    import s3_hf.io.images
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an image was read before the background class was checked")
+
+    monkeypatch.setattr(s3_hf.io.images, "load_image", refuse)
+
+
+def test_segment_with_a_space_checks_its_background_class_before_any_image(
+    saved, photos, tmp_path, capsys, no_image_read
+):
+    from s3_hf.cli import main
+
+    out = tmp_path / "out"
+    argv = ["segment", str(photos[0]), str(photos[1]), "--space", str(saved), "--out", str(out)]
+    assert main([*argv, "--background-threshold", "0.5"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # after the model's loading progress
+    assert err.startswith("error: --background-threshold needs a background class")
+    assert "--background-index" in err and "no class named 'background'" in err
+    assert not out.exists()
+    # an index out of range is refused before any image too
+    assert main([*argv, "--background-threshold", "0.5", "--background-index", "7"]) == 2
+    assert "out of range" in capsys.readouterr().err
+
+
+def test_engine_segment_checks_the_background_class_before_reading_the_image(saved, tiny_clip_dir, no_image_read):
+    from s3_hf.errors import BackgroundMissingError
+
+    engine = S3Engine.from_pretrained(str(tiny_clip_dir))
+    request = engine.request(synonym_space=str(saved))
+    with pytest.raises(BackgroundMissingError, match="background class"):
+        engine.segment("never-read.png", request, SegmentOptions(background_threshold=0.5))
+
+
 # --------------------------------------------------------------------------------------------------- mIoU
 def test_miou_matches_a_hand_computation(miou):
     pred = np.array([[0, 0, 1, 1], [0, 2, 2, 1], [3, 3, 3, 3]])

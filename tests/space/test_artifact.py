@@ -125,11 +125,6 @@ def test_push_without_token_or_network(small_space, monkeypatch):
         small_space.push_to_hub("org/pets-s3", token="hf_fake")
 
 
-@pytest.fixture
-def saved(small_space, tmp_path) -> Path:
-    return small_space.save_pretrained(tmp_path / "space")
-
-
 def _edit_tensors(folder: Path, **changes) -> None:
     """Rewrite the tensor file as another tool would, with a matching content hash, so validation is reached."""
     tensors = load_file(folder / TENSORS_NAME)

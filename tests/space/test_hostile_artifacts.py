@@ -216,6 +216,18 @@ def _write(name: str, data: bytes):
     return lambda folder, a, b: (folder / name).write_bytes(data)
 
 
+def _classes_not_objects(folder: Path, a: Path, b: Path) -> None:
+    data = json.loads((folder / SYNONYMS_NAME).read_text())
+    data["classes"] = ["cat", "dog", "airplane"]
+    (folder / SYNONYMS_NAME).write_text(json.dumps(data))
+
+
+def _flip_a_tensor_byte(folder: Path, a: Path, b: Path) -> None:
+    data = bytearray((folder / TENSORS_NAME).read_bytes())
+    data[-5] ^= 0x10
+    (folder / TENSORS_NAME).write_bytes(bytes(data))
+
+
 HOSTILE = {
     "truncated tensors": (
         lambda f, a, b: (f / TENSORS_NAME).write_bytes((f / TENSORS_NAME).read_bytes()[:200]),
@@ -229,12 +241,16 @@ HOSTILE = {
     "config not JSON": (_write(CONFIG_NAME, b'{"format_version": 1,'), ArtifactCorruptError),
     "config a list": (_write(CONFIG_NAME, b"[1, 2]"), ArtifactCorruptError),
     "config deeply nested": (_write(CONFIG_NAME, b"[" * 100_000 + b"]" * 100_000), ArtifactCorruptError),
+    "config value of the wrong type": (_edit_config(max_dim="2"), ArtifactCorruptError),
     "class_names a string": (_edit_config(class_names="cat"), ArtifactCorruptError),
     "embedding_dim a string": (_edit_config(embedding_dim="16"), ArtifactCorruptError),
     "embedding_dim true": (_edit_config(embedding_dim=True), ArtifactCorruptError),
     "metric a number": (_edit_config(metric=3), ArtifactCorruptError),
     "format from the future": (_edit_config(format_version=99), FormatVersionError),
+    "a flipped tensor byte": (_flip_a_tensor_byte, ArtifactCorruptError),
     "synonyms missing": (lambda f, a, b: (f / SYNONYMS_NAME).unlink(), ArtifactNotFoundError),
+    "synonyms not utf-8": (_write(SYNONYMS_NAME, b"\xff\xfe{"), ArtifactCorruptError),
+    "classes not objects": (_classes_not_objects, ArtifactCorruptError),
     "tensors of another artifact": (_copy_from("b", TENSORS_NAME), ArtifactCorruptError),
     "config and tensors of another artifact": (_copy_from("b", TENSORS_NAME, CONFIG_NAME), ArtifactShapeError),
     "synonyms of another artifact": (_copy_from("b", SYNONYMS_NAME), ArtifactShapeError),
@@ -274,6 +290,18 @@ def test_saving_somewhere_impossible_is_a_typed_error(small_space, tmp_path, mon
     assert os.listdir(tmp_path) == ["a-file"]
 
 
+def test_artifact_paths(small_space, tmp_path):
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(ArtifactNotFoundError, match="is a file"):
+        SynonymSpace.from_pretrained(afile)
+    with pytest.raises(ArtifactError, match="is a file"):
+        small_space.save_pretrained(afile)
+    with pytest.raises(OSError):  # a folder cannot be created under a file: the OS says so, nothing is written
+        small_space.save_pretrained(afile / "sub")
+    assert afile.read_text() == "x"
+
+
 # ------------------------------------------------------------------------------------------ adapter pairing
 @pytest.fixture(scope="module")
 def fitted(small_space):
@@ -283,6 +311,19 @@ def fitted(small_space):
     glob = torch.nn.functional.normalize(torch.randn(6, 16), dim=-1)
     local = torch.nn.functional.normalize(torch.randn(6, 4, 16), dim=-1)
     return fit_for_space(small_space, [0, 1, 2], glob, local, [0, 1, 2, 0, 1, 2], "local_center")
+
+
+def test_damaged_adapter(small_space, tmp_path):
+    from s3_hf.errors import S3Error
+    from s3_hf.fewshot import SSPAdapter, fit_for_space
+
+    torch.manual_seed(0)
+    glob = torch.nn.functional.normalize(torch.randn(3, 16), dim=-1)
+    local = torch.nn.functional.normalize(torch.randn(3, 4, 16), dim=-1)
+    folder = fit_for_space(small_space, [0, 1, 2], glob, local, [0, 1, 2], "local_center").save_pretrained(tmp_path)
+    (folder / "ssp_config.json").write_text('{"format_version": 1, "labels": 3}')
+    with pytest.raises(S3Error):
+        SSPAdapter.from_pretrained(folder)
 
 
 def test_an_adapter_is_refused_on_another_space_with_the_same_labels(

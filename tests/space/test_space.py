@@ -1,4 +1,5 @@
-"""Geometry with known answers: persistence, the radius rule, the kept component, the complex, neighbourhoods."""
+"""Geometry with known answers: persistence, the radius rule, the kept component, the complex, neighbourhoods; and
+the arguments that building a space refuses."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import torch
 from helpers import ANGLES, arc
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from s3_hf.errors import InvalidConfigError
+from s3_hf import build_synonym_space
+from s3_hf.errors import InvalidConfigError, SynonymsError
 from s3_hf.space.geometry import SpaceParams, build_space, chordal_distances, class_geometry, death_times
 
 
@@ -133,6 +135,7 @@ def test_invalid_params(kwargs):
         ({"gap_ratio": float("nan")}, "gap_ratio must be a number > 1"),
         ({"min_points": 0}, "min_points must be a positive integer"),
         ({"min_points": True}, "min_points must be a positive integer"),
+        ({"min_points": 2.5}, "min_points must be a positive integer"),
         ({"max_dim": -1}, "max_dim must be an integer >= 0"),
         ({"max_dim": 2.0}, "max_dim must be an integer >= 0"),
     ],
@@ -140,3 +143,34 @@ def test_invalid_params(kwargs):
 def test_hostile_space_params_are_refused(options, fragment):
     with pytest.raises(InvalidConfigError, match=fragment):
         SpaceParams(**options)
+
+
+# ------------------------------------------------------------------------------------ build_synonym_space
+class GarbageSource:
+    name = "garbage"
+
+    def synonyms(self, labels):
+        return {label: 5 for label in labels}
+
+    def provenance(self):
+        return {"name": self.name}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"max_concepts": -1}, InvalidConfigError, "max_concepts"),
+        ({"batch_size": 0}, InvalidConfigError, "batch_size"),
+        ({"params": "auto"}, InvalidConfigError, "SpaceParams"),
+        ({"knn_k": 0}, InvalidConfigError, "knn_k"),
+        ({"metric": "euclid"}, InvalidConfigError, "Unknown metric"),
+        ({"synonyms": GarbageSource()}, SynonymsError, "must return"),
+        ({"synonyms": {"cta": ["kitty"]}}, SynonymsError, "not classes"),
+    ],
+)
+def test_build_synonym_space_arguments(tiny_model, kwargs, error, fragment):
+    model, tokenizer = tiny_model
+    kwargs = {"synonyms": None, **kwargs}
+    synonyms = kwargs.pop("synonyms")
+    with pytest.raises(error, match=fragment):
+        build_synonym_space(model, tokenizer, ["cat", "dog", "airplane"], synonyms, **kwargs)
