@@ -184,9 +184,10 @@ def test_eval_on_a_local_folder(oc_dir, tmp_path, photos):
     for i, p in enumerate(photos[:4]):
         (bench / ["cat", "dog"][i % 2]).mkdir(parents=True, exist_ok=True)
         Image.open(p).convert("RGB").save(bench / ["cat", "dog"][i % 2] / f"{i}.png")
-    summary = run(EvalConfig(model=str(oc_dir), benchmarks=[str(bench)], out=str(tmp_path / "out"), synonyms=[]))
-    assert (summary["family"], summary["scoring"]) == ("open_clip", "softmax")
-    assert set(summary["benchmarks"]["bench"]["methods"]) == {"label", "ensemble"}
+    config = EvalConfig.from_flags(model=str(oc_dir), benchmarks=[str(bench)], out=str(tmp_path / "out"), synonyms=[])
+    summary = run(config)
+    assert (summary.family, summary.scoring) == ("open_clip", "softmax")
+    assert set(summary.benchmarks["bench"].methods) == {"label", "ensemble"}
 
 
 def test_bench_on_an_open_clip_folder(oc_dir, tmp_path, photos):
