@@ -10,13 +10,16 @@ from typing import Any
 import torch
 
 from s3_hf.evaluation.methods import Draws, Spaces
-from s3_hf.evaluation.results import MethodScores
+from s3_hf.evaluation.results import MethodScores, Reliability
 
 METRIC_DIR = Path(__file__).resolve().parent / "metrics"
+#: Equal-width bins of the top probability in the expected calibration error (the usual 15, Guo et al. 2017).
+ECE_BINS = 15
 
 
 def load_metric(name: str) -> Any:
-    """The project's ``evaluate`` module ``name`` (``top_k_accuracy``, ``mean_per_class_accuracy``, ``mean_iou``)."""
+    """The project's ``evaluate`` module ``name`` (``top_k_accuracy``, ``mean_per_class_accuracy``, ``mean_iou``,
+    ``expected_calibration_error``, ``negative_log_likelihood``)."""
     import evaluate
 
     return evaluate.load(str(METRIC_DIR / name / f"{name}.py"))
@@ -31,16 +34,45 @@ def space_logits(
     return torch.cat([engine.scores(v[i : i + chunk], resolved).logits for i in range(0, len(v), chunk)])
 
 
+def calibration_inputs(logits: torch.Tensor, scoring: str, labels: Sequence[int], chunk: int = 4096) -> dict[str, list]:
+    """What the calibration metrics take from logits ``(N, C)``: per sample the top probability, the top class and
+    the probability of the true class. The probabilities are the family's own (its ``scoring`` rule on the engine's
+    logits, with the model's temperature; in float64, so that a tiny true-class probability keeps its logarithm)."""
+    out: dict[str, list] = {"confidences": [], "predictions": [], "probabilities": []}
+    truth = torch.as_tensor(list(labels), device=logits.device)
+    for i in range(0, len(logits), chunk):
+        z = logits[i : i + chunk].double()
+        p = z.sigmoid() if scoring == "sigmoid" else z.softmax(-1)
+        top = p.max(-1)
+        out["confidences"] += top.values.tolist()
+        out["predictions"] += top.indices.tolist()
+        out["probabilities"] += p.gather(1, truth[i : i + chunk, None]).squeeze(1).tolist()
+    return out
+
+
+def calibration(logits: torch.Tensor, scoring: str, labels: Sequence[int]) -> tuple[float, float, Reliability]:
+    """Expected calibration error (15 bins), negative log-likelihood and the reliability bins of ``logits``."""
+    inputs = calibration_inputs(logits, scoring, labels)
+    ece = load_metric("expected_calibration_error").compute(
+        confidences=inputs["confidences"], predictions=inputs["predictions"], references=list(labels), n_bins=ECE_BINS
+    )
+    nll = load_metric("negative_log_likelihood").compute(probabilities=inputs["probabilities"])
+    bins = Reliability(ece["bin_counts"], ece["bin_accuracy"], ece["bin_confidence"])
+    return ece["expected_calibration_error"], nll["negative_log_likelihood"], bins
+
+
 def _mean_and_std(draws: list[MethodScores], seeds: Sequence[int]) -> MethodScores:
     """One result from several draws' results: each figure's mean, its population standard deviation (``np.std``,
-    as WaffleCLIP's ``base_main.py`` reports it) and every draw's figures."""
+    as WaffleCLIP's ``base_main.py`` reports it) and every draw's figures; the first draw's reliability bins."""
     means, std, figures = {}, {}, {}
-    for f in ("top1", "top5", "mean_per_class"):
+    for f in ("top1", "top5", "mean_per_class", "ece", "nll"):
         values = [getattr(d, f) for d in draws]
+        if any(x is None for x in values):
+            continue
         mean = sum(values) / len(values)
         means[f], figures[f] = mean, values
         std[f] = (sum((x - mean) ** 2 for x in values) / len(values)) ** 0.5
-    return MethodScores(**means, std=std, draws={"seeds": list(seeds), **figures})
+    return MethodScores(**means, std=std, draws={"seeds": list(seeds), **figures}, reliability=draws[0].reliability)
 
 
 def score_methods(
@@ -57,11 +89,14 @@ def score_methods(
 
     def one(space: Any, metric: str) -> tuple[MethodScores, list[int], dict[int, float]]:
         k = min(5, space.num_classes)
-        ranked = space_logits(engine, emb, space, metric, chunk).topk(k, dim=-1).indices
+        logits = space_logits(engine, emb, space, metric, chunk)
+        ranked = logits.topk(k, dim=-1).indices
         top1 = ranked[:, 0].tolist()
         pc = per_class.compute(predictions=top1, references=labels)
         top = [top_k.compute(predictions=ranked.tolist(), references=labels, k=n)["top_k_accuracy"] for n in (1, k)]
-        return MethodScores(top[0], top[1], pc["mean_per_class_accuracy"]), top1, pc["per_class_accuracy"]
+        ece, nll, bins = calibration(logits, engine.family.scoring, labels)
+        scores = MethodScores(top[0], top[1], pc["mean_per_class_accuracy"], ece=ece, nll=nll, reliability=bins)
+        return scores, top1, pc["per_class_accuracy"]
 
     for method, (space, metric) in spaces.items():
         if isinstance(space, Draws):
@@ -80,4 +115,12 @@ def score_methods(
     return results, predictions
 
 
-__all__ = ["METRIC_DIR", "load_metric", "score_methods", "space_logits"]
+__all__ = [
+    "ECE_BINS",
+    "METRIC_DIR",
+    "calibration",
+    "calibration_inputs",
+    "load_metric",
+    "score_methods",
+    "space_logits",
+]

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from s3_hf.evaluation.classification import load_metric, space_logits
+from s3_hf.evaluation.classification import calibration, load_metric, space_logits
 from s3_hf.evaluation.config import FewShotConfig
 from s3_hf.evaluation.data.records import BenchmarkData
 from s3_hf.evaluation.results import FEWSHOT_METHODS, FewShotResult, FewShotRun
@@ -65,8 +65,10 @@ def _one_run(
     support: FewShotSupport,
     run: tuple[tuple[int, int], list[int]],
     chunk: int,
+    labels: list[int],
 ) -> tuple[FewShotRun, dict[str, list[int]]]:
-    """One (shots, seed) run: its record (without scores) and each method's predictions."""
+    """One (shots, seed) run: its record (with the calibration of the cache and SSP, the engine's probabilities)
+    and each method's predictions."""
     (k, seed), idx = run
     rows = support.rows(idx)
     glob, local = support.glob[rows], support.local[rows].float()
@@ -80,7 +82,10 @@ def _one_run(
     for mode in ("cache", "ssp"):
         options = dataclasses.replace(cfg.options, mode=mode, seed=seed)
         adapter = fit_for_space(space, classes, glob, local, y, metric, tau=tau, config=options, keys=keys)
-        predictions[mode] = space_logits(engine, emb, space, metric, chunk, support=adapter).argmax(-1).tolist()
+        logits = space_logits(engine, emb, space, metric, chunk, support=adapter)
+        predictions[mode] = logits.argmax(-1).tolist()
+        ece, nll, _ = calibration(logits, engine.family.scoring, labels)
+        record.scores[mode] = {"ece": ece, "nll": nll}
         record.params[mode] = {x: getattr(adapter.info, x) for x in ("alpha", "beta", "gamma", "tuned")}
     support_zero_shot = _scaled(engine, glob.to(emb.device), space, metric, chunk).cpu()
     gda = fit_gda(
@@ -110,17 +115,23 @@ def score_fewshot(
     *,
     chunk: int = 1024,
 ) -> FewShotResult:
-    """Per (shots, seed): top-1 and mean per-class accuracy of zero-shot, the cache alone, SSP and GDA; and per
-    shots the mean and standard deviation over seeds."""
+    """Per (shots, seed): top-1 and mean per-class accuracy of zero-shot, the cache alone, SSP and GDA, and the
+    calibration (``ece``, ``nll``) of those whose scores are the engine's probabilities: zero-shot, the cache and
+    SSP (GDA's logits add a fitted Gaussian term to the zero-shot logits without the family's bias: not the
+    engine's probabilities); and per shots the mean and standard deviation of top-1 over seeds."""
     top_k, per_class = load_metric("top_k_accuracy"), load_metric("mean_per_class_accuracy")
-    zero_shot = space_logits(engine, emb, space, metric, chunk).argmax(-1).tolist()
+    logits = space_logits(engine, emb, space, metric, chunk)
+    zero_shot = logits.argmax(-1).tolist()
+    ece, nll, _ = calibration(logits, engine.family.scoring, labels)
+    del logits
     records = []
     for run in tqdm(support.runs.items(), desc="Few-shot runs"):
-        record, predictions = _one_run(engine, cfg, emb, space, metric, support, run, chunk)
+        record, predictions = _one_run(engine, cfg, emb, space, metric, support, run, chunk, labels)
+        record.scores["zero-shot"] = {"ece": ece, "nll": nll}
         for method, pred in {"zero-shot": zero_shot, **predictions}.items():
             pc = per_class.compute(predictions=pred, references=labels)["mean_per_class_accuracy"]
             top1 = top_k.compute(predictions=[[p] for p in pred], references=labels, k=1)["top_k_accuracy"]
-            record.scores[method] = {"top1": top1, "mean_per_class": pc}
+            record.scores[method] = {"top1": top1, "mean_per_class": pc, **record.scores.get(method, {})}
         records.append(record)
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for k in cfg.shots:

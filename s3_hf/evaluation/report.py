@@ -1,4 +1,5 @@
-"""Reports from evaluation results: combined JSON, a markdown table, a gain figure, model-index entries."""
+"""Reports from evaluation results: combined JSON, markdown tables (top-1, calibration), a gain figure, a
+reliability diagram, model-index entries."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ logger = logging.getLogger("s3_hf.evaluation")
 #: The files of ``--out`` that s3 eval wrote: only these are replaced without ``--overwrite``.
 MANIFEST = ".s3_eval_files.json"
 #: A run's own files, beside one results file per benchmark.
-RUN_FILES = ("results.json", "results.md", "gains.png")
+RUN_FILES = ("results.json", "results.md", "gains.png", "reliability.png")
 
 RANDOM_NOTE = (
     "**These results were measured with random weights: they test the plumbing and mean nothing about accuracy.**"
@@ -56,8 +57,35 @@ def markdown(summary: RunResult) -> str:
     lines += ["", "Top-5, mean per-class accuracy and per-class wins/losses against `label` are in results.json."]
     if any(r.std is not None for rec in summary.benchmarks.values() for r in rec.methods.values()):
         lines += ["Methods shown as mean ± std are averaged over random draws (WaffleCLIP: seeds 0-6 by default)."]
+    lines += calibration_markdown(summary)
     lines += fewshot_markdown(summary)
     return "\n".join(lines) + "\n"
+
+
+def calibration_markdown(summary: RunResult) -> list[str]:
+    """Per benchmark and method: top-1 (%) next to the expected calibration error (%, 15 equal-width bins of the
+    top probability) and the negative log-likelihood, of the engine's probabilities (the model's own temperature)."""
+    rows = []
+    for name, rec in summary.benchmarks.items():
+        for method, r in rec.methods.items():
+            if rec.error is None and (r.ece is not None or r.nll is not None):
+                ece = "–" if r.ece is None else f"{100 * r.ece:.2f}"
+                nll = "–" if r.nll is None else f"{r.nll:.4f}"
+                rows.append(f"| {name} | {method} | {100 * (r.top1 or 0.0):.2f} | {ece} | {nll} |")
+    if not rows:
+        return []
+    return [
+        "",
+        "## Calibration",
+        "",
+        "Expected calibration error (15 equal-width bins of the top probability) and negative log-likelihood of the "
+        "true class, with the probabilities the model gives (its own temperature; sigmoid per class for SigLIP "
+        "families), never a temperature tuned on the test set. The reliability diagram is reliability.png.",
+        "",
+        "| benchmark | method | top-1 (%) | ECE (%) | NLL |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+    ]
 
 
 def fewshot_markdown(summary: RunResult) -> list[str]:
@@ -119,6 +147,38 @@ def gain_figure(summary: RunResult, path: Path) -> Path | None:
     return path
 
 
+def reliability_figure(summary: RunResult, path: Path) -> Path | None:
+    """Per benchmark, each method's reliability diagram: the top-1 accuracy of each bin of the top probability
+    against the bin's mean top probability (a calibrated model lies on the diagonal)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benches = [
+        (n, {m: r.reliability for m, r in rec.methods.items() if r.reliability is not None})
+        for n, rec in summary.benchmarks.items()
+        if rec.error is None
+    ]
+    benches = [(n, curves) for n, curves in benches if curves]
+    if not benches:
+        return None
+    fig, axes = plt.subplots(1, len(benches), figsize=(4 * len(benches), 4), squeeze=False)
+    for ax, (name, curves) in zip(axes[0], benches, strict=True):
+        ax.plot([0, 1], [0, 1], color="black", lw=0.8, ls="--")
+        for method, bins in curves.items():
+            points = [(c, a) for n, c, a in zip(bins.counts, bins.confidence, bins.accuracy, strict=True) if n]
+            ax.plot([c for c, _ in points], [a for _, a in points], marker="o", ms=3, label=method)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean top probability", ylabel="top-1 accuracy", title=name)
+        ax.legend(fontsize=6)
+    title = "Reliability" + (" — RANDOM WEIGHTS, meaningless" if summary.random_weights else "")
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(path, fig, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def read_results(path: str | os.PathLike, what: str = "results file") -> Any:
     """A JSON results file; :class:`EvalError` when it cannot be read or parsed (including absurdly deep nesting)."""
     try:
@@ -173,11 +233,12 @@ def claim_outputs(out: Path, names: Iterable[str]) -> None:
 
 
 def write_reports(summary: RunResult, out: Path) -> None:
-    """``results.json``, ``results.md`` and ``gains.png`` of a classification run."""
+    """``results.json``, ``results.md``, ``gains.png`` and ``reliability.png`` of a classification run."""
     claim_outputs(out, RUN_FILES)
     write_json(out / "results.json", summary.to_dict())
     write_text(out / "results.md", markdown(summary))
     gain_figure(summary, out / "gains.png")
+    reliability_figure(summary, out / "reliability.png")
 
 
 def _source_id(source: Any) -> str | None:
@@ -289,6 +350,7 @@ __all__ = [
     "MANIFEST",
     "RANDOM_NOTE",
     "RUN_FILES",
+    "calibration_markdown",
     "card_results",
     "check_outputs",
     "claim_outputs",
@@ -297,6 +359,7 @@ __all__ = [
     "markdown",
     "owned_files",
     "read_results",
+    "reliability_figure",
     "write_model_index",
     "write_reports",
 ]

@@ -22,10 +22,39 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 @dataclass
+class Reliability:
+    """A reliability diagram's bins: equal-width bins of the top probability, per bin the number of samples, their
+    top-1 accuracy and their mean top probability (``None`` for an empty bin)."""
+
+    counts: list[int]
+    accuracy: list[float | None]
+    confidence: list[float | None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts, "accuracy": self.accuracy, "confidence": self.confidence}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Reliability | None:
+        if not isinstance(data, dict) or not isinstance(data.get("counts"), list):
+            return None
+        counts = [int(c) for c in data["counts"]]
+        accuracy = [_number(a) for a in data.get("accuracy") or [None] * len(counts)]
+        confidence = [_number(c) for c in data.get("confidence") or [None] * len(counts)]
+        if not len(counts) == len(accuracy) == len(confidence):
+            return None
+        return cls(counts, accuracy, confidence)
+
+
+@dataclass
 class MethodScores:
     """One zero-shot method on one benchmark: top-1, top-5, mean per-class accuracy and its per-class wins and
     losses against ``label``. A method of several random draws (WaffleCLIP) holds their mean, the population standard
-    deviations (``*_std``) and every draw's figures (``draws``: ``seeds``, ``top1``, ``top5``, ``mean_per_class``)."""
+    deviations (``*_std``) and every draw's figures (``draws``: ``seeds``, ``top1``, ``top5``, ``mean_per_class``).
+
+    Calibration of the engine's probabilities (the family's own scoring, the model's own temperature): ``ece``, the
+    expected calibration error over 15 equal-width bins of the top probability, ``nll``, the mean negative
+    log-likelihood of the true class, and the ``reliability`` bins (of the first draw, for a method of several);
+    ``None`` in files written before they were recorded."""
 
     top1: float | None
     top5: float | None = None
@@ -34,19 +63,27 @@ class MethodScores:
     losses_vs_label: int = 0
     std: dict[str, float] | None = None
     draws: dict[str, list[Any]] | None = None
+    ece: float | None = None
+    nll: float | None = None
+    reliability: Reliability | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"top1": self.top1, "top5": self.top5, "mean_per_class": self.mean_per_class}
         if self.std is not None:
-            out.update({f"{f}_std": self.std[f] for f in _FIGURES})
+            out.update({f"{f}_std": v for f, v in self.std.items()})
         if self.draws is not None:
             out["draws"] = self.draws
         out.update(wins_vs_label=self.wins_vs_label, losses_vs_label=self.losses_vs_label)
+        if self.ece is not None or self.nll is not None:
+            out.update(ece=self.ece, nll=self.nll)
+        if self.reliability is not None:
+            out["reliability"] = self.reliability.to_dict()
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MethodScores:
-        std = {f: float(data[f"{f}_std"]) for f in _FIGURES} if "top1_std" in data else None
+        figures = (*_FIGURES, "ece", "nll")
+        std = {f: float(data[f"{f}_std"]) for f in figures if f"{f}_std" in data} if "top1_std" in data else None
         return cls(
             _number(data.get("top1")),
             _number(data.get("top5")),
@@ -55,17 +92,21 @@ class MethodScores:
             int(data.get("losses_vs_label", 0)),
             std,
             data.get("draws"),
+            _number(data.get("ece")),
+            _number(data.get("nll")),
+            Reliability.from_dict(data.get("reliability")),
         )
 
 
 @dataclass
 class FewShotRun:
-    """One (shots, seed) run: per few-shot method top-1 and mean per-class accuracy, and each fit's parameters."""
+    """One (shots, seed) run: per few-shot method top-1 and mean per-class accuracy (and ``ece``, ``nll`` for the
+    methods scored with the engine's probabilities: zero-shot, cache, SSP), and each fit's parameters."""
 
     shots: int
     seed: int
     support_images: int
-    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {"top1", "mean_per_class"}
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {"top1", "mean_per_class", ...}
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # "cache", "ssp", "gda" -> fitted values
 
     def to_dict(self) -> dict[str, Any]:
@@ -315,6 +356,7 @@ __all__ = [
     "FewShotResult",
     "FewShotRun",
     "MethodScores",
+    "Reliability",
     "RunResult",
     "SegBenchmarkResult",
     "SegRunResult",

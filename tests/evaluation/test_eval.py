@@ -144,6 +144,8 @@ def test_fewshot_two_processes_equal_one(split_folder, tiny_clip_dir, tmp_path):
     for r in runs:
         # zero-shot is the base method, whatever the support; 1-shot has nothing to validate on: defaults
         assert r["zero-shot"]["top1"] == one["methods"]["ensemble"]["top1"]
+        assert r["zero-shot"]["ece"] == one["methods"]["ensemble"]["ece"]
+        assert all(r[m]["nll"] >= 0 for m in ("zero-shot", "cache", "ssp")) and "ece" not in r["gda"]
         assert r["ssp_params"]["tuned"] is (r["shots"] == 2)
         assert r["cache_params"]["gamma"] == 0.0
     assert set(one["fewshot"]["summary"]) == {"1", "2"}
@@ -183,11 +185,16 @@ def test_cache_resume_reports_and_unreachable(folder, tiny_clip_dir, tmp_path, r
     rec = first["benchmarks"][folder.name]
     assert rec["embeddings_cached"] is False and rec["samples"] == 7 and rec["classes"] == 3
     for method in ("label", "ensemble"):
-        assert set(rec["methods"][method]) == {"top1", "top5", "mean_per_class", "wins_vs_label", "losses_vs_label"}
+        figures = {"top1", "top5", "mean_per_class", "wins_vs_label", "losses_vs_label", "ece", "nll", "reliability"}
+        assert set(rec["methods"][method]) == figures
+        assert 0 <= rec["methods"][method]["ece"] <= 1 and rec["methods"][method]["nll"] >= 0
+        assert sum(rec["methods"][method]["reliability"]["counts"]) == 7
     assert rec["methods"]["label"]["wins_vs_label"] == 0
     table = (out / "results.md").read_text()
     assert f"| {folder.name} | 7 |" in table and "cifar10" in table and "Not evaluated" in table
+    assert "## Calibration" in table and f"| {folder.name} | label |" in table
     assert (out / "gains.png").stat().st_size > 1000
+    assert (out / "reliability.png").stat().st_size > 1000
 
     # same configuration: the finished benchmark is not recomputed
     predictions = bench_file(out, folder.name, "predictions")
