@@ -111,6 +111,15 @@ class UnknownProtocolError(InvalidConfigError):
     """A segmentation protocol name that is not one of ``s3_hf.segmentation.protocols.PROTOCOLS``."""
 
 
+class StreamStateError(S3Error, ValueError):
+    """A saved test-time adaptation state cannot be loaded: damaged, incomplete or inconsistent. Nothing is loaded."""
+
+
+class StreamMismatchError(StreamStateError):
+    """A test-time adaptation stream, or a saved state, is used with other labels, model, space or options than it
+    was made with."""
+
+
 class ProtocolBenchmarkError(InvalidConfigError):
     """A reference segmentation protocol has no published values for the benchmark (or it is unnamed)."""
 
@@ -138,6 +147,8 @@ __all__ = [
     "S3Error",
     "SpaceBuildError",
     "SpaceTooLargeError",
+    "StreamMismatchError",
+    "StreamStateError",
     "SynonymSourceError",
     "SynonymsError",
     "TemplateError",
