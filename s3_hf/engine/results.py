@@ -8,10 +8,15 @@ from typing import Any
 
 import torch
 
+from s3_hf.errors import InvalidConfigError, InvalidLabelsError
 from s3_hf.fewshot import SSPAdapter
 from s3_hf.models.families import probabilities
 from s3_hf.space.artifact import SynonymSpace
 from s3_hf.space.scoring import centre_members, nearest_match, score
+from s3_hf.validation import flag, number
+
+#: The label of the entry ``rank`` puts first when no class reaches ``abstain_threshold``.
+NONE_OF_THESE = "none of these"
 
 
 @dataclass(frozen=True)
@@ -53,12 +58,14 @@ class Resolved:
 class ClassScores:
     """Per-image results for the requested classes: logits ``(B, n)``, the family's rule that turns them into
     scores (``"softmax"`` or ``"sigmoid"``) and, when asked, which concept each image matched ``(B, n)`` and which
-    concepts formed the centre it was scored against ``(B, n, M)``."""
+    concepts formed the centre it was scored against ``(B, n, M)``; ``baseline`` ``(B,)``: the label-free logit
+    ``multi_label`` compares each class with in a softmax family (:mod:`s3_hf.engine.label_free`)."""
 
     logits: torch.Tensor
     matched: torch.Tensor | None = None
     members: torch.Tensor | None = None
     scoring: str = "softmax"
+    baseline: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -114,12 +121,51 @@ def class_scores(
     return out
 
 
+def check_abstain_threshold(value: Any, error: type[Exception] = InvalidConfigError) -> float | None:
+    """``abstain_threshold``: ``None`` (never abstain) or a probability in ``(0, 1]``."""
+    return number("abstain_threshold", value, low=0, high=1, open_low=True, optional=True, error=error)
+
+
+def check_multi_label(value: Any, error: type[Exception] = InvalidConfigError) -> bool:
+    """``multi_label``: ``True`` or ``False``."""
+    return flag("multi_label", value, error=error)
+
+
+def check_abstain_labels(labels: Any, abstain_threshold: float | None) -> None:
+    """An :class:`InvalidLabelsError` when abstaining is asked for and a class is called :data:`NONE_OF_THESE`
+    (its entry could not be told from an abstention)."""
+    if abstain_threshold is not None and labels is not None and NONE_OF_THESE in labels:
+        raise InvalidLabelsError(
+            f"A class is labelled {NONE_OF_THESE!r}, the label of an abstention: rename it, or drop abstain_threshold."
+        )
+
+
+def class_probabilities(out: ClassScores, b: int, multi_label: bool = False) -> torch.Tensor:
+    """Image ``b``'s probability per class: the family's rule (softmax over classes, or per-class sigmoid); with
+    ``multi_label`` each class on its own (sigmoid families as they are, softmax families against the label-free
+    baseline: ``sigmoid(z_c - z_0)``, see :mod:`s3_hf.engine.label_free`)."""
+    if not multi_label or out.scoring == "sigmoid":
+        return probabilities(out.logits[b], out.scoring)
+    if out.baseline is None:
+        raise InvalidConfigError("multi_label with a softmax family needs the label-free baseline logits (baseline=).")
+    return (out.logits[b].float() - out.baseline[b].float()).sigmoid()
+
+
 def rank(
-    out: ClassScores, b: int, resolved: Resolved, top_k: int | None = None, details: bool = False
+    out: ClassScores,
+    b: int,
+    resolved: Resolved,
+    top_k: int | None = None,
+    details: bool = False,
+    *,
+    abstain_threshold: float | None = None,
+    multi_label: bool = False,
 ) -> list[Prediction]:
-    """Image ``b``'s classes sorted by score (softmax over classes or per-class sigmoid, as the family scores),
-    the top ``top_k``, with details when asked."""
-    probs = probabilities(out.logits[b], out.scoring)
+    """Image ``b``'s classes sorted by score (softmax over classes or per-class sigmoid, as the family scores; each
+    class on its own with ``multi_label``), the top ``top_k``, with details when asked. With ``abstain_threshold``,
+    when the top probability is below it the list starts with ``Prediction(NONE_OF_THESE, abstain_threshold)``
+    (still sorted by score: no class reached the threshold), then the ranked classes, unchanged."""
+    probs = class_probabilities(out, b, multi_label)
     order = torch.argsort(probs, descending=True, stable=True)[: top_k or probs.shape[-1]].tolist()
     scores = probs.tolist()  # one conversion, not one .item() per class
     space, index = resolved.space, resolved.selection.index
@@ -139,15 +185,22 @@ def rank(
                 "centre": [concepts[i] for i, on in enumerate(members[: len(concepts)]) if on],
             }
         results.append(Prediction(labels[c], scores[j], info))
+    if abstain_threshold is not None and (not scores or max(scores) < abstain_threshold):
+        results.insert(0, Prediction(NONE_OF_THESE, float(abstain_threshold)))
     return results
 
 
 __all__ = [
+    "NONE_OF_THESE",
     "ClassScores",
     "Prediction",
     "Resolved",
     "Segmentation",
     "SpaceSelection",
+    "check_abstain_labels",
+    "check_abstain_threshold",
+    "check_multi_label",
+    "class_probabilities",
     "class_scores",
     "rank",
 ]

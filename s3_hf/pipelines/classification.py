@@ -13,8 +13,17 @@ from typing import Any
 
 import torch
 
+from s3_hf.engine.label_free import LabelFreeBaseline
 from s3_hf.engine.requests import ClassifyRequest
-from s3_hf.engine.results import ClassScores, Resolved, rank
+from s3_hf.engine.results import (
+    NONE_OF_THESE,
+    ClassScores,
+    Resolved,
+    check_abstain_labels,
+    check_abstain_threshold,
+    check_multi_label,
+    rank,
+)
 from s3_hf.errors import InvalidConfigError, InvalidLabelsError
 from s3_hf.options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
 from s3_hf.pipelines.base import S3Pipeline
@@ -39,6 +48,14 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
       equal transformers' own pipeline;
     - ``top_k``: keep the ``top_k`` best classes; ``return_details``: add per class the matched concept, the
       kept and dropped concepts and the concepts forming the centre used;
+    - ``abstain_threshold``: a probability in ``(0, 1]``; when an image's top probability is below it, its list
+      starts with ``{"score": abstain_threshold, "label": "none of these"}`` (:data:`NONE_OF_THESE`) followed by the
+      ranked classes as always, so ``result[0]["label"]`` is the answer to act on and the list stays sorted by
+      score. Without it (the default) the output is exactly transformers';
+    - ``multi_label=True``: each class scored on its own, not against the others: SigLIP families by their own
+      per-class sigmoid (as always), softmax families (CLIP, ...) by CLIP's softmax over two captions, the class's
+      and one naming no class (``sigmoid(z_c - z_0)``, see :mod:`s3_hf.engine.label_free`); scores then need not
+      sum to 1, and each keeps its value whatever the other candidate labels;
     - space options ``concept_format``, ``radius``, ``gap_ratio``, ``min_points``, ``max_dim``, and
       ``canonicalization="lower_no_punct"`` (lower-cased prompts without punctuation, as SigLIP 2's authors
       recommend; the default leaves them as written, as transformers does);
@@ -76,6 +93,8 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
         descriptors: Any = None,
         prompts: Any = None,
         waffle: Any = None,
+        abstain_threshold: float | None = None,
+        multi_label: bool = False,
         **space_options: Any,
     ) -> tuple[dict, dict, dict]:
         preprocess: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
@@ -85,8 +104,7 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
             preprocess["fast_decode"] = True
         if candidate_labels is None and synonym_space is None:
             return preprocess, {}, {}  # pipeline construction: nothing to route yet
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise InvalidConfigError(f"top_k must be a positive integer, got {top_k!r}.")
+        post = _rank_options(candidate_labels, top_k, return_details, abstain_threshold, multi_label)
         request = self.engine.request(
             candidate_labels,
             synonyms=synonyms,
@@ -107,12 +125,9 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
             waffle=waffle,
             **space_options,
         )
-        details = bool(return_details)
-        return (
-            preprocess,
-            {"request": request, "details": details},
-            {"top_k": top_k, "details": details},
-        )
+        abstain, multi_label = "abstain_threshold" in post, "multi_label" in post
+        forward = {"request": request, "details": post["details"], "abstain": abstain, "multi_label": multi_label}
+        return preprocess, forward, post
 
     def preprocess(
         self, image: Any, timeout: float | None = None, fast_decode: bool = False
@@ -121,19 +136,43 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
         return {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
 
     def _forward(
-        self, model_inputs: dict[str, torch.Tensor], request: ClassifyRequest | None = None, details: bool = False
+        self,
+        model_inputs: dict[str, torch.Tensor],
+        request: ClassifyRequest | None = None,
+        details: bool = False,
+        abstain: bool = False,
+        multi_label: bool = False,
     ) -> dict[str, Any]:
         if request is None:
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
         resolved = self.engine.resolve(request)  # built or loaded on first use, then cached
-        out = self.engine.scores(self.engine.encode_pixels(model_inputs), resolved, details)
+        if abstain:
+            check_abstain_labels(resolved.labels, 1.0)  # a saved space's classes are known only now
+        v = self.engine.encode_pixels(model_inputs)
+        out = self.engine.scores(v, resolved, details)
         outputs: dict[str, Any] = {"logits": out.logits, "resolved": ScoredAgainst(resolved)}
         if details:
             outputs.update(matched=out.matched, members=out.members)
+        if multi_label and out.scoring == "softmax":
+            outputs["baseline"] = self.label_free.logits(
+                v, resolved.space, self.engine.logit_scale, self.engine.logit_bias
+            )
         return outputs
 
+    @property
+    def label_free(self) -> LabelFreeBaseline:
+        """The label-free captions of ``multi_label`` with a softmax family, encoded once per prompt settings."""
+        if getattr(self, "_label_free", None) is None:
+            self._label_free = LabelFreeBaseline(self.engine.encoder)
+        return self._label_free
+
     def postprocess(
-        self, model_outputs: dict[str, Any], top_k: int | None = None, details: bool = False
+        self,
+        model_outputs: dict[str, Any],
+        top_k: int | None = None,
+        details: bool = False,
+        abstain_threshold: float | None = None,
+        multi_label: bool = False,
     ) -> list[dict[str, Any]]:
         scored: ScoredAgainst = model_outputs["resolved"]
         out = ClassScores(
@@ -141,8 +180,29 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
             model_outputs.get("matched"),
             model_outputs.get("members"),
             scoring=self.engine.family.scoring,
+            baseline=model_outputs.get("baseline"),
         )
-        return [p.to_dict() for p in rank(out, 0, scored.resolved, top_k, details)]
+        ranked = rank(
+            out, 0, scored.resolved, top_k, details, abstain_threshold=abstain_threshold, multi_label=multi_label
+        )
+        return [p.to_dict() for p in ranked]
+
+
+def _rank_options(
+    labels: Sequence[str] | None, top_k: Any, details: Any, abstain_threshold: Any, multi_label: Any
+) -> dict[str, Any]:
+    """The checked options of ``postprocess``: ``top_k``, ``details`` and, when asked, ``abstain_threshold`` and
+    ``multi_label`` (left out otherwise, so that a default call routes what it always did)."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InvalidConfigError(f"top_k must be a positive integer, got {top_k!r}.")
+    abstain_threshold = check_abstain_threshold(abstain_threshold)
+    check_abstain_labels(labels, abstain_threshold)
+    post: dict[str, Any] = {"top_k": top_k, "details": bool(details)}
+    if abstain_threshold is not None:
+        post["abstain_threshold"] = abstain_threshold
+    if check_multi_label(multi_label):
+        post["multi_label"] = True
+    return post
 
 
 @dataclass(frozen=True)
@@ -159,4 +219,4 @@ class ScoredAgainst:
 
 register()  # now that the class exists
 
-__all__ = ["TASK", "S3ZeroShotImageClassificationPipeline", "ScoredAgainst"]
+__all__ = ["NONE_OF_THESE", "TASK", "S3ZeroShotImageClassificationPipeline", "ScoredAgainst"]
