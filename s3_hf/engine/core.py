@@ -41,6 +41,7 @@ from s3_hf.space.artifact import SynonymSpace
 from s3_hf.space.build import build_synonym_space
 
 if TYPE_CHECKING:
+    from s3_hf.engine.stream import TS3Stream
     from s3_hf.segmentation.names import NameQueries
     from s3_hf.segmentation.options import SegmentOptions
 
@@ -385,6 +386,29 @@ class S3Engine:
         v = self.encode_images(images, batch_size=batch_size, progress=progress)
         out = self.scores(v, resolved, details)
         return [rank(out, b, resolved, top_k, details) for b in range(len(v))]
+
+    def stream(
+        self,
+        candidate_labels: Sequence[str] | SynonymSpace | ClassifyRequest | None = None,
+        *,
+        tta: Any = None,
+        **options: Any,
+    ) -> TS3Stream:
+        """An explicit test-time adaptation stream (TS^3) over these classes: call it on images in order.
+
+        Args:
+            candidate_labels: the classes, a :class:`SynonymSpace`, or a request from :meth:`request`.
+            tta: a :class:`~s3_hf.tta.TS3Config` (default: its defaults).
+            options: :meth:`request` options (``synonyms=``, ``synonym_space=``, ``metric=``, ...).
+        """
+        from s3_hf.engine.stream import TS3Stream
+        from s3_hf.tta import TS3Config
+
+        if isinstance(candidate_labels, SynonymSpace):
+            candidate_labels, options = None, {**options, "synonym_space": candidate_labels}
+        if not isinstance(candidate_labels, ClassifyRequest):
+            candidate_labels = self.request(candidate_labels, **options)
+        return TS3Stream(self, candidate_labels, TS3Config() if tta is None else tta)
 
     def segment(self, image: Any, request: ClassifyRequest, options: Any = None) -> Segmentation:
         """Open-vocabulary segmentation of one image (a path, URL or PIL image) against the classes of ``request``
