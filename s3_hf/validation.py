@@ -125,6 +125,14 @@ def probability(
     return number(name, value, low=0, high=1, optional=optional, expected="a number in [0, 1]", error=error)
 
 
+def positive_probability(
+    name: str, value: Any, *, optional: bool = False, error: type[Exception] = InvalidConfigError
+) -> float | None:
+    """A number in ``(0, 1]`` (a threshold a probability must reach: 0 would accept everything); ``None`` too when
+    ``optional``."""
+    return number(name, value, low=0, high=1, open_low=True, optional=optional, error=error)
+
+
 def one_of(name: str, value: Any, choices: Collection[Any], *, error: type[Exception] = InvalidConfigError) -> Any:
     """One of ``choices`` (compared by equality; a bool is never taken for 0 or 1)."""
     if isinstance(value, bool) or value not in choices:
@@ -188,6 +196,7 @@ __all__ = [
     "number",
     "numbers",
     "one_of",
+    "positive_probability",
     "probability",
     "range_text",
     "strings",

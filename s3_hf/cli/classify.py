@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from s3_hf.options import DEFAULT_BATCH_SIZE, DEFAULT_METRIC, METRIC_NAMES
 
 if TYPE_CHECKING:
     from s3_hf.engine.core import S3Engine
+    from s3_hf.engine.results import ClassScores
 
 logger = logging.getLogger("s3_hf")
 
@@ -43,6 +45,16 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="image worker threads (default: 2 on a CPU, each decoding and encoding a batch; up to 8 decoding "
         "ahead of a GPU; 0: none)",
     )
+    c.add_argument(
+        "--abstain-threshold",
+        metavar="P",
+        help="a probability in (0, 1]: an image whose top probability is below it gets 'none of these' first",
+    )
+    c.add_argument(
+        "--multi-label",
+        action="store_true",
+        help="score each class on its own (SigLIP: its sigmoid; CLIP-like models: against a caption naming no class)",
+    )
     c.add_argument("--support", help="few-shot: a folder of <class>/<image> files, or a fitted adapter's folder")
     fewshot_mode_arg(c)
     model_args(c)
@@ -62,15 +74,18 @@ def compare(
     strict: bool = True,
     fast_decode: bool = True,
     workers: int | None = None,
+    scoring: ScoreOptions | None = None,
 ) -> list[dict[str, Any]]:
     """S^3 (with details, and few-shot when asked) next to vanilla CLIP; every image is encoded once. An image that
     cannot be read stops the run when ``strict``, else it is reported and skipped. ``fast_decode``: JPEGs decoded
     at reduced size (never below the model's resize target); ``workers``: image worker threads (``None``: the
-    device's default, see :mod:`s3_hf.io.parallel`)."""
-    from s3_hf.engine.core import rank
+    device's default, see :mod:`s3_hf.io.parallel`); ``scoring``: abstention and per-class scores."""
+    from s3_hf.engine.results import check_abstain_labels
 
+    scoring = scoring or ScoreOptions()
     s3 = engine.resolve(engine.request(metric=metric, **options, **(fewshot or {})))
     clip = engine.resolve(engine.request(metric="label", **options))
+    check_abstain_labels(s3.labels, scoring.abstain_threshold)
     results: list[dict[str, Any]] = []
     skipped = 0
     batches = engine.encoder.encode_image_batches(
@@ -83,13 +98,13 @@ def compare(
         if batch.features is None:
             continue
         v = batch.features
-        s3_out, clip_out = engine.scores(v, s3, details=True), engine.scores(v, clip)
+        s3_out, clip_out = scoring.scores(engine, v, s3, details=True), scoring.scores(engine, v, clip)
         for b, i in enumerate(batch.indices):
             results.append(
                 {
                     "image": names[i],
-                    "s3": [p.to_dict() for p in rank(s3_out, b, s3, top_k, details=True)],
-                    "clip": [p.to_dict() for p in rank(clip_out, b, clip, top_k)],
+                    "s3": [p.to_dict() for p in scoring.rank(s3_out, b, s3, top_k, details=True)],
+                    "clip": [p.to_dict() for p in scoring.rank(clip_out, b, clip, top_k)],
                 }
             )
     if not results:
@@ -118,7 +133,7 @@ def report(
         row = {
             "image": r["image"],
             f"{method} ({metric})": f"{top['label']} ({top['score']:.2f})",
-            "matched concept": top["details"]["matched_concept"],
+            "matched concept": top["details"]["matched_concept"] if "details" in top else "–",
             "CLIP (label)": f"{clip['label']} ({clip['score']:.2f})",
         }
         if truth is not None:
@@ -142,8 +157,50 @@ def _fewshot_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
+@dataclass
+class ScoreOptions:
+    """How ``s3 classify`` turns logits into the scores it prints: ``abstain_threshold`` (``None``: never abstain)
+    and ``multi_label`` (each class on its own; see :mod:`s3_hf.engine.label_free`)."""
+
+    abstain_threshold: float | None = None
+    multi_label: bool = False
+    label_free: Any = None  # the label-free captions, encoded once (softmax families with multi_label)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ScoreOptions:
+        """The flags, checked: a bad ``--abstain-threshold`` is a one-line :class:`CLIUsageError`."""
+        from s3_hf.validation import positive_probability
+
+        raw = getattr(args, "abstain_threshold", None)
+        try:
+            value = None if raw is None else float(raw)
+        except ValueError:
+            value = raw  # refused just below, in the same words as any other bad value
+        threshold = positive_probability("--abstain-threshold", value, optional=True, error=CLIUsageError)
+        return cls(threshold, bool(getattr(args, "multi_label", False)))
+
+    def scores(self, engine: S3Engine, v: Any, resolved: Any, details: bool = False) -> ClassScores:
+        """The engine's scores, with the label-free baseline when ``multi_label`` needs it."""
+        out = engine.scores(v, resolved, details)
+        if self.multi_label and out.scoring == "softmax":
+            from s3_hf.engine.label_free import LabelFreeBaseline
+
+            self.label_free = self.label_free or LabelFreeBaseline(engine.encoder)
+            out.baseline = self.label_free.logits(v, resolved.space, engine.logit_scale, engine.logit_bias)
+        return out
+
+    def rank(self, out: ClassScores, b: int, resolved: Any, top_k: int, details: bool = False) -> list[Any]:
+        """Image ``b``'s ranking with these options."""
+        from s3_hf.engine.results import rank
+
+        return rank(
+            out, b, resolved, top_k, details, abstain_threshold=self.abstain_threshold, multi_label=self.multi_label
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Classify the images and print the comparison."""
+    scoring = ScoreOptions.from_args(args)
     kwargs = space_kwargs(args)
     paths = images(args.images)
     engine = engine_for(args)
@@ -162,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         args.strict,
         not args.exact_decode,
         args.workers,
+        scoring,
     )
     report(results, metric, args.json, method=method)
     return 0

@@ -13,7 +13,7 @@ from s3_hf.fewshot import SSPAdapter
 from s3_hf.models.families import probabilities
 from s3_hf.space.artifact import SynonymSpace
 from s3_hf.space.scoring import centre_members, nearest_match, score
-from s3_hf.validation import flag, number
+from s3_hf.validation import flag, positive_probability
 
 #: The label of the entry ``rank`` puts first when no class reaches ``abstain_threshold``.
 NONE_OF_THESE = "none of these"
@@ -121,9 +121,12 @@ def class_scores(
     return out
 
 
-def check_abstain_threshold(value: Any, error: type[Exception] = InvalidConfigError) -> float | None:
-    """``abstain_threshold``: ``None`` (never abstain) or a probability in ``(0, 1]``."""
-    return number("abstain_threshold", value, low=0, high=1, open_low=True, optional=True, error=error)
+def check_abstain_threshold(
+    value: Any, error: type[Exception] = InvalidConfigError, name: str = "abstain_threshold"
+) -> float | None:
+    """``abstain_threshold``: ``None`` (never abstain) or a probability in ``(0, 1]``; ``name`` as the message
+    calls it (a flag's spelling on the command line)."""
+    return positive_probability(name, value, optional=True, error=error)
 
 
 def check_multi_label(value: Any, error: type[Exception] = InvalidConfigError) -> bool:

@@ -195,3 +195,30 @@ def test_usage_mistakes_are_typed_one_line_errors(tmp_path, tiny_clip_dir, capsy
         assert main(args) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("error: ") and fragment in err and err.count("\n") == 1, (args, err)
+
+
+def test_classify_abstains_and_scores_each_class_on_its_own(tiny_clip_dir, photos, capsys):
+    from s3_hf.pipelines.classification import NONE_OF_THESE
+
+    args = ["classify", str(photos[0]), "--model", str(tiny_clip_dir), "--labels", "cat,dog,airplane", "--json"]
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out)[0]
+    assert main([*args, "--abstain-threshold", "1"]) == 0
+    (abstained,) = json.loads(capsys.readouterr().out)
+    for method in ("s3", "clip"):
+        assert abstained[method][0] == {"score": 1.0, "label": NONE_OF_THESE}
+        assert abstained[method][1:] == plain[method]
+    assert main([*args, "--multi-label"]) == 0
+    (multi,) = json.loads(capsys.readouterr().out)
+    assert {x["label"] for x in multi["clip"]} == {"cat", "dog", "airplane"}
+    assert all(0 < x["score"] < 1 for x in multi["clip"]) and sum(x["score"] for x in multi["clip"]) != 1.0
+    assert main([*args[:-1], "--abstain-threshold", "1"]) == 0  # the table names the abstention
+    assert NONE_OF_THESE in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.2", "nan", "half"])
+def test_classify_refuses_a_bad_abstain_threshold_in_one_line(tiny_clip_dir, capsys, value):
+    args = ["classify", "x.jpg", "--labels", "cat", "--model", str(tiny_clip_dir), "--abstain-threshold", value]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --abstain-threshold must be a number in (0, 1]") and err.count("\n") == 1, err
