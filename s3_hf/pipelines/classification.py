@@ -25,8 +25,9 @@ from s3_hf.engine.results import (
     rank,
 )
 from s3_hf.errors import InvalidConfigError, InvalidLabelsError
-from s3_hf.options import DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
+from s3_hf.options import DEFAULT_BATCH_SIZE, DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
 from s3_hf.pipelines.base import S3Pipeline
+from s3_hf.pipelines.stream import ClassificationStream, StreamCallOptions
 from s3_hf.pipelines.tasks import TASK, register
 
 
@@ -67,7 +68,8 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
 
     Spaces built from labels are cached per (labels, synonyms, templates, options): text is encoded once. Fitted
     few-shot adapters are cached the same way: support images are encoded once. The engine behind the pipeline
-    is ``pipe.engine``.
+    is ``pipe.engine``. Test-time adaptation (TS^3) is never hidden in a call: ``pipe.stream(...)`` returns an
+    explicit handle that holds the state (see :meth:`stream`).
     """
 
     def _sanitize_parameters(
@@ -158,6 +160,33 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
                 v, resolved.space, self.engine.logit_scale, self.engine.logit_bias
             )
         return outputs
+
+    def stream(
+        self, candidate_labels: Sequence[str] | None = None, *, tta: Any = None, **kwargs: Any
+    ) -> ClassificationStream:
+        """A test-time adaptation (TS^3) stream over these classes: the pipeline itself stays stateless.
+
+        ``stream(images)`` returns what a call of the pipeline returns, from the adapted logits; ``stream.scores``
+        and ``stream.rank(..., static=True)`` give the static S^3 results of the same images (see
+        :class:`~s3_hf.pipelines.stream.ClassificationStream`). Few-shot ``support`` and ``return_details`` are
+        refused: a stream adapts a zero-shot space, and details describe the static one.
+
+        Args:
+            candidate_labels: the classes (or a subset of ``synonym_space``'s), as in a call.
+            tta: a :class:`~s3_hf.tta.TS3Config` (default: its defaults).
+            kwargs: the keyword arguments of a call (``synonyms``, ``synonym_space``, ``metric``, ``top_k``,
+                ``abstain_threshold``, ``multi_label``, ``fast_decode``, ``timeout``, ...); ``batch_size`` is the
+                default batch size of the stream's calls.
+        """
+        batch_size = kwargs.pop("batch_size", DEFAULT_BATCH_SIZE)
+        kwargs.pop("num_workers", None)  # the stream reads images in the caller's thread, in order
+        if kwargs.get("return_details"):
+            raise InvalidConfigError("return_details describes the static space: call the pipeline for details.")
+        preprocess, forward, post = self._sanitize_parameters(candidate_labels=candidate_labels, **kwargs)
+        if not forward:
+            raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
+        stream = self.engine.stream(forward["request"], tta=tta)
+        return ClassificationStream(self, stream, StreamCallOptions(preprocess, post, batch_size))
 
     @property
     def label_free(self) -> LabelFreeBaseline:
