@@ -61,6 +61,13 @@ DEFAULT_AUGMENT_VIEWS = 10
 #: The class text vectors SSP can build its language side on.
 TEXT_VECTORS: tuple[str, ...] = ("global_center", "label")
 DEFAULT_TEXT_VECTOR = "global_center"
+#: Test-time adaptation methods an evaluation can add beside the static ones: TDA (the baseline) and TS^3.
+TTA_METHODS: tuple[str, ...] = ("tda", "ts3")
+#: The stream orders (seeds of a dedicated generator) an evaluation adapts over; results are their mean and std.
+DEFAULT_TTA_SEEDS: tuple[int, ...] = (1, 2, 3)
+#: How an evaluation streams images through test-time adaptation: one seeded stream over every gathered image (the
+#: reported protocol), or one stream per process over its own shard (a simulation of deployment, named apart).
+TTA_STREAMS: tuple[str, ...] = ("single-stream", "per-process")
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ __all__ = [
     "DEFAULT_SHORT_SIDE",
     "DEFAULT_STRIDE",
     "DEFAULT_TEXT_VECTOR",
+    "DEFAULT_TTA_SEEDS",
     "DEFAULT_WINDOW",
     "DENSE_VARIANTS",
     "FEWSHOT_MODES",
@@ -130,6 +138,8 @@ __all__ = [
     "POSITION_RULES",
     "RESIZE_KERNELS",
     "TEXT_VECTORS",
+    "TTA_METHODS",
+    "TTA_STREAMS",
     "RadiusRule",
     "SpaceParams",
     "check_knn_k",

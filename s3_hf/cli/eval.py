@@ -25,7 +25,9 @@ from s3_hf.options import (
     DEFAULT_MODEL,
     DEFAULT_SHORT_SIDE,
     DEFAULT_STRIDE,
+    DEFAULT_TTA_SEEDS,
     DEFAULT_WINDOW,
+    TTA_STREAMS,
     check_metric,
 )
 
@@ -67,6 +69,7 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     e.add_argument("--class-names", help="segmentation: a class-name file instead of each folder's classes.txt")
     protocol_args(e)
     _baseline_args(e)
+    _tta_args(e)
     e.add_argument("--overwrite", action="store_true", help="replace files in --out that s3 eval did not write")
     e.set_defaults(func=run)
     return e
@@ -96,6 +99,27 @@ def _baseline_args(e: argparse.ArgumentParser) -> None:
         default="none",
         help="text canonicalisation of every zero-shot method; 'both' reports each method twice "
         "(the lower_no_punct ones named method@lower_no_punct)",
+    )
+
+
+def _tta_args(e: argparse.ArgumentParser) -> None:
+    """The methods to report and the test-time adaptation protocol."""
+    e.add_argument(
+        "--methods",
+        default="",
+        help="comma list of methods to report: label, ensemble, dclip, cupl, waffle, s3 (default: every configured "
+        "one) and the test-time adaptation methods tda, ts3 (default: none)",
+    )
+    seeds = ",".join(map(str, DEFAULT_TTA_SEEDS))
+    e.add_argument(
+        "--tta-seeds", default=seeds, help=f"stream orders of tda and ts3, reported as mean and std (default {seeds})"
+    )
+    e.add_argument(
+        "--tta-stream",
+        choices=list(TTA_STREAMS),
+        default=TTA_STREAMS[0],
+        help="one seeded stream over every image, or one per process over its shard (a simulation of deployment, "
+        "reported as ts3[per-process,N])",
     )
 
 
@@ -162,6 +186,9 @@ def _config(args: argparse.Namespace, runner: Any, benchmarks: list[str]) -> Any
         **_segmentation_values(args),
         canonicalizations=CANONICALIZATIONS[args.canonicalization],
         overwrite=args.overwrite,
+        methods=[m for m in args.methods.split(",") if m],
+        tta_seeds=int_list(args.tta_seeds, "--tta-seeds"),
+        tta_stream=args.tta_stream,
     )
 
 

@@ -4,6 +4,7 @@ with the project's own ``evaluate`` metric modules (``evaluation/metrics``, load
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,52 +76,86 @@ def _mean_and_std(draws: list[MethodScores], seeds: Sequence[int]) -> MethodScor
     return MethodScores(**means, std=std, draws={"seeds": list(seeds), **figures}, reliability=draws[0].reliability)
 
 
+@dataclass
+class Scored:
+    """One method scored: its figures, its top-1 predictions (its first draw's) and its per-class accuracies (their
+    mean over draws), from which its wins and losses against ``label`` are counted."""
+
+    scores: MethodScores
+    predictions: list[int]
+    per_class: dict[int, float]
+
+
+def score_logits(logits: torch.Tensor, labels: list[int], scoring: str, metrics: Any = None) -> Scored:
+    """Top-1, top-5, mean per-class accuracy, ECE and NLL of one method's ``logits`` ``(N, C)``.
+
+    Args:
+        logits: the engine's logits, in the order of ``labels``.
+        labels: the true classes.
+        scoring: the family's scoring rule (``softmax`` or ``sigmoid``), for the calibration figures.
+        metrics: the ``top_k_accuracy`` and ``mean_per_class_accuracy`` modules, when already loaded.
+    """
+    top_k, per_class = metrics or (load_metric("top_k_accuracy"), load_metric("mean_per_class_accuracy"))
+    k = min(5, logits.shape[1])
+    ranked = logits.topk(k, dim=-1).indices
+    top1 = ranked[:, 0].tolist()
+    pc = per_class.compute(predictions=top1, references=labels)
+    top = [top_k.compute(predictions=ranked.tolist(), references=labels, k=n)["top_k_accuracy"] for n in (1, k)]
+    ece, nll, bins = calibration(logits, scoring, labels)
+    scores = MethodScores(top[0], top[1], pc["mean_per_class_accuracy"], ece=ece, nll=nll, reliability=bins)
+    return Scored(scores, top1, pc["per_class_accuracy"])
+
+
+def score_draws(scored: list[Scored], seeds: Sequence[int]) -> Scored:
+    """One method of several draws (random texts, stream orders): the mean and standard deviation of each figure,
+    the mean per-class accuracies and the first draw's predictions."""
+    pcs = [s.per_class for s in scored]
+    mean_pc = {c: sum(pc[c] for pc in pcs) / len(pcs) for c in pcs[0]}
+    return Scored(_mean_and_std([s.scores for s in scored], seeds), scored[0].predictions, mean_pc)
+
+
 def score_methods(
-    engine: Any, emb: torch.Tensor, labels: list[int], spaces: Spaces, chunk: int = 4096
+    engine: Any,
+    emb: torch.Tensor,
+    labels: list[int],
+    spaces: Spaces,
+    chunk: int = 4096,
+    extra: dict[str, Scored] | None = None,
 ) -> tuple[dict[str, MethodScores], dict[str, list[int]]]:
     """Per method: top-1, top-5, mean per-class accuracy and per-class wins/losses against ``label``. A method of
     several :class:`~s3_hf.evaluation.methods.Draws` reports the mean over them (its per-class accuracies too, for
-    the wins and losses), the standard deviations and each draw's figures; its predictions are its first draw's."""
-    top_k = load_metric("top_k_accuracy")
-    per_class = load_metric("mean_per_class_accuracy")
-    results: dict[str, MethodScores] = {}
-    predictions: dict[str, list[int]] = {}
-    classwise: dict[str, dict[int, float]] = {}
-
-    def one(space: Any, metric: str) -> tuple[MethodScores, list[int], dict[int, float]]:
-        k = min(5, space.num_classes)
-        logits = space_logits(engine, emb, space, metric, chunk)
-        ranked = logits.topk(k, dim=-1).indices
-        top1 = ranked[:, 0].tolist()
-        pc = per_class.compute(predictions=top1, references=labels)
-        top = [top_k.compute(predictions=ranked.tolist(), references=labels, k=n)["top_k_accuracy"] for n in (1, k)]
-        ece, nll, bins = calibration(logits, engine.family.scoring, labels)
-        scores = MethodScores(top[0], top[1], pc["mean_per_class_accuracy"], ece=ece, nll=nll, reliability=bins)
-        return scores, top1, pc["per_class_accuracy"]
-
+    the wins and losses), the standard deviations and each draw's figures; its predictions are its first draw's.
+    ``extra``: methods scored elsewhere (test-time adaptation), reported after the others."""
+    metrics = (load_metric("top_k_accuracy"), load_metric("mean_per_class_accuracy"))
+    scoring = engine.family.scoring
+    scored: dict[str, Scored] = {}
     for method, (space, metric) in spaces.items():
         if isinstance(space, Draws):
-            scored = [one(s, metric) for s in space.spaces]
-            pcs = [pc for _, _, pc in scored]
-            results[method] = _mean_and_std([r for r, _, _ in scored], space.seeds)
-            classwise[method] = {c: sum(pc[c] for pc in pcs) / len(pcs) for c in pcs[0]}
-            predictions[method] = scored[0][1]
+            draws = [
+                score_logits(space_logits(engine, emb, s, metric, chunk), labels, scoring, metrics)
+                for s in space.spaces
+            ]
+            scored[method] = score_draws(draws, space.seeds)
         else:
-            results[method], predictions[method], classwise[method] = one(space, metric)
-    base = classwise["label"]
-    for method, r in results.items():
-        deltas = [classwise[method][c] - base[c] for c in base]
-        r.wins_vs_label = sum(d > 0 for d in deltas)
-        r.losses_vs_label = sum(d < 0 for d in deltas)
-    return results, predictions
+            scored[method] = score_logits(space_logits(engine, emb, space, metric, chunk), labels, scoring, metrics)
+    scored.update(extra or {})
+    base = scored["label"].per_class
+    for s in scored.values():
+        deltas = [s.per_class[c] - base[c] for c in base]
+        s.scores.wins_vs_label = sum(d > 0 for d in deltas)
+        s.scores.losses_vs_label = sum(d < 0 for d in deltas)
+    return {m: s.scores for m, s in scored.items()}, {m: s.predictions for m, s in scored.items()}
 
 
 __all__ = [
     "ECE_BINS",
     "METRIC_DIR",
+    "Scored",
     "calibration",
     "calibration_inputs",
     "load_metric",
+    "score_draws",
+    "score_logits",
     "score_methods",
     "space_logits",
 ]

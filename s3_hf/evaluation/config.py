@@ -15,14 +15,25 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from s3_hf.baselines.texts import WAFFLE_SEEDS
+from s3_hf.errors import InvalidConfigError
 from s3_hf.fewshot import SSPConfig
-from s3_hf.options import DEFAULT_DENSE_VARIANT, DEFAULT_EVAL_BATCH_SIZE, DEFAULT_EVAL_SEEDS, METRIC_NAMES
+from s3_hf.options import (
+    DEFAULT_DENSE_VARIANT,
+    DEFAULT_EVAL_BATCH_SIZE,
+    DEFAULT_EVAL_SEEDS,
+    DEFAULT_TTA_SEEDS,
+    METRIC_NAMES,
+    TTA_METHODS,
+    TTA_STREAMS,
+)
 from s3_hf.segmentation.options import SegmentOptions
 from s3_hf.segmentation.protocols import DEFAULT_PROTOCOL
 
 #: The S^3 metrics (every point-to-space metric but the ``label`` baseline's).
 S3_METRICS = [m for m in METRIC_NAMES if m != "label"]
 TASKS = ("classification", "segmentation")
+#: The static method families ``methods`` picks from (a method's family is its name before any ``/`` or ``@``).
+STATIC_METHODS = ("label", "ensemble", "dclip", "cupl", "waffle", "s3")
 
 
 @dataclass
@@ -100,6 +111,61 @@ class ClassificationConfig:
     canonicalizations: Sequence[str | None] = (None,)
 
 
+def method_family(method: str) -> str:
+    """``s3`` for ``s3/wordnet/local_center@lower_no_punct``, ``label`` for ``label``."""
+    return method.split("@")[0].split("/")[0]
+
+
+@dataclass
+class MethodsConfig:
+    """Which methods a classification run reports, and how its test-time adaptation streams the images.
+
+    Args:
+        methods: static method families (``label``, ``ensemble``, ``dclip``, ``cupl``, ``waffle``, ``s3``) and
+            test-time adaptation methods (``tda``, ``ts3``) to report; empty: every configured static method and
+            no adaptive one. ``label`` is always reported (every method is compared with it).
+        tta_seeds: the stream orders the adaptive methods run over (reported as mean and std).
+        tta_stream: ``"single-stream"`` (one seeded stream over every image) or ``"per-process"`` (one stream per
+            process over its own shard: a simulation of deployment, reported under other method names).
+    """
+
+    methods: Sequence[str] = ()
+    tta_seeds: Sequence[int] = DEFAULT_TTA_SEEDS
+    tta_stream: str = "single-stream"
+
+    def __post_init__(self) -> None:
+        known = (*STATIC_METHODS, *TTA_METHODS)
+        unknown = [m for m in self.methods if m not in known]
+        if unknown:
+            raise InvalidConfigError(f"Unknown methods {unknown}: choose from {', '.join(known)}.")
+        seeds = list(self.tta_seeds)
+        if (
+            not seeds
+            or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds)
+            or len(set(seeds)) < len(seeds)
+        ):
+            raise InvalidConfigError(f"--tta-seeds must be distinct integers (the stream orders), got {seeds!r}.")
+        if self.tta_stream not in TTA_STREAMS:
+            raise InvalidConfigError(f"--tta-stream must be one of {', '.join(TTA_STREAMS)}, got {self.tta_stream!r}.")
+
+    @property
+    def adaptive(self) -> list[str]:
+        """The test-time adaptation methods asked for, in the order given."""
+        return [m for m in self.methods if m in TTA_METHODS]
+
+    def reports(self, method: str) -> bool:
+        """Whether the static ``method`` is reported."""
+        family = method_family(method)
+        static = [m for m in self.methods if m in STATIC_METHODS]
+        return family == "label" or not static or family in static
+
+    def to_flags(self) -> dict[str, Any]:
+        """The flat options, only when methods were picked (a run without keeps its configuration key)."""
+        if not self.methods:
+            return {}
+        return {"methods": list(self.methods), "tta_seeds": list(self.tta_seeds), "tta_stream": self.tta_stream}
+
+
 @dataclass
 class FewShotConfig:
     """Few-shot runs on top of one zero-shot method.
@@ -159,13 +225,14 @@ class EvalConfig:
     classification: ClassificationConfig = field(default_factory=ClassificationConfig)
     fewshot: FewShotConfig = field(default_factory=FewShotConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    methods: MethodsConfig = field(default_factory=MethodsConfig)
 
     @classmethod
     def from_flags(cls, **flags: Any) -> EvalConfig:
         """A configuration from the flat options of ``s3 eval`` (the names :meth:`to_dict` gives back):
         :class:`RunConfig`'s and :class:`ClassificationConfig`'s fields, ``shots``, ``seeds``, ``fewshot_base``,
         ``fewshot`` (a dict of SSP options), ``task``, ``class_names``, ``variant``, ``short_side``, ``window``,
-        ``stride``, ``background_threshold``, ``protocol`` and ``protocol_values``.
+        ``stride``, ``background_threshold``, ``protocol``, ``protocol_values`` and :class:`MethodsConfig`'s fields.
 
         Args:
             **flags: the options; unknown names raise ``TypeError``.
@@ -188,10 +255,12 @@ class EvalConfig:
             protocol=flags.pop("protocol", DEFAULT_PROTOCOL),
             protocol_values=dict(flags.pop("protocol_values", None) or {}),
         )
+        pick = {f.name for f in fields(MethodsConfig)}
+        methods = MethodsConfig(**{k: flags.pop(k) for k in list(flags) if k in pick})
         task = flags.pop("task", "classification")
         if flags:
             raise TypeError(f"Unknown s3 eval options: {sorted(flags)}.")
-        return cls(run, task, classification, fewshot, segmentation)
+        return cls(run, task, classification, fewshot, segmentation, methods)
 
     def to_dict(self) -> dict[str, Any]:
         """Every option, flat, under the names :meth:`from_flags` takes."""
@@ -207,6 +276,7 @@ class EvalConfig:
             **{k: getattr(seg.options, k) for k in _SEGMENT_FLAGS},
             protocol=seg.protocol,
             protocol_values=dict(seg.protocol_values),
+            **self.methods.to_flags(),
         )
         return flat
 
@@ -218,10 +288,13 @@ class EvalConfig:
 
 __all__ = [
     "S3_METRICS",
+    "STATIC_METHODS",
     "TASKS",
     "ClassificationConfig",
     "EvalConfig",
     "FewShotConfig",
+    "MethodsConfig",
     "RunConfig",
     "SegmentationConfig",
+    "method_family",
 ]

@@ -58,6 +58,7 @@ def markdown(summary: RunResult) -> str:
     if any(r.std is not None for rec in summary.benchmarks.values() for r in rec.methods.values()):
         lines += ["Methods shown as mean ± std are averaged over random draws (WaffleCLIP: seeds 0-6 by default)."]
     lines += calibration_markdown(summary)
+    lines += adaptation_markdown(summary)
     lines += fewshot_markdown(summary)
     return "\n".join(lines) + "\n"
 
@@ -84,6 +85,42 @@ def calibration_markdown(summary: RunResult) -> list[str]:
         "",
         "| benchmark | method | top-1 (%) | ECE (%) | NLL |",
         "| --- | --- | --- | --- | --- |",
+        *rows,
+    ]
+
+
+def adaptation_markdown(summary: RunResult) -> list[str]:
+    """Per benchmark and test-time adaptation method: its protocol, the method it adapts, each stream seed's top-1
+    (%), their mean ± std, the mean ECE and NLL, and the short hashes of the options and of each order."""
+    rows = []
+    for name, rec in summary.benchmarks.items():
+        for method, r in rec.methods.items():
+            s = r.stream
+            if rec.error is not None or s is None:
+                continue
+            top1 = (r.draws or {}).get("top1", [])
+            seeds = ", ".join(f"{seed}: {100 * t:.2f}" for seed, t in zip(s.seeds, top1, strict=False))
+            std = (r.std or {}).get("top1", 0.0)
+            ece = "–" if r.ece is None else f"{100 * r.ece:.2f}"
+            nll = "–" if r.nll is None else f"{r.nll:.4f}"
+            orders = ", ".join(h[:12] for h in s.permutation_sha256)
+            rows.append(
+                f"| {name} | {method} | {s.protocol} | {s.base} | {seeds} | {100 * (r.top1 or 0.0):.2f} ± "
+                f"{100 * std:.2f} | {ece} | {nll} | {s.config_hash[:12]} | {orders} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "## Test-time adaptation",
+        "",
+        "Each image is scored once, when it arrives, from the state before it (prequential), over one seeded order "
+        "of every image per seed (single-stream: the same for any number of processes). Per-process rows adapt each "
+        "process's shard on its own state, a simulation of deployment: never compare them with single-stream rows.",
+        "",
+        "| benchmark | method | protocol | adapts | top-1 per seed (%) | top-1 mean ± std (%) | ECE (%) | NLL "
+        "| config sha256 | order sha256 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
     ]
 

@@ -46,6 +46,46 @@ class Reliability:
 
 
 @dataclass
+class StreamInfo:
+    """How a test-time adaptation method saw the images: its ``protocol`` (``single-stream``, or ``per-process``
+    over ``processes`` shards), the static method it adapts (``base``), its options and their hash, and per stream
+    seed the sha256 of the order (the permutation's int64 bytes)."""
+
+    protocol: str
+    base: str
+    config_hash: str
+    config: dict[str, Any]
+    seeds: list[int]
+    permutation_sha256: list[str]
+    processes: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "base": self.base,
+            "config_hash": self.config_hash,
+            "config": self.config,
+            "seeds": self.seeds,
+            "permutation_sha256": self.permutation_sha256,
+            "processes": self.processes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> StreamInfo | None:
+        if not isinstance(data, dict) or "protocol" not in data:
+            return None
+        return cls(
+            str(data["protocol"]),
+            str(data.get("base", "")),
+            str(data.get("config_hash", "")),
+            _dict(data.get("config")),
+            [int(x) for x in data.get("seeds") or []],
+            [str(x) for x in data.get("permutation_sha256") or []],
+            int(data.get("processes", 1)),
+        )
+
+
+@dataclass
 class MethodScores:
     """One zero-shot method on one benchmark: top-1, top-5, mean per-class accuracy and its per-class wins and
     losses against ``label``. A method of several random draws (WaffleCLIP) holds their mean, the population standard
@@ -54,7 +94,8 @@ class MethodScores:
     Calibration of the engine's probabilities (the family's own scoring, the model's own temperature): ``ece``, the
     expected calibration error over 15 equal-width bins of the top probability, ``nll``, the mean negative
     log-likelihood of the true class, and the ``reliability`` bins (of the first draw, for a method of several);
-    ``None`` in files written before they were recorded."""
+    ``None`` in files written before they were recorded. A test-time adaptation method (TDA, TS^3) records how it
+    saw the images in ``stream``."""
 
     top1: float | None
     top5: float | None = None
@@ -66,6 +107,7 @@ class MethodScores:
     ece: float | None = None
     nll: float | None = None
     reliability: Reliability | None = None
+    stream: StreamInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"top1": self.top1, "top5": self.top5, "mean_per_class": self.mean_per_class}
@@ -78,6 +120,8 @@ class MethodScores:
             out.update(ece=self.ece, nll=self.nll)
         if self.reliability is not None:
             out["reliability"] = self.reliability.to_dict()
+        if self.stream is not None:
+            out["stream"] = self.stream.to_dict()
         return out
 
     @classmethod
@@ -95,6 +139,7 @@ class MethodScores:
             _number(data.get("ece")),
             _number(data.get("nll")),
             Reliability.from_dict(data.get("reliability")),
+            StreamInfo.from_dict(data.get("stream")),
         )
 
 
@@ -360,4 +405,5 @@ __all__ = [
     "RunResult",
     "SegBenchmarkResult",
     "SegRunResult",
+    "StreamInfo",
 ]

@@ -27,12 +27,12 @@ import torch
 
 from s3_hf.baselines.texts import dclip_template
 from s3_hf.errors import EvalError
-from s3_hf.evaluation import fewshot, methods, report
+from s3_hf.evaluation import fewshot, methods, report, tta
 from s3_hf.evaluation.classification import METRIC_DIR, load_metric, score_methods
 from s3_hf.evaluation.config import S3_METRICS, TASKS, EvalConfig
 from s3_hf.evaluation.data import registry
 from s3_hf.evaluation.embeddings import image_embeddings, support_features
-from s3_hf.evaluation.results import BenchmarkResult, FewShotResult, RunResult
+from s3_hf.evaluation.results import BenchmarkResult, FewShotResult, MethodScores, RunResult
 from s3_hf.io.files import write_json
 from s3_hf.models.families import check_canonicalization
 
@@ -116,6 +116,8 @@ def check_prerequisites(cfg: EvalConfig) -> None:
         check_canonicalization(rule)
     if cfg.task != "classification":
         return
+    if "ts3" in cfg.methods.adaptive and (not opts.synonyms or "local_center" not in cfg.run.metrics):
+        raise EvalError("ts3 adapts an S^3 local_center space: keep local_center in --metrics and give --synonyms.")
     for spec in opts.synonyms:
         if spec == "wordnet":
             from s3_hf.synonyms.wordnet import load_wordnet
@@ -216,6 +218,22 @@ def _fewshot(
     return support, None, time.perf_counter() - t0
 
 
+def _zero_shot(
+    cfg: EvalConfig, engine: Any, emb: torch.Tensor, labels: list[int], spaces: Any, processes: int
+) -> tuple[dict[str, MethodScores], dict[str, list[int]], dict[str, float]]:
+    """The reported static methods and, after them, the test-time adaptation ones (their own timing)."""
+    t0 = time.perf_counter()
+    adaptive = tta.score_adaptive(engine, cfg.methods, emb, labels, spaces, processes)
+    t_adapt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    reported = {m: v for m, v in spaces.items() if cfg.methods.reports(m)}
+    scores, predictions = score_methods(engine, emb, labels, reported, extra=adaptive)
+    timings = {"scoring": time.perf_counter() - t0}
+    if cfg.methods.adaptive:
+        timings["adaptation"] = t_adapt
+    return scores, predictions, timings
+
+
 def _evaluate(cfg: EvalConfig, engine: Any, accelerator: Any, plan: Planned, cache: Path) -> BenchmarkResult | None:
     """One benchmark's images encoded (on every process) and, on the main process, every method scored."""
     assert plan.bench is not None and plan.data is not None
@@ -229,10 +247,8 @@ def _evaluate(cfg: EvalConfig, engine: Any, accelerator: Any, plan: Planned, cac
     t0 = time.perf_counter()
     spaces = methods.method_spaces(cfg, encoder, data, cache)
     t_text = time.perf_counter() - t0
-    t0 = time.perf_counter()
     emb = emb.to(accelerator.device)
-    scores, predictions = score_methods(engine, emb, data.labels, spaces)
-    t_score = time.perf_counter() - t0
+    scores, predictions, timings = _zero_shot(cfg, engine, emb, data.labels, spaces, accelerator.num_processes)
     if support is not None:
         base = methods.fewshot_base(cfg, spaces)
         t0 = time.perf_counter()
@@ -251,7 +267,7 @@ def _evaluate(cfg: EvalConfig, engine: Any, accelerator: Any, plan: Planned, cac
         methods=scores,
         synonyms={m: s.classes[0].source for m, (s, _) in spaces.items() if m.startswith("s3/")},
         embeddings_cached=cached,
-        timings_s={"images": t_img, "spaces": t_text, "scoring": t_score},
+        timings_s={"images": t_img, "spaces": t_text, **timings},
         random_weights=encoder.random_weights,
         files={"results": result_file, "predictions": predictions_file},
         fewshot=fewshot_result,
