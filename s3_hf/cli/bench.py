@@ -29,7 +29,7 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--parts",
         default="inference,build,artifact",
         help="which parts to run (comma list; 'fewshot' adds SSP, 'segmentation' dense inference, "
-        "'images' the decode path on normal and 12 MP photos)",
+        "'images' the decode path on normal and 12 MP photos, 'tta' TS^3's extra cost per image and its memory)",
     )
     n.add_argument("--fewshot-classes", type=POSITIVE, default=1000, help="classes of the few-shot part")
     n.add_argument("--fewshot-shots", default="1,4,16", help="support images per class to time fitting at")
@@ -38,6 +38,13 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     n.add_argument("--seg-images", type=POSITIVE, default=4, help="segmentation: images to time (default 4)")
     n.add_argument("--large-images", help="images part: photos to upscale to 12 MP (default: --images)")
     n.add_argument("--workers", type=NON_NEGATIVE, help="images part: image workers (default: the device's)")
+    n.add_argument("--tta-classes", type=POSITIVE, default=1000, help="tta part: classes of the state (default 1000)")
+    n.add_argument(
+        "--tta-stream",
+        type=POSITIVE,
+        default=1000,
+        help="tta part: N, the state's memory is read after N and 10N images",
+    )
     n.set_defaults(func=run)
     return n
 
@@ -76,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         seg_images=args.seg_images,
         large_images=args.large_images,
         image_workers=args.workers,
+        tta_classes=args.tta_classes,
+        tta_stream=args.tta_stream,
     )
     bench.run(cfg)
     return 0

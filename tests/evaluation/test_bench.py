@@ -300,3 +300,63 @@ def test_the_memory_probe_runs_a_workload_and_prints_what_it_took(tiny_clip_dir,
     measured = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert measured["peak_bytes"] >= measured["resident_bytes"] > 0
     assert probe.main(["everything", "{}"]) == 2 and "usage" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------- tta part
+def test_tta_rows_round_trip_and_say_whether_they_meet_the_bounds():
+    from s3_hf.evaluation.bench.rows import BenchResults, Environment, TTAMemory, TTAResult
+
+    memory = TTAMemory(5, 8, 3, 2, 20, 1223, 1223, 1223)
+    result = TTAResult(5, 4, 2, 0.5, 20.0, 0.025, memory)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["memory"]["bounded"] is True and data["within_target"] is True and data["overhead"] == 0.025
+    assert list(data)[:6] == ["classes", "images", "batch_size", "adapt_ms", "encode_ms", "overhead"]
+    assert TTAResult.from_dict(data) == result
+    assert not TTAResult(5, 4, 2, 5.0, 20.0, 0.25, memory).within_target
+    env = Environment("m", True, "cpu", "CPU", "2", "5", "3.12", 4, 10, 3, "today")
+    whole = BenchResults(env, tta=result)
+    assert BenchResults.from_dict(json.loads(json.dumps(whole.to_dict()))) == whole
+
+
+def test_the_memory_bound_is_the_design_formula_and_a_state_stays_within_it():
+    from s3_hf.evaluation.bench.adaptation import class_vectors, formula_bytes, stream_memory
+    from s3_hf.evaluation.bench.rows import TTAMemory
+    from s3_hf.tta import TS3Config, TS3State
+
+    # C(S+ + S-)(D+2)·4 + C²S-/8 + (C+1)(D+1)·4 with C = 5, D = 8, S+ = 3, S- = 2: 1000 + 7 (50 bits) + 216
+    assert formula_bytes(5, 8, 3, 2) == 1223 and formula_bytes(1000, 512, 3, 2) == 12_584_052
+    state = TS3State(TS3Config(), [f"c{i}" for i in range(5)], 8, 100.0)
+    memory = stream_memory(state, class_vectors(5, 8), 20)
+    assert state.n_seen == 200 and memory.images == 20 and memory.formula_bytes == 1223
+    assert memory.bytes_n == memory.bytes_10n <= memory.formula_bytes and memory.bounded
+    assert max(state.pos.sizes()) <= 3 and max(state.neg.sizes()) <= 2
+    assert not TTAMemory(5, 8, 3, 2, 20, 1000, 1100, 1223).bounded  # grew with the stream
+    assert not TTAMemory(5, 8, 3, 2, 20, 1300, 1300, 1223).bounded  # above the formula
+
+
+def test_bench_tta_part(tiny_clip_dir, photos, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--model", str(tiny_clip_dir), "--images", str(photos[0].parent), "--out", str(out)]
+    args += ["--parts", "tta", "--no-memory", "--tta-classes", "20", "--tta-stream", "30", "--num-images", "3"]
+    args += ["--batch-sizes", "2", "--repeats", "1", "--device", "cpu"]
+    assert main(args) == 0
+    tta = json.loads((out / "bench.json").read_text())["tta"]
+    assert (tta["classes"], tta["images"], tta["batch_size"]) == (20, 3, 2)
+    assert tta["adapt_ms"] > 0 and tta["encode_ms"] > 0 and tta["overhead"] > 0
+    assert tta["memory"]["images"] == 30 and tta["memory"]["bounded"] is True
+    assert tta["memory"]["bytes_n"] == tta["memory"]["bytes_10n"] <= tta["memory"]["formula_bytes"]
+    table = (out / "bench.md").read_text()
+    assert "## Test-time adaptation (TS^3) at 20 classes" in table and "of decode + encode" in table
+
+
+def test_the_tta_part_is_skipped_without_images(tiny_clip_dir, tmp_path):
+    from s3_hf.evaluation import bench
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = bench.BenchConfig(str(tiny_clip_dir), str(empty), out=str(tmp_path / "out"), parts=("tta",), memory=False)
+    lines: list[str] = []
+    results = bench.run(cfg, log=lines.append)
+    assert results.tta is None and "holds none" in results.skipped["tta"]
+    assert any(line.startswith("[tta] skipped: it needs images") for line in lines)
+    assert "Skipped tta: it needs images" in (tmp_path / "out" / "bench.md").read_text()

@@ -3,9 +3,10 @@
 Every figure is a median over repeats and, where it says "x", a ratio to a baseline measured in the same
 process, the two run alternately (:func:`~s3_hf.evaluation.bench.timing.alternate`). Results go to ``bench.json``
 and ``bench.md`` (and ``bench.png``) in the output folder. One module per part (inference, build, fewshot, images,
-segment, memory); the memory probe runs as ``python -m s3_hf.evaluation.bench.probe``.
+segment, adaptation for TS^3, memory); the memory probe runs as ``python -m s3_hf.evaluation.bench.probe``.
 """
 
+from s3_hf.evaluation.bench.adaptation import bench_tta, formula_bytes, stream_memory
 from s3_hf.evaluation.bench.build import bench_build, save_space
 from s3_hf.evaluation.bench.config import IMAGES_ENV, MODEL_ENV, PARTS, TEMPLATE, BenchConfig, PartSkipped, locations
 from s3_hf.evaluation.bench.fewshot import bench_fewshot
@@ -35,7 +36,9 @@ __all__ = [
     "bench_inference",
     "bench_memory",
     "bench_segmentation",
+    "bench_tta",
     "class_names",
+    "formula_bytes",
     "image_paths",
     "load_engine",
     "locations",
@@ -46,5 +49,6 @@ __all__ = [
     "s3_classifier",
     "s3_own_work",
     "save_space",
+    "stream_memory",
     "synthetic_synonyms",
 ]

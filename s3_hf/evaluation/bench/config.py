@@ -14,7 +14,7 @@ from s3_hf.evaluation.data.registry import IMAGENET_SAMPLE_ENV
 MODEL_ENV = "S3_BENCH_MODEL"
 IMAGES_ENV = "S3_BENCH_IMAGES"
 TEMPLATE = "a photo of a {}."
-PARTS = ("inference", "build", "artifact", "fewshot", "segmentation", "images")
+PARTS = ("inference", "build", "artifact", "fewshot", "segmentation", "images", "tta")
 
 
 class PartSkipped(Exception):
@@ -68,6 +68,8 @@ class BenchConfig:
     large_images: str | None = None  # image part: photos to upscale to 12 MP (default: images)
     image_batch: int = 8  # image part: batch size
     image_workers: int | None = None  # image part: workers (None: the device's default)
+    tta_classes: int = 1000  # tta part: classes of the TS^3 state (synthetic unit vectors) ...
+    tta_stream: int = 1000  # ... and N: its memory is read after N and 10N images
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

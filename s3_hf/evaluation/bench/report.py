@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from s3_hf.evaluation.bench.rows import BenchResults, FewshotResult, ImagesResult, SegmentationResult
+from s3_hf.evaluation.bench.rows import (
+    TTA_TARGET,
+    BenchResults,
+    FewshotResult,
+    ImagesResult,
+    SegmentationResult,
+    TTAResult,
+)
 from s3_hf.io.files import save_figure
 from s3_hf.space.scoring import METRICS
 
@@ -116,6 +123,26 @@ def _segmentation(g: SegmentationResult) -> list[str]:
     return lines
 
 
+def _tta(t: TTAResult) -> list[str]:
+    m, mb = t.memory, 1e6
+    verdict = "within" if t.within_target else "above"
+    growth = "no growth" if m.bytes_n == m.bytes_10n else "it GREW"
+    bound = "within" if m.bytes_10n <= m.formula_bytes else "ABOVE"
+    return [
+        "",
+        f"## Test-time adaptation (TS^3) at {t.classes} classes",
+        "",
+        f"Adaptation step (state update + adapted scoring, on precomputed embeddings and static scores): "
+        f"{t.adapt_ms:.2f} ms/image; decode + encode of the same {t.images} images (batches of {t.batch_size}): "
+        f"{t.encode_ms:.1f} ms/image. Extra cost: {t.overhead:.2%} of decode + encode (median over alternating "
+        f"runs; {verdict} the {TTA_TARGET:.0%} target).",
+        "",
+        f"State (saved tensors, D = {m.dim}, S+ = {m.pos_size}, S- = {m.neg_size}): {m.bytes_n / mb:.2f} MB after "
+        f"{m.images:,} images, {m.bytes_10n / mb:.2f} MB after {10 * m.images:,} ({growth}); the design's bound "
+        f"C(S+ + S-)(D+2)·4 + C²S-/8 + (C+1)(D+1)·4 = {m.formula_bytes / mb:.2f} MB ({bound}).",
+    ]
+
+
 def _memory(results: BenchResults) -> list[str]:
     m, mib = results.memory, 2**20
     if m is None:
@@ -153,6 +180,7 @@ def markdown(results: BenchResults) -> str:
     lines += _fewshot(results.fewshot) if results.fewshot else []
     lines += _images(results.images) if results.images else []
     lines += _segmentation(results.segmentation) if results.segmentation else []
+    lines += _tta(results.tta) if results.tta else []
     lines += _memory(results)
     if results.skipped:
         lines += ["", *[f"Skipped {part}: {why}." for part, why in results.skipped.items()]]

@@ -296,6 +296,60 @@ class SegmentationResult:
         return cls(data["classes"], data["concepts"], data["images"], rows, memory)
 
 
+#: The issue's target for TS^3's extra cost per image: at most this share of decode + encode.
+TTA_TARGET = 0.05
+
+
+@dataclass
+class TTAMemory(FlatRow):
+    """A TS^3 state's saved bytes after ``images`` and after ten times as many, against the design's bound
+    ``C(S+ + S-)(D+2)·4 + C²S-/8 + (C+1)(D+1)·4``."""
+
+    classes: int
+    dim: int
+    pos_size: int
+    neg_size: int
+    images: int
+    bytes_n: int
+    bytes_10n: int
+    formula_bytes: int
+
+    @property
+    def bounded(self) -> bool:
+        """The state did not grow from N to 10N images and stays within the formula."""
+        return self.bytes_n == self.bytes_10n <= self.formula_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "bounded": self.bounded}
+
+
+@dataclass
+class TTAResult:
+    """TS^3's extra cost per image: the adaptation step (state update + adapted scoring, on precomputed embeddings
+    and static scores) against decode + encode of the same images, alternating; and the state's memory."""
+
+    classes: int
+    images: int  # per timed round
+    batch_size: int  # images per encoder batch of decode + encode
+    adapt_ms: float  # per image, median over rounds
+    encode_ms: float  # decode + encode per image, median over rounds
+    overhead: float  # median over rounds of adaptation time / decode + encode time
+    memory: TTAMemory
+
+    @property
+    def within_target(self) -> bool:
+        return self.overhead <= TTA_TARGET
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "memory"}
+        return {**out, "within_target": self.within_target, "memory": self.memory.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TTAResult:
+        plain = {f.name: data[f.name] for f in fields(cls) if f.name != "memory"}
+        return cls(**plain, memory=TTAMemory.from_dict(data["memory"]))
+
+
 @dataclass
 class Environment(FlatRow):
     model: str
@@ -322,6 +376,7 @@ class BenchResults:
     fewshot: FewshotResult | None = None
     segmentation: SegmentationResult | None = None
     images: ImagesResult | None = None
+    tta: TTAResult | None = None
     artifact: ArtifactInfo | None = None
     memory: MemoryResult | None = None
     skipped: dict[str, str] = field(default_factory=dict)
@@ -332,7 +387,7 @@ class BenchResults:
             "inference": [r.to_dict() for r in self.inference],
             "build": [r.to_dict() for r in self.build],
         }
-        for name in ("fewshot", "segmentation", "images", "artifact", "memory"):
+        for name in ("fewshot", "segmentation", "images", "tta", "artifact", "memory"):
             part = getattr(self, name)
             if part is not None:
                 out[name] = part.to_dict()
@@ -342,7 +397,7 @@ class BenchResults:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchResults:
-        parts = {"fewshot": FewshotResult, "segmentation": SegmentationResult, "images": ImagesResult}
+        parts = {"fewshot": FewshotResult, "segmentation": SegmentationResult, "images": ImagesResult, "tta": TTAResult}
         parts |= {"artifact": ArtifactInfo, "memory": MemoryResult}
         return cls(
             Environment.from_dict(data["environment"]),

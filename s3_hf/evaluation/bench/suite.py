@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import torch
 
+from s3_hf.evaluation.bench.adaptation import bench_tta
 from s3_hf.evaluation.bench.build import bench_build, save_space
 from s3_hf.evaluation.bench.config import BenchConfig, PartSkipped, require
 from s3_hf.evaluation.bench.fewshot import bench_fewshot
@@ -109,6 +110,8 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> BenchResults:
         results.segmentation = attempt("segmentation", partial(bench_segmentation, cfg, log), results, log)
     if "images" in cfg.parts:
         results.images = attempt("images", partial(bench_images, cfg, log), results, log)
+    if "tta" in cfg.parts:
+        results.tta = attempt("tta", partial(bench_tta, cfg, log), results, log)
     if "artifact" in cfg.parts or cfg.memory:
         _artifact_and_memory(cfg, results, log)
     write_json(out / "bench.json", results.to_dict())
