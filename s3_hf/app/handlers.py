@@ -1,18 +1,22 @@
-"""The app's two requests, classify and segment: the form read by :mod:`s3_hf.app.inputs`, everything scored by
-the engine (and :mod:`s3_hf.space.scoring`), failures turned into messages by :mod:`s3_hf.app.spaces`."""
+"""The app's requests, classify and segment (and the session's adaptation: its status and reset): the form read by
+:mod:`s3_hf.app.inputs`, everything scored and ranked by the engine (and :mod:`s3_hf.space.scoring`), the session's
+TS^3 state kept by :mod:`s3_hf.app.adaptation`, failures turned into messages by :mod:`s3_hf.app.spaces`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import torch
 from PIL import Image
 
+from s3_hf.app.adaptation import SessionAdaptation, adapt, adaptation_status
 from s3_hf.app.figures import detail_rows, projection_figure
 from s3_hf.app.inputs import (
     SpaceChoice,
+    parse_abstain,
+    parse_checkbox,
     parse_labels,
     parse_metric,
     parse_space,
@@ -23,13 +27,18 @@ from s3_hf.app.inputs import (
 )
 from s3_hf.app.settings import AppSettings
 from s3_hf.app.spaces import HubSpaces, user_errors
-from s3_hf.engine import S3Engine, rank
+from s3_hf.engine import ClassScores, Prediction, Resolved, S3Engine, rank
+from s3_hf.engine.label_free import LabelFreeBaseline
+from s3_hf.engine.results import NONE_OF_THESE, check_abstain_labels
+from s3_hf.errors import InvalidConfigError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 #: Classes drawn in the projection plot (the top-ranked ones).
 PLOT_CLASSES = 4
+ADAPT_NAME = "Adapt over this session's images"
+MULTI_LABEL_NAME = "Multi-label"
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,21 @@ def class_options(labels: list[str], choice: SpaceChoice | None, table: dict[str
     return kwargs
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """How the form asks the classes to be ranked (the engine's :func:`~s3_hf.engine.rank` options)."""
+
+    abstain_threshold: float | None = None
+    multi_label: bool = False
+
+
+def shown(ranked: list[Prediction], k: int) -> dict[str, float]:
+    """The top ``k`` classes of a ranking, after the abstention entry when there is one (as the pipeline's
+    ``top_k`` keeps it)."""
+    extra = 1 if ranked and ranked[0].label == NONE_OF_THESE else 0
+    return {r.label: r.score for r in ranked[: k + extra]}
+
+
 class AppHandlers:
     """The app's event handlers over one engine and its settings.
 
@@ -68,6 +92,7 @@ class AppHandlers:
         self.engine = engine
         self.settings = settings
         self.hub_spaces = hub_spaces or HubSpaces(settings.max_space_bytes)
+        self.label_free = LabelFreeBaseline(engine.encoder)  # the empty caption's vector: no user data
 
     def read_form(self, labels_text: Any, space_id: Any, metric: Any, synonyms_table: Any) -> Form:
         """The classes, space and metric of a request, checked."""
@@ -85,29 +110,87 @@ class AppHandlers:
         return {**form.options, "synonym_space": location}
 
     def classify(
-        self, image: Any, labels_text: Any, space_id: Any, metric: Any, synonyms_table: Any, top_k: Any
-    ) -> tuple[dict[str, float], dict[str, float], list[list[Any]], Figure]:
-        """S^3 and vanilla CLIP side by side, per-class details, and the projection plot."""
+        self,
+        image: Any,
+        labels_text: Any,
+        space_id: Any,
+        metric: Any,
+        synonyms_table: Any,
+        top_k: Any,
+        abstain: Any = None,
+        multi_label: Any = False,
+        adapting: Any = False,
+        session: SessionAdaptation | None = None,
+    ) -> tuple[dict[str, float], dict[str, float], list[list[Any]], Figure, SessionAdaptation | None]:
+        """S^3 (adapted over the session's images when ``adapting``) and vanilla CLIP side by side, per-class
+        details and the projection plot of the static space, and the session's next adaptation state."""
         engine = self.engine
         picture = prepare_image(image, engine.encoder.decode_min_side(), self.settings.max_side)
         form = self.read_form(labels_text, space_id, metric, synonyms_table)
         k = parse_top_k(top_k)
+        ranking = Ranking(parse_abstain(abstain), parse_checkbox(multi_label, MULTI_LABEL_NAME))
+        adapting = parse_checkbox(adapting, ADAPT_NAME)
         with user_errors(form.choice, "classification"):
             options = self._options(form)
-            s3_req = engine.resolve(engine.request(metric=form.metric, **options))
-            clip_req = engine.resolve(engine.request(metric="label", **options))
+            s3_req = engine.request(metric=form.metric, **options)
+            s3_res = engine.resolve(s3_req)
+            clip_res = engine.resolve(engine.request(metric="label", **options))
+            check_abstain_labels(s3_res.labels, ranking.abstain_threshold)
             vs = engine.encode_pixels(engine.image_inputs([picture]))
-            s3 = rank(engine.scores(vs, s3_req, details=True), 0, s3_req, details=True)
-            clip = rank(engine.scores(vs, clip_req), 0, clip_req)
-        space = s3_req.space
-        v = vs[0].float()
-        top_classes = [space.labels.index(r.label) for r in s3[:PLOT_CLASSES]]
+            static = engine.scores(vs, s3_res, details=True)
+            s3_out = static
+            if adapting:
+                self._check_adaptable(s3_res)
+                logits, session = adapt(engine, s3_req, vs, session)
+                s3_out = ClassScores(logits, scoring=static.scoring)
+            s3 = self._rank(s3_out, vs, s3_res, ranking)
+            clip = self._rank(engine.scores(vs, clip_res), vs, clip_res, ranking)
+            table = self._rank(static, vs, s3_res, Ranking(multi_label=ranking.multi_label), details=True)
+        space, v = s3_res.space, vs[0].float()
+        top_classes = [space.labels.index(r.label) for r in table[:PLOT_CLASSES]]
         return (
-            {r.label: r.score for r in s3[:k]},
-            {r.label: r.score for r in clip[:k]},
-            detail_rows(space, s3[:k], v),
+            shown(s3, k),
+            shown(clip, k),
+            detail_rows(space, table[:k], v),
             projection_figure(space, top_classes, v),
+            session,
         )
+
+    def _rank(
+        self, out: ClassScores, vs: torch.Tensor, resolved: Resolved, ranking: Ranking, details: bool = False
+    ) -> list[Prediction]:
+        """The engine's ranking of the (only) image, with the label-free baseline ``multi_label`` needs for a
+        softmax family."""
+        engine = self.engine
+        if ranking.multi_label and out.scoring == "softmax":
+            baseline = self.label_free.logits(vs, resolved.space, engine.logit_scale, engine.logit_bias)
+            out = replace(out, baseline=baseline)
+        return rank(
+            out,
+            0,
+            resolved,
+            details=details,
+            abstain_threshold=ranking.abstain_threshold,
+            multi_label=ranking.multi_label,
+        )
+
+    def _check_adaptable(self, resolved: Resolved) -> None:
+        """A space with more classes than the Space's label bound would make a session's state larger than the
+        app's memory bound (see :mod:`s3_hf.app.settings`)."""
+        n, bound = len(resolved.labels), self.settings.max_labels
+        if n > bound:
+            raise InvalidConfigError(
+                f"Adaptation keeps a state per class for each session; this Space adapts over at most {bound} "
+                f"classes, and these are {n}. Turn adaptation off, or pick fewer classes (type them as labels)."
+            )
+
+    def adaptation(self, adapting: Any = True, session: SessionAdaptation | None = None) -> str:
+        """The session's adaptation status: on or off, the images seen, and whether it just started afresh."""
+        return adaptation_status(session, parse_checkbox(adapting, ADAPT_NAME))
+
+    def reset_adaptation(self, adapting: Any = True) -> tuple[None, str]:
+        """Forget the session's images: its next one is scored as the first of a fresh stream."""
+        return None, f"Reset: this session's adaptation state was dropped. {self.adaptation(adapting, None)}"
 
     def matched_concepts(self, image: Image.Image, ids: torch.Tensor, resolved: Any, variant: str) -> dict[int, str]:
         """Per class present in the label map ``ids``, the concept of its space nearest to the class's pooled dense
@@ -164,4 +247,4 @@ class AppHandlers:
         return overlay(picture, seg.label_map, seg.labels), rows
 
 
-__all__ = ["PLOT_CLASSES", "AppHandlers", "Form", "class_options"]
+__all__ = ["ADAPT_NAME", "MULTI_LABEL_NAME", "PLOT_CLASSES", "AppHandlers", "Form", "Ranking", "class_options", "shown"]

@@ -13,6 +13,7 @@ from PIL import Image
 
 from s3_hf import limits
 from s3_hf.app.settings import AppSettings, folder_key
+from s3_hf.engine.results import check_abstain_threshold
 from s3_hf.errors import ImageLoadError, ImageTooLargeError
 from s3_hf.io.hub import is_repo_id
 from s3_hf.io.images import ORIGINAL_SIZE, check_image_size, draft_jpeg, load_image
@@ -32,6 +33,8 @@ IMAGE_UNREADABLE = (
 ENTER_REPO_ID = "Enter a Hub repo id such as org/name for the synonym space, or leave it empty and type labels."
 FAILED = "Classification failed on the server. Try again, or with other inputs; the server log has the details."
 TOP_K_MESSAGE = f"Top k must be a whole number from 1 to {MAX_TOP_K}."
+ABSTAIN_NAME = "Abstain below"
+ABSTAIN_MESSAGE = f"{ABSTAIN_NAME} must be a probability from 0 to 1 (0 or empty: never abstain)."
 
 
 def image_too_large() -> str:
@@ -137,6 +140,33 @@ def parse_top_k(top_k: Any) -> int:
     return int(value)
 
 
+def parse_abstain(value: Any) -> float | None:
+    """The "abstain below" probability: ``None`` (never) for an empty field or 0 (what a browser sends for an empty
+    number field; no probability is below it), else a probability in ``(0, 1]`` (the engine's check)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass  # the check below says what is expected
+    try:
+        return check_abstain_threshold(value, error=gr.Error, name=ABSTAIN_NAME)
+    except gr.Error:
+        raise gr.Error(ABSTAIN_MESSAGE) from None
+
+
+def parse_checkbox(value: Any, what: str) -> bool:
+    """A checkbox of the form: ``True`` or ``False`` (``None``, from a client that leaves it out, is off)."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise gr.Error(f"{what} is a checkbox: send true or false.")
+    return value
+
+
 @dataclass(frozen=True)
 class SpaceChoice:
     """A synonym space the app may load: an allowed local folder or a Hub repo id, and the text the user typed."""
@@ -211,6 +241,8 @@ def prepare_image(image: Any, min_side: int, max_side: int) -> Image.Image:
 
 
 __all__ = [
+    "ABSTAIN_MESSAGE",
+    "ABSTAIN_NAME",
     "ENTER_REPO_ID",
     "FAILED",
     "IMAGE_UNREADABLE",
@@ -219,6 +251,8 @@ __all__ = [
     "VARIANTS",
     "SpaceChoice",
     "image_too_large",
+    "parse_abstain",
+    "parse_checkbox",
     "parse_labels",
     "parse_metric",
     "parse_space",

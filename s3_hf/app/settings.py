@@ -14,6 +14,16 @@ Environment (read at start-up):
 - ``S3_CONCURRENCY``: requests processed at once (default 2).
 - ``S3_MAX_UPLOAD_MB``: larger uploads are refused by the server (default 50); ``S3_MAX_SPACE_MB``: a Hub synonym
   space whose files add up to more is refused before it is read (default 64).
+- ``S3_MAX_SESSIONS``: browser sessions whose state the server keeps (default 200; beyond it the least recently used
+  session's state is dropped, so its adaptation starts afresh); ``S3_SESSION_MINUTES``: a session's adaptation state
+  is dropped this long after its last update (default 60).
+
+Memory of "adapt over this session's images" (TS^3): one bounded state per session, at most ``S3_MAX_LABELS``
+classes, ``(C * (pos_size + neg_size) * (D + 2) + (C + 1) * (D + 1)) * 4`` bytes whatever the session's length (about
+1.2 MB at 100 classes and D = 512 with the default caches). Gradio keeps per-session state in an LRU of
+``state_session_capacity`` sessions (10,000 by default) and, without a ``time_to_live``, for as long as the tab is
+open and an hour after it closes; the app passes ``S3_MAX_SESSIONS`` as that capacity and ``S3_SESSION_MINUTES`` as
+the state's ``time_to_live``, so the server holds at most ``S3_MAX_SESSIONS`` states.
 
 The library's own limits (``S3_MAX_IMAGE_PIXELS``, ``S3_MAX_IMAGE_ASPECT``, ``S3_MAX_SCORING_MB``,
 ``S3_MAX_SEGMENT_PIXELS``, ...; see :mod:`s3_hf.limits`) bound the app too; they are read there, and checked here
@@ -47,6 +57,8 @@ BOUND_ENV: dict[str, str] = {
     "concurrency": "S3_CONCURRENCY",
     "max_upload_mb": "S3_MAX_UPLOAD_MB",
     "max_space_mb": "S3_MAX_SPACE_MB",
+    "max_sessions": "S3_MAX_SESSIONS",
+    "session_minutes": "S3_SESSION_MINUTES",
 }
 #: Settings of earlier versions that a library limit replaced: variable -> its replacement.
 REPLACED_ENV = {"S3_MAX_MEGAPIXELS": limits.IMAGE_PIXELS.env}
@@ -125,6 +137,8 @@ class AppSettings:
     concurrency: int = 2
     max_upload_mb: float = 50.0
     max_space_mb: float = 64.0
+    max_sessions: int = 200
+    session_minutes: float = 60.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -171,10 +185,15 @@ class AppSettings:
         """The largest Hub synonym space the app downloads, in bytes."""
         return int(self.max_space_mb * 2**20)
 
+    @property
+    def session_seconds(self) -> float:
+        """How long a session's adaptation state outlives its last update (``gr.State``'s ``time_to_live``)."""
+        return self.session_minutes * 60.0
+
     def launch_options(self) -> dict[str, Any]:
         """What ``Blocks.launch`` needs to bound the process: the upload size (Gradio refuses larger files as they
-        arrive)."""
-        return {"max_file_size": int(self.max_upload_mb * 2**20)}
+        arrive) and the number of sessions whose state it keeps."""
+        return {"max_file_size": int(self.max_upload_mb * 2**20), "state_session_capacity": self.max_sessions}
 
 
 __all__ = ["AppSettings", "AppSettingsError", "folder_key", "local_spaces"]

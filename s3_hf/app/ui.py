@@ -14,8 +14,9 @@ from typing import Any
 
 import gradio as gr
 
-from s3_hf.app.handlers import AppHandlers
-from s3_hf.app.inputs import MAX_TOP_K, VARIANTS
+from s3_hf.app.adaptation import adaptation_status
+from s3_hf.app.handlers import ADAPT_NAME, MULTI_LABEL_NAME, AppHandlers
+from s3_hf.app.inputs import ABSTAIN_NAME, MAX_TOP_K, VARIANTS
 from s3_hf.app.settings import AppSettings, AppSettingsError
 from s3_hf.engine import S3Engine
 from s3_hf.errors import S3Error
@@ -76,12 +77,60 @@ def _inputs(settings: AppSettings) -> Inputs:
     return Inputs(image, labels, space, metric, synonyms)
 
 
+@dataclass(frozen=True)
+class ScoreControls:
+    """How classes are ranked (abstain, multi-label) and the session's adaptation (toggle, state, reset, status)."""
+
+    abstain: gr.Number
+    multi_label: gr.Checkbox
+    adapt: gr.Checkbox
+    session: gr.State
+    reset: gr.Button
+    status: gr.Markdown
+
+    def classes(self) -> list[Any]:
+        """The inputs after top k, in the handler's order."""
+        return [self.abstain, self.multi_label, self.adapt, self.session]
+
+
+def _score_controls(settings: AppSettings) -> ScoreControls:
+    with gr.Row():
+        abstain = gr.Number(
+            value=None,
+            minimum=0,
+            maximum=1,
+            label=f"{ABSTAIN_NAME} (probability; 0 or empty: never)",
+            info="'none of these' comes first when no class reaches it",
+            elem_id="abstain",
+        )
+        multi_label = gr.Checkbox(
+            value=False,
+            label=MULTI_LABEL_NAME,
+            info="each class on its own, not against the others",
+            elem_id="multi-label",
+        )
+    with gr.Row():
+        adapt = gr.Checkbox(
+            value=False,
+            label=f"{ADAPT_NAME} (TS^3)",
+            info="yours only; new labels, space or metric start it afresh",
+            elem_id="adapt",
+        )
+        reset = gr.Button("Reset adaptation", size="sm", elem_id="reset-adaptation")
+    status = gr.Markdown(adaptation_status(None, False), elem_id="adapt-status")
+    # one state per browser session (Gradio copies the initial None per session), dropped when unused for
+    # settings.session_minutes; launch_options bounds the sessions Gradio keeps (see s3_hf.app.settings)
+    session = gr.State(None, time_to_live=settings.session_seconds)
+    return ScoreControls(abstain, multi_label, adapt, session, reset, status)
+
+
 def _classification(handlers: AppHandlers) -> Inputs:
     """The classification part: the form, S^3 next to vanilla CLIP, the projection and the per-class table."""
     with gr.Row():
         with gr.Column():
             inputs = _inputs(handlers.settings)
             top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Top k")
+            controls = _score_controls(handlers.settings)
             button = gr.Button("Classify", variant="primary", elem_id="classify")
         with gr.Column():
             with gr.Row():
@@ -90,19 +139,37 @@ def _classification(handlers: AppHandlers) -> Inputs:
             plot = gr.Plot(label="Class spaces", elem_id="projection")
     details = gr.Dataframe(
         headers=["class", "S^3 score", "matched concept", "centre", "kept (similarity)", "pruned (similarity)"],
-        label="Per class",
+        label="Per class (the static space)",
         interactive=False,
     )
     examples = [[p, EXAMPLE_LABELS] for p in example_photos()]
     gr.Examples(examples, inputs=[inputs.image, inputs.labels], label="Example photos")
     button.click(
         handlers.classify,
-        [*inputs.classes(), top_k],
-        [s3_out, clip_out, details, plot],
+        [*inputs.classes(), top_k, *controls.classes()],
+        [s3_out, clip_out, details, plot, controls.session],
         api_name="classify",
         preprocess=False,  # the handler decodes the image itself, so an undecodable file gets a clear message
+    ).then(
+        handlers.adaptation,
+        [controls.adapt, controls.session],
+        controls.status,
+        api_name="adaptation_after_classify",  # the name /adaptation is the public event's
+        api_visibility="private",
     )
+    _adaptation_events(handlers, controls)
     return inputs
+
+
+def _adaptation_events(handlers: AppHandlers, controls: ScoreControls) -> None:
+    """The status follows the toggle (``/adaptation`` for a client: its own session's status); reset drops the
+    session's state."""
+    controls.adapt.change(
+        handlers.adaptation, [controls.adapt, controls.session], controls.status, api_name="adaptation"
+    )
+    controls.reset.click(
+        handlers.reset_adaptation, controls.adapt, [controls.session, controls.status], api_name="reset_adaptation"
+    )
 
 
 def _segmentation(handlers: AppHandlers, inputs: Inputs) -> None:
@@ -187,6 +254,7 @@ __all__ = [
     "EXAMPLE_LABELS",
     "EXAMPLE_SYNONYMS",
     "Inputs",
+    "ScoreControls",
     "create_app",
     "example_photos",
     "launch",

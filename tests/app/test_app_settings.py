@@ -26,12 +26,15 @@ def test_defaults_and_every_variable_read():
         "S3_CONCURRENCY": "4",
         "S3_MAX_UPLOAD_MB": "1.5",
         "S3_MAX_SPACE_MB": "2",
+        "S3_MAX_SESSIONS": "9",
+        "S3_SESSION_MINUTES": "0.5",
     }
     settings = AppSettings.from_env(env)
     assert (settings.model, settings.default_space, settings.local_spaces) == ("org/clip", "org/space", frozenset())
     assert (settings.max_labels, settings.max_synonym_rows, settings.max_synonyms, settings.max_text) == (5, 7, 3, 40)
     assert (settings.max_side, settings.concurrency, settings.max_space_bytes) == (512, 4, 2 * 2**20)
-    assert settings.launch_options() == {"max_file_size": int(1.5 * 2**20)}
+    assert (settings.max_sessions, settings.session_seconds) == (9, 30.0)
+    assert settings.launch_options() == {"max_file_size": int(1.5 * 2**20), "state_session_capacity": 9}
 
 
 @pytest.mark.parametrize(

@@ -358,6 +358,12 @@ def test_browser_upload_classify_and_screenshot(app, photos, tmp_path):
         wait.until(lambda b: "cup of coffee" in b.find_element(By.ID, "s3-result").text)
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#projection img"))
         assert "cat" in browser.find_element(By.ID, "clip-result").text
+        # adapt over this session's images: the status counts them
+        assert "Adaptation is off" in browser.find_element(By.ID, "adapt-status").text
+        browser.execute_script("arguments[0].click();", browser.find_element(By.CSS_SELECTOR, "#adapt input"))
+        wait.until(lambda b: "0 images seen" in b.find_element(By.ID, "adapt-status").text)
+        browser.execute_script("arguments[0].click();", button)
+        wait.until(lambda b: "1 image seen" in b.find_element(By.ID, "adapt-status").text)
         # Never into the checkout unless asked: S3_SCREENSHOT_DIR=docs refreshes the README's screenshot.
         out = Path(os.environ.get("S3_SCREENSHOT_DIR") or tmp_path)
         out.mkdir(parents=True, exist_ok=True)
