@@ -49,6 +49,8 @@ RESIZE_KERNELS: tuple[str, ...] = ("pil-bicubic", "bilinear")
 POSITION_RULES: tuple[str, ...] = ("size", "scale")
 #: Images per batch of the image encoder (classification, few-shot support, the CLI's commands).
 DEFAULT_BATCH_SIZE = 32
+#: The seed of the order ``s3 classify --tta`` adapts over the given images in (a dedicated generator's permutation).
+DEFAULT_STREAM_SEED = 1
 #: Images per batch of an evaluation run.
 DEFAULT_EVAL_BATCH_SIZE = 64
 #: The support samples an evaluation draws per shot count.
@@ -126,6 +128,7 @@ __all__ = [
     "DEFAULT_METRIC",
     "DEFAULT_MODEL",
     "DEFAULT_SHORT_SIDE",
+    "DEFAULT_STREAM_SEED",
     "DEFAULT_STRIDE",
     "DEFAULT_TEXT_VECTOR",
     "DEFAULT_TTA_SEEDS",

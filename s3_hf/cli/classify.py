@@ -18,6 +18,7 @@ from s3_hf.cli.arguments import (
     model_args,
     space_args,
 )
+from s3_hf.cli.classify_tta import StreamOptions, stream_report, tta_args
 from s3_hf.cli.common import engine_for, images, print_table, space_kwargs
 from s3_hf.errors import CLIUsageError
 from s3_hf.options import DEFAULT_BATCH_SIZE, DEFAULT_METRIC, METRIC_NAMES
@@ -25,6 +26,7 @@ from s3_hf.options import DEFAULT_BATCH_SIZE, DEFAULT_METRIC, METRIC_NAMES
 if TYPE_CHECKING:
     from s3_hf.engine.core import S3Engine
     from s3_hf.engine.results import ClassScores
+    from s3_hf.engine.stream import TS3Stream
 
 logger = logging.getLogger("s3_hf")
 
@@ -57,6 +59,7 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     c.add_argument("--support", help="few-shot: a folder of <class>/<image> files, or a fitted adapter's folder")
     fewshot_mode_arg(c)
+    tta_args(c)
     model_args(c)
     c.set_defaults(func=run)
     return c
@@ -75,11 +78,14 @@ def compare(
     fast_decode: bool = True,
     workers: int | None = None,
     scoring: ScoreOptions | None = None,
+    stream: TS3Stream | None = None,
 ) -> list[dict[str, Any]]:
     """S^3 (with details, and few-shot when asked) next to vanilla CLIP; every image is encoded once. An image that
     cannot be read stops the run when ``strict``, else it is reported and skipped. ``fast_decode``: JPEGs decoded
     at reduced size (never below the model's resize target); ``workers``: image worker threads (``None``: the
-    device's default, see :mod:`s3_hf.io.parallel`); ``scoring``: abstention and per-class scores."""
+    device's default, see :mod:`s3_hf.io.parallel`); ``scoring``: abstention and per-class scores; ``stream``: a
+    TS^3 stream over the same classes, adapted on the images in the order given (each result then has its ``step``
+    in the stream and the adapted ranking as ``ts3``)."""
     from s3_hf.engine.results import check_abstain_labels
 
     scoring = scoring or ScoreOptions()
@@ -99,14 +105,17 @@ def compare(
             continue
         v = batch.features
         s3_out, clip_out = scoring.scores(engine, v, s3, details=True), scoring.scores(engine, v, clip)
+        adapted = None if stream is None else _adapted(stream, v, s3_out)
         for b, i in enumerate(batch.indices):
-            results.append(
-                {
-                    "image": names[i],
-                    "s3": [p.to_dict() for p in scoring.rank(s3_out, b, s3, top_k, details=True)],
-                    "clip": [p.to_dict() for p in scoring.rank(clip_out, b, clip, top_k)],
-                }
-            )
+            entry = {
+                "image": names[i],
+                "s3": [p.to_dict() for p in scoring.rank(s3_out, b, s3, top_k, details=True)],
+                "clip": [p.to_dict() for p in scoring.rank(clip_out, b, clip, top_k)],
+            }
+            if adapted is not None and stream is not None:
+                step = stream.n_seen - len(batch.indices) + b + 1
+                entry = {"step": step, **entry, "ts3": [p.to_dict() for p in scoring.rank(adapted, b, s3, top_k)]}
+            results.append(entry)
     if not results:
         raise CLIUsageError(f"None of the {len(images)} images could be read (see the warnings above).")
     if skipped:
@@ -114,6 +123,13 @@ def compare(
             "%d of %d images could not be read and were skipped (--strict stops at the first).", skipped, len(images)
         )
     return results
+
+
+def _adapted(stream: TS3Stream, v: Any, static: ClassScores) -> ClassScores:
+    """The stream's adapted logits of the batch ``v`` (adapting on it), scored by the same rule as ``static``."""
+    from s3_hf.engine.results import ClassScores
+
+    return ClassScores(stream.embeddings(v).scores, scoring=static.scoring, baseline=static.baseline)
 
 
 def report(
@@ -199,14 +215,20 @@ class ScoreOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Classify the images and print the comparison."""
+    """Classify the images and print the comparison (adapting over them first with ``--tta``)."""
     scoring = ScoreOptions.from_args(args)
+    tta = StreamOptions.from_args(args)
     kwargs = space_kwargs(args)
     paths = images(args.images)
     engine = engine_for(args)
     metric = args.metric or DEFAULT_METRIC
     fewshot = _fewshot_kwargs(args)
     method = "S^3" if not fewshot else f"S^3 + {args.fewshot_mode.upper()}"
+    stream, resumed = None, 0
+    if tta is not None:
+        paths = [paths[i] for i in tta.order(len(paths))]
+        stream = tta.open(engine, engine.request(metric=metric, **kwargs))
+        resumed = stream.n_seen
     results = compare(
         engine,
         paths,
@@ -220,6 +242,11 @@ def run(args: argparse.Namespace) -> int:
         not args.exact_decode,
         args.workers,
         scoring,
+        stream,
     )
-    report(results, metric, args.json, method=method)
+    if tta is None or stream is None:
+        report(results, metric, args.json, method=method)
+        return 0
+    tta.save(stream)
+    stream_report(results, metric, args.json, tta.record(paths, resumed, stream.n_seen))
     return 0
