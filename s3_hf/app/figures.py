@@ -16,13 +16,12 @@ if TYPE_CHECKING:
     from s3_hf.space.artifact import SynonymSpace
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _new_figure(width: float, height: float) -> Figure:
+    """A figure outside pyplot's registry: nothing holds it once the response is sent (pyplot's figures stay open
+    until closed, one more per request)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # no display on a server
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height))
 
 
 def detail_rows(space: SynonymSpace, ranked: list[Prediction], v: torch.Tensor) -> list[list[Any]]:
@@ -75,7 +74,6 @@ def _draw_class(ax: Axes, space: SynonymSpace, c: int, xy: Any, where: dict[int,
 
 def projection_figure(space: SynonymSpace, classes: list[int], v: torch.Tensor) -> Figure:
     """The class spaces projected on their first two principal axes, with the image and the centre it matched."""
-    plt = _pyplot()
     t = space.tensors
     state = space.scoring_state(v.device)
     members = centre_members(v[None], state, space.config.metric)[0]
@@ -86,8 +84,11 @@ def projection_figure(space: SynonymSpace, classes: list[int], v: torch.Tensor) 
     _, _, basis = torch.linalg.svd(pts - mean, full_matrices=False)
     xy = ((pts - mean) @ basis[:2].T).numpy()
     where = {int(p): i for i, p in enumerate(idx)}
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    colours = plt.get_cmap("tab10")
+    import matplotlib
+
+    fig = _new_figure(6.5, 5)
+    ax = fig.add_subplot()
+    colours = matplotlib.colormaps["tab10"]
     for k, c in enumerate(classes):
         own = _draw_class(ax, space, c, xy, {p: where[p] for p in where if int(t.point_class[p]) == c}, colours(k % 10))
         centre_pts = [own[0] + j for j in torch.nonzero(members[c]).flatten().tolist()]

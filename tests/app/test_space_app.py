@@ -97,6 +97,9 @@ def test_every_input_path(app, client, photos, small_space, allowed, tmp_path):
     cat = next(r for r in rows if r[0] == "cat")
     assert "kitty (" in cat[4] or "kitty (" in cat[5]  # the synonym shows up, kept or pruned, with its similarity
     assert plot is not None
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # the figure is not left open in pyplot's registry, one more per request
     # every metric, top-k, a PNG and a greyscale image
     grey = tmp_path / "grey.png"
     Image.fromarray(np.full((40, 60), 100, dtype=np.uint8)).save(grey)
