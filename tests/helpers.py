@@ -15,11 +15,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import huggingface_hub
 import numpy as np
+import pytest
 import torch
 from huggingface_hub import constants
 from huggingface_hub.utils._http import default_client_factory
@@ -466,3 +467,24 @@ def run_eval(args: list[str], nproc: int, cwd: Path) -> None:
         [*launcher, "-m", "s3_hf.cli", "eval", *args], cwd=cwd, env=env, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def assert_same_results(one: Any, two: Any, where: str = "results") -> None:
+    """Two runs' results are the same: equal keys, labels, counts and accuracies, and floats equal to 1e-5
+    relative (1e-6 absolute).
+
+    Accuracies are multiples of 1/N, so the tolerance hides no disagreement in them; it is there for the
+    probability-based figures (ECE, NLL), which sum float32 probabilities whose last bits depend on how many
+    threads encoded the images (1 process or 2 sharing the cores), a difference SSP's subspaces carry on."""
+    if isinstance(one, dict) and isinstance(two, dict):
+        assert one.keys() == two.keys(), f"{where}: keys {sorted(one)} != {sorted(two)}"
+        for key in one:
+            assert_same_results(one[key], two[key], f"{where}.{key}")
+    elif isinstance(one, list) and isinstance(two, list):
+        assert len(one) == len(two), f"{where}: {len(one)} items != {len(two)}"
+        for i, (a, b) in enumerate(zip(one, two, strict=True)):
+            assert_same_results(a, b, f"{where}[{i}]")
+    elif isinstance(one, float) and isinstance(two, float):
+        assert one == pytest.approx(two, rel=1e-5, abs=1e-6, nan_ok=True), f"{where}: {one} != {two}"
+    else:
+        assert one == two, f"{where}: {one!r} != {two!r}"

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SHARED
+from helpers import SHARED, assert_same_results, run_eval
 from PIL import Image
 
 from s3_hf.cli import main
@@ -62,17 +60,6 @@ def bench_file(out: Path, name: str, kind: str = "results") -> Path:
     return out / json.loads((out / "results.json").read_text())["benchmarks"][name]["files"][kind]
 
 
-def run_eval(args: list[str], nproc: int, cwd: Path) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    launcher = (
-        [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]
-    )
-    res = subprocess.run(
-        [*launcher, "-m", "s3_hf.cli", "eval", *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-
-
 @pytest.mark.slow  # a multi-process run
 @pytest.mark.parametrize(
     ("family", "scoring", "canonicalization"),
@@ -99,7 +86,8 @@ def test_two_processes_equal_one(folder, tiny_clip_dir, tmp_path, family, scorin
     if canonicalization == "both":
         methods |= {"label@lower_no_punct", "ensemble@lower_no_punct"}
         rules.append("lower_no_punct")
-    assert m1 == m2 and set(m1) == methods
+    assert_same_results(m1, m2)
+    assert set(m1) == methods
     summary = json.loads((tmp_path / "two" / "results.json").read_text())
     assert (summary["family"], summary["scoring"], summary["processes"]) == (family, scoring, 2)
     assert summary["canonicalizations"] == rules
@@ -138,7 +126,7 @@ def test_fewshot_two_processes_equal_one(split_folder, tiny_clip_dir, tmp_path):
     assert one["samples"] == 7 and one["fewshot"]["base"] == "ensemble"
     for rec in (one, two):
         rec["fewshot"].pop("timings_s")
-    assert one["fewshot"] == two["fewshot"]
+    assert_same_results(one["fewshot"], two["fewshot"])
     runs = one["fewshot"]["runs"]
     assert [(r["shots"], r["seed"], r["support_images"]) for r in runs] == [(1, 1, 3), (1, 2, 3), (2, 1, 6), (2, 2, 6)]
     for r in runs:
@@ -353,10 +341,11 @@ def test_every_method_side_by_side_two_processes_equal_one(split_folder, tiny_cl
     one = json.loads(bench_file(tmp_path / "one", split_folder.name).read_text())
     two = json.loads(bench_file(tmp_path / "two", split_folder.name).read_text())
     methods = {"label", "ensemble", "dclip", "cupl", "waffle", "s3/syn/local_center", "s3/syn+descriptors/local_center"}
-    assert set(one["methods"]) == methods and one["methods"] == two["methods"]
+    assert set(one["methods"]) == methods
+    assert_same_results(one["methods"], two["methods"])
     for rec in (one, two):
         rec["fewshot"].pop("timings_s")
-    assert one["fewshot"] == two["fewshot"]
+    assert_same_results(one["fewshot"], two["fewshot"])
     (run,) = one["fewshot"]["runs"]
     assert {"zero-shot", "cache", "ssp", "gda"} <= set(run) and "alpha" in run["gda_params"]
     table = (tmp_path / "one" / "results.md").read_text()
