@@ -39,5 +39,8 @@ def test_app_serves_an_open_clip_model(tmp_path, photos):
     upload.mkdir(parents=True, exist_ok=True)
     image = str(shutil.copy(photos[0], upload / photos[0].name))
     handlers = AppHandlers(engine, settings)
-    s3, clip, rows, _figure = handlers.classify(image, "cat, dog, airplane", "", "local_center", [["cat", "kitty"]], 3)
+    s3, clip, rows, _figure, session = handlers.classify(
+        image, "cat, dog, airplane", "", "local_center", [["cat", "kitty"]], 3
+    )
+    assert session is None  # no adaptation asked for: no session state
     assert set(s3) == set(clip) == {"cat", "dog", "airplane"} and rows
