@@ -4,9 +4,9 @@
 The import is light: names below are loaded on first use, and transformers only when it is needed.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from s3_hf._lazy import lazy_exports
 from s3_hf.errors import (
     ArtifactCorruptError,
     ArtifactError,
@@ -81,16 +81,7 @@ if TYPE_CHECKING:
     from s3_hf.text.templates import IMAGENET_TEMPLATES, resolve_templates
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 's3_hf' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 install()

@@ -4,9 +4,9 @@ The options (:class:`TS3Config`) import without torch, so the command line can b
 state, its saved form and TDA are loaded on first use.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from s3_hf._lazy import lazy_exports
 from s3_hf.tta.config import TS3_VERSION, TS3Config, tda_config
 
 _LAZY = {"SavedState": ".saved", "StateMeta": ".saved", "TS3State": ".state", "TDA": ".tda"}
@@ -17,16 +17,7 @@ if TYPE_CHECKING:
     from s3_hf.tta.tda import TDA
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 's3_hf.tta' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["TDA", "TS3_VERSION", "SavedState", "StateMeta", "TS3Config", "TS3State", "tda_config"]
