@@ -96,6 +96,15 @@ class Segmentation:
     label_map: torch.Tensor
 
 
+def space_scores(v: torch.Tensor, resolved: Resolved) -> torch.Tensor:
+    """The point-to-space scores ``s_c(v)`` of unit image vectors ``v`` for the classes ``resolved`` selects,
+    ``(B, C)``: no logit scale, bias or few-shot terms."""
+    s = score(v, resolved.space.scoring_state(v.device), resolved.metric, resolved.knn_k)
+    if resolved.selection.all_classes:
+        return s
+    return s.index_select(1, torch.tensor(resolved.selection.index, device=v.device))
+
+
 def class_scores(
     v: torch.Tensor,
     resolved: Resolved,
@@ -111,7 +120,7 @@ def class_scores(
     def select(x: torch.Tensor) -> torch.Tensor:
         return x if cols is None else x.index_select(1, cols)
 
-    s = select(score(v, state, resolved.metric, resolved.knn_k))
+    s = space_scores(v, resolved)
     if resolved.adapter is not None:
         s = resolved.adapter.logits(v, s)
     out = ClassScores(logits=logit_scale * s.float() + logit_bias, scoring=scoring)
@@ -206,4 +215,5 @@ __all__ = [
     "class_probabilities",
     "class_scores",
     "rank",
+    "space_scores",
 ]

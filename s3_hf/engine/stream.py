@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from s3_hf.engine.requests import ClassifyRequest
+from s3_hf.engine.results import space_scores
 from s3_hf.errors import InvalidConfigError, StreamMismatchError
 from s3_hf.options import DEFAULT_BATCH_SIZE
-from s3_hf.space.scoring import score
 from s3_hf.tta import SavedState, TS3Config, TS3State
 
 if TYPE_CHECKING:
@@ -105,9 +105,7 @@ class TS3Stream:
                 f"This stream's model gives {self.state.dim}-dimensional embeddings, these are {v.shape[-1]}-"
                 f"dimensional: they come from another model. Encode the images with {self.engine.name!r}."
             )
-        s = score(v, self.resolved.space.scoring_state(v.device), self.resolved.metric, self.resolved.knn_k)
-        if not self.resolved.selection.all_classes:
-            s = s.index_select(1, torch.tensor(self.resolved.selection.index, device=v.device))
+        s = space_scores(v, self.resolved)
         bias = self.engine.logit_bias
         with self._lock:
             adapted = self.state(v, s)
