@@ -17,6 +17,10 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -197,7 +201,9 @@ class FewShotResult:
 @dataclass
 class BenchmarkResult:
     """One benchmark of a classification run (its own ``<name>-<hash>.json``), or why it was not evaluated
-    (``error``: nothing else is recorded)."""
+    (``error``: nothing else is recorded). A benchmark read from the Hub records its dataset repo id
+    (``dataset_id``) and the revision its data was read at (``dataset_revision``: the commit resolved, else the
+    revision asked for); both ``None`` for a local folder and in files written before they were recorded."""
 
     name: str
     error: str | None = None
@@ -214,6 +220,8 @@ class BenchmarkResult:
     random_weights: Any = False  # as recorded: a reader trusts only ``False``
     files: dict[str, str] = field(default_factory=dict)
     fewshot: FewShotResult | None = None
+    dataset_id: str | None = None
+    dataset_revision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
@@ -221,6 +229,8 @@ class BenchmarkResult:
         out = {
             "name": self.name,
             "identity": self.identity,
+            "dataset_id": self.dataset_id,
+            "dataset_revision": self.dataset_revision,
             "config_key": self.config_key,
             "model": self.model,
             "samples": self.samples,
@@ -258,6 +268,8 @@ class BenchmarkResult:
             random_weights=data.get("random_weights", False),
             files=_dict(data.get("files")),
             fewshot=FewShotResult.from_dict(fewshot) if isinstance(fewshot, dict) else None,
+            dataset_id=_text(data.get("dataset_id")),
+            dataset_revision=_text(data.get("dataset_revision")),
         )
 
 

@@ -271,6 +271,8 @@ def _evaluate(cfg: EvalConfig, engine: Any, accelerator: Any, plan: Planned, cac
         random_weights=encoder.random_weights,
         files={"results": result_file, "predictions": predictions_file},
         fewshot=fewshot_result,
+        dataset_id=data.hub_id,
+        dataset_revision=data.revision,
     )
     out = Path(cfg.run.out)
     report.claim_outputs(out, plan.files)
@@ -294,6 +296,8 @@ def _reused(cfg: EvalConfig, plan: Planned, main: bool) -> BenchmarkResult | Non
         logger.info("%s: already evaluated with this configuration on this data; skipping.", plan.name)
         report.claim_outputs(out, plan.files)  # ours from now on (it may have been --overwrite'd)
     previous.name = plan.name
+    previous.dataset_id = previous.dataset_id or plan.data.hub_id  # files written before these were recorded
+    previous.dataset_revision = previous.dataset_revision or plan.data.revision
     return previous
 
 

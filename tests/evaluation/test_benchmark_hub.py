@@ -287,6 +287,7 @@ def test_s3_eval_end_to_end_on_the_replica(samples, hub_home, tiny_clip_dir, tmp
     summary = json.loads((out / "results.json").read_text())
     rec = summary["benchmarks"]["toy-wds"]
     assert rec["samples"] == 5 and rec["classes"] == 4 and rec["random_weights"] is False
+    assert rec["dataset_id"] == REPO and rec["dataset_revision"] == COMMIT  # the commit resolved, not "main"
     assert {"label", "ensemble"} < set(rec["methods"]) and any(m.endswith("/local_center") for m in rec["methods"])
     assert "error" not in rec["fewshot"] and set(rec["fewshot"]["summary"]) == {"1"}
     assert len(json.loads((out / rec["files"]["predictions"]).read_text())["labels"]) == 5

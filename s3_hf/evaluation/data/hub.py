@@ -35,8 +35,14 @@ def load_hub(
     ``<key>.cls`` samples, read in shard order, with the repo's ``classnames.txt`` and templates file. With
     ``per_class``, only the shards :func:`_stream_shards` streams until every class has that many samples."""
     split = split or bench.split
-    folder = _download(bench, (CLASSNAMES_FILE, TEMPLATES_FILE), optional=(TEMPLATES_FILE,), cache_dir=cache_dir)
-    revision = folder.name if _COMMIT.match(folder.name) else None
+    folder = _download(
+        bench,
+        (CLASSNAMES_FILE, TEMPLATES_FILE),
+        optional=(TEMPLATES_FILE,),
+        revision=bench.revision,
+        cache_dir=cache_dir,
+    )
+    revision = folder.name if _COMMIT.match(folder.name) else bench.revision
     names = _class_names(bench, folder / CLASSNAMES_FILE)
     tmpl_file = folder / TEMPLATES_FILE
     hub_templates = (
@@ -57,6 +63,8 @@ def load_hub(
         class_names=names,
         templates=templates_for(bench.templates, hub_templates),
         fingerprint=f"{bench.hub_id}@{revision}:{split}:{ds._fingerprint}",
+        hub_id=bench.hub_id,
+        revision=revision,
     )
 
 

@@ -14,6 +14,7 @@ from s3_hf.text.templates import IMAGENET_TEMPLATES
 class Benchmark:
     name: str
     hub_id: str | None = None  # a CLIP_benchmark webdataset repo
+    revision: str | None = None  # of the Hub repo: branch, tag or commit (None: main)
     split: str = "test"
     image_columns: tuple[str, ...] = ("webp", "jpg", "png", "jpeg")
     label_column: str = "cls"
@@ -34,6 +35,8 @@ class BenchmarkData:
     templates: list[str]
     wnids: list[str] | None = None
     fingerprint: str = ""  # identifies the data for the embedding cache
+    hub_id: str | None = None  # the Hub dataset repo it was read from (None: a local folder)
+    revision: str | None = None  # the Hub commit it was read at (else the revision asked for)
 
 
 class BenchmarkUnavailable(EvalError):
