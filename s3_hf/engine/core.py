@@ -21,6 +21,7 @@ import torch
 from s3_hf.engine.adapters import check_adapter, fit_adapter
 from s3_hf.engine.cache import LRU, MAX_CACHED
 from s3_hf.engine.keys import Ref, is_adapter_location, saved_space_key, support_key, support_stamp
+from s3_hf.engine.label_free import LabelFreeBaseline
 from s3_hf.engine.requests import (
     ClassifyRequest,
     NamesRequest,
@@ -81,6 +82,7 @@ class S3Engine:
         self._spaces = LRU(max_cached)
         self._adapters = LRU(max_cached)
         self._warned_adapters: set[int] = set()
+        self._label_free: LabelFreeBaseline | None = None
 
     @classmethod
     def from_pretrained(
@@ -380,12 +382,34 @@ class S3Engine:
         details: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: bool = False,
+        tta: Any = None,
+        abstain_threshold: float | None = None,
+        multi_label: bool = False,
     ) -> list[list[Prediction]]:
-        """Classify images: per image the classes ranked by probability (the pipeline's output, typed)."""
+        """Classify images: per image the classes ranked by probability (the pipeline's output, typed).
+
+        Args:
+            images: paths, URLs or PIL images.
+            request: what to score against (:meth:`request`).
+            top_k, details: keep the ``top_k`` best classes; add per-concept details.
+            tta: ``"zero"`` or a :class:`~s3_hf.tta.ZeroConfig`: ZERO-S^3's vote over augmented views (stateless,
+                about ``views`` times the encoder's compute); TS^3 is a stream (:meth:`stream`).
+            abstain_threshold, multi_label: as the pipeline's (see :func:`~s3_hf.engine.results.rank`).
+        """
+        from s3_hf.engine.classify import classify_images
+
         resolved = self.resolve(request)
-        v = self.encode_images(images, batch_size=batch_size, progress=progress)
-        out = self.scores(v, resolved, details)
-        return [rank(out, b, resolved, top_k, details) for b in range(len(v))]
+        options = {"tta": tta, "abstain_threshold": abstain_threshold, "multi_label": multi_label}
+        return classify_images(
+            self, images, resolved, top_k=top_k, details=details, batch_size=batch_size, progress=progress, **options
+        )
+
+    @property
+    def label_free(self) -> LabelFreeBaseline:
+        """The label-free captions ``multi_label`` compares softmax families' classes with, encoded once."""
+        if self._label_free is None:
+            self._label_free = LabelFreeBaseline(self.encoder)
+        return self._label_free
 
     def stream(
         self,

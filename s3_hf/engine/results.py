@@ -59,13 +59,16 @@ class ClassScores:
     """Per-image results for the requested classes: logits ``(B, n)``, the family's rule that turns them into
     scores (``"softmax"`` or ``"sigmoid"``) and, when asked, which concept each image matched ``(B, n)`` and which
     concepts formed the centre it was scored against ``(B, n, M)``; ``baseline`` ``(B,)``: the label-free logit
-    ``multi_label`` compares each class with in a softmax family (:mod:`s3_hf.engine.label_free`)."""
+    ``multi_label`` compares each class with in a softmax family (:mod:`s3_hf.engine.label_free`); ``votes``
+    ``(B, n)``: ZERO-S^3's vote fractions (``tta="zero"``), which then rank the classes instead of the logits (the
+    logits are those of the image itself, its static S^3 scores)."""
 
     logits: torch.Tensor
     matched: torch.Tensor | None = None
     members: torch.Tensor | None = None
     scoring: str = "softmax"
     baseline: torch.Tensor | None = None
+    votes: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,11 @@ def check_abstain_labels(labels: Any, abstain_threshold: float | None) -> None:
 def class_probabilities(out: ClassScores, b: int, multi_label: bool = False) -> torch.Tensor:
     """Image ``b``'s probability per class: the family's rule (softmax over classes, or per-class sigmoid); with
     ``multi_label`` each class on its own (sigmoid families as they are, softmax families against the label-free
-    baseline: ``sigmoid(z_c - z_0)``, see :mod:`s3_hf.engine.label_free`)."""
+    baseline: ``sigmoid(z_c - z_0)``, see :mod:`s3_hf.engine.label_free`); ZERO-S^3's vote fractions when present."""
+    if out.votes is not None:
+        if multi_label:
+            raise InvalidConfigError("tta='zero' votes for one class per view: it has no multi_label form.")
+        return out.votes[b]
     if not multi_label or out.scoring == "sigmoid":
         return probabilities(out.logits[b], out.scoring)
     if out.baseline is None:

@@ -24,11 +24,13 @@ from s3_hf.engine.results import (
     check_multi_label,
     rank,
 )
+from s3_hf.engine.zero import check_tta, refuse_with_zero, view_inputs, zero_scores
 from s3_hf.errors import InvalidConfigError, InvalidLabelsError
 from s3_hf.options import DEFAULT_BATCH_SIZE, DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR
 from s3_hf.pipelines.base import S3Pipeline
 from s3_hf.pipelines.stream import ClassificationStream, StreamCallOptions
 from s3_hf.pipelines.tasks import TASK, register
+from s3_hf.tta.config import ZeroConfig
 
 
 class S3ZeroShotImageClassificationPipeline(S3Pipeline):
@@ -57,6 +59,9 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
       per-class sigmoid (as always), softmax families (CLIP, ...) by CLIP's softmax over two captions, the class's
       and one naming no class (``sigmoid(z_c - z_0)``, see :mod:`s3_hf.engine.label_free`); scores then need not
       sum to 1, and each keeps its value whatever the other candidate labels;
+    - ``tta="zero"`` (or a :class:`~s3_hf.tta.ZeroConfig`): ZERO-S^3, stateless test-time augmentation: S^3 scores
+      of 64 views of each image (itself and 63 seeded random crops), the 19 most confident vote; scores are the
+      vote fractions (not calibrated probabilities), at about 64 times the encoder's compute per image;
     - space options ``concept_format``, ``radius``, ``gap_ratio``, ``min_points``, ``max_dim``, and
       ``canonicalization="lower_no_punct"`` (lower-cased prompts without punctuation, as SigLIP 2's authors
       recommend; the default leaves them as written, as transformers does);
@@ -97,16 +102,17 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
         waffle: Any = None,
         abstain_threshold: float | None = None,
         multi_label: bool = False,
+        tta: Any = None,
         **space_options: Any,
     ) -> tuple[dict, dict, dict]:
-        preprocess: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
-        if not isinstance(fast_decode, bool):
-            raise InvalidConfigError(f"fast_decode must be True or False, got {fast_decode!r}.")
-        if fast_decode:
-            preprocess["fast_decode"] = True
+        preprocess = _preprocess_options(timeout, fast_decode)
         if candidate_labels is None and synonym_space is None:
             return preprocess, {}, {}  # pipeline construction: nothing to route yet
         post = _rank_options(candidate_labels, top_k, return_details, abstain_threshold, multi_label)
+        zero = check_tta(tta)
+        if zero is not None:
+            refuse_with_zero(post["details"], "multi_label" in post)
+            preprocess["zero"] = zero
         request = self.engine.request(
             candidate_labels,
             synonyms=synonyms,
@@ -129,12 +135,13 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
         )
         abstain, multi_label = "abstain_threshold" in post, "multi_label" in post
         forward = {"request": request, "details": post["details"], "abstain": abstain, "multi_label": multi_label}
-        return preprocess, forward, post
+        return preprocess, {**forward, "zero": zero} if zero is not None else forward, post
 
     def preprocess(
-        self, image: Any, timeout: float | None = None, fast_decode: bool = False
+        self, image: Any, timeout: float | None = None, fast_decode: bool = False, zero: ZeroConfig | None = None
     ) -> dict[str, torch.Tensor]:
-        inputs = self.engine.image_inputs([self.engine.load_image(image, fast=fast_decode, timeout=timeout)])
+        picture = self.engine.load_image(image, fast=fast_decode, timeout=timeout)
+        inputs = self.engine.image_inputs([picture]) if zero is None else view_inputs(self.engine, picture, zero)
         return {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
 
     def _forward(
@@ -144,12 +151,16 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
         details: bool = False,
         abstain: bool = False,
         multi_label: bool = False,
+        zero: ZeroConfig | None = None,
     ) -> dict[str, Any]:
         if request is None:
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
         resolved = self.engine.resolve(request)  # built or loaded on first use, then cached
         if abstain:
             check_abstain_labels(resolved.labels, 1.0)  # a saved space's classes are known only now
+        if zero is not None:
+            voted = zero_scores(self.engine, model_inputs, resolved, zero)
+            return {"logits": voted.logits, "votes": voted.votes, "resolved": ScoredAgainst(resolved)}
         v = self.engine.encode_pixels(model_inputs)
         out = self.engine.scores(v, resolved, details)
         outputs: dict[str, Any] = {"logits": out.logits, "resolved": ScoredAgainst(resolved)}
@@ -191,9 +202,7 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
     @property
     def label_free(self) -> LabelFreeBaseline:
         """The label-free captions of ``multi_label`` with a softmax family, encoded once per prompt settings."""
-        if getattr(self, "_label_free", None) is None:
-            self._label_free = LabelFreeBaseline(self.engine.encoder)
-        return self._label_free
+        return self.engine.label_free
 
     def postprocess(
         self,
@@ -210,11 +219,22 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
             model_outputs.get("members"),
             scoring=self.engine.family.scoring,
             baseline=model_outputs.get("baseline"),
+            votes=model_outputs.get("votes"),
         )
         ranked = rank(
             out, 0, scored.resolved, top_k, details, abstain_threshold=abstain_threshold, multi_label=multi_label
         )
         return [p.to_dict() for p in ranked]
+
+
+def _preprocess_options(timeout: float | None, fast_decode: Any) -> dict[str, Any]:
+    """The checked options of ``preprocess`` (left out when default)."""
+    preprocess: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+    if not isinstance(fast_decode, bool):
+        raise InvalidConfigError(f"fast_decode must be True or False, got {fast_decode!r}.")
+    if fast_decode:
+        preprocess["fast_decode"] = True
+    return preprocess
 
 
 def _rank_options(

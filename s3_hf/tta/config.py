@@ -126,4 +126,53 @@ def tda_config(**overrides: Any) -> TS3Config:
     return TS3Config(**{**values, **overrides})
 
 
-__all__ = ["TS3_VERSION", "TS3Config", "tda_config"]
+@dataclass(frozen=True)
+class ZeroConfig:
+    """Options of ZERO-S^3, the stateless alternative (``tta="zero"``): S^3 scores of many augmented views of each
+    image, the most confident views kept, one vote each (ZERO, Farina et al., NeurIPS 2024). No state and no order
+    dependence; about ``views`` times the encoder's compute per image. The scores are vote fractions: not
+    calibrated probabilities.
+
+    Args:
+        views: views per image: the image itself plus ``views - 1`` random resized crops (area ``scale``, aspect
+            ``ratio``) at the model's input size, each flipped left-right with probability 1/2 (ZERO: 64).
+        keep: the fraction of views, lowest entropy first, that vote (ZERO's gamma: 0.3, so 19 of 64).
+        seed: the crops of an image come from a generator seeded by (seed, the image's pixels), so an image gets the
+            same views in any call, position or batch.
+        scale: the crops' area, as fractions of the image's.
+        ratio: the crops' aspect ratio (width / height) range.
+    """
+
+    views: int = 64
+    keep: float = 0.3
+    seed: int = 0
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    def __post_init__(self) -> None:
+        integer("views", self.views, 1)
+        number("keep", self.keep, low=0, high=1, open_low=True)
+        integer("seed", self.seed, 0)
+        if int(self.views * self.keep) < 1:
+            raise InvalidConfigError(
+                f"keep={self.keep!r} of {self.views} views keeps none: raise keep or views (ZERO: 0.3 of 64)."
+            )
+        for name, low in (("scale", 0.0), ("ratio", 0.0)):
+            pair = getattr(self, name)
+            if not (
+                isinstance(pair, tuple | list)
+                and len(pair) == 2
+                and all(isinstance(x, int | float) and not isinstance(x, bool) and x > low for x in pair)
+                and pair[0] <= pair[1]
+            ):
+                raise InvalidConfigError(f"{name} must be two positive numbers (low, high), got {pair!r}.")
+        if self.scale[1] > 1:
+            raise InvalidConfigError(f"scale is a fraction of the image's area, at most 1; got {self.scale!r}.")
+
+    @property
+    def voters(self) -> int:
+        """How many views vote: ``int(views * keep)``, as ZERO counts them."""
+        return int(self.views * self.keep)
+
+
+__all__ = ["TS3_VERSION", "TS3Config", "ZeroConfig", "tda_config"]
