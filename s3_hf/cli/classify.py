@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from s3_hf.cli.arguments import (
     model_args,
     space_args,
 )
-from s3_hf.cli.classify_tta import StreamOptions, stream_report, tta_args
+from s3_hf.cli.classify_tta import StreamOptions, add_zero, stream_report, tta_args, zero_report
 from s3_hf.cli.common import engine_for, images, print_table, space_kwargs
 from s3_hf.errors import CLIUsageError
 from s3_hf.options import DEFAULT_BATCH_SIZE, DEFAULT_METRIC, METRIC_NAMES
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     fewshot = _fewshot_kwargs(args)
     method = "S^3" if not fewshot else f"S^3 + {args.fewshot_mode.upper()}"
     stream, resumed = None, 0
-    if tta is not None:
+    if tta is not None and tta.method == "ts3":
         paths = [paths[i] for i in tta.order(len(paths))]
         stream = tta.open(engine, engine.request(metric=metric, **kwargs))
         resumed = stream.n_seen
@@ -244,6 +244,11 @@ def run(args: argparse.Namespace) -> int:
         scoring,
         stream,
     )
+    if tta is not None and tta.method == "zero":
+        zero = tta.zero()
+        add_zero(engine, results, engine.request(metric=metric, **kwargs), zero, args.top_k, scoring.abstain_threshold)
+        zero_report(results, metric, args.json, {"method": "zero", **asdict(zero)})
+        return 0
     if tta is None or stream is None:
         report(results, metric, args.json, method=method)
         return 0

@@ -1,4 +1,5 @@
-"""``s3 classify --tta ts3``: test-time adaptation (TS^3) over the given images, in a stated, seeded order.
+"""``s3 classify --tta ts3``: test-time adaptation (TS^3) over the given images, in a stated, seeded order; and
+``--tta zero``, the stateless ZERO-S^3 (each image's 64 seeded views vote; ``--tta-seed`` seeds the views).
 
 The images (files, then each folder's images sorted by name, as given) are permuted by ``--tta-seed`` with a
 dedicated generator, then adapted one after another in that order; each line shows the adapted top-1 beside the
@@ -19,7 +20,7 @@ from s3_hf.cli.arguments import NON_NEGATIVE
 from s3_hf.cli.common import print_table
 from s3_hf.errors import CLIUsageError, InvalidConfigError
 from s3_hf.options import DEFAULT_STREAM_SEED
-from s3_hf.tta import TS3Config
+from s3_hf.tta import TS3Config, ZeroConfig
 
 if TYPE_CHECKING:
     from s3_hf.engine.core import S3Engine
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from s3_hf.engine.stream import TS3Stream
 
 #: The test-time adaptation methods ``s3 classify --tta`` runs.
-TTA_CHOICES: tuple[str, ...] = ("ts3",)
+TTA_CHOICES: tuple[str, ...] = ("ts3", "zero")
 
 
 def _flag(name: str) -> str:
@@ -38,12 +39,17 @@ def tta_args(p: argparse.ArgumentParser) -> None:
     """``--tta``, ``--tta-seed``, ``--tta-state`` and one ``--tta-<option>`` per :class:`TS3Config` option (its
     default shown, never written here)."""
     g = p.add_argument_group("test-time adaptation", "adapt over the images, in a seeded order (see --tta)")
-    g.add_argument("--tta", choices=TTA_CHOICES, help="adapt over the images with TS^3 (default: no adaptation)")
+    g.add_argument(
+        "--tta",
+        choices=TTA_CHOICES,
+        help="ts3: adapt over the images with TS^3; zero: ZERO-S^3, votes of 64 views per image, stateless, about 64x "
+        "the encoder's compute (default: no adaptation)",
+    )
     g.add_argument(
         "--tta-seed",
         type=NON_NEGATIVE,
         metavar="N",
-        help=f"seed of the order the images are adapted in (default {DEFAULT_STREAM_SEED})",
+        help=f"ts3: seed of the order the images are adapted in; zero: of the views (default {DEFAULT_STREAM_SEED})",
     )
     g.add_argument(
         "--tta-state",
@@ -83,6 +89,11 @@ class StreamOptions:
             return None
         if getattr(args, "support", None) is not None:
             raise CLIUsageError("--tta adapts a zero-shot space: drop --support (few-shot) or --tta.")
+        if method == "zero":
+            stateful = [_flag(k) for k in given] + (["--tta-state"] if args.tta_state is not None else [])
+            if stateful or getattr(args, "multi_label", False):
+                flags = ", ".join(stateful or ["--multi-label"])
+                raise CLIUsageError(f"{flags}: not with --tta zero (stateless votes, one class per view).")
         try:
             config = TS3Config(**given)
         except InvalidConfigError as err:
@@ -92,6 +103,10 @@ class StreamOptions:
             raise CLIUsageError(f"--tta-state {state} is a folder: name a file (it is created at the end).")
         seed = DEFAULT_STREAM_SEED if args.tta_seed is None else args.tta_seed
         return cls(method, seed, state, config)
+
+    def zero(self) -> ZeroConfig:
+        """ZERO-S^3's options: the defaults, views seeded by ``--tta-seed``."""
+        return ZeroConfig(seed=self.seed)
 
     def order(self, n: int) -> list[int]:
         """The seeded order of ``n`` images: the same permutation for the same seed, on any machine."""
@@ -127,6 +142,41 @@ class StreamOptions:
         }
 
 
+def add_zero(
+    engine: S3Engine,
+    results: list[dict[str, Any]],
+    request: ClassifyRequest,
+    config: ZeroConfig,
+    top_k: int,
+    abstain_threshold: float | None = None,
+) -> None:
+    """Add each read image's ZERO-S^3 ranking (``"zero"``) to :func:`compare`'s results."""
+    from tqdm.auto import tqdm
+
+    for r in tqdm(results, desc="ZERO-S^3", unit="image", disable=len(results) < 2):
+        (ranked,) = engine.classify([r["image"]], request, top_k=top_k, tta=config, abstain_threshold=abstain_threshold)
+        r["zero"] = [p.to_dict() for p in ranked]
+
+
+def zero_report(results: list[dict[str, Any]], metric: str, as_json: bool, run: dict[str, Any]) -> None:
+    """Print a ZERO-S^3 run: JSON (``{"tta": run, "results": ...}``), or per image the voted top-1 (with its vote
+    fraction) beside the static S^3 one and CLIP's."""
+    if as_json:
+        print(json.dumps({"tta": run, "results": results}, indent=2))
+        return
+    print(f"ZERO-S^3: {run['views']} views per image, seeded by --tta-seed {run['seed']}; scores are vote fractions")
+    rows = [
+        {
+            "image": r["image"],
+            f"ZERO-S^3 ({metric})": f"{r['zero'][0]['label']} ({r['zero'][0]['score']:.2f})",
+            f"S^3 ({metric})": f"{r['s3'][0]['label']} ({r['s3'][0]['score']:.2f})",
+            "CLIP (label)": f"{r['clip'][0]['label']} ({r['clip'][0]['score']:.2f})",
+        }
+        for r in results
+    ]
+    print_table(rows, list(rows[0]))
+
+
 def stream_report(results: list[dict[str, Any]], metric: str, as_json: bool, run: dict[str, Any]) -> None:
     """Print an adapted run: JSON (``{"tta": run, "results": ...}``), or its order and one line per image in stream
     order, the adapted top-1 beside the static S^3 one and CLIP's."""
@@ -152,4 +202,4 @@ def stream_report(results: list[dict[str, Any]], metric: str, as_json: bool, run
         print(f"state saved to {run['state']} ({run['n_seen']} images seen)")
 
 
-__all__ = ["TTA_CHOICES", "StreamOptions", "stream_report", "tta_args"]
+__all__ = ["TTA_CHOICES", "StreamOptions", "add_zero", "stream_report", "tta_args", "zero_report"]

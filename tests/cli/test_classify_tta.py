@@ -107,3 +107,35 @@ def test_tta_options_without_tta_are_refused(tiny_clip_dir, capsys, extra):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "need --tta ts3" in err and err.count("\n") == 1, err
+
+
+def test_tta_zero_adds_the_voted_ranking_and_equals_the_engine(tiny_clip_dir, photos, capsys):
+    from s3_hf.engine.core import S3Engine
+    from s3_hf.tta import ZeroConfig
+
+    paths = [str(p) for p in photos[:2]]
+    args = [*paths, "--model", str(tiny_clip_dir), "--labels", "cat,dog,airplane", "--tta", "zero", "--tta-seed", "4"]
+    out = run(capsys, *args, "--json", "--top-k", "3")
+    assert out["tta"]["method"] == "zero" and out["tta"]["seed"] == 4 and out["tta"]["views"] == 64
+    assert [r["image"] for r in out["results"]] == paths  # stateless: the order given, not permuted
+    engine = S3Engine.from_pretrained(tiny_clip_dir, device="cpu")
+    want = engine.classify(paths, engine.request(["cat", "dog", "airplane"]), top_k=3, tta=ZeroConfig(seed=4))
+    assert [r["zero"] for r in out["results"]] == [[p.to_dict() for p in r] for r in want]
+    assert main(["classify", *args]) == 0
+    table = capsys.readouterr().out
+    assert "64 views per image, seeded by --tta-seed 4" in table and "ZERO-S^3 (local_center)" in table
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--tta-lam", "1"], "--tta-lam"),
+        (["--tta-state", "s.safetensors"], "--tta-state"),
+        (["--multi-label"], "multi"),
+    ],
+)
+def test_tta_zero_refuses_stateful_options(tiny_clip_dir, capsys, extra, fragment):
+    args = ["classify", "x.jpg", "--model", str(tiny_clip_dir), "--labels", "cat", "--tta", "zero", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and fragment in err and "not with --tta zero" in err and err.count("\n") == 1, err
