@@ -71,6 +71,10 @@ DEFAULT_TTA_SEEDS: tuple[int, ...] = (1, 2, 3)
 #: reported protocol), or one stream per process over its own shard (a simulation of deployment, named apart).
 TTA_STREAMS: tuple[str, ...] = ("single-stream", "per-process")
 
+#: The stream orders of ``s3 eval``'s test-time adaptation: seeded random, or the stress test of images sorted by
+#: true class (each class's images in the seeded order), reported as ``method[class-sorted]``.
+TTA_ORDERS: tuple[str, ...] = ("random", "class-sorted")
+
 
 @dataclass(frozen=True)
 class SpaceParams:
@@ -142,6 +146,7 @@ __all__ = [
     "RESIZE_KERNELS",
     "TEXT_VECTORS",
     "TTA_METHODS",
+    "TTA_ORDERS",
     "TTA_STREAMS",
     "RadiusRule",
     "SpaceParams",

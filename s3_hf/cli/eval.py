@@ -27,6 +27,7 @@ from s3_hf.options import (
     DEFAULT_STRIDE,
     DEFAULT_TTA_SEEDS,
     DEFAULT_WINDOW,
+    TTA_ORDERS,
     TTA_STREAMS,
     check_metric,
 )
@@ -121,6 +122,13 @@ def _tta_args(e: argparse.ArgumentParser) -> None:
         help="one seeded stream over every image, or one per process over its shard (a simulation of deployment, "
         "reported as ts3[per-process,N])",
     )
+    e.add_argument(
+        "--tta-order",
+        choices=list(TTA_ORDERS),
+        default=TTA_ORDERS[0],
+        help="the stream order: seeded random, or a stress test with the images sorted by true class (reported as "
+        "ts3[class-sorted])",
+    )
 
 
 def _json_options(text: str | None, augment_views: int | None = None) -> dict[str, Any]:
@@ -189,6 +197,7 @@ def _config(args: argparse.Namespace, runner: Any, benchmarks: list[str]) -> Any
         methods=[m for m in args.methods.split(",") if m],
         tta_seeds=int_list(args.tta_seeds, "--tta-seeds"),
         tta_stream=args.tta_stream,
+        tta_order=args.tta_order,
     )
 
 

@@ -24,6 +24,7 @@ from s3_hf.options import (
     DEFAULT_TTA_SEEDS,
     METRIC_NAMES,
     TTA_METHODS,
+    TTA_ORDERS,
     TTA_STREAMS,
 )
 from s3_hf.segmentation.options import SegmentOptions
@@ -127,11 +128,14 @@ class MethodsConfig:
         tta_seeds: the stream orders the adaptive methods run over (reported as mean and std).
         tta_stream: ``"single-stream"`` (one seeded stream over every image) or ``"per-process"`` (one stream per
             process over its own shard: a simulation of deployment, reported under other method names).
+        tta_order: ``"random"`` (each seed's permutation) or ``"class-sorted"`` (a stress test: the images sorted by
+            true class, each class's in the seed's order; reported as ``method[class-sorted]``).
     """
 
     methods: Sequence[str] = ()
     tta_seeds: Sequence[int] = DEFAULT_TTA_SEEDS
     tta_stream: str = "single-stream"
+    tta_order: str = "random"
 
     def __post_init__(self) -> None:
         known = (*STATIC_METHODS, *TTA_METHODS)
@@ -147,6 +151,8 @@ class MethodsConfig:
             raise InvalidConfigError(f"--tta-seeds must be distinct integers (the stream orders), got {seeds!r}.")
         if self.tta_stream not in TTA_STREAMS:
             raise InvalidConfigError(f"--tta-stream must be one of {', '.join(TTA_STREAMS)}, got {self.tta_stream!r}.")
+        if self.tta_order not in TTA_ORDERS:
+            raise InvalidConfigError(f"--tta-order must be one of {', '.join(TTA_ORDERS)}, got {self.tta_order!r}.")
 
     @property
     def adaptive(self) -> list[str]:
@@ -163,7 +169,8 @@ class MethodsConfig:
         """The flat options, only when methods were picked (a run without keeps its configuration key)."""
         if not self.methods:
             return {}
-        return {"methods": list(self.methods), "tta_seeds": list(self.tta_seeds), "tta_stream": self.tta_stream}
+        flags = {"methods": list(self.methods), "tta_seeds": list(self.tta_seeds), "tta_stream": self.tta_stream}
+        return flags if self.tta_order == TTA_ORDERS[0] else {**flags, "tta_order": self.tta_order}
 
 
 @dataclass

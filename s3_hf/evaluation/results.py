@@ -53,7 +53,8 @@ class Reliability:
 class StreamInfo:
     """How a test-time adaptation method saw the images: its ``protocol`` (``single-stream``, or ``per-process``
     over ``processes`` shards), the static method it adapts (``base``), its options and their hash, and per stream
-    seed the sha256 of the order (the permutation's int64 bytes)."""
+    seed the sha256 of the order (the permutation's int64 bytes); ``order``: ``random``, or the ``class-sorted``
+    stress test."""
 
     protocol: str
     base: str
@@ -62,6 +63,7 @@ class StreamInfo:
     seeds: list[int]
     permutation_sha256: list[str]
     processes: int = 1
+    order: str = "random"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class StreamInfo:
             "seeds": self.seeds,
             "permutation_sha256": self.permutation_sha256,
             "processes": self.processes,
+            "order": self.order,
         }
 
     @classmethod
@@ -86,6 +89,7 @@ class StreamInfo:
             [int(x) for x in data.get("seeds") or []],
             [str(x) for x in data.get("permutation_sha256") or []],
             int(data.get("processes", 1)),
+            str(data.get("order", "random")),
         )
 
 

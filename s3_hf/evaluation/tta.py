@@ -8,6 +8,9 @@ for any number of processes and batch size. TS^3 adapts the first S^3 ``local_ce
 space, with its published rules (:func:`~s3_hf.tta.tda_config`). Results are the mean and standard deviation over
 the seeds, with each order's sha256 and the options' hash.
 
+``--tta-order class-sorted`` is a stress test: the images sorted by true class (each class's in the seed's order),
+reported as ``method[class-sorted]``.
+
 ``per-process`` simulates deployment: the order is dealt round robin to the N processes (``π[r::N]``) and each
 shard adapts on its own state. It is reported as ``method[per-process,N]``, never beside the single-stream rows.
 """
@@ -35,6 +38,15 @@ CHUNK = 4096
 def permutation(m: int, seed: int) -> torch.Tensor:
     """The stream order of ``m`` images for ``seed``: a permutation from a generator of its own."""
     return torch.randperm(m, generator=torch.Generator().manual_seed(seed))
+
+
+def stream_order(labels: list[int], seed: int, mode: str = "random") -> torch.Tensor:
+    """The order images are streamed in: :func:`permutation`, or with ``"class-sorted"`` that permutation stably
+    sorted by true class (class 0's images first, each class's in the seeded order)."""
+    order = permutation(len(labels), seed)
+    if mode == "class-sorted":
+        order = order[torch.argsort(torch.tensor(labels, dtype=torch.int64)[order], stable=True)]
+    return order
 
 
 def permutation_hash(order: torch.Tensor) -> str:
@@ -91,8 +103,11 @@ def adapted_logits(
 
 
 def method_name(method: str, cfg: MethodsConfig, processes: int) -> str:
-    """``ts3``, or ``ts3[per-process,N]`` for the per-process simulation."""
-    return method if cfg.tta_stream == "single-stream" else f"{method}[per-process,{processes}]"
+    """``ts3``, ``ts3[per-process,N]`` for the per-process simulation, ``ts3[class-sorted]`` for the class-sorted
+    stress order (``ts3[per-process,N,class-sorted]`` for both)."""
+    tags = [f"per-process,{processes}"] if cfg.tta_stream == "per-process" else []
+    tags += [cfg.tta_order] if cfg.tta_order != "random" else []
+    return f"{method}[{','.join(tags)}]" if tags else method
 
 
 def score_adaptive(
@@ -123,14 +138,13 @@ def score_adaptive(
         config = method_config(method)
         draws, hashes = [], []
         for seed in cfg.tta_seeds:
-            order = permutation(len(labels), seed)
+            order = stream_order(labels, seed, cfg.tta_order)
             hashes.append(permutation_hash(order))
             logits = adapted_logits(engine, space, metric, config, emb, order, shards)
             draws.append(score_logits(logits, labels, engine.family.scoring, metrics))
         scored = score_draws(draws, cfg.tta_seeds)
-        scored.scores.stream = StreamInfo(
-            cfg.tta_stream, base, config.config_hash(), config.to_dict(), list(cfg.tta_seeds), hashes, shards
-        )
+        info = (config.config_hash(), config.to_dict(), list(cfg.tta_seeds), hashes, shards, cfg.tta_order)
+        scored.scores.stream = StreamInfo(cfg.tta_stream, base, *info)
         out[method_name(method, cfg, processes)] = scored
     return out
 
@@ -144,4 +158,5 @@ __all__ = [
     "permutation",
     "permutation_hash",
     "score_adaptive",
+    "stream_order",
 ]

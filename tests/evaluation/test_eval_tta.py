@@ -120,6 +120,26 @@ def test_per_process_rows_are_named_apart(engine, spaces, stream_data):
     assert single["ts3"].predictions != out[name].predictions or single["ts3"].scores.nll != out[name].scores.nll
 
 
+def test_class_sorted_order_is_a_stress_row_named_apart(engine, spaces, stream_data):
+    emb, labels = stream_data
+    order = tta.stream_order(labels, 2, "class-sorted")
+    assert sorted(order.tolist()) == list(range(len(labels)))
+    assert [labels[i] for i in order] == sorted(labels)
+    seeded = tta.permutation(len(labels), 2).tolist()
+    for c in set(labels):  # each class's images keep the seed's order
+        assert [i for i in order.tolist() if labels[i] == c] == [i for i in seeded if labels[i] == c]
+    assert torch.equal(tta.stream_order(labels, 2), tta.permutation(len(labels), 2))
+    cfg = MethodsConfig(methods=("ts3",), tta_seeds=(2,), tta_order="class-sorted")
+    out = tta.score_adaptive(engine, cfg, emb, labels, spaces)
+    (name,) = out
+    assert name == "ts3[class-sorted]" and out[name].scores.stream.order == "class-sorted"
+    assert out[name].scores.stream.permutation_sha256 == [tta.permutation_hash(order)]
+    both = MethodsConfig(methods=("ts3",), tta_seeds=(2,), tta_order="class-sorted", tta_stream="per-process")
+    assert tta.method_name("ts3", both, 2) == "ts3[per-process,2,class-sorted]"
+    flags = EvalConfig.from_flags(model="m", benchmarks=["b"], methods=["ts3"], tta_order="class-sorted").to_dict()
+    assert flags["tta_order"] == "class-sorted" and EvalConfig.from_flags(**flags).to_dict() == flags
+
+
 def test_adaptive_rows_beside_static_ones_with_wins_against_label(engine, spaces, stream_data):
     emb, labels = stream_data
     extra = tta.score_adaptive(engine, MethodsConfig(methods=("ts3", "tda")), emb, labels, spaces)
@@ -153,7 +173,14 @@ def test_without_methods_the_configuration_is_unchanged():
 
 @pytest.mark.parametrize(
     "flags",
-    [{"methods": ["zero"]}, {"tta_seeds": []}, {"tta_seeds": [1, 1]}, {"tta_seeds": [True]}, {"tta_stream": "x"}],
+    [
+        {"methods": ["zero"]},
+        {"tta_seeds": []},
+        {"tta_seeds": [1, 1]},
+        {"tta_seeds": [True]},
+        {"tta_stream": "x"},
+        {"tta_order": "sorted"},
+    ],
 )
 def test_bad_method_options_are_refused(flags):
     with pytest.raises(InvalidConfigError):
