@@ -6,7 +6,9 @@ and cached on disk by (model, revision, data, preprocessing, dtype); then every 
 source. Metrics come from the project's own ``evaluate`` modules in ``eval/metrics``. A benchmark finished with the
 same configuration on the same data (its resolved location and data fingerprint) is not recomputed; an unreachable
 one is reported and skipped. Every prerequisite is checked before the first image is encoded, and no file in the
-results folder that s3 eval did not write is replaced without ``overwrite``.
+results folder that s3 eval did not write is replaced without ``overwrite``. Beside ``results.json``, every
+benchmark and zero-shot method gets a file in CLIP_benchmark's format in ``clip_benchmark/``
+(:mod:`s3_hf.evaluation.clipbench`), for ``clip_benchmark build``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 
 from s3_hf.baselines.texts import dclip_template
 from s3_hf.errors import EvalError
-from s3_hf.evaluation import fewshot, methods, report, tta
+from s3_hf.evaluation import clipbench, fewshot, methods, report, tta
 from s3_hf.evaluation.classification import METRIC_DIR, load_metric, score_methods
 from s3_hf.evaluation.config import S3_METRICS, TASKS, EvalConfig
 from s3_hf.evaluation.data import registry
@@ -339,6 +341,7 @@ def run(cfg: EvalConfig) -> RunResult | Any:
         return segmentation.run(cfg, _accelerator)
     plans = plan_benchmarks(cfg.run.benchmarks, cfg.run.imagenet_sample)
     report.check_outputs(out, [*report.RUN_FILES, *(f for p in plans for f in p.files)], cfg.run.overwrite)
+    clipbench.check_folder(out, cfg.run.overwrite)
     from s3_hf.engine.core import S3Engine
 
     accelerator = _accelerator()
@@ -361,6 +364,7 @@ def run(cfg: EvalConfig) -> RunResult | Any:
             summary.benchmarks[plan.name] = record
     if main:
         report.write_reports(summary, out)
+        clipbench.write_files(summary, out)
     accelerator.wait_for_everyone()
     return summary
 
