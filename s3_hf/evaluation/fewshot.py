@@ -118,7 +118,8 @@ def score_fewshot(
     """Per (shots, seed): top-1 and mean per-class accuracy of zero-shot, the cache alone, SSP and GDA, and the
     calibration (``ece``, ``nll``) of those whose scores are the engine's probabilities: zero-shot, the cache and
     SSP (GDA's logits add a fitted Gaussian term to the zero-shot logits without the family's bias: not the
-    engine's probabilities); and per shots the mean and standard deviation of top-1 over seeds."""
+    engine's probabilities); and per shots the mean and standard deviation of top-1 over seeds (and the mean ECE
+    of the calibrated methods)."""
     top_k, per_class = load_metric("top_k_accuracy"), load_metric("mean_per_class_accuracy")
     logits = space_logits(engine, emb, space, metric, chunk)
     zero_shot = logits.argmax(-1).tolist()
@@ -140,6 +141,10 @@ def score_fewshot(
             values = torch.tensor([r.scores[method]["top1"] for r in records if r.shots == k], dtype=torch.float64)
             std = float(values.std(unbiased=False)) if len(values) > 1 else 0.0
             summary[str(k)][method] = {"top1_mean": float(values.mean()), "top1_std": std}
+            eces = [r.scores[method].get("ece") for r in records if r.shots == k]
+            eces = [e for e in eces if e is not None]
+            if eces:  # the methods scored with the engine's probabilities (not GDA)
+                summary[str(k)][method]["ece_mean"] = sum(eces) / len(eces)
     return FewShotResult(records, summary)
 
 

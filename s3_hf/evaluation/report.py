@@ -126,8 +126,9 @@ def adaptation_markdown(summary: RunResult) -> list[str]:
 
 
 def fewshot_markdown(summary: RunResult) -> list[str]:
-    """Few-shot top-1 (%) per benchmark and shot count: mean ± std over support samples (seeds)."""
-    rows = []
+    """Few-shot top-1 (%) per benchmark and shot count: mean ± std over support samples (seeds); then the mean ECE
+    (%) of the methods scored with the engine's probabilities."""
+    rows, ece_rows = [], []
     for name, rec in summary.benchmarks.items():
         fs = rec.fewshot
         if fs is None:
@@ -139,8 +140,20 @@ def fewshot_markdown(summary: RunResult) -> list[str]:
         for k, methods in fs.summary.items():
             cells = [f"{100 * m['top1_mean']:.2f} ± {100 * m['top1_std']:.2f}" for m in methods.values()]
             rows.append(f"| {name} | {k} | {seeds} | " + " | ".join(cells) + " |")
+            eces = [f"{100 * m['ece_mean']:.2f}" if "ece_mean" in m else "–" for m in methods.values()]
+            if any(e != "–" for e in eces):
+                ece_rows.append(f"| {name} | {k} | " + " | ".join(eces) + " |")
     if not rows:
         return []
+    calibration = [
+        "",
+        "Expected calibration error (%, 15 bins), mean over support samples; GDA's scores are not the model's "
+        "probabilities (a fitted Gaussian term), so it has none.",
+        "",
+        "| benchmark | shots | zero-shot | cache | SSP | GDA |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *ece_rows,
+    ]
     base = next((r.fewshot.base for r in summary.benchmarks.values() if r.fewshot and r.fewshot.base), "")
     return [
         "",
@@ -151,6 +164,7 @@ def fewshot_markdown(summary: RunResult) -> list[str]:
         "| benchmark | shots | seeds | zero-shot | cache | SSP | GDA |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         *rows,
+        *(calibration if ece_rows else []),
     ]
 
 

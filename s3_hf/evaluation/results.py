@@ -178,7 +178,8 @@ class FewShotRun:
 @dataclass
 class FewShotResult:
     """A benchmark's few-shot runs, and per shot count and method the mean and standard deviation of top-1 over
-    seeds (``summary[shots][method] = {"top1_mean", "top1_std"}``); or why there are none (``error``)."""
+    seeds (``summary[shots][method] = {"top1_mean", "top1_std"}``, plus ``"ece_mean"`` for the methods scored with
+    the engine's probabilities); or why there are none (``error``)."""
 
     runs: list[FewShotRun] = field(default_factory=list)
     summary: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)

@@ -137,8 +137,15 @@ def test_fewshot_two_processes_equal_one(split_folder, tiny_clip_dir, tmp_path):
         assert r["ssp_params"]["tuned"] is (r["shots"] == 2)
         assert r["cache_params"]["gamma"] == 0.0
     assert set(one["fewshot"]["summary"]) == {"1", "2"}
+    two_shot = one["fewshot"]["summary"]["2"]
+    for m in ("zero-shot", "cache", "ssp"):  # the mean ECE over seeds, for the methods with calibrated scores
+        want = sum(r[m]["ece"] for r in runs if r["shots"] == 2) / 2
+        assert two_shot[m]["ece_mean"] == pytest.approx(want, abs=1e-12)
+    assert "ece_mean" not in two_shot["gda"]
     table = (tmp_path / "one" / "results.md").read_text()
     assert "Few-shot top-1" in table and f"| {split_folder.name} | 2 | 2 |" in table
+    ece_row = f"| {split_folder.name} | 2 | {100 * two_shot['zero-shot']['ece_mean']:.2f} |"
+    assert "Expected calibration error" in table and ece_row in table and table.count(ece_row) == 1
 
 
 def test_fewshot_eval_with_siglip2(split_folder, tmp_path, runner):
