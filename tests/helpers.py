@@ -111,7 +111,8 @@ class FakeHub:
         self.repos = repos
         self.requests: list[tuple[str, str]] = []
         self.created: list[dict] = []  # create_repo payloads
-        self.commits: list[dict] = []  # {"repo_type", "repo_id", "revision", "summary", "files": {path: bytes}}
+        # {"repo_type", "repo_id", "revision", "summary", "files": {path: bytes}, "deleted": [path, ...]}
+        self.commits: list[dict] = []
 
     def handle(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append((request.method, request.url.path))
@@ -144,11 +145,14 @@ class FakeHub:
 
     def handle_api(self, request: httpx2.Request) -> httpx2.Response:
         """create_repo, and upload_folder's README check, preupload and commit (every file a regular, inline blob).
-        Files committed to a model repo become downloadable from it."""
+        A commit to a model repo applies its deletions, then its files, which become downloadable from it; a
+        deletion of a file the repo does not hold fails the whole commit, as on the Hub."""
         if request.method == "POST" and request.url.path == "/api/repos/create":
             payload = json.loads(request.content)
             self.created.append(payload)
             repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+            if (payload.get("type") or "model") == "model":
+                self.repos.setdefault(repo_id, {})  # an empty model repo, listed and committed to like any
             prefix = _URL_PREFIX[payload.get("type") or "model"]
             return httpx2.Response(200, json={"url": f"{constants.ENDPOINT}/{prefix}{repo_id}"}, request=request)
         if request.method == "POST" and request.url.path == "/api/validate-yaml":  # upload_folder checks README.md
@@ -165,16 +169,40 @@ class FakeHub:
             return httpx2.Response(200, json={"files": modes}, request=request)
         lines = [json.loads(line) for line in request.content.decode().splitlines() if line.strip()]
         files = {x["value"]["path"]: base64.b64decode(x["value"]["content"]) for x in lines if x["key"] == "file"}
+        deleted = [x["value"]["path"] for x in lines if x["key"] in ("deletedFile", "deletedFolder")]
         repo_type = m["type"]
         summary = next(x["value"]["summary"] for x in lines if x["key"] == "header")
         self.commits.append(
-            {"repo_type": repo_type, "repo_id": m["repo"], "revision": m["rev"], "summary": summary, "files": files}
+            {
+                "repo_type": repo_type,
+                "repo_id": m["repo"],
+                "revision": m["rev"],
+                "summary": summary,
+                "files": files,
+                "deleted": deleted,
+            }
         )
         if repo_type == "model":
-            self.repos.setdefault(m["repo"], {}).update(files)
+            repo = self.repos.setdefault(m["repo"], {})
+            missing = [path for path in deleted if not self._delete(repo, path)]
+            if missing:  # the Hub refuses a commit deleting what the repo does not hold, and applies none of it
+                return httpx2.Response(
+                    404,
+                    headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": f"{missing} not found"},
+                    request=request,
+                )
+            repo.update(files)
         url = f"{constants.ENDPOINT}/{_URL_PREFIX[repo_type]}{m['repo']}/commit/{COMMIT}"
         body = {"commitUrl": url, "commitOid": COMMIT, "pullRequestUrl": None}
         return httpx2.Response(200, json=body, request=request)
+
+    @staticmethod
+    def _delete(repo: dict[str, bytes], path: str) -> bool:
+        """Delete a file, or a folder (``path`` ending in ``/``) with everything in it; whether there was one."""
+        names = [n for n in repo if n.startswith(path)] if path.endswith("/") else [path] * (path in repo)
+        for name in names:
+            del repo[name]
+        return bool(names)
 
     def handle_repo_info(self, request: httpx2.Request, m: re.Match) -> httpx2.Response:
         """A repo's info (its files as siblings) and its tree (one folder level, or recursive)."""

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from s3_hf.engine.results import SpaceSelection
-from s3_hf.errors import AdapterMismatchError, InvalidLabelsError, ModelMismatchError
+from s3_hf.errors import InvalidLabelsError, ModelMismatchError
 from s3_hf.fewshot import (
     SSPAdapter,
     SSPConfig,
@@ -96,20 +96,11 @@ def check_adapter(adapter: SSPAdapter, selection: SpaceSelection, metric: str, w
             f"not for the requested {selection.labels[:5]}... ({len(selection.labels)}). Fit one for these "
             "classes."
         )
-    fitted_space = adapter.info.space_sha256
-    if fitted_space is None:
-        if id(adapter) in warned:  # once per adapter, not on every image
-            return adapter
+    if not adapter.check_space(selection.space) and id(adapter) not in warned:  # once per adapter, not per image
         warned.add(id(adapter))
         logger.warning(
-            "The few-shot adapter does not record the space it was fitted on (saved by an older s3-hf); it is "
-            "used as is. Refit it with `s3 fewshot` so that a mismatch can be caught."
-        )
-    elif fitted_space != selection.space.tensors_hash():
-        raise AdapterMismatchError(
-            f"The few-shot adapter was fitted on another synonym space (tensor hash {fitted_space[:12]}..., this "
-            f"space's is {selection.space.tensors_hash()[:12]}...), even if the classes are the same: its text "
-            "vectors and tuned weights belong to that space. Refit it on this space with `s3 fewshot`."
+            "The few-shot adapter does not record the space it was fitted on (saved by an older s3-hf, or fitted "
+            "on raw features); it is used as is. Refit it with `s3 fewshot` so that a mismatch can be caught."
         )
     return adapter
 

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 import torch
 
-from s3_hf.errors import ArtifactCorruptError, ArtifactShapeError, InvalidConfigError
+from s3_hf.errors import AdapterMismatchError, ArtifactCorruptError, ArtifactShapeError, InvalidConfigError
 from s3_hf.fewshot.config import SSPConfig
 from s3_hf.fewshot.subspaces import Terms
 from s3_hf.io.artifact import Artifact, Writer, check_format_version, json_text, read_tensors, sha256, tensor_bytes
@@ -20,6 +21,14 @@ SSP_FORMAT_VERSION = 1
 SSP_CONFIG_NAME = "ssp_config.json"
 SSP_TENSORS_NAME = "ssp_state.safetensors"
 PROVENANCE_KEYS = ("base_model", "zero_shot_metric", "text_vector", "space_sha256")
+
+logger = logging.getLogger(__name__)
+
+
+class SpaceLike(Protocol):
+    """What an adapter checks of the space it is used or pushed with (a :class:`~s3_hf.space.artifact.SynonymSpace`)."""
+
+    def tensors_hash(self) -> str: ...
 
 
 def _refit(where: str, msg: str) -> ArtifactCorruptError:
@@ -111,6 +120,7 @@ class SSPAdapter(Artifact):
     missing_hint: ClassVar[str] = "it holds no few-shot (SSP) adapter."
     commit_message: ClassVar[str] = "Upload SSP few-shot adapter"
     upload_patterns: ClassVar[list[str] | None] = [SSP_CONFIG_NAME, SSP_TENSORS_NAME]
+    replaces_on_push: ClassVar[tuple[str, ...] | None] = ("few-shot adapter",)  # never the space beside it
 
     def __init__(
         self, labels: Sequence[str], config: SSPConfig, info: FitInfo | Mapping[str, Any], terms: Terms | None
@@ -165,6 +175,38 @@ class SSPAdapter(Artifact):
         if self.gamma:
             out = out + self.gamma * self._terms.language(v)
         return out
+
+    def check_space(self, space: SpaceLike) -> bool:
+        """Whether this adapter records the synonym space it was fitted on and ``space`` is that space (its
+        :meth:`~s3_hf.space.artifact.SynonymSpace.tensors_hash`): ``True``; ``False`` when it records none (saved
+        before the hash was recorded, or fitted on raw features: nothing can be checked, the caller warns).
+
+        Raises:
+            AdapterMismatchError: it was fitted on another space, even one with the same classes; its message says
+                how to refit it (``s3 fewshot``).
+        """
+        fitted_on = self.info.space_sha256
+        if fitted_on is None:
+            return False
+        current = space.tensors_hash()
+        if fitted_on != current:
+            raise AdapterMismatchError(
+                f"The few-shot adapter was fitted on another synonym space (tensor hash {fitted_on[:12]}..., this "
+                f"space's is {current[:12]}...), even if the classes are the same: its text vectors and tuned "
+                "weights belong to that space. Refit it on this space: `s3 fewshot SUPPORT_FOLDER --space SPACE "
+                "--out FOLDER` (or pass support=SUPPORT_FOLDER to fit it afresh)."
+            )
+        return True
+
+    def check_beside(self, primary: Artifact) -> None:
+        """Refuse (:class:`~s3_hf.errors.AdapterMismatchError`) to be pushed beside a synonym space other than the
+        one it was fitted on; an adapter that records no space is pushed with a warning."""
+        if hasattr(primary, "tensors_hash") and not self.check_space(cast("SpaceLike", primary)):
+            logger.warning(
+                "The few-shot adapter does not record the space it was fitted on (saved by an older s3-hf, or "
+                "fitted on raw features); it is pushed as is. Refit it with `s3 fewshot` so that a mismatch can be "
+                "caught."
+            )
 
     # ------------------------------------------------------------------------------------ the artifact's files
     def writers(self, target: Path, repo_id: str | None, overwrite: bool) -> tuple[dict[str, Writer], list[str]]:

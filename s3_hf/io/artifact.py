@@ -18,10 +18,21 @@ from typing import Any, ClassVar, Self
 
 from s3_hf.errors import ArtifactCorruptError, ArtifactError, ArtifactNotFoundError, FormatVersionError
 from s3_hf.io.files import recover_folder, write_artifact
-from s3_hf.io.hub import download, upload
+from s3_hf.io.hub import Tracking, download, upload
 
 #: A writer of one of an artifact's files: it is given the path to write.
 Writer = Callable[[Path], None]
+
+#: The files s3-hf pushed before pushes recorded them (:data:`~s3_hf.io.hub.MANIFEST_NAME`), with what wrote them:
+#: in a repo without a manifest, these are the files a push may replace.
+PRE_MANIFEST_FILES = {
+    "s3_config.json": "synonym space",
+    "synonyms.json": "synonym space",
+    "s3_space.safetensors": "synonym space",
+    "README.md": "synonym space",
+    "ssp_config.json": "few-shot adapter",
+    "ssp_state.safetensors": "few-shot adapter",
+}
 
 
 def json_text(data: Any) -> str:
@@ -133,6 +144,10 @@ class Artifact:
     commit_message: ClassVar[str]
     #: The files :meth:`push_to_hub` uploads (``None``: every file written).
     upload_patterns: ClassVar[list[str] | None] = None
+    #: The kinds (``what``) of the files of earlier pushes that a push of this artifact replaces: those it does not
+    #: write again are deleted in its commit. ``None``: every file s3-hf wrote in the repo (a synonym space: the
+    #: few-shot adapter fitted on the space before is stale once the space changes).
+    replaces_on_push: ClassVar[tuple[str, ...] | None] = None
 
     def writers(self, target: Path, repo_id: str | None, overwrite: bool) -> tuple[dict[str, Writer], list[str]]:
         """The artifact's files (name -> writer) and the names of entries of ``target`` not to carry over; raise
@@ -219,8 +234,13 @@ class Artifact:
         private: bool | None = None,
         revision: str | None = None,
         commit_message: str | None = None,
+        adapter: Artifact | None = None,
     ) -> str:
-        """Create ``repo_id`` if needed and upload the artifact's files in one commit; returns the commit URL.
+        """Create ``repo_id`` if needed and upload the artifact's files, with ``adapter``'s, in one commit that also
+        deletes the files earlier s3-hf pushes wrote there and this one replaces without carrying them again (a
+        synonym space's push replaces everything s3-hf wrote, the few-shot adapter fitted on the space before
+        among it; an adapter's push only the adapter's files). Files s3-hf did not write stay. Returns the commit
+        URL.
 
         Args:
             repo_id: ``"org/name"``.
@@ -228,19 +248,52 @@ class Artifact:
             private: create the repo private.
             revision: the branch to commit to.
             commit_message: the commit message (default: the artifact's own).
+            adapter: an artifact saved beside this one and pushed with it, such as the few-shot adapter fitted on
+                a synonym space; it is checked against this artifact first (:meth:`check_beside`).
         """
+        parts = [self] if adapter is None else [self, adapter]
+        if adapter is not None:
+            adapter.check_beside(self)
+
+        def write(tmp: Path, repo: str) -> Path:
+            folder = tmp / "artifact"
+            for part in parts:
+                part.save_pretrained(folder, repo_id=repo)
+            return folder
+
         return upload(
             repo_id,
-            lambda tmp, repo: self.save_pretrained(tmp / "artifact", repo_id=repo),
+            write,
             token=token,
             private=private,
             revision=revision,
-            commit_message=commit_message or self.commit_message,
-            allow_patterns=self.upload_patterns,
+            commit_message=commit_message
+            or (self.commit_message if adapter is None else f"{self.commit_message} and its {adapter.what}"),
+            allow_patterns=None if adapter is not None else self.upload_patterns,
+            tracking=tracking(parts),
         )
+
+    def check_beside(self, primary: Artifact) -> None:
+        """Raise a typed :class:`ArtifactError` unless this artifact may be saved and pushed beside ``primary``
+        (a few-shot adapter beside the synonym space it was fitted on). Default: any pairing is fine."""
+
+    def owned_files(self) -> tuple[str, ...]:
+        """The names of the files this artifact writes that are its own (a push records them as its kind)."""
+        return (*self.required_files, *self.optional_files)
+
+
+def tracking(parts: Sequence[Artifact]) -> Tracking:
+    """How a push of ``parts`` (the first the main one) records its files and which earlier ones it replaces:
+    each file is the kind (``what``) of the last part that owns it, else the first part's; the kinds replaced are
+    the parts' :attr:`Artifact.replaces_on_push` (``None`` for any of them: every kind)."""
+    owners = {name: part.what for part in parts for name in part.owned_files()}
+    replaced = [part.replaces_on_push for part in parts]
+    kinds = None if any(r is None for r in replaced) else frozenset(k for r in replaced for k in r or ())
+    return Tracking(kind_of=lambda name: owners.get(name, parts[0].what), replaces=kinds, legacy=PRE_MANIFEST_FILES)
 
 
 __all__ = [
+    "PRE_MANIFEST_FILES",
     "Artifact",
     "Writer",
     "check_format_version",
@@ -250,4 +303,5 @@ __all__ = [
     "require_files",
     "sha256",
     "tensor_bytes",
+    "tracking",
 ]

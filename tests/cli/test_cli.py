@@ -6,8 +6,7 @@ import json
 import os
 
 import pytest
-from helpers import SYNONYMS
-from huggingface_hub import HfApi
+from helpers import SYNONYMS, fake_hub
 
 from s3_hf.cli import main
 
@@ -77,13 +76,10 @@ def test_push(files, tmp_path, tiny_clip_dir, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     assert main(["push", str(out), "org/space"]) == 2
     assert "hf auth login" in capsys.readouterr().err
-    uploaded = {}
-    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: type("U", (), {"repo_id": repo_id})())
-    monkeypatch.setattr(
-        HfApi, "upload_folder", lambda self, **kw: uploaded.update(kw) or type("I", (), {"commit_url": "url"})()
-    )
-    assert main(["push", str(out), "org/space", "--token", "hf_x"]) == 0
-    assert uploaded["repo_id"] == "org/space"
+    with fake_hub({}) as hub:
+        assert main(["push", str(out), "org/space", "--token", "hf_x"]) == 0
+    (commit,) = hub.commits
+    assert commit["repo_id"] == "org/space" and "s3_config.json" in commit["files"]
 
 
 def test_synonyms_then_build(tmp_path, tiny_clip_dir, capsys):
@@ -151,14 +147,11 @@ def test_fewshot_fit_then_classify(files, tmp_path, tiny_clip_dir, photos, capsy
     assert json.loads(capsys.readouterr().out) == from_adapter
     assert main([*args, "--support", str(support), "--fewshot-mode", "cache"]) == 0
     assert "S^3 + CACHE (local_center)" in capsys.readouterr().out
-    # `s3 push` takes the adapter along with the space
-    uploads = []
-    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: type("U", (), {"repo_id": repo_id})())
-    monkeypatch.setattr(
-        HfApi, "upload_folder", lambda self, **kw: uploads.append(kw) or type("I", (), {"commit_url": "url"})()
-    )
-    assert main(["push", str(space), "org/space", "--token", "hf_x"]) == 0
-    assert len(uploads) == 2 and uploads[1]["allow_patterns"] == ["ssp_config.json", "ssp_state.safetensors"]
+    # `s3 push` takes the adapter along with the space, in the same commit
+    with fake_hub({}) as hub:
+        assert main(["push", str(space), "org/space", "--token", "hf_x"]) == 0
+    (commit,) = hub.commits
+    assert {"ssp_config.json", "ssp_state.safetensors", "s3_config.json"} <= set(commit["files"])
     assert "few-shot adapter" in capsys.readouterr().out
     # nowhere to write: refused before any work
     assert main(["fewshot", str(support), "--labels", str(labels), "--model", str(tiny_clip_dir)]) != 0

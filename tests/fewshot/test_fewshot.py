@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -417,26 +416,15 @@ def test_pipeline_support(s3_pipe, photos, tmp_path):
         s3_pipe(image, candidate_labels=LABELS, fewshot={"mode": "cache"})
 
 
-def test_adapter_on_the_hub(problem, tmp_path, monkeypatch):
-    from helpers import COMMIT, fake_hub, folder_files
-    from huggingface_hub import HfApi
+def test_adapter_on_the_hub(problem, tmp_path):
+    from helpers import COMMIT, fake_hub
 
     text, (sg, sl, sy), (tg, _, _) = problem
     adapter = fit_ssp(sg, sl, sy, text, lambda v: v @ text.T, names(10))
-    calls = {}
-
-    def create_repo(self, repo_id, **kwargs):
-        return type("Url", (), {"repo_id": repo_id})()
-
-    def upload_folder(self, *, repo_id, folder_path, allow_patterns, **kwargs):
-        calls["files"] = {k: v for k, v in folder_files(Path(folder_path)).items() if k in allow_patterns}
-        return type("Info", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/{COMMIT}"})()
-
-    monkeypatch.setattr(HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    assert adapter.push_to_hub("org/pets-s3", token="hf_fake").endswith(COMMIT)
-    assert sorted(calls["files"]) == [SSP_CONFIG_NAME, SSP_TENSORS_NAME]
-    with fake_hub({"org/pets-s3": calls["files"], "org/space-only": {"s3_config.json": b"{}"}}):
+    with fake_hub({"org/space-only": {"s3_config.json": b"{}"}}) as hub:
+        assert adapter.push_to_hub("org/pets-s3", token="hf_fake").endswith(COMMIT)
+        (commit,) = hub.commits
+        assert sorted(commit["files"]) == sorted([SSP_CONFIG_NAME, SSP_TENSORS_NAME, "s3_manifest.json"])
         loaded = SSPAdapter.from_pretrained("org/pets-s3", cache_dir=tmp_path / "cache")
         with pytest.raises(ArtifactNotFoundError, match="few-shot adapter"):
             SSPAdapter.from_pretrained("org/space-only", cache_dir=tmp_path / "cache")

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import COMMIT, fake_hub, folder_files
-from huggingface_hub import HfApi
 from safetensors.torch import load_file, save_file
 
 import s3_hf
@@ -95,23 +94,13 @@ def test_pipeline_accepts_hub_id(small_space, tmp_path, monkeypatch, s3_pipe, ph
     assert from_hub == local
 
 
-def test_push_to_hub_uploads_files_and_card(small_space, monkeypatch):
-    calls = {}
-
-    def create_repo(self, repo_id, **kwargs):
-        calls["create"] = repo_id
-        return type("Url", (), {"repo_id": repo_id})()
-
-    def upload_folder(self, *, repo_id, folder_path, **kwargs):
-        calls["upload"] = (repo_id, folder_files(Path(folder_path)))
-        return type("Info", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/{COMMIT}"})()
-
-    monkeypatch.setattr(HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    url = small_space.push_to_hub("org/pets-s3", token="hf_fake")
+def test_push_to_hub_uploads_files_and_card(small_space):
+    with fake_hub({}) as hub:
+        url = small_space.push_to_hub("org/pets-s3", token="hf_fake")
     assert url.endswith(COMMIT)
-    repo, files = calls["upload"]
-    assert repo == "org/pets-s3" and sorted(files) == sorted([CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, CARD_NAME])
+    (commit,) = hub.commits
+    files = commit["files"]
+    assert commit["repo_id"] == "org/pets-s3" and {CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, CARD_NAME} <= set(files)
     assert b'synonym_space="org/pets-s3"' in files[CARD_NAME]
     assert json.loads(files[CONFIG_NAME])["class_names"] == small_space.labels
 
