@@ -15,6 +15,7 @@ import s3_hf.cli.card as card
 import s3_hf.cli.classify as classify
 import s3_hf.cli.demo as demo
 import s3_hf.cli.eval as eval_command
+import s3_hf.cli.export as export
 import s3_hf.cli.fewshot as fewshot
 import s3_hf.cli.inspect as inspect
 import s3_hf.cli.push as push
@@ -25,7 +26,7 @@ from s3_hf.cli.arguments import verbose_arg
 from s3_hf.errors import S3Error
 
 #: The sub-commands, in the order ``s3 --help`` lists them.
-COMMANDS = (build, classify, segment, fewshot, demo, synonyms, bench, eval_command, card, space, inspect, push)
+COMMANDS = (build, classify, segment, fewshot, demo, synonyms, bench, eval_command, card, space, inspect, push, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
