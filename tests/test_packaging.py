@@ -1,5 +1,5 @@
 """Packaging: eval/ is the s3_hf.evaluation package (no path hacks, no bare top-level modules), the wheel holds it and
-the Space files once, one version, and optional dependencies that say how to install them."""
+the Space files once, the PEP 561 marker, one version, and optional dependencies that say how to install them."""
 
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ def test_wheel_is_the_package_folder_as_it_is(wheel):
     assert packaged == source  # evaluation, the card template, the Space template and data files included
     for name in ("s3_hf/evaluation/runner.py", "s3_hf/app/space_template/app.py", "s3_hf/space/card_template.md"):
         assert name in names
+    # PEP 561: type checkers read the package's inline annotations only when the marker ships at its top
+    assert "s3_hf/py.typed" in names and (ROOT / "s3_hf" / "py.typed").is_file()
     top = {n.split("/")[0] for n in names}
     assert top == {"s3_hf", f"s3_hf-{s3_hf.__version__}.dist-info"}
 

@@ -8,7 +8,8 @@ installs the requirements before it copies the rest of the repository). ``s3 spa
 folder to a Gradio Space repository.
 
 The Space's ``app.py`` and ``README.md`` come from the template folder beside this module (``space_template/``);
-they are read as files, never imported.
+they are read as files, never imported, and filled in for what the Space is built for (:mod:`s3_hf.app.space_config`:
+the model and synonym space preloaded at build time and opened at start-up, ZeroGPU).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shutil
 import tomllib
 from pathlib import Path
 
+from s3_hf.app.space_config import SPACES_PACKAGE, SpaceTarget, app_text, readme_text, resolve_target
 from s3_hf.errors import SpaceBuildError
 from s3_hf.io.files import write_folder
 
@@ -95,7 +97,7 @@ def _copy_package(dest: Path) -> None:
     shutil.copytree(src, dest / PACKAGE, ignore=ignore, symlinks=False)
 
 
-def build_space(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def build_space(out: str | os.PathLike, *, overwrite: bool = False, target: SpaceTarget | None = None) -> Path:
     """Write a deployable Gradio Space folder.
 
     The folder is assembled in a temporary folder beside ``out`` and moved into place at the end, so ``out`` is
@@ -104,15 +106,22 @@ def build_space(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     Args:
         out: the folder to write; it must not exist, be empty, or ``overwrite`` must be set.
         overwrite: replace a non-empty ``out``.
+        target: the model and synonym space the Space serves and whether it runs on ZeroGPU (default: the app's
+            default model, no space, any hardware); see :func:`~s3_hf.app.space_config.resolve_target`.
     """
+    target = target or SpaceTarget()
     app = space_app_dir()
     requirements = _requirement_lines()
+    if target.zero_gpu and SPACES_PACKAGE not in requirements:
+        requirements.append(SPACES_PACKAGE)
 
     def fill(tmp: Path) -> None:
         for f in sorted(app.iterdir()):
             if f.is_file() and f.suffix == ".py":
-                shutil.copy2(f, tmp / f.name)
-        shutil.copy2(app / "README.md", tmp / "README.md")
+                text = f.read_text(encoding="utf-8")
+                (tmp / f.name).write_text(app_text(text, target) if f.name == "app.py" else text, encoding="utf-8")
+        readme = readme_text((app / "README.md").read_text(encoding="utf-8"), target)
+        (tmp / "README.md").write_text(readme, encoding="utf-8")
         _copy_package(tmp)
         (tmp / "requirements.txt").write_text(REQUIREMENTS_HEADER + "\n".join(requirements) + "\n", encoding="utf-8")
 
@@ -177,4 +186,12 @@ def push_space(
     )
 
 
-__all__ = ["build_space", "check_space", "package_dir", "push_space", "space_app_dir"]
+__all__ = [
+    "SpaceTarget",
+    "build_space",
+    "check_space",
+    "package_dir",
+    "push_space",
+    "resolve_target",
+    "space_app_dir",
+]

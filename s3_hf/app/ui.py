@@ -7,6 +7,9 @@ builds no UI.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 import gradio as gr
 
 from s3_hf.app.adaptation import adaptation_status
+from s3_hf.app.gpu import gpu
 from s3_hf.app.handlers import ADAPT_NAME, MULTI_LABEL_NAME, AppHandlers
 from s3_hf.app.inputs import ABSTAIN_NAME, MAX_TOP_K, VARIANTS
 from s3_hf.app.settings import AppSettings, AppSettingsError
@@ -28,7 +32,10 @@ EXAMPLE_SYNONYMS = [
     ["cup of coffee", "coffee, espresso, cappuccino, latte"],
     ["astronaut", "spaceman, cosmonaut, space traveler"],
 ]
+DEFAULT_TOP_K = 5
 QUEUE_SIZE = 64
+
+logger = logging.getLogger("s3_hf.space_app")
 
 
 def example_photos() -> list[str]:
@@ -129,7 +136,7 @@ def _classification(handlers: AppHandlers) -> Inputs:
     with gr.Row():
         with gr.Column():
             inputs = _inputs(handlers.settings)
-            top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Top k")
+            top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Top k")
             controls = _score_controls(handlers.settings)
             button = gr.Button("Classify", variant="primary", elem_id="classify")
         with gr.Column():
@@ -142,10 +149,9 @@ def _classification(handlers: AppHandlers) -> Inputs:
         label="Per class (the static space)",
         interactive=False,
     )
-    examples = [[p, EXAMPLE_LABELS] for p in example_photos()]
-    gr.Examples(examples, inputs=[inputs.image, inputs.labels], label="Example photos")
+    _examples(handlers, [*inputs.classes(), top_k], [s3_out, clip_out, details, plot])
     button.click(
-        handlers.classify,
+        gpu(handlers.classify),
         [*inputs.classes(), top_k, *controls.classes()],
         [s3_out, clip_out, details, plot, controls.session],
         api_name="classify",
@@ -159,6 +165,44 @@ def _classification(handlers: AppHandlers) -> Inputs:
     )
     _adaptation_events(handlers, controls)
     return inputs
+
+
+def example_classifier(handlers: AppHandlers) -> Any:
+    """What an example photo shows (S^3, vanilla CLIP, the per-class table and the projection): the classify
+    request with the example's form, without abstention, multi-label or adaptation."""
+
+    def classify_example(image: Any, labels: Any, space: Any, metric: Any, synonyms: Any, top_k: Any) -> tuple:
+        return handlers.classify(image, labels, space, metric, synonyms, top_k)[:4]
+
+    return classify_example
+
+
+def _examples(handlers: AppHandlers, form: list[Any], outputs: list[Any]) -> gr.Examples:
+    """The example photos, their results cached lazily: computed the first time anyone picks one, then served from
+    Gradio's cache (``.gradio/cached_examples``, or ``GRADIO_EXAMPLES_CACHE``) to everyone. Lazily, so building or
+    launching the app computes nothing (no model run before the first request, nothing in tests); eager caching
+    would classify every photo at start-up, before the Space answers. Picking an example also sets the hidden
+    columns (space, metric, synonyms table, top k) to the values its results were computed with. Gradio keys the
+    cache by the examples' place in the app, not by the model: a Space starts with an empty one at every restart, but
+    a local run that keeps its folder must delete it after changing ``S3_MODEL`` or ``S3_SPACE``."""
+    space = handlers.settings.default_space
+    labels = "" if space else EXAMPLE_LABELS  # a Space built for a synonym space shows its classes
+    rows = [[p, labels, space, DEFAULT_METRIC, EXAMPLE_SYNONYMS, DEFAULT_TOP_K] for p in example_photos()]
+    with contextlib.redirect_stdout(io.StringIO()) as said:  # Gradio prints where it will cache: the log says it
+        examples = gr.Examples(
+            rows,
+            inputs=form,
+            outputs=outputs,
+            fn=gpu(example_classifier(handlers)),
+            cache_examples=True,
+            cache_mode="lazy",
+            preprocess=False,  # as the classify event: the handler decodes the image and reads the table itself
+            visible_columns=[0] if space else [0, 1],
+            label="Example photos (results for the settings they fill in)",
+        )
+    if said.getvalue().strip():
+        logger.info("%s", " ".join(said.getvalue().split()))
+    return examples
 
 
 def _adaptation_events(handlers: AppHandlers, controls: ScoreControls) -> None:
@@ -186,7 +230,7 @@ def _segmentation(handlers: AppHandlers, inputs: Inputs) -> None:
                 headers=["class", "area", "mean score", "matched concept"], label="Per class", interactive=False
             )
     button.click(
-        handlers.segment,
+        gpu(handlers.segment),
         [*inputs.classes(), variant],
         [seg_image, seg_rows],
         api_name="segment",
@@ -251,11 +295,13 @@ def main() -> None:
 
 
 __all__ = [
+    "DEFAULT_TOP_K",
     "EXAMPLE_LABELS",
     "EXAMPLE_SYNONYMS",
     "Inputs",
     "ScoreControls",
     "create_app",
+    "example_classifier",
     "example_photos",
     "launch",
     "load_engine",

@@ -1,9 +1,12 @@
-"""`s3 space build` / `s3 space push`: a deployable Gradio Space folder, uploaded through the fake Hub, and (slow)
-installed into a fresh venv from its own requirements.txt, serving one request."""
+"""`s3 space build` / `s3 space push`: a deployable Gradio Space folder (its README's front matter: preloaded models,
+short description, ZeroGPU; its app.py's defaults), uploaded through the fake Hub, and (slow) installed into a fresh
+venv from its own requirements.txt, serving one request."""
 
 from __future__ import annotations
 
+import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -11,11 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import fake_hub
+import yaml
+from helpers import fake_hub, folder_files
 
 from s3_hf.app.deploy import build_space, space_app_dir
 from s3_hf.cli import main
 from s3_hf.errors import SpaceBuildError
+from s3_hf.options import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCH = "torch==2.13.0"  # pinned: an open torch spec pulls the CUDA build and several GB of CUDA packages
@@ -45,6 +50,95 @@ def test_build_writes_app_readme_requirements_and_the_package(space_dir):
     assert (space_dir / "s3_hf" / "engine" / "core.py").read_bytes() == (package / "engine" / "core.py").read_bytes()
     shipped = {p.relative_to(space_dir / "s3_hf").parts[0] for p in (space_dir / "s3_hf").rglob("*")}
     assert not shipped & {"evaluation", "__pycache__"}  # the app never imports the evaluation
+
+
+def front_matter(folder: Path) -> dict:
+    """The README's YAML front matter, parsed as the Hub parses it (between the first two ``---`` lines)."""
+    text = (folder / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    front, sep, body = text[4:].partition("\n---\n")
+    assert sep and body.lstrip().startswith("# S^3")
+    data = yaml.safe_load(front)
+    assert isinstance(data, dict)
+    return data
+
+
+def requirement_names(folder: Path) -> set[str]:
+    lines = [x for x in (folder / "requirements.txt").read_text().splitlines() if x and not x.startswith("#")]
+    return {x.split(">")[0].split("=")[0].split("[")[0].strip().lower() for x in lines}
+
+
+def test_front_matter_preloads_the_default_model_and_describes_the_space(space_dir):
+    data = front_matter(space_dir)
+    assert data["sdk"] == "gradio" and data["app_file"] == "app.py" and data["license"] == "apache-2.0"
+    assert data["preload_from_hub"] == [DEFAULT_MODEL] and data["models"] == [DEFAULT_MODEL]
+    assert isinstance(data["short_description"], str) and 0 < len(data["short_description"]) <= 60
+    assert "suggested_hardware" not in data
+    assert "spaces" not in requirement_names(space_dir)  # ZeroGPU builds only (--zero-gpu)
+    app = (space_dir / "app.py").read_text()
+    assert "DEFAULTS: dict[str, str] = {}" in app and "import spaces" in app
+
+
+def run_app_file(folder: Path, monkeypatch, **env: str) -> dict[str, str | None]:
+    """Run the Space's app.py as the Spaces runtime imports it (not as __main__), with a stand-in for the app and
+    no ``spaces`` package; the settings it leaves in the environment."""
+    import types
+
+    ui = types.ModuleType("s3_hf.app.ui")
+    ui.main = lambda: pytest.fail("app.py started the app when imported")
+    monkeypatch.setitem(sys.modules, "s3_hf.app.ui", ui)
+    monkeypatch.setitem(sys.modules, "spaces", None)  # import spaces -> ImportError: the app must not need it
+    for name in ("S3_MODEL", "S3_SPACE"):
+        monkeypatch.setenv(name, "restored after the test")
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runpy.run_path(str(folder / "app.py"), run_name="space_app")
+    return {name: os.environ.get(name) for name in ("S3_MODEL", "S3_SPACE")}
+
+
+def test_a_space_for_a_hub_synonym_space_serves_its_model_and_preloads_both(small_space, tmp_path, monkeypatch):
+    files = folder_files(small_space.save_pretrained(tmp_path / "pets"))
+    config = json.loads(files["s3_config.json"])
+    config["base_model"] = "org/tiny-clip"  # as if built from the Hub model
+    files["s3_config.json"] = json.dumps(config).encode()
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "space"
+    with fake_hub({"org/pets-s3": files}):
+        assert main(["space", "build", str(out), "--space", "org/pets-s3", "--zero-gpu"]) == 0
+    data = front_matter(out)
+    assert data["preload_from_hub"] == ["org/tiny-clip", "org/pets-s3"] == data["models"]
+    assert data["suggested_hardware"] == "zero-a10g" and "spaces" in requirement_names(out)
+    assert run_app_file(out, monkeypatch) == {"S3_MODEL": "org/tiny-clip", "S3_SPACE": "org/pets-s3"}
+    # a Space variable still wins over what the Space was built with
+    assert run_app_file(out, monkeypatch, S3_MODEL="org/other")["S3_MODEL"] == "org/other"
+
+
+def test_an_explicit_model_needs_no_hub_and_the_default_build_sets_nothing(space_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "space"
+    with fake_hub({}) as hub:
+        args = ["space", "build", str(out), "--model", "hf-hub:org/open-clip", "--space", "org/pets-s3"]
+        assert main(args) == 0
+    assert hub.requests == []  # the model was given: the synonym space's config is not read
+    assert "hf-hub:org/open-clip" in capsys.readouterr().out
+    assert front_matter(out)["preload_from_hub"] == ["org/open-clip", "org/pets-s3"]  # open_clip's id names a repo
+    assert run_app_file(out, monkeypatch) == {"S3_MODEL": "hf-hub:org/open-clip", "S3_SPACE": "org/pets-s3"}
+    assert run_app_file(space_dir, monkeypatch) == {"S3_MODEL": None, "S3_SPACE": None}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "/models/clip"], "not a Hub repo id"),
+        (["--space", "./my-space"], "not a Hub repo id"),
+        (["--space", "org/missing"], "--model"),
+    ],
+)
+def test_space_build_refuses_what_the_space_could_not_load(tmp_path, args, message, capsys):
+    with fake_hub({}):
+        assert main(["space", "build", str(tmp_path / "space"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and not (tmp_path / "space").exists()
 
 
 def test_refuses_a_non_empty_folder_unless_overwrite(tmp_path, capsys):
