@@ -29,7 +29,7 @@ from PIL import Image
 
 from s3_hf.cli import main
 from s3_hf.engine.core import S3Engine
-from s3_hf.export import EXPORTABLE_METRICS, export_onnx, read_export
+from s3_hf.export import EXPORTABLE_FAMILIES, EXPORTABLE_METRICS, export_onnx, read_export
 from s3_hf.space.artifact import SynonymSpace
 
 TOL = 1e-4
@@ -147,3 +147,17 @@ def test_cli_writes_the_export(saved, photos, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["export", "onnx", "--space", str(saved), "--out", str(out), "--overwrite"]) == 0
     assert read_export(out)[0].metric == "local_center"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", [f for f in EXPORTABLE_FAMILIES if f != "clip"])
+def test_every_exportable_family_exports(family, tmp_path, photos):
+    folder = make_tiny_family(tmp_path / family, family)
+    engine = S3Engine.from_pretrained(str(folder), device="cpu")
+    space = engine.build_space(list(SYNONYMS), SYNONYMS)
+    result = export_onnx(space, tmp_path / "onnx", model=engine)
+    assert result.config.model_family == family and max(result.config.check.values()) < TOL
+    got = _serve(result.folder, photos[:3])
+    logits, probs, _ = _engine_scores(engine, space, "local_center", photos[:3])
+    np.testing.assert_allclose(got["logits"], logits, atol=TOL, rtol=0)
+    np.testing.assert_allclose(got["probabilities"], probs, atol=TOL, rtol=0)
