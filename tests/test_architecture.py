@@ -278,7 +278,8 @@ def _sources() -> dict[str, str]:
         (
             "model loading",
             r"Model\w*\.from_pretrained\(|Model\w*\.from_config\(|Model\(\w*Config",
-            {"s3_hf/models/loading.py"},
+            # hub_code.py is written verbatim into every space and runs without s3-hf: it loads the base model itself
+            {"s3_hf/models/loading.py", "s3_hf/space/hub_code.py"},
         ),
         ("pipeline registration", r"register_pipeline\(", {"s3_hf/pipelines/tasks.py"}),
     ],

@@ -33,7 +33,14 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     b.add_argument("--synonyms", help="JSON/YAML file mapping each label to its synonyms (default: label only)")
     b.add_argument("--out", required=True, help="artifact folder to write")
-    b.add_argument("--overwrite", action="store_true", help="replace a README.md in --out that s3-hf did not write")
+    b.add_argument(
+        "--overwrite", action="store_true", help="replace a README.md or config.json in --out that s3-hf did not write"
+    )
+    b.add_argument(
+        "--bundle",
+        action="store_true",
+        help="copy the base model's files into --out/base_model, so the space runs without fetching the base model",
+    )
     b.add_argument("--templates", help="a template with {}, a file with one per line, or a set name (imagenet80)")
     b.add_argument("--concept-format", default=DEFAULT_CONCEPT_FORMAT, help="structured template of synonyms")
     b.add_argument(
@@ -104,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=True,
     )
-    out = space.save_pretrained(args.out, overwrite=args.overwrite)
+    out = space.save_pretrained(args.out, overwrite=args.overwrite, bundle=args.bundle)
     s = space.summary()
     print(f"Wrote {out}: {s.classes} classes, {s.points} concepts ({s.dropped} pruned).")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +31,14 @@ from s3_hf.space.files import (
 )
 from s3_hf.space.geometry import SpaceTensors
 from s3_hf.space.records import ClassRecord, SpaceSummary
+from s3_hf.space.remote import (
+    HUB_CODE_NAME,
+    MODEL_CONFIG_NAME,
+    bundle_writers,
+    check_foreign,
+    hub_code_text,
+    model_config,
+)
 from s3_hf.space.scoring import ScoringState, check_state_size
 
 logger = logging.getLogger(__name__)
@@ -93,7 +102,8 @@ class SynonymSpace(Artifact):
     (kept or pruned), the concepts removed before embedding, each dropped one with its kind and reason, its
     radius, death times and the provenance of its synonyms. Saved (``save_pretrained``), loaded
     (``from_pretrained``) and pushed (``push_to_hub``) as every :class:`~s3_hf.io.artifact.Artifact` is: four
-    files, the model card among them.
+    files, the model card among them, plus ``config.json`` and ``s3_pipeline.py`` (:mod:`s3_hf.space.remote`), with
+    which transformers runs the space alone (``pipeline(model=..., trust_remote_code=True)``).
     """
 
     what: ClassVar[str] = "synonym space"
@@ -109,6 +119,7 @@ class SynonymSpace(Artifact):
         self.classes = classes
         self.tensors = tensors
         self._states: dict[tuple[str, torch.dtype], ScoringState] = {}
+        self._bundle = False  # set while a bundling save or push writes the space
         validate(self)
 
     # ----------------------------------------------------------------------------------------- accessors
@@ -188,8 +199,9 @@ class SynonymSpace(Artifact):
 
     # ------------------------------------------------------------------------------------ the artifact's files
     def writers(self, target: Path, repo_id: str | None, overwrite: bool) -> tuple[dict[str, Writer], list[str]]:
-        """The space's four files, refusing (unless ``overwrite``) to replace a ``README.md`` that s3-hf did not
-        write or to keep a few-shot adapter fitted on the space saved there before (it is dropped with it)."""
+        """The space's files, refusing (unless ``overwrite``) to replace a ``README.md`` or ``config.json`` that
+        s3-hf did not write or to keep a few-shot adapter fitted on the space saved there before (it is dropped with
+        it); with the base model's files when a bundling save or push asks."""
         from s3_hf.space.card import render_card
 
         card = target / CARD_NAME
@@ -208,14 +220,67 @@ class SynonymSpace(Artifact):
                 "it would not match the new space. Save elsewhere, or pass overwrite=True (`--overwrite`) to remove "
                 "the adapter (then refit it with `s3 fewshot`)."
             )
+        bundle = self._bundle
+        drop = [*stale, *check_foreign(target, overwrite, bundle)]
         card_text = render_card(self, repo_id)
+        cfg = self.config
+        remote = json_text(model_config(cfg.base_model, cfg.base_model_revision, bundle))
+        code = hub_code_text()
         writers: dict[str, Writer] = {
             TENSORS_NAME: lambda p: p.write_bytes(data),
             SYNONYMS_NAME: lambda p: p.write_text(json_text(syn), encoding="utf-8"),
             CARD_NAME: lambda p: p.write_text(card_text, encoding="utf-8"),
-            CONFIG_NAME: lambda p: p.write_text(json_text(self.config.to_dict()), encoding="utf-8"),
+            CONFIG_NAME: lambda p: p.write_text(json_text(cfg.to_dict()), encoding="utf-8"),
+            MODEL_CONFIG_NAME: lambda p: p.write_text(remote, encoding="utf-8"),
+            HUB_CODE_NAME: lambda p: p.write_text(code, encoding="utf-8"),
         }
-        return writers, stale
+        if bundle:
+            writers.update(bundle_writers(cfg.base_model, cfg.base_model_revision))
+        return writers, drop
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        repo_id: str | None = None,
+        *,
+        overwrite: bool = False,
+        bundle: bool = False,
+    ) -> Path:
+        """Write the space's files into ``save_directory`` in one atomic step (see
+        :meth:`~s3_hf.io.artifact.Artifact.save_pretrained`): ``s3_config.json``, ``synonyms.json``,
+        ``s3_space.safetensors``, the model card, and ``config.json`` with ``s3_pipeline.py``, which let
+        ``transformers.pipeline(model=<folder or repo>, trust_remote_code=True)`` run the space without s3-hf.
+
+        Args:
+            save_directory: the folder (created if needed); files in it the space does not own are carried over.
+            repo_id: the Hub repo named in the model card.
+            overwrite: replace what would otherwise be refused (a ``README.md`` or ``config.json`` s3-hf did not
+                write, a few-shot adapter fitted on another space).
+            bundle: copy the base model's files into ``base_model/`` (from its folder, or its Hub snapshot), so the
+                space runs without fetching the base model; by default it is referenced by id and revision.
+        """
+        previous = self._bundle
+        self._bundle = bundle or previous  # a bundling push saves through here
+        try:
+            return super().save_pretrained(save_directory, repo_id, overwrite=overwrite)
+        finally:
+            self._bundle = previous
+
+    def push_to_hub(self, repo_id: str, *, bundle: bool = False, **options: Any) -> str:
+        """Upload the space's files (those :meth:`save_pretrained` writes) to ``repo_id`` in one commit; returns the
+        commit URL.
+
+        Args:
+            repo_id: ``"org/name"``.
+            bundle: carry the base model's files in ``base_model/`` (see :meth:`save_pretrained`).
+            options: the options of :meth:`~s3_hf.io.artifact.Artifact.push_to_hub` (``token``, ``private``,
+                ``revision``, ``commit_message``, ...).
+        """
+        self._bundle = bundle
+        try:
+            return super().push_to_hub(repo_id, **options)
+        finally:
+            self._bundle = False
 
     @classmethod
     def read(cls, folder: Path) -> SynonymSpace:

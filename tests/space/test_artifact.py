@@ -26,6 +26,10 @@ from s3_hf.errors import (
     ModelMismatchError,
 )
 from s3_hf.space.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME
+from s3_hf.space.remote import HUB_CODE_NAME, MODEL_CONFIG_NAME
+
+#: What saving a space writes: its own files, and what transformers needs to run it alone.
+SAVED = [CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, CARD_NAME, MODEL_CONFIG_NAME, HUB_CODE_NAME]
 
 
 def assert_same(a: SynonymSpace, b: SynonymSpace) -> None:
@@ -38,7 +42,7 @@ def assert_same(a: SynonymSpace, b: SynonymSpace) -> None:
 
 def test_round_trip_is_bit_exact(small_space, tmp_path):
     folder = small_space.save_pretrained(tmp_path / "space")
-    assert sorted(os.listdir(folder)) == sorted([CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, CARD_NAME])
+    assert sorted(os.listdir(folder)) == sorted(SAVED)
     loaded = SynonymSpace.from_pretrained(folder)
     assert_same(small_space, loaded)
     again = loaded.save_pretrained(tmp_path / "again")
@@ -374,7 +378,7 @@ def test_save_never_touches_files_it_does_not_own(small_space, tmp_path):
     assert (folder / "README.md").read_text() == "# my project\n"
     small_space.save_pretrained(folder, overwrite=True)  # replaces only the artifact's own files
     assert (folder / "notes.txt").read_text() == "mine"
-    assert sorted(os.listdir(folder)) == sorted(["notes.txt", CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME])
+    assert sorted(os.listdir(folder)) == sorted(["notes.txt", *SAVED])
     small_space.save_pretrained(folder)  # rebuilding over its own card needs no flag
     assert SynonymSpace.from_pretrained(folder).labels == small_space.labels
 
@@ -400,9 +404,7 @@ def test_saved_files_follow_the_umask(small_space, tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
-    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()} == dict.fromkeys(
-        [CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME], 0o644
-    )
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()} == dict.fromkeys(SAVED, 0o644)
 
 
 @pytest.mark.parametrize(

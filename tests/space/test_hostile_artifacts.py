@@ -21,9 +21,10 @@ from s3_hf.errors import (
 )
 from s3_hf.io import files as fileio
 from s3_hf.space.artifact import CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, SynonymSpace
+from s3_hf.space.remote import HUB_CODE_NAME, MODEL_CONFIG_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACT = (CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME)
+ARTIFACT = (CARD_NAME, CONFIG_NAME, SYNONYMS_NAME, TENSORS_NAME, MODEL_CONFIG_NAME, HUB_CODE_NAME)
 ROUNDS = 40
 DEAD_PID = 2**22 + 1  # above Linux's largest pid_max: no process has it
 
