@@ -42,6 +42,8 @@ TOLERANCE = 1e-4
 #: Above this size the weights go to ``model.onnx.data`` beside the graph (protobuf files are limited to 2 GB).
 EXTERNAL_DATA_BYTES = 1_800_000_000
 FORMAT_VERSION = 1
+#: The first torch whose ONNX exporter takes ``dynamo=True`` with ``dynamic_shapes`` and ``external_data``.
+MIN_TORCH = (2, 6)
 
 
 @dataclass
@@ -118,6 +120,7 @@ __all__ = [
     "FORMAT_VERSION",
     "INSTALL_HINT",
     "LABELS_NAME",
+    "MIN_TORCH",
     "MODEL_NAME",
     "OPSET",
     "PREPROCESSOR_NAME",

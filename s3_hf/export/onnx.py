@@ -23,6 +23,7 @@ from s3_hf.export.config import (
     EXPORTABLE_METRICS,
     INSTALL_HINT,
     LABELS_NAME,
+    MIN_TORCH,
     MODEL_NAME,
     OnnxExportConfig,
     read_export,
@@ -76,7 +77,8 @@ def check_exportable(encoder: Encoder) -> None:
 
 
 def require_exporter() -> None:
-    """Import what exporting needs (onnx, onnxscript, onnxruntime), or raise an :class:`S3Error` with the extra."""
+    """Import what exporting needs (onnx, onnxscript, onnxruntime, and a torch whose exporter takes ``dynamo=True``),
+    or raise an :class:`S3Error` saying what to install."""
     import importlib
 
     for name in ("onnx", "onnxscript", "onnxruntime"):
@@ -84,6 +86,13 @@ def require_exporter() -> None:
             importlib.import_module(name)
         except ImportError as err:
             raise S3Error(f"{name} is not installed ({err}). {INSTALL_HINT}") from err
+    import torch
+
+    if tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < MIN_TORCH:
+        raise S3Error(
+            f"ONNX export needs torch {'.'.join(map(str, MIN_TORCH))} or later (its torch.export-based exporter); this "
+            f"is torch {torch.__version__}: pip install -U torch."
+        )
 
 
 def _engine(space: SynonymSpace, model: S3Engine | Encoder | Any | None) -> Encoder:

@@ -57,6 +57,18 @@ def test_a_missing_extra_names_it(monkeypatch):
         require_exporter()
 
 
+def test_a_torch_without_the_new_exporter_is_refused(monkeypatch):
+    import types
+
+    import torch
+
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setattr(torch, "__version__", "2.5.1+cpu")
+    with pytest.raises(S3Error, match=r"needs torch 2\.6 or later .* pip install -U torch"):
+        require_exporter()
+
+
 def test_out_must_be_an_empty_folder(small_space, tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
