@@ -20,6 +20,7 @@ from s3_hf.io.files import load_json_text
 SSP_FORMAT_VERSION = 1
 SSP_CONFIG_NAME = "ssp_config.json"
 SSP_TENSORS_NAME = "ssp_state.safetensors"
+CARD_NAME = "README.md"  # the model card of the space the adapter is saved beside
 PROVENANCE_KEYS = ("base_model", "zero_shot_metric", "text_vector", "space_sha256")
 
 logger = logging.getLogger(__name__)
@@ -234,7 +235,23 @@ class SSPAdapter(Artifact):
             SSP_TENSORS_NAME: lambda p: p.write_bytes(data),
             SSP_CONFIG_NAME: lambda p: p.write_text(json_text(meta), encoding="utf-8"),
         }
+        card = self._card_beside(target, repo_id)
+        if card is not None:
+            writers[CARD_NAME] = lambda p: p.write_text(card, encoding="utf-8")
         return writers, []
+
+    def _card_beside(self, target: Path, repo_id: str | None) -> str | None:
+        """The model card of the space saved in ``target`` with a section on this adapter (and SSP's paper), or
+        ``None`` when ``target`` holds no card s3-hf wrote (a user's own card is never changed)."""
+        from s3_hf.space.card import is_s3_card, with_adapter
+
+        try:
+            text = (target / CARD_NAME).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not is_s3_card(text):
+            return None
+        return with_adapter(text, self.config.mode, self.info.shots, self.info.space_sha256, repo_id)
 
     @classmethod
     def read(cls, folder: Path) -> SSPAdapter:

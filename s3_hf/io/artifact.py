@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -235,6 +236,8 @@ class Artifact:
         revision: str | None = None,
         commit_message: str | None = None,
         adapter: Artifact | None = None,
+        card: Mapping[str, Any] | None = None,
+        files: Mapping[str, str | os.PathLike] | None = None,
     ) -> str:
         """Create ``repo_id`` if needed and upload the artifact's files, with ``adapter``'s, in one commit that also
         deletes the files earlier s3-hf pushes wrote there and this one replaces without carrying them again (a
@@ -250,6 +253,9 @@ class Artifact:
             commit_message: the commit message (default: the artifact's own).
             adapter: an artifact saved beside this one and pushed with it, such as the few-shot adapter fitted on
                 a synonym space; it is checked against this artifact first (:meth:`check_beside`).
+            card: metadata to set in the pushed model card, by :class:`~huggingface_hub.ModelCardData` attribute
+                (``{"license": "mit"}``; ``eval_results``).
+            files: more files to push with it (path in the repo -> local file), such as ``.eval_results/*.yaml``.
         """
         parts = [self] if adapter is None else [self, adapter]
         if adapter is not None:
@@ -259,6 +265,11 @@ class Artifact:
             folder = tmp / "artifact"
             for part in parts:
                 part.save_pretrained(folder, repo_id=repo)
+            for name, source in (files or {}).items():
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, folder / name)
+            if card:
+                set_card_metadata(folder / "README.md", card)
             return folder
 
         return upload(
@@ -269,7 +280,7 @@ class Artifact:
             revision=revision,
             commit_message=commit_message
             or (self.commit_message if adapter is None else f"{self.commit_message} and its {adapter.what}"),
-            allow_patterns=None if adapter is not None else self.upload_patterns,
+            allow_patterns=None if adapter is not None or files else self.upload_patterns,
             tracking=tracking(parts),
         )
 
@@ -280,6 +291,18 @@ class Artifact:
     def owned_files(self) -> tuple[str, ...]:
         """The names of the files this artifact writes that are its own (a push records them as its kind)."""
         return (*self.required_files, *self.optional_files)
+
+
+def set_card_metadata(path: Path, metadata: Mapping[str, Any]) -> None:
+    """Set ``metadata`` (by :class:`~huggingface_hub.ModelCardData` attribute) in the model card at ``path``."""
+    from huggingface_hub import ModelCard
+
+    if not path.is_file():
+        raise ArtifactError(f"There is no model card ({path.name}) to set {sorted(metadata)} in.")
+    card = ModelCard.load(path)
+    for key, value in metadata.items():
+        setattr(card.data, key, value)
+    card.save(path)
 
 
 def tracking(parts: Sequence[Artifact]) -> Tracking:
@@ -301,6 +324,7 @@ __all__ = [
     "locate",
     "read_tensors",
     "require_files",
+    "set_card_metadata",
     "sha256",
     "tensor_bytes",
     "tracking",
