@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from s3_hf.evaluation.config import RunConfig
-from s3_hf.evaluation.data.records import BenchmarkData
+from s3_hf.evaluation.data.records import BenchmarkData, EncodedImages
 from s3_hf.fewshot import global_and_local
 from s3_hf.fewshot.features import AugmentedViews, view_side
 from s3_hf.io.files import save_tensors
@@ -57,6 +57,14 @@ def _preprocessing(encoder: Encoder) -> str:
     if hasattr(processor, "to_dict"):  # the class names the backend (PIL or torchvision); the dict does not
         return type(processor).__name__ + json.dumps(processor.to_dict(), sort_keys=True, default=str)
     return repr(processor)  # an open_clip transform
+
+
+def readable(images: Sequence[Any], encoder: Encoder, fast_decode: bool) -> Sequence[Any]:
+    """``images`` as the encoder reads them: images held encoded (a Hub split) decoded as files are, at reduced size
+    with ``fast_decode`` (:meth:`~s3_hf.evaluation.data.records.EncodedImages.decoded`); anything else as it is."""
+    if isinstance(images, EncodedImages):
+        return images.decoded(encoder.decode_min_side() if fast_decode else None)
+    return images
 
 
 def embedding_key(cfg: RunConfig, encoder: Encoder, data: BenchmarkData) -> str:
@@ -139,7 +147,7 @@ def image_embeddings(
     (out,) = encode_sharded(
         accelerator,
         encoder,
-        data.images,
+        readable(data.images, encoder, cfg.fast_decode),
         cfg.batch_size,
         lambda e, px: (e.encode_pixels(px),),
         f"Encoding {data.name}",
@@ -192,7 +200,7 @@ def support_features(
     glob, local = encode_sharded(
         accelerator,
         encoder,
-        [train.images[i] for i in indices],
+        _Take(readable(train.images, encoder, cfg.fast_decode), indices),  # read when encoded
         cfg.batch_size,
         lambda e, px: tuple(x.half() if x.dim() == 3 else x for x in global_and_local(e, px)),
         f"Encoding {train.name} support",
@@ -222,4 +230,4 @@ def support_features(
     return glob, local, view_features
 
 
-__all__ = ["VIEW_SEED", "embedding_key", "encode_sharded", "image_embeddings", "support_features"]
+__all__ = ["VIEW_SEED", "embedding_key", "encode_sharded", "image_embeddings", "readable", "support_features"]

@@ -4,6 +4,7 @@ one online run."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -12,9 +13,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from s3_hf.errors import ImageLoadError, S3Error
-from s3_hf.evaluation.data.records import Benchmark, BenchmarkData, BenchmarkUnavailable, templates_for
+from PIL import Image
+
+from s3_hf.errors import ImageLoadError, ImageTooLargeError, S3Error
+from s3_hf.evaluation.data.records import (
+    Benchmark,
+    BenchmarkData,
+    BenchmarkUnavailable,
+    EncodedImages,
+    templates_for,
+)
 from s3_hf.io.files import write_text
+from s3_hf.io.images import check_image_size, image_from_bytes
 from s3_hf.text.distinct import distinct_labels
 
 logger = logging.getLogger("s3_hf.evaluation")
@@ -223,7 +233,9 @@ def _read_shards(bench: Benchmark, split: str, shards: list[Path], cache_dir: st
     if not damaged:
         features = datasets.Features(
             {
-                **{c: datasets.Image() for c in bench.image_columns},  # every extension: shards may differ
+                # every extension (shards may differ), kept encoded: the project's decoder reads them, exactly or
+                # at reduced size (JPEG draft mode) as the run asks, instead of datasets decoding every pixel
+                **{c: datasets.Image(decode=False) for c in bench.image_columns},
                 bench.label_column: datasets.Value("int64"),
                 "__key__": datasets.Value("string"),
             }
@@ -323,29 +335,44 @@ def _checked_samples(bench: Benchmark, split: str, ds: Any, names: list[str]) ->
     return columns, labels.to_pylist()
 
 
-class _LazyColumn(Sequence):
-    """Decode images on access instead of holding a whole split in memory; each sample's image is in the first of
-    ``columns`` it has (shards may use different extensions)."""
+class _LazyColumn(EncodedImages):
+    """A split's images, held encoded (as Arrow bytes) instead of a whole split decoded in memory; each sample's
+    image is in the first of ``columns`` it has (shards may use different extensions). Indexing decodes every
+    pixel (its size checked from its header first); :meth:`decoded` is a view that decodes with
+    :func:`~s3_hf.io.images.image_from_bytes`, exactly or at reduced size, as an image folder's files are read."""
 
-    def __init__(self, ds: Any, columns: list[str], where: str) -> None:
+    def __init__(self, ds: Any, columns: list[str], where: str, min_side: int | None = None, decode: bool = False):
         self.ds, self.columns, self.where = ds.select_columns([*columns, "__key__"]), columns, where
+        self.min_side, self.decode = min_side, decode
 
     def __len__(self) -> int:
         return len(self.ds)
 
+    def decoded(self, min_side: int | None) -> _LazyColumn:
+        return _LazyColumn(self.ds, self.columns, self.where, min_side, decode=True)
+
     def __getitem__(self, i: int) -> Any:  # type: ignore[override]
         if not -len(self) <= int(i) < len(self):
             raise IndexError(i)
+        key = self.ds.data.column("__key__")[int(i)].as_py()
         try:
             row = self.ds[int(i)]
+            value = next(row[c] for c in self.columns if row[c] is not None)
+            data = value["bytes"] if value.get("bytes") is not None else Path(value["path"]).read_bytes()
+            if self.decode:
+                return image_from_bytes(data, self.min_side, f"{self.where}: sample {key}'s image")
+            image = Image.open(io.BytesIO(data))
+            check_image_size(*image.size, f"{self.where}: sample {key}'s image")  # from the header
+            image.load()  # every pixel, in its own mode and format, as datasets.Image() gives it
+            return image
+        except ImageTooLargeError:
+            raise
         except Exception as err:
-            key = self.ds.data.column("__key__")[int(i)].as_py()
             raise ImageLoadError(
                 f"{self.where}: sample {key}'s image cannot be decoded ({type(err).__name__}: {err}). Delete the "
                 "benchmark's cached copy and run again; if it persists, the repo's copy is damaged: report it to its "
                 "owners, or pass a local image folder instead."
             ) from err
-        return next(row[c] for c in self.columns if row[c] is not None)
 
 
 __all__ = ["CLASSNAMES_FILE", "TEMPLATES_FILE", "load_hub"]

@@ -39,6 +39,17 @@ class BenchmarkData:
     revision: str | None = None  # the Hub commit it was read at (else the revision asked for)
 
 
+class EncodedImages(Sequence[Any]):
+    """Images held encoded (a Hub split's bytes). Indexing decodes one fully; :meth:`decoded` is a view that
+    decodes them as files are decoded (:mod:`s3_hf.io.images`), so that a run's choice of exact or reduced-size JPEG
+    decoding applies to them as it does to an image folder's files."""
+
+    def decoded(self, min_side: int | None) -> Sequence[Any]:
+        """The images as upright RGB PIL images, JPEGs decoded at reduced size while the short side stays at least
+        ``min_side`` (``None``: every pixel)."""
+        raise NotImplementedError
+
+
 class BenchmarkUnavailable(EvalError):
     """The benchmark's data cannot be reached or read (offline, missing folder, private repo, damaged shard, class
     names that do not match the labels); ``s3 eval`` reports it and goes on with the next benchmark."""
@@ -54,4 +65,4 @@ def templates_for(spec: str, hub_templates: list[str] | None = None) -> list[str
     return [spec]
 
 
-__all__ = ["Benchmark", "BenchmarkData", "BenchmarkUnavailable", "templates_for"]
+__all__ = ["Benchmark", "BenchmarkData", "BenchmarkUnavailable", "EncodedImages", "templates_for"]
