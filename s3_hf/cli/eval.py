@@ -48,7 +48,12 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     e.add_argument("--benchmarks", help="comma list of names (see --list), 'paper', or image folders")
     e.add_argument("--list", action="store_true", help="list the registered benchmarks")
     e.add_argument("--model", default=DEFAULT_MODEL)
-    e.add_argument("--out", default="eval_results")
+    e.add_argument(
+        "--out",
+        default="eval_results",
+        help="results folder: results.json and .md, one JSON per benchmark, and clip_benchmark/ (one file per "
+        "benchmark and method in CLIP_benchmark's format, for `clip_benchmark build`)",
+    )
     e.add_argument("--synonyms", default="wordnet", help="comma list: 'wordnet', 'curated', synonyms files, or 'none'")
     e.add_argument("--metrics", default="all", help="S^3 metrics to score (default all)")
     e.add_argument(

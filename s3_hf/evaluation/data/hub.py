@@ -1,6 +1,7 @@
 """Hub benchmarks: one split of a CLIP_benchmark webdataset repo (``<split>/*.tar`` shards with ``classnames.txt``
 and ``zeroshot_classification_templates.txt``), only the shards asked for downloaded; offline from the caches after
-one online run."""
+one online run. Images stay encoded in the Arrow cache and are decoded by the project's own decoder when encoded,
+JPEGs at reduced size unless the run decodes exactly (:class:`~s3_hf.evaluation.data.records.EncodedImages`)."""
 
 from __future__ import annotations
 
