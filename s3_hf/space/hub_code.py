@@ -41,14 +41,8 @@ SPACE_TENSORS = "s3_space.safetensors"
 #: Where a bundled space keeps the files of its base model.
 BUNDLE_FOLDER = "base_model"
 FORMAT_VERSION = 1
-METRICS = (
-    "label",
-    "global_center",
-    "nearest_point",
-    "mean_similarity",
-    "nearest_simplex",
-    "local_center",
-    "local_center_knn",
+METRICS = tuple(
+    "label global_center nearest_point mean_similarity nearest_simplex local_center local_center_knn".split()
 )
 #: Families whose logits are cosine similarities divided by a learnt temperature, not times exp(logit_scale).
 TEMPERATURE_FAMILIES = ("align", "tipsv2")

@@ -60,6 +60,14 @@ def test_pipeline_module_imports_only_torch_transformers_and_the_standard_librar
     assert names - ALLOWED_IMPORTS <= set(sys.stdlib_module_names), names - ALLOWED_IMPORTS
 
 
+def test_pipeline_module_names_what_s3_hf_writes():
+    from s3_hf.space import hub_code
+
+    assert hub_code.METRICS == METRIC_NAMES
+    assert (hub_code.BUNDLE_FOLDER, hub_code.S3SpaceConfig.model_type) == (remote.BUNDLE_FOLDER, remote.MODEL_TYPE)
+    assert (hub_code.SPACE_CONFIG, hub_code.SPACE_TENSORS) == ("s3_config.json", "s3_space.safetensors")
+
+
 def test_saved_space_holds_the_pipeline_module_verbatim_and_its_config(saved: Path):
     assert (saved / remote.HUB_CODE_NAME).read_text(encoding="utf-8") == remote.hub_code_text()
     config = json.loads((saved / remote.MODEL_CONFIG_NAME).read_text(encoding="utf-8"))
@@ -128,6 +136,25 @@ def test_bundled_space_runs_from_its_own_folder(small_space, s3_pipe, tmp_path, 
     assert_same(pipe(str(photos[0])), s3_pipe(str(photos[0]), synonym_space=str(folder)), "bundle")
     small_space.save_pretrained(folder)  # saved again without bundle: the old bundle goes
     assert not (folder / remote.BUNDLE_FOLDER).exists()
+
+
+def test_a_bundle_pushed_to_the_hub_runs_without_its_base_models_repo(
+    tiny_clip_dir, tiny_model, s3_pipe, saved, photos, tmp_path, monkeypatch, modules_cache
+):
+    import s3_hf
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    model, tokenizer = tiny_model
+    space = s3_hf.build_synonym_space(model, tokenizer, list(SYNONYMS), SYNONYMS, base_model=BASE_REPO)
+    with fake_hub({BASE_REPO: folder_files(tiny_clip_dir)}) as hub:
+        space.push_to_hub(SPACE_REPO, token="hf_fake", bundle=True)  # the base model's files come from the Hub
+        pushed = hub.repos[SPACE_REPO]
+    assert {f"{remote.BUNDLE_FOLDER}/{name}" for name in folder_files(tiny_clip_dir)} <= set(pushed)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "another-cache"))
+    with fake_hub({SPACE_REPO: pushed}) as hub:  # the base model's repo is gone
+        pipe = remote_pipeline(SPACE_REPO)
+    assert not any(BASE_REPO in path for _, path in hub.requests)
+    assert_same(pipe(str(photos[0])), s3_pipe(str(photos[0]), synonym_space=str(saved)), "bundle from the Hub")
 
 
 def test_s3_build_bundle_writes_the_base_model_beside_the_space(tmp_path, tiny_clip_dir, modules_cache, photos):
