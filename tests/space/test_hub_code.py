@@ -105,6 +105,26 @@ def test_remote_pipeline_equals_s3_pipeline(remote_pipe, s3_pipe, saved: Path, p
         assert_same(ours, theirs, f"{metric} {photo.name}")
 
 
+@pytest.mark.parametrize("family", ["siglip2", "align"])
+def test_remote_pipeline_equals_s3_pipeline_for_sigmoid_and_temperature_families(
+    family, tmp_path, photos, modules_cache
+):
+    """SigLIP 2 scores with a per-class sigmoid and a logit bias, ALIGN divides by a temperature."""
+    from helpers import make_tiny_family
+    from transformers import pipeline
+
+    import s3_hf
+
+    theirs = pipeline(s3_hf.TASK, model=str(make_tiny_family(tmp_path / family, family)))
+    folder = theirs.engine.build_space(list(SYNONYMS), SYNONYMS).save_pretrained(tmp_path / "space")
+    ours = remote_pipeline(folder)
+    assert ours.model.scoring == ("sigmoid" if family == "siglip2" else "softmax")
+    for metric in ("label", "local_center"):
+        for photo in photos[:3]:
+            expected = theirs(str(photo), synonym_space=str(folder), metric=metric)
+            assert_same(ours(str(photo), metric=metric), expected, f"{family} {metric} {photo.name}")
+
+
 def test_remote_pipeline_default_metric_top_k_subset_and_batches(remote_pipe, s3_pipe, saved, photos):
     paths = [str(p) for p in photos[:3]]
     ours = remote_pipe(paths, top_k=2)
