@@ -49,9 +49,9 @@ TEMPERATURE_FAMILIES = ("align", "tipsv2")
 _NEG = float("-inf")
 
 
-class BaseModelError(LookupError):
-    """The base model a space was built with cannot be loaded (a ``LookupError``, so that transformers' pipeline
-    shows this message rather than folding it into its list of model classes it tried)."""
+class SpaceLoadError(LookupError):
+    """The space or the base model it was built with cannot be loaded (a ``LookupError``, so that transformers'
+    pipeline shows this message rather than folding it into the tracebacks of each model class it tried)."""
 
 
 class S3SpaceConfig(PretrainedConfig):
@@ -215,7 +215,7 @@ def _read_space(source: str, hub: dict[str, Any]) -> tuple[dict[str, Any], dict[
     with open(cached_file(source, SPACE_CONFIG, **hub), encoding="utf-8") as f:
         config = json.load(f)
     if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
+        raise SpaceLoadError(
             f"{source}: {SPACE_CONFIG} has format_version {config.get('format_version')!r}; this s3_pipeline.py reads "
             f"version {FORMAT_VERSION}. Save or push the space again with a current s3-hf."
         )
@@ -223,7 +223,7 @@ def _read_space(source: str, hub: dict[str, Any]) -> tuple[dict[str, Any], dict[
         data = f.read()
     expected = config.get("tensors_sha256")
     if expected and hashlib.sha256(data).hexdigest() != expected:
-        raise ValueError(f"{source}: {SPACE_TENSORS} does not match the hash in {SPACE_CONFIG}; download it again.")
+        raise SpaceLoadError(f"{source}: {SPACE_TENSORS} does not match the hash in {SPACE_CONFIG}; download it again.")
     return config, load_tensors(data)
 
 
@@ -239,7 +239,7 @@ def _base_location(source: str, config: S3SpaceConfig, space: dict, kwargs: dict
     if override is None and revision is None:
         revision = config.base_model_revision or space.get("base_model_revision")
     if not base or base == "unknown":
-        raise BaseModelError(
+        raise SpaceLoadError(
             f"The synonym space {source} records no base model. Pass model_kwargs={{'base_model': '<Hub id or "
             "folder>'}} to name the checkpoint it was built with."
         )
@@ -251,7 +251,7 @@ def _base_location(source: str, config: S3SpaceConfig, space: dict, kwargs: dict
 def _load_base(base: str, where: dict[str, Any], dtype: Any, source: str, family: str | None) -> tuple[Any, Any]:
     """The base dual encoder (float32 unless a dtype is asked for) and its image processor, or a clear error."""
     if family == "open_clip":
-        raise BaseModelError(
+        raise SpaceLoadError(
             f"The synonym space {source} was built with the open_clip model {base!r}, which transformers cannot load; "
             "use it with s3-hf (pip install s3-hf[openclip])."
         )
@@ -264,7 +264,7 @@ def _load_base(base: str, where: dict[str, Any], dtype: Any, source: str, family
     except (OSError, ValueError) as err:
         revision = where.get("revision")
         at = f" at revision {revision}" if revision else ""
-        raise BaseModelError(
+        raise SpaceLoadError(
             f"The synonym space {source} was built with the model {base!r}{at}, which cannot be loaded here "
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). Download it (or run online), "
             "or pass model_kwargs={'base_model': '<Hub id or folder of that checkpoint>'}."
@@ -312,7 +312,7 @@ class S3SpaceModel(_PreTrainedModel):
         dim = int(tensors["points"].shape[1])
         probe = getattr(encoder.config, "projection_dim", None)
         if probe is not None and int(probe) != dim:
-            raise BaseModelError(
+            raise SpaceLoadError(
                 f"The synonym space {source} holds {dim}-d embeddings but {base!r} produces {probe}-d ones: it was "
                 "built with another model. Pass the right base_model in model_kwargs."
             )

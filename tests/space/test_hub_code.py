@@ -188,11 +188,21 @@ def test_s3_build_bundle_writes_the_base_model_beside_the_space(tmp_path, tiny_c
     assert [p["label"] for p in remote_pipeline(out)(str(photos[0]))] != []
 
 
-def test_a_space_whose_base_model_cannot_be_found_says_so(saved: Path, modules_cache: Path):
+def test_a_space_whose_base_model_cannot_be_found_says_so(saved: Path, modules_cache: Path, tiny_clip_dir, photos):
     config = json.loads((saved / "config.json").read_text())
     config["base_model"] = "acme/no-such-model"
     (saved / "config.json").write_text(json.dumps(config))
     with pytest.raises(LookupError, match=r"built with the model 'acme/no-such-model'.*model_kwargs"):
+        remote_pipeline(saved)
+    pipe = remote_pipeline(saved, model_kwargs={"base_model": str(tiny_clip_dir)})  # the way out the message names
+    assert pipe(str(photos[0]))
+
+
+def test_a_damaged_tensor_file_is_refused(saved: Path, modules_cache: Path):
+    data = bytearray((saved / "s3_space.safetensors").read_bytes())
+    data[-1] ^= 1
+    (saved / "s3_space.safetensors").write_bytes(bytes(data))
+    with pytest.raises(LookupError, match="does not match the hash"):
         remote_pipeline(saved)
 
 
