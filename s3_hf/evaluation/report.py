@@ -362,41 +362,6 @@ def card_results(space: Any, summary: Any, method: str | None = None) -> dict[st
     return chosen
 
 
-def write_model_index(space_dir: str | Path, summary: RunResult | dict[str, Any], method: str | None = None) -> Path:
-    """Add the results of ``method`` (default: the space's own metric with its synonyms) and of the ``label``
-    baseline to the artifact's model card as ``model-index`` entries, for the benchmarks whose results
-    :func:`card_results` accepts for this space (it raises :class:`EvalError` on results of another model, other
-    classes, another synonym source or random weights)."""
-    from huggingface_hub import EvalResult, ModelCard
-
-    from s3_hf import SynonymSpace
-
-    space_dir = Path(space_dir)
-    space = SynonymSpace.from_pretrained(space_dir)
-    if not isinstance(summary, RunResult):
-        summary = RunResult.from_dict(summary)
-    chosen = card_results(space, summary, method)
-    card = ModelCard.load(space_dir / "README.md")
-    results = []
-    for name, methods in chosen.items():
-        rec = summary.benchmarks[name]
-        for m in methods:
-            results.append(
-                EvalResult(
-                    task_type="zero-shot-image-classification",
-                    dataset_type=name,
-                    dataset_name=name,
-                    metric_type="accuracy",
-                    metric_name=f"top-1 accuracy ({m})",
-                    metric_value=round(rec.methods[m].top1, 6),  # type: ignore[arg-type]
-                )
-            )
-    card.data.eval_results = results
-    card.data.model_name = card.data.model_name or space_dir.name
-    card.save(space_dir / "README.md")
-    return space_dir / "README.md"
-
-
 __all__ = [
     "MANIFEST",
     "RANDOM_NOTE",
@@ -411,6 +376,5 @@ __all__ = [
     "owned_files",
     "read_results",
     "reliability_figure",
-    "write_model_index",
     "write_reports",
 ]
