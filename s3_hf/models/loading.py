@@ -29,13 +29,15 @@ CODE_MAP_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.j
 @dataclass
 class LoadedModel:
     """A model with its processors. ``random_weights`` is True for a folder that holds a configuration but no
-    weights (such as a shapes-only checkpoint): right for timing and memory, meaningless for accuracy."""
+    weights (such as a shapes-only checkpoint): right for timing and memory, meaningless for accuracy.
+    ``revision``: the Hub commit the files were read at (``None`` for a local folder)."""
 
     model: Any
     tokenizer: Any
     image_processor: Any
     name: str
     random_weights: bool = False
+    revision: str | None = None
 
 
 def resolve_device(device: Any = "auto") -> str:
@@ -276,7 +278,24 @@ def load_model(
         _raise_if_remote_code(err, name)
         raise _load_failure(name, err, cached_only) from err
     model = model.to(device=target, dtype=torch_dtype or torch.float32).eval()
-    return LoadedModel(model, tokenizer, image_processor, model_identity(name), random_weights)
+    commit = None if path.is_dir() else resolved_commit(name, revision)
+    return LoadedModel(model, tokenizer, image_processor, model_identity(name), random_weights, commit)
+
+
+def resolved_commit(repo_id: str, revision: str | None = None) -> str | None:
+    """The commit a Hub model's files were read at: the snapshot folder its cached ``config.json`` lives in
+    (transformers 5 no longer records it on the config). ``None`` when the cache does not say."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from s3_hf.io.hub import is_repo_id
+
+    if not is_repo_id(repo_id):
+        return None
+    found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if not isinstance(found, str):
+        return None
+    parts = Path(found).parts
+    return parts[-2] if len(parts) >= 3 and parts[-3] == "snapshots" else None
 
 
 def _supported_config(name: str, load: dict[str, Any]) -> Any:

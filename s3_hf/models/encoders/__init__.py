@@ -51,6 +51,7 @@ def load_encoder(
         loaded.image_processor,
         name=loaded.name,
         random_weights=loaded.random_weights,
+        revision=loaded.revision,
     )
 
 

@@ -4,6 +4,7 @@ that S^3 can serve (see :mod:`s3_hf.models.families` for the rules that differ b
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -48,8 +49,10 @@ class TransformersEncoder(Encoder):
         *,
         name: str | None = None,
         random_weights: bool = False,
+        revision: str | None = None,
     ) -> None:
         self._family = check_supported(model)
+        self._revision = revision
         self.model = model
         self.tokenizer = tokenizer
         self.image_processor = image_processor
@@ -79,7 +82,16 @@ class TransformersEncoder(Encoder):
 
     @property
     def revision(self) -> str | None:
-        return getattr(self.model.config, "_commit_hash", None)
+        """The Hub commit the model was read at: from the loader, else what an older transformers kept on the
+        config, else (a model transformers loaded, as a pipeline's) the Hub cache's snapshot of its id; ``None`` for
+        a local folder or a model built in memory."""
+        if self._revision is None:
+            self._revision = getattr(self.model.config, "_commit_hash", None)
+        if self._revision is None and self.name and not Path(self.name).is_dir():
+            from s3_hf.models.loading import resolved_commit
+
+            self._revision = resolved_commit(self.name)
+        return self._revision
 
     @property
     def device(self) -> torch.device:
