@@ -28,6 +28,11 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--license",
         help="the license in the pushed model card, a Hub license id (default: the folder card's, else apache-2.0)",
     )
+    p.add_argument(
+        "--bundle",
+        action="store_true",
+        help="carry the base model's files in base_model/, so the repo runs without fetching the base model",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         adapter=adapter,
         card=card,
         files=files,
+        bundle=args.bundle,
     )
     print(f"Pushed the space{' and its few-shot adapter' if adapter is not None else ''} to {url}")
     return 0

@@ -188,6 +188,20 @@ def test_s3_build_bundle_writes_the_base_model_beside_the_space(tmp_path, tiny_c
     assert [p["label"] for p in remote_pipeline(out)(str(photos[0]))] != []
 
 
+def test_s3_push_bundle_carries_the_base_model(tmp_path, tiny_clip_dir, modules_cache):
+    from s3_hf.cli import main
+
+    out = tmp_path / "space"
+    assert main(["build", "cat,dog", "--out", str(out), "--model", str(tiny_clip_dir)]) == 0
+    with fake_hub({}) as hub:
+        assert main(["push", str(out), SPACE_REPO, "--token", "hf_fake", "--bundle"]) == 0
+        bundled = set(hub.repos[SPACE_REPO])
+        assert main(["push", str(out), SPACE_REPO, "--token", "hf_fake"]) == 0  # without: the bundle is deleted
+        plain = set(hub.repos[SPACE_REPO])
+    carried = {f"{remote.BUNDLE_FOLDER}/{p.name}" for p in tiny_clip_dir.iterdir() if p.is_file()}
+    assert carried <= bundled and not carried & plain and {"config.json", "s3_pipeline.py"} <= plain
+
+
 def test_a_space_whose_base_model_cannot_be_found_says_so(saved: Path, modules_cache: Path, tiny_clip_dir, photos):
     config = json.loads((saved / "config.json").read_text())
     config["base_model"] = "acme/no-such-model"
