@@ -423,8 +423,10 @@ def test_inspect_reports_a_damaged_space_as_loading_does(saved, case):
 
 def test_sigint_during_a_command_is_one_line_and_rc_130(saved):
     code = (
-        "import os, signal, sys; import s3_hf.space.files as sf; from s3_hf.cli import main\n"
-        "sf.read_summary = lambda *a, **k: os.kill(os.getpid(), signal.SIGINT)\n"
+        "import signal, sys; import s3_hf.space.files as sf; from s3_hf.cli import main\n"
+        # raise_signal delivers to this thread and runs the handler before returning (os.kill may land on another
+        # thread, whose handler runs only at the main thread's next check)
+        "sf.read_summary = lambda *a, **k: signal.raise_signal(signal.SIGINT)\n"
         "sys.exit(main(['inspect', sys.argv[1]]))"
     )
     res = subprocess.run([sys.executable, "-c", code, str(saved)], capture_output=True, text=True, check=False)
