@@ -12,7 +12,6 @@ are the same whatever else is encoded with it.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,13 +20,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from s3_hf.errors import InvalidConfigError
+from s3_hf.io.crops import DEFAULT_RATIO, crop_box
 from s3_hf.io.images import ImageInput, load_image
 from s3_hf.models.encoders import as_encoder
 from s3_hf.options import DEFAULT_AUGMENT_VIEWS, DEFAULT_BATCH_SIZE
 
 #: ``RandomResizedCrop(size, scale=(0.5, 1), interpolation=BICUBIC)`` in both releases; torchvision's default ratio.
 CROP_SCALE = (0.5, 1.0)
-CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+CROP_RATIO = DEFAULT_RATIO
 
 
 def global_and_local(
@@ -74,36 +74,11 @@ def _generator(seed: int, key: int, view: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
-def crop_box(width: int, height: int, gen: torch.Generator) -> tuple[int, int, int, int]:
-    """``(left, top, w, h)`` of a random resized crop: up to 10 draws of an area in ``CROP_SCALE`` of the image
-    and a log-uniform aspect ratio in ``CROP_RATIO`` until the box fits, else the central crop of the image
-    clamped to that ratio range (the published algorithm of torchvision's ``RandomResizedCrop``)."""
-    area = width * height
-    log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
-    for _ in range(10):
-        u = torch.rand(2, generator=gen, dtype=torch.float64).tolist()
-        target = area * (CROP_SCALE[0] + u[0] * (CROP_SCALE[1] - CROP_SCALE[0]))
-        ratio = math.exp(log_lo + u[1] * (log_hi - log_lo))
-        w, h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
-        if 0 < w <= width and 0 < h <= height:
-            top = int(torch.randint(0, height - h + 1, (1,), generator=gen))
-            left = int(torch.randint(0, width - w + 1, (1,), generator=gen))
-            return left, top, w, h
-    ratio = width / height
-    if ratio < CROP_RATIO[0]:
-        w, h = width, round(width / CROP_RATIO[0])
-    elif ratio > CROP_RATIO[1]:
-        w, h = round(height * CROP_RATIO[1]), height
-    else:
-        w, h = width, height
-    return (width - w) // 2, (height - h) // 2, w, h
-
-
 def augmented_view(image: Image.Image, side: int | None, seed: int, key: int, view: int) -> Image.Image:
     """View ``view`` of ``image`` (an RGB PIL image whose key is ``key``): a random resized crop, resized bicubically
     to ``side x side`` (``None``: the crop's short side), flipped left-right with probability 1/2."""
     gen = _generator(seed, key, view)
-    left, top, w, h = crop_box(*image.size, gen)
+    left, top, w, h = crop_box(*image.size, gen, CROP_SCALE, CROP_RATIO)
     out = side or min(w, h)
     picture = image.resize((out, out), Image.Resampling.BICUBIC, box=(left, top, left + w, top + h))
     if float(torch.rand(1, generator=gen)) < 0.5:

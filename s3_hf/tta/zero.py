@@ -16,14 +16,12 @@ complement of the class indices).
 from __future__ import annotations
 
 import hashlib
-import math
 
 import torch
 from PIL import Image
 
+from s3_hf.io.crops import crop_box
 from s3_hf.tta.config import ZeroConfig
-
-_ATTEMPTS = 10  # random boxes tried before falling back to the central crop of the allowed aspect ratio
 
 
 def view_seed(seed: int, image: Image.Image) -> int:
@@ -33,42 +31,6 @@ def view_seed(seed: int, image: Image.Image) -> int:
     return int.from_bytes(h.digest()[:8], "big") & (2**63 - 1)
 
 
-def _uniform(gen: torch.Generator, low: float, high: float) -> float:
-    return float(torch.empty(1, dtype=torch.float64).uniform_(low, high, generator=gen))
-
-
-def crop_box(
-    width: int,
-    height: int,
-    gen: torch.Generator,
-    scale: tuple[float, float] = (0.08, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-) -> tuple[int, int, int, int]:
-    """A random resized crop's box ``(left, top, right, bottom)``: area a uniform fraction of the image's in
-    ``scale``, aspect ratio log-uniform in ``ratio``; after ten boxes that do not fit, the central crop of the
-    nearest allowed aspect ratio (the rule of torchvision's ``RandomResizedCrop``, which ZERO uses)."""
-    area = width * height
-    log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
-    for _ in range(_ATTEMPTS):
-        target = area * _uniform(gen, scale[0], scale[1])
-        aspect = math.exp(_uniform(gen, log_low, log_high))
-        w = round(math.sqrt(target * aspect))
-        h = round(math.sqrt(target / aspect))
-        if 0 < w <= width and 0 < h <= height:
-            top = int(torch.randint(0, height - h + 1, (1,), generator=gen))
-            left = int(torch.randint(0, width - w + 1, (1,), generator=gen))
-            return left, top, left + w, top + h
-    aspect = width / height
-    if aspect < ratio[0]:
-        w, h = width, round(width / ratio[0])
-    elif aspect > ratio[1]:
-        w, h = round(height * ratio[1]), height
-    else:
-        w, h = width, height
-    left, top = (width - w) // 2, (height - h) // 2
-    return left, top, left + w, top + h
-
-
 def augmented_views(image: Image.Image, config: ZeroConfig, size: int) -> list[Image.Image]:
     """The image itself, then ``config.views - 1`` random resized crops to ``size`` x ``size`` (bilinear, as
     torchvision's default), each flipped left-right with probability 1/2; the same views for the same image and
@@ -76,8 +38,8 @@ def augmented_views(image: Image.Image, config: ZeroConfig, size: int) -> list[I
     gen = torch.Generator().manual_seed(view_seed(config.seed, image))
     views = [image]
     for _ in range(config.views - 1):
-        box = crop_box(image.width, image.height, gen, config.scale, config.ratio)
-        view = image.resize((size, size), Image.Resampling.BILINEAR, box=box)
+        left, top, w, h = crop_box(image.width, image.height, gen, config.scale, config.ratio)
+        view = image.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h))
         if float(torch.rand(1, generator=gen)) < 0.5:
             view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         views.append(view)
@@ -112,4 +74,4 @@ def vote(logits: torch.Tensor, keep: int) -> tuple[torch.Tensor, int]:
     return (votes / votes.sum()).to(logits.dtype if logits.is_floating_point() else torch.float32), winner
 
 
-__all__ = ["augmented_views", "crop_box", "view_seed", "vote"]
+__all__ = ["augmented_views", "view_seed", "vote"]

@@ -15,8 +15,9 @@ from PIL import Image
 from s3_hf.cli import main
 from s3_hf.errors import InvalidConfigError
 from s3_hf.fewshot import SSPConfig, encode_support_images, encode_support_views, view_keys
-from s3_hf.fewshot.features import CROP_RATIO, CROP_SCALE, AugmentedViews, crop_box
+from s3_hf.fewshot.features import CROP_RATIO, CROP_SCALE, AugmentedViews
 from s3_hf.fewshot.gda import DEFAULT_ALPHA, DEFAULT_ALPHA_GRID, fit_gda
+from s3_hf.io.crops import crop_box
 
 LABELS = list(SYNONYMS)  # cat, dog, airplane
 VIEWS = 4  # enough to show the mechanism; the default is the released 10
@@ -126,7 +127,7 @@ def test_crop_boxes_follow_the_published_sampling():
     for seed in range(200):
         gen = torch.Generator().manual_seed(seed)
         width, height = [(640, 480), (100, 400), (900, 120)][seed % 3]
-        left, top, w, h = crop_box(width, height, gen)
+        left, top, w, h = crop_box(width, height, gen, CROP_SCALE, CROP_RATIO)
         assert 0 <= left and left + w <= width and 0 <= top and top + h <= height
         if (width, height) == (640, 480):  # a box always fits: area and ratio within the published ranges
             assert CROP_SCALE[0] - 0.01 <= w * h / (width * height) <= CROP_SCALE[1]

@@ -11,8 +11,9 @@ from PIL import Image
 
 from s3_hf.engine.core import S3Engine
 from s3_hf.errors import InvalidConfigError
+from s3_hf.io.crops import crop_box
 from s3_hf.tta import ZeroConfig
-from s3_hf.tta.zero import augmented_views, crop_box, view_seed, vote
+from s3_hf.tta.zero import augmented_views, view_seed, vote
 
 LABELS = ["cat", "dog", "airplane", "cup of coffee", "rocket"]
 
@@ -76,14 +77,13 @@ def test_crop_box_stays_inside_and_follows_the_area_and_ratio_bounds():
     gen = torch.Generator().manual_seed(1)
     for width, height in [(640, 480), (50, 300), (224, 224)]:
         for _ in range(200):
-            left, top, right, bottom = crop_box(width, height, gen)
-            w, h = right - left, bottom - top
-            assert 0 <= left < right <= width and 0 <= top < bottom <= height
+            left, top, w, h = crop_box(width, height, gen)
+            assert 0 <= left < left + w <= width and 0 <= top < top + h <= height
             if (w, h) != (width, height):
                 assert 0.08 * width * height * 0.9 <= w * h <= width * height
                 assert 3 / 4 * 0.9 <= w / h <= 4 / 3 * 1.1
     # no box can fit (aspect 4-5 on a square): the central crop of the nearest allowed ratio
-    assert crop_box(100, 100, torch.Generator().manual_seed(0), ratio=(4.0, 5.0)) == (0, 37, 100, 62)
+    assert crop_box(100, 100, torch.Generator().manual_seed(0), ratio=(4.0, 5.0)) == (0, 37, 100, 25)
 
 
 def test_views_are_seeded_by_the_image_not_by_what_ran_before():
