@@ -203,6 +203,7 @@ class SynonymSpace(Artifact):
         s3-hf did not write or to keep a few-shot adapter fitted on the space saved there before (it is dropped with
         it); with the base model's files when a bundling save or push asks."""
         from s3_hf.space.card import render_card
+        from s3_hf.space.card_results import stale_eval_results
 
         card = target / CARD_NAME
         if not overwrite and card.is_file() and not _written_by_us(card):
@@ -221,7 +222,7 @@ class SynonymSpace(Artifact):
                 "the adapter (then refit it with `s3 fewshot`)."
             )
         bundle = self._bundle
-        drop = [*stale, *check_foreign(target, overwrite, bundle)]
+        drop = [*stale, *check_foreign(target, overwrite, bundle), *stale_eval_results(target)]
         card_text = render_card(self, repo_id)
         cfg = self.config
         remote = json_text(model_config(cfg.base_model, cfg.base_model_revision, bundle))

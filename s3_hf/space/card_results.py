@@ -126,6 +126,16 @@ def _written_by_us(folder: Path) -> list[Path]:
     return out
 
 
+def stale_eval_results(folder: Path) -> list[str]:
+    """``[".eval_results"]`` when that folder of ``folder`` holds only files s3-hf wrote: saving the space again
+    renders a card without results, so they no longer describe it (a folder with anything else in it stays)."""
+    results = folder / EVAL_RESULTS_FOLDER
+    if not results.is_dir():
+        return []
+    entries = list(results.iterdir())
+    return [EVAL_RESULTS_FOLDER] if entries and len(_written_by_us(folder)) == len(entries) else []
+
+
 def carried_from(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Path]]:
     """What a push of the space saved in ``folder`` keeps of that folder's card, which the push renders afresh: its
     license and its evaluation results (model-index metadata, as :class:`~huggingface_hub.ModelCardData`
@@ -156,6 +166,7 @@ def carried_from(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, P
 
 __all__ = [
     "EVAL_RESULTS_FOLDER",
+    "stale_eval_results",
     "HEADER",
     "TASK_ID",
     "CardResult",

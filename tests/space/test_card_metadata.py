@@ -151,6 +151,15 @@ def test_results_that_record_no_dataset_id_take_it_from_their_identity_or_the_re
     }
 
 
+def test_saving_again_keeps_an_eval_results_folder_with_a_users_file(small_space, tmp_path):
+    folder = small_space.save_pretrained(tmp_path / "space")
+    hub = {"dataset_id": "clip-benchmark/wds_cifar10", "dataset_revision": REVISION}
+    assert _card(folder, _results(small_space, **hub), tmp_path) == 0
+    (folder / EVAL_RESULTS_FOLDER / "mine.yaml").write_text("- dataset: {id: me/mine}\n")
+    small_space.save_pretrained(folder)
+    assert sorted(p.name for p in (folder / EVAL_RESULTS_FOLDER).iterdir()) == ["cifar10.yaml", "mine.yaml"]
+
+
 def test_random_weight_results_are_still_refused_and_nothing_is_written(small_space, tmp_path, capsys):
     folder = small_space.save_pretrained(tmp_path / "space")
     before = (folder / "README.md").read_text()
@@ -177,6 +186,7 @@ def test_s3_push_carries_the_folders_license_and_results_until_the_space_is_rebu
         model_tokenizer = _tiny(small_space)
         rebuilt = build_synonym_space(*model_tokenizer, list(SYNONYMS), fewer, base_model=small_space.config.base_model)
         rebuilt.save_pretrained(folder)  # its card has no results: those of the old space are not pushed again
+        assert not (folder / EVAL_RESULTS_FOLDER).exists()  # nor kept in the folder
         assert main(["push", str(folder), "org/pets", "--token", "hf_fake"]) == 0
         assert results_file not in repo and not ModelCard(repo["README.md"].decode()).data.eval_results
         assert hub_.commits[-1]["deleted"] == [results_file]
