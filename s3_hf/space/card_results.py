@@ -166,12 +166,12 @@ def carried_from(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, P
 
 __all__ = [
     "EVAL_RESULTS_FOLDER",
-    "stale_eval_results",
     "HEADER",
     "TASK_ID",
     "CardResult",
     "carried_from",
     "eval_results_files",
     "model_index",
+    "stale_eval_results",
     "write_eval_results",
 ]
