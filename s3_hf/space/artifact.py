@@ -277,6 +277,14 @@ class SynonymSpace(Artifact):
             options: the options of :meth:`~s3_hf.io.artifact.Artifact.push_to_hub` (``token``, ``private``,
                 ``revision``, ``commit_message``, ...).
         """
+        base = self.config.base_model
+        if not bundle and is_local_model(base):
+            logger.warning(
+                "The space was built on the local folder %s, which the pushed space names: other machines do not have "
+                "it, so they must pass the model themselves (model_kwargs={'base_model': ...}, or --model). Push "
+                "with bundle=True (`s3 push --bundle`) to carry the model's files, or build on the model's Hub id.",
+                base,
+            )
         self._bundle = bundle
         try:
             return super().push_to_hub(repo_id, **options)

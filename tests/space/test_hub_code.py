@@ -188,7 +188,7 @@ def test_s3_build_bundle_writes_the_base_model_beside_the_space(tmp_path, tiny_c
     assert [p["label"] for p in remote_pipeline(out)(str(photos[0]))] != []
 
 
-def test_s3_push_bundle_carries_the_base_model(tmp_path, tiny_clip_dir, modules_cache):
+def test_s3_push_bundle_carries_the_base_model(tmp_path, tiny_clip_dir, modules_cache, caplog):
     from s3_hf.cli import main
 
     out = tmp_path / "space"
@@ -196,8 +196,11 @@ def test_s3_push_bundle_carries_the_base_model(tmp_path, tiny_clip_dir, modules_
     with fake_hub({}) as hub:
         assert main(["push", str(out), SPACE_REPO, "--token", "hf_fake", "--bundle"]) == 0
         bundled = set(hub.repos[SPACE_REPO])
+        assert "local folder" not in caplog.text
         assert main(["push", str(out), SPACE_REPO, "--token", "hf_fake"]) == 0  # without: the bundle is deleted
         plain = set(hub.repos[SPACE_REPO])
+    # a space on a local folder names a path other machines lack: the push says so, and how to carry the model
+    assert f"built on the local folder {tiny_clip_dir.resolve()}" in caplog.text and "--bundle" in caplog.text
     carried = {f"{remote.BUNDLE_FOLDER}/{p.name}" for p in tiny_clip_dir.iterdir() if p.is_file()}
     assert carried <= bundled and not carried & plain and {"config.json", "s3_pipeline.py"} <= plain
 
