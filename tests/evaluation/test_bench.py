@@ -304,10 +304,12 @@ def test_the_memory_probe_runs_a_workload_and_prints_what_it_took(tiny_clip_dir,
 
 # ------------------------------------------------------------------------------------------- tta part
 def test_tta_rows_round_trip_and_say_whether_they_meet_the_bounds():
-    from s3_hf.evaluation.bench.rows import BenchResults, Environment, TTAMemory, TTAResult
+    from s3_hf.evaluation.bench.rows import BenchResults, Environment, TTAMemory, TTAResult, ZeroCost
 
     memory = TTAMemory(5, 8, 3, 2, 20, 1223, 1223, 1223)
     result = TTAResult(5, 4, 2, 0.5, 20.0, 0.025, memory)
+    zero = TTAResult(5, 4, 2, 0.5, 20.0, 0.025, memory, ZeroCost(4, 64, 2500.0, 37.0, 67.6))
+    assert TTAResult.from_dict(json.loads(json.dumps(zero.to_dict()))) == zero
     data = json.loads(json.dumps(result.to_dict()))
     assert data["memory"]["bounded"] is True and data["within_target"] is True and data["overhead"] == 0.025
     assert list(data)[:6] == ["classes", "images", "batch_size", "adapt_ms", "encode_ms", "overhead"]
@@ -345,8 +347,11 @@ def test_bench_tta_part(tiny_clip_dir, photos, tmp_path):
     assert tta["adapt_ms"] > 0 and tta["encode_ms"] > 0 and tta["overhead"] > 0
     assert tta["memory"]["images"] == 30 and tta["memory"]["bounded"] is True
     assert tta["memory"]["bytes_n"] == tta["memory"]["bytes_10n"] <= tta["memory"]["formula_bytes"]
+    zero = tta["zero"]  # ZERO-S^3 against static S^3 on the same images: 64 views each
+    assert (zero["images"], zero["views"]) == (3, 64) and zero["zero_ms"] > zero["static_ms"] > 0 and zero["ratio"] > 1
     table = (out / "bench.md").read_text()
     assert "## Test-time adaptation (TS^3) at 20 classes" in table and "of decode + encode" in table
+    assert "ZERO-S^3 (stateless: 64 views per image" in table
 
 
 def test_the_tta_part_is_skipped_without_images(tiny_clip_dir, tmp_path):

@@ -1,5 +1,6 @@
 """The tta part: TS^3's extra cost per image at 1,000 classes, against decoding and encoding the same images, and the
-memory of its state after N and 10N images against the design's bound (it must not grow with the stream).
+memory of its state after N and 10N images against the design's bound (it must not grow with the stream); then the
+stateless ZERO-S^3's cost per image against static S^3 on a few of the same images.
 
 The state adapts over a synthetic stream: class vectors are random unit vectors (no text to encode) and each image
 leans towards one class by a random amount, so that confident and uncertain images both occur and both caches fill
@@ -18,14 +19,16 @@ from typing import Any
 import torch
 
 from s3_hf.evaluation.bench.config import BenchConfig, require
-from s3_hf.evaluation.bench.rows import TTA_TARGET, TTAMemory, TTAResult
+from s3_hf.evaluation.bench.rows import TTA_TARGET, TTAMemory, TTAResult, ZeroCost
 from s3_hf.evaluation.bench.timing import alternate, sync_for
 from s3_hf.evaluation.bench.workload import image_paths, load_engine
 from s3_hf.io.images import list_images, load_image
-from s3_hf.tta import TS3Config, TS3State
+from s3_hf.tta import TS3Config, TS3State, ZeroConfig
 
 TAU = 100.0  # a trained CLIP's logit scale: the synthetic stream's entropies are those of a real one
 CHUNK = 1000  # synthetic images generated at a time
+ZERO_IMAGES = 4  # images ZERO-S^3 is timed on (each costs its views' encodes)
+ZERO_CLASSES = 10  # label-only classes of the ZERO-S^3 timing (its cost is the views' encodes)
 
 
 def formula_bytes(classes: int, dim: int, pos_size: int, neg_size: int) -> int:
@@ -91,11 +94,34 @@ def _decode_and_encode(engine: Any, paths: list[str], bs: int) -> None:
         engine.encode_pixels(engine.image_inputs([load_image(p) for p in paths[i : i + bs]]))
 
 
+def zero_cost(engine: Any, paths: list[str], batch_size: int, repeats: int, sync: Callable[[], None]) -> ZeroCost:
+    """ZERO-S^3 (default options) against static S^3 on ``paths``, alternating: per-image medians and their ratio.
+
+    Args:
+        engine: the bench's engine.
+        paths: the images (each is read, cropped into its views and encoded by both calls).
+        batch_size: encoder batch size of both.
+        repeats: timed rounds.
+        sync: waits for the device.
+    """
+    request = engine.request([f"class {i}" for i in range(ZERO_CLASSES)])
+    zero = ZeroConfig()
+    calls = {
+        "static": partial(engine.classify, paths, request, batch_size=batch_size),
+        "zero": partial(engine.classify, paths, request, batch_size=batch_size, tta=zero),
+    }
+    t = alternate(calls, repeats, sync)
+    n = len(paths)
+    ratio = t.ratio("static", "zero")  # median of zero's time / static's, round by round
+    return ZeroCost(n, zero.views, 1000 * t.median("zero") / n, 1000 * t.median("static") / n, ratio)
+
+
 def bench_tta(cfg: BenchConfig, log: Callable[[str], None]) -> TTAResult:
     """TS^3 at ``cfg.tta_classes`` classes with the default options: the state's bytes after ``cfg.tta_stream`` and
     10x as many images; then, from that steady state, the adaptation step per image (update + adapted scoring on
     precomputed embeddings and static scores) alternating with decode + encode of ``cfg.num_images`` of the bench's
-    images (batches of the largest ``cfg.batch_sizes``), and the median ratio of the two.
+    images (batches of the largest ``cfg.batch_sizes``), and the median ratio of the two; and ZERO-S^3 against static
+    S^3 on the first few of those images (:func:`zero_cost`).
 
     Args:
         cfg: the bench settings (``model``, ``images``, ``tta_classes``, ``tta_stream``, ``num_images``).
@@ -130,5 +156,11 @@ def bench_tta(cfg: BenchConfig, log: Callable[[str], None]) -> TTAResult:
         f"[tta C={result.classes}] adaptation {result.adapt_ms:.2f} ms/image, decode + encode "
         f"{result.encode_ms:.1f} ms/image (batch {bs}): {result.overhead:.2%} extra "
         f"({'within' if result.within_target else 'above'} the {TTA_TARGET:.0%} target)"
+    )
+    result.zero = zero_cost(engine, paths[:ZERO_IMAGES], bs, cfg.repeats, sync_for(cfg.device))
+    z = result.zero
+    log(
+        f"[tta zero] ZERO-S^3 {z.zero_ms:.0f} ms/image ({z.views} views), static S^3 {z.static_ms:.1f} ms/image: "
+        f"{z.ratio:.1f}x"
     )
     return result

@@ -324,6 +324,18 @@ class TTAMemory(FlatRow):
 
 
 @dataclass
+class ZeroCost(FlatRow):
+    """ZERO-S^3's cost per image (``views`` views encoded and scored, then a vote) against static S^3 on the same
+    images, alternating: medians over rounds, and the median paired ratio."""
+
+    images: int
+    views: int
+    zero_ms: float
+    static_ms: float
+    ratio: float  # median over rounds of ZERO-S^3 time / static time
+
+
+@dataclass
 class TTAResult:
     """TS^3's extra cost per image: the adaptation step (state update + adapted scoring, on precomputed embeddings
     and static scores) against decode + encode of the same images, alternating; and the state's memory."""
@@ -335,19 +347,22 @@ class TTAResult:
     encode_ms: float  # decode + encode per image, median over rounds
     overhead: float  # median over rounds of adaptation time / decode + encode time
     memory: TTAMemory
+    zero: ZeroCost | None = None
 
     @property
     def within_target(self) -> bool:
         return self.overhead <= TTA_TARGET
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "memory"}
-        return {**out, "within_target": self.within_target, "memory": self.memory.to_dict()}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("memory", "zero")}
+        out = {**out, "within_target": self.within_target, "memory": self.memory.to_dict()}
+        return out if self.zero is None else {**out, "zero": self.zero.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TTAResult:
-        plain = {f.name: data[f.name] for f in fields(cls) if f.name != "memory"}
-        return cls(**plain, memory=TTAMemory.from_dict(data["memory"]))
+        plain = {f.name: data[f.name] for f in fields(cls) if f.name not in ("memory", "zero")}
+        zero = ZeroCost.from_dict(data["zero"]) if data.get("zero") else None
+        return cls(**plain, memory=TTAMemory.from_dict(data["memory"]), zero=zero)
 
 
 @dataclass
