@@ -62,11 +62,15 @@ _LAZY = {
     "SegmentOptions": ".segmentation.options",
     "Segmentation": ".engine.core",
     "S3OpenVocabularySegmentationPipeline": ".pipelines.segmentation",
+    "TS3Config": ".tta",
+    "ZeroConfig": ".tta",
+    "export_onnx": ".export",
 }
 
 if TYPE_CHECKING:
     from s3_hf.baselines import build_method_space
     from s3_hf.engine.core import ClassifyRequest, Prediction, S3Engine, Segmentation
+    from s3_hf.export import export_onnx
     from s3_hf.fewshot import SSPAdapter, SSPConfig
     from s3_hf.models.encoders import Encoder, load_encoder
     from s3_hf.models.loading import load_model
@@ -79,6 +83,7 @@ if TYPE_CHECKING:
     from s3_hf.space.scoring import METRICS, score
     from s3_hf.synonyms import CuratedSource, LabelOnlySource, StaticSource, SynonymSource
     from s3_hf.text.templates import IMAGENET_TEMPLATES, resolve_templates
+    from s3_hf.tta import TS3Config, ZeroConfig
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
@@ -127,12 +132,15 @@ __all__ = [
     "SynonymSourceError",
     "SynonymSpace",
     "SynonymsError",
+    "TS3Config",
     "TemplateError",
     "UnsupportedModelError",
     "WordNetMissingError",
+    "ZeroConfig",
     "__version__",
     "build_method_space",
     "build_synonym_space",
+    "export_onnx",
     "load_encoder",
     "load_model",
     "resolve_templates",
