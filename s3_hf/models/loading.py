@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -278,8 +279,25 @@ def load_model(
         _raise_if_remote_code(err, name)
         raise _load_failure(name, err, cached_only) from err
     model = model.to(device=target, dtype=torch_dtype or torch.float32).eval()
+    snapshot = hub_snapshot(path) if path.is_dir() else None
+    if snapshot is not None:  # a folder of the Hub cache is its repo at that commit: spaces name it so
+        return LoadedModel(model, tokenizer, image_processor, snapshot[0], random_weights, snapshot[1])
     commit = None if path.is_dir() else resolved_commit(name, revision)
     return LoadedModel(model, tokenizer, image_processor, model_identity(name), random_weights, commit)
+
+
+def hub_snapshot(folder: Path) -> tuple[str, str] | None:
+    """``(repo id, commit)`` when ``folder`` is a model's snapshot in a Hub cache
+    (``.../models--org--name/snapshots/<commit>``), else ``None``. Repo ids never hold ``--``, so the cache's folder
+    name reads back unambiguously."""
+    parts = folder.expanduser().resolve().parts
+    if len(parts) < 3 or parts[-2] != "snapshots" or not parts[-3].startswith("models--"):
+        return None
+    owner, sep, repo = parts[-3].removeprefix("models--").partition("--")
+    commit = parts[-1]
+    if not sep or not re.fullmatch(r"[0-9a-f]{40}", commit):
+        return None
+    return f"{owner}/{repo}", commit
 
 
 def resolved_commit(repo_id: str, revision: str | None = None) -> str | None:

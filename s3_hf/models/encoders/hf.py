@@ -59,6 +59,10 @@ class TransformersEncoder(Encoder):
         config = getattr(model, "config", None)
         self.name = name or str(getattr(model, "name_or_path", "") or getattr(config, "_name_or_path", "") or "")
         self.random_weights = random_weights
+        if not name and self.name and Path(self.name).is_dir():  # a model transformers read from a Hub cache folder
+            from s3_hf.models.loading import hub_snapshot
+
+            self.name, self._revision = hub_snapshot(Path(self.name)) or (self.name, self._revision)
 
     @property
     def family(self) -> FamilyInfo:
