@@ -28,7 +28,6 @@ from s3_hf.app.inputs import (
 from s3_hf.app.settings import AppSettings
 from s3_hf.app.spaces import HubSpaces, user_errors
 from s3_hf.engine import ClassScores, Prediction, Resolved, S3Engine, rank
-from s3_hf.engine.label_free import LabelFreeBaseline
 from s3_hf.engine.results import NONE_OF_THESE, check_abstain_labels
 from s3_hf.errors import InvalidConfigError
 
@@ -92,7 +91,6 @@ class AppHandlers:
         self.engine = engine
         self.settings = settings
         self.hub_spaces = hub_spaces or HubSpaces(settings.max_space_bytes)
-        self.label_free = LabelFreeBaseline(engine.encoder)  # the empty caption's vector: no user data
 
     def read_form(self, labels_text: Any, space_id: Any, metric: Any, synonyms_table: Any) -> Form:
         """The classes, space and metric of a request, checked."""
@@ -163,7 +161,7 @@ class AppHandlers:
         softmax family."""
         engine = self.engine
         if ranking.multi_label and out.scoring == "softmax":
-            baseline = self.label_free.logits(vs, resolved.space, engine.logit_scale, engine.logit_bias)
+            baseline = engine.label_free.logits(vs, resolved.space, engine.logit_scale, engine.logit_bias)
             out = replace(out, baseline=baseline)
         return rank(
             out,

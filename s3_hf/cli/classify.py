@@ -180,7 +180,6 @@ class ScoreOptions:
 
     abstain_threshold: float | None = None
     multi_label: bool = False
-    label_free: Any = None  # the label-free captions, encoded once (softmax families with multi_label)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ScoreOptions:
@@ -197,13 +196,7 @@ class ScoreOptions:
 
     def scores(self, engine: S3Engine, v: Any, resolved: Any, details: bool = False) -> ClassScores:
         """The engine's scores, with the label-free baseline when ``multi_label`` needs it."""
-        out = engine.scores(v, resolved, details)
-        if self.multi_label and out.scoring == "softmax":
-            from s3_hf.engine.label_free import LabelFreeBaseline
-
-            self.label_free = self.label_free or LabelFreeBaseline(engine.encoder)
-            out.baseline = self.label_free.logits(v, resolved.space, engine.logit_scale, engine.logit_bias)
-        return out
+        return engine.scores(v, resolved, details, self.multi_label)
 
     def rank(self, out: ClassScores, b: int, resolved: Any, top_k: int, details: bool = False) -> list[Any]:
         """Image ``b``'s ranking with these options."""

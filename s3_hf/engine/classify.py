@@ -43,9 +43,7 @@ def classify_images(
         out = classify_zero(engine, images, resolved, zero, batch_size, progress)
     else:
         v = engine.encode_images(images, batch_size=batch_size, progress=progress)
-        out = engine.scores(v, resolved, details)
-        if multi_label and out.scoring == "softmax":
-            out.baseline = engine.label_free.logits(v, resolved.space, engine.logit_scale, engine.logit_bias)
+        out = engine.scores(v, resolved, details, multi_label)
     return [
         rank(out, b, resolved, top_k, details, abstain_threshold=abstain_threshold, multi_label=multi_label)
         for b in range(len(out.logits))

@@ -82,7 +82,8 @@ class S3Engine:
         self._spaces = LRU(max_cached)
         self._adapters = LRU(max_cached)
         self._warned_adapters: set[int] = set()
-        self._label_free: LabelFreeBaseline | None = None
+        #: The label-free caption ``multi_label`` compares a softmax family's classes with (encoded on first use).
+        self.label_free = LabelFreeBaseline(self.encoder)
 
     @classmethod
     def from_pretrained(
@@ -368,10 +369,15 @@ class S3Engine:
         :mod:`s3_hf.io.parallel`; they change the time, never the result)."""
         return self.encoder.encode_images(images, batch_size=batch_size, progress=progress, fast=fast, workers=workers)
 
-    def scores(self, v: torch.Tensor, resolved: Resolved, details: bool = False) -> ClassScores:
+    def scores(
+        self, v: torch.Tensor, resolved: Resolved, details: bool = False, multi_label: bool = False
+    ) -> ClassScores:
         """Logits ``τ · s_c(v) + b`` (plus the few-shot terms) of unit image vectors ``v`` for the requested
-        classes, with the family's scoring rule."""
-        return class_scores(v, resolved, self.logit_scale, details, self.logit_bias, self.family.scoring)
+        classes, with the family's scoring rule; with ``multi_label``, a softmax family's label-free ``baseline``."""
+        out = class_scores(v, resolved, self.logit_scale, details, self.logit_bias, self.family.scoring)
+        if multi_label and out.scoring == "softmax":
+            out.baseline = self.label_free.logits(v, resolved.space, self.logit_scale, self.logit_bias)
+        return out
 
     def classify(
         self,
@@ -403,13 +409,6 @@ class S3Engine:
         return classify_images(
             self, images, resolved, top_k=top_k, details=details, batch_size=batch_size, progress=progress, **options
         )
-
-    @property
-    def label_free(self) -> LabelFreeBaseline:
-        """The label-free captions ``multi_label`` compares softmax families' classes with, encoded once."""
-        if self._label_free is None:
-            self._label_free = LabelFreeBaseline(self.encoder)
-        return self._label_free
 
     def stream(
         self,

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from s3_hf.engine.label_free import LabelFreeBaseline
 from s3_hf.engine.requests import ClassifyRequest
 from s3_hf.engine.results import (
     NONE_OF_THESE,
@@ -162,14 +161,12 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
             voted = zero_scores(self.engine, model_inputs, resolved, zero)
             return {"logits": voted.logits, "votes": voted.votes, "resolved": ScoredAgainst(resolved)}
         v = self.engine.encode_pixels(model_inputs)
-        out = self.engine.scores(v, resolved, details)
+        out = self.engine.scores(v, resolved, details, multi_label)
         outputs: dict[str, Any] = {"logits": out.logits, "resolved": ScoredAgainst(resolved)}
         if details:
             outputs.update(matched=out.matched, members=out.members)
-        if multi_label and out.scoring == "softmax":
-            outputs["baseline"] = self.label_free.logits(
-                v, resolved.space, self.engine.logit_scale, self.engine.logit_bias
-            )
+        if out.baseline is not None:
+            outputs["baseline"] = out.baseline
         return outputs
 
     def stream(
@@ -198,11 +195,6 @@ class S3ZeroShotImageClassificationPipeline(S3Pipeline):
             raise InvalidLabelsError("Pass candidate_labels=[...] or synonym_space=... to say what the classes are.")
         stream = self.engine.stream(forward["request"], tta=tta)
         return ClassificationStream(self, stream, StreamCallOptions(preprocess, post, batch_size))
-
-    @property
-    def label_free(self) -> LabelFreeBaseline:
-        """The label-free captions of ``multi_label`` with a softmax family, encoded once per prompt settings."""
-        return self.engine.label_free
 
     def postprocess(
         self,

@@ -152,7 +152,7 @@ class ClassificationStream:
         baseline = None
         if self.options.post.get("multi_label") and engine.family.scoring == "softmax":
             space = self.stream.resolved.space
-            baseline = self.pipe.label_free.logits(v, space, engine.logit_scale, engine.logit_bias)
+            baseline = engine.label_free.logits(v, space, engine.logit_scale, engine.logit_bias)
         return PipelineStreamScores(out.scores, out.static_scores, out.labels, baseline)
 
 
