@@ -8,8 +8,9 @@ shows what it got. ``bool`` is never accepted as a number, and NaN never passes 
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from s3_hf.errors import InvalidConfigError
@@ -186,6 +187,16 @@ def strings(
     return tuple(value)
 
 
+def known_fields(cls: type, data: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``data`` when every key is a field of the dataclass ``cls``; else :class:`InvalidConfigError` naming the
+    unknown keys and the known ones (``what``: the options' name, e.g. ``"TS^3"``)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise InvalidConfigError(f"Unknown {what} options {sorted(unknown)}; known: {sorted(known)}.")
+    return dict(data)
+
+
 __all__ = [
     "flag",
     "integer",
@@ -193,6 +204,7 @@ __all__ = [
     "integers",
     "is_integer",
     "is_number",
+    "known_fields",
     "number",
     "numbers",
     "one_of",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from s3_hf.errors import InvalidConfigError
 from s3_hf.fewshot.features import check_augment_views
 from s3_hf.options import DEFAULT_AUGMENT_VIEWS, FEWSHOT_MODES
-from s3_hf.validation import integer, number, numbers, one_of
+from s3_hf.validation import integer, known_fields, number, numbers, one_of
 
 DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA = 0.02, 5.5, 0.5
 ALPHA_GRID = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -55,11 +54,8 @@ class SSPConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SSPConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InvalidConfigError(f"Unknown few-shot options {sorted(unknown)}; known: {sorted(known)}.")
-        return cls(**data)  # __post_init__ validates and turns grids (JSON lists) into tuples
+        # __post_init__ validates and turns grids (JSON lists) into tuples
+        return cls(**known_fields(cls, data, "few-shot"))
 
 
 __all__ = [

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from s3_hf.errors import InvalidConfigError
-from s3_hf.validation import flag, integer, number
+from s3_hf.validation import flag, integer, known_fields, number
 
 #: Changes whenever the definition of TS^3 changes, so a saved state never meets a different rule.
 TS3_VERSION = "ts3-1"
@@ -97,11 +97,7 @@ class TS3Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TS3Config:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InvalidConfigError(f"Unknown TS^3 options {sorted(unknown)}; known: {sorted(known)}.")
-        return cls(**data)
+        return cls(**known_fields(cls, data, "TS^3"))
 
     def config_hash(self) -> str:
         """sha256 of the options (and of the definition's version): equal configs, equal hashes, in any process."""
