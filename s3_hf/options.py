@@ -74,6 +74,8 @@ TTA_STREAMS: tuple[str, ...] = ("single-stream", "per-process")
 #: The stream orders of ``s3 eval``'s test-time adaptation: seeded random, or the stress test of images sorted by
 #: true class (each class's images in the seeded order), reported as ``method[class-sorted]``.
 TTA_ORDERS: tuple[str, ...] = ("random", "class-sorted")
+#: PAMR's dilations (NACLIP ``naclip.py``: ``pamr_stride=(8, 16)``), the default wherever PAMR runs.
+DEFAULT_PAMR_DILATIONS: tuple[int, ...] = (8, 16)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ __all__ = [
     "DEFAULT_KNN_K",
     "DEFAULT_METRIC",
     "DEFAULT_MODEL",
+    "DEFAULT_PAMR_DILATIONS",
     "DEFAULT_SHORT_SIDE",
     "DEFAULT_STREAM_SEED",
     "DEFAULT_STRIDE",

@@ -1,5 +1,4 @@
-"""The service layer under every face: one model and its processors, resolved and cached spaces and few-shot
-adapters, and scoring.
+"""The service layer under every face: one model and its processors, resolved and cached spaces and adapters, scoring.
 
 The transformers pipeline, the CLI, the evaluation and the Gradio app all go through :class:`S3Engine`. A
 request (:class:`~s3_hf.engine.requests.ClassifyRequest`) is validated when it is made, which is cheap; the work
@@ -37,7 +36,13 @@ from s3_hf.errors import InvalidConfigError, InvalidLabelsError
 from s3_hf.fewshot import SSPAdapter, SSPConfig
 from s3_hf.models.encoders import Encoder, as_encoder
 from s3_hf.models.families import FamilyInfo, check_supported
-from s3_hf.options import DEFAULT_BATCH_SIZE, DEFAULT_CONCEPT_FORMAT, DEFAULT_TEXT_VECTOR, check_metric
+from s3_hf.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCEPT_FORMAT,
+    DEFAULT_PAMR_DILATIONS,
+    DEFAULT_TEXT_VECTOR,
+    check_metric,
+)
 from s3_hf.space.artifact import SynonymSpace
 from s3_hf.space.build import build_synonym_space
 
@@ -215,7 +220,7 @@ class S3Engine:
         templates: str | Sequence[str] | None = None,
         hypothesis_template: str | None = None,
         pamr_steps: int = 0,
-        pamr_dilations: Sequence[int] = (8, 16),
+        pamr_dilations: Sequence[int] = DEFAULT_PAMR_DILATIONS,
     ) -> NamesRequest:
         """Validate a segmentation by the references' multi-name rule and return it as a request (cheap).
 

@@ -20,6 +20,7 @@ from s3_hf.fewshot import SSPConfig
 from s3_hf.models.families import check_canonicalization
 from s3_hf.options import (
     DEFAULT_CONCEPT_FORMAT,
+    DEFAULT_PAMR_DILATIONS,
     DEFAULT_TEXT_VECTOR,
     METHODS,
     TEXT_VECTORS,
@@ -310,7 +311,7 @@ class NamesRequest:
     queries: NameQueries
     names: ClassifyRequest
     pamr_steps: int = 0
-    pamr_dilations: tuple[int, ...] = (8, 16)
+    pamr_dilations: tuple[int, ...] = DEFAULT_PAMR_DILATIONS
 
 
 def names_request(
@@ -319,7 +320,7 @@ def names_request(
     templates: str | Sequence[str] | None = None,
     hypothesis_template: str | None = None,
     pamr_steps: int = 0,
-    pamr_dilations: Sequence[int] = (8, 16),
+    pamr_dilations: Sequence[int] = DEFAULT_PAMR_DILATIONS,
 ) -> NamesRequest:
     """The validated names-rule request of ``queries`` (see :meth:`s3_hf.engine.core.S3Engine.names_request`)."""
     space = space_request(queries.names, templates=templates, hypothesis_template=hypothesis_template)

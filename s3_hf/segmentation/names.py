@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from s3_hf.errors import InvalidConfigError
+from s3_hf.options import DEFAULT_PAMR_DILATIONS
 from s3_hf.segmentation.label_maps import no_background, resolve_background
 from s3_hf.segmentation.logits import pixel_logits_many, working_pixels
 from s3_hf.segmentation.options import SegmentOptions, check_rule_values
@@ -266,7 +267,7 @@ def names_segment(
     options: SegmentOptions,
     size: tuple[int, int],
     pamr_steps: int = 0,
-    pamr_dilations: tuple[int, ...] = (8, 16),
+    pamr_dilations: tuple[int, ...] = DEFAULT_PAMR_DILATIONS,
 ) -> torch.Tensor:
     """``(H, W)`` label map of one image by the references' multi-name rule: per-name cosines over the windows
     (``resolved``: a ``label`` request of ``queries.names``), :func:`names_label_map` at ``size`` ``(width, height)``

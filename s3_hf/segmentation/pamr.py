@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from s3_hf.errors import InvalidConfigError
+from s3_hf.options import DEFAULT_PAMR_DILATIONS
 
 #: NACLIP's defaults (NACLIP ``naclip.py``: ``pamr_steps=10, pamr_stride=(8, 16)``).
 STEPS = 10
-DILATIONS = (8, 16)
+DILATIONS = DEFAULT_PAMR_DILATIONS
 
 #: The 8 neighbour directions of one dilation, in the published kernel's order.
 _DIRECTIONS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))

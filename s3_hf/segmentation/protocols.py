@@ -15,6 +15,7 @@ from typing import Any
 
 from s3_hf.errors import InvalidConfigError, ProtocolBenchmarkError, UnknownProtocolError
 from s3_hf.options import (
+    DEFAULT_PAMR_DILATIONS,
     DEFAULT_SHORT_SIDE,
     DEFAULT_STRIDE,
     DEFAULT_WINDOW,
@@ -85,7 +86,7 @@ class ProtocolValues:
     background_index: int | None = None
     area_threshold: float | None = None
     pamr_steps: int = 0
-    pamr_dilations: tuple[int, ...] = (8, 16)
+    pamr_dilations: tuple[int, ...] = DEFAULT_PAMR_DILATIONS
     precision: str = "float32"
     templates: str = "imagenet80"
     class_names: str = "classes.txt"
