@@ -5,7 +5,6 @@ with the space."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from s3_hf.cli.arguments import Subparsers
 from s3_hf.cli.common import load_eval_module
@@ -37,37 +36,10 @@ def run(args: argparse.Namespace) -> int:
         raise EvalError(f"{args.results} is not a results.json written by `s3 eval` (no 'benchmarks' object).")
     space = SynonymSpace.from_pretrained(args.space)
     try:
-        chosen = report.card_results(space, summary, args.method)  # refuses random weights, another model, ...
-        results = card_results(summary, chosen)
+        results = report.card_entries(space, summary, args.method)  # refuses random weights, another model, ...
         paths = write_eval_results(args.space, results, space.config.library_version)
     except (ValueError, KeyError, TypeError) as err:
         raise EvalError(f"Cannot write the results of {args.results} into {args.space}'s card: {err}") from err
     extra = f" and {len(paths) - 1} .eval_results file(s)" if len(paths) > 1 else ""
     print(f"Wrote {len(results)} results into {paths[-1]}{extra}")
     return 0
-
-
-def card_results(summary: dict[str, Any], chosen: dict[str, list[str]]) -> list[Any]:
-    """The :class:`~s3_hf.space.card_results.CardResult` of each chosen benchmark and method (the first method of a
-    benchmark is the space's own unless it is the label-only baseline), with the Hub dataset the benchmark was read
-    from: as the results record it, else as their benchmark identity does, else (results that record neither, for a
-    benchmark not read from a folder) the registry's."""
-    from s3_hf.space.card_results import CardResult
-
-    runs = load_eval_module("results").RunResult.from_dict(summary)
-    registry = load_eval_module("data.registry").REGISTRY
-    out = []
-    for name, methods in chosen.items():
-        rec = runs.benchmarks[name]
-        identity = rec.identity or {}
-        known = registry.get(name) if "path" not in identity else None
-        dataset = rec.dataset_id or identity.get("hub_id") or (known.hub_id if known else None)
-        split = identity.get("split") or (known.split if known and dataset == known.hub_id else None)
-        revision = rec.dataset_revision or (known.revision if known and dataset == known.hub_id else None)
-        for i, method in enumerate(methods):
-            top1 = rec.methods[method].top1
-            if top1 is None:
-                raise ValueError(f"{name}: {method} records no top-1 accuracy")
-            own = i == 0 and method != "label"
-            out.append(CardResult(name, method, float(top1), dataset, revision, split if dataset else None, own))
-    return out

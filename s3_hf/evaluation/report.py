@@ -13,6 +13,7 @@ from typing import Any
 from s3_hf.errors import EvalError
 from s3_hf.evaluation.results import MethodScores, RunResult
 from s3_hf.io.files import load_json_text, save_figure, write_json, write_text
+from s3_hf.space.card_results import CardResult
 
 logger = logging.getLogger("s3_hf.evaluation")
 #: The files of ``--out`` that s3 eval wrote: only these are replaced without ``--overwrite``.
@@ -362,11 +363,38 @@ def card_results(space: Any, summary: Any, method: str | None = None) -> dict[st
     return chosen
 
 
+def card_entries(space: Any, summary: RunResult | dict[str, Any], method: str | None = None) -> list[CardResult]:
+    """The :class:`~s3_hf.space.card_results.CardResult` of each benchmark and method :func:`card_results` chooses
+    for ``space`` (the first method of a benchmark is the space's own unless it is the label-only baseline), with the
+    Hub dataset the benchmark was read from: as the results record it, else as their benchmark identity does, else
+    (results that record neither, for a benchmark not read from a folder) the registry's."""
+    from s3_hf.evaluation.data.registry import REGISTRY as registry
+
+    runs = summary if isinstance(summary, RunResult) else RunResult.from_dict(summary)
+    chosen = card_results(space, runs, method)
+    out = []
+    for name, methods in chosen.items():
+        rec = runs.benchmarks[name]
+        identity = rec.identity or {}
+        known = registry.get(name) if "path" not in identity else None
+        dataset = rec.dataset_id or identity.get("hub_id") or (known.hub_id if known else None)
+        split = identity.get("split") or (known.split if known and dataset == known.hub_id else None)
+        revision = rec.dataset_revision or (known.revision if known and dataset == known.hub_id else None)
+        for i, m in enumerate(methods):
+            top1 = rec.methods[m].top1
+            if top1 is None:
+                raise ValueError(f"{name}: {m} records no top-1 accuracy")
+            own = i == 0 and m != "label"
+            out.append(CardResult(name, m, float(top1), dataset, revision, split if dataset else None, own))
+    return out
+
+
 __all__ = [
     "MANIFEST",
     "RANDOM_NOTE",
     "RUN_FILES",
     "calibration_markdown",
+    "card_entries",
     "card_results",
     "check_outputs",
     "claim_outputs",
